@@ -1,0 +1,1 @@
+"""sweepkit's orchestration: sweep store and agent, SLURM submission, status, report, sync."""

@@ -1,0 +1,63 @@
+"""The ``sweepkit`` console script.
+
+Only the module of the verb being run is imported, so that ``sweepkit agent`` or
+``sweepkit status`` start in well under a second (torch is imported only by the verbs that train).
+Each verb module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from train.errors import EXIT_USAGE, UserError
+
+# verb -> (module, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "train": ("train.cli", "train one run (same as python -m train)"),
+    "smoke": ("train.smoke", "one train and one eval step of ResNet-50 on synthetic data"),
+    "data": ("train.staging", "stage CIFAR-10 or ImageNet weights on a machine with internet"),
+    "sweep": ("jobs.sweep_cli", "create a sweep (local store or W&B)"),
+    "agent": ("jobs.agent", "run the next runs of a sweep"),
+    "submit": ("jobs.submit", "render the sbatch array for a sweep and submit it"),
+    "status": ("jobs.status", "table of a sweep's runs"),
+    "report": ("jobs.report", "self-contained HTML report of a sweep"),
+    "sync": ("jobs.sync", "upload a local sweep's offline runs to W&B"),
+}
+
+
+def _usage() -> str:
+    width = max(len(v) for v in VERBS)
+    lines = ["usage: sweepkit VERB [options]   (sweepkit VERB --help for each)", "", "verbs:"]
+    lines += [f"  {verb:<{width}}  {help_}" for verb, (_, help_) in VERBS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else EXIT_USAGE
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"sweepkit: unknown verb {verb!r}; choose one of: {', '.join(VERBS)}", file=sys.stderr)
+        return EXIT_USAGE
+    module = importlib.import_module(VERBS[verb][0])
+    parser = argparse.ArgumentParser(
+        prog=f"sweepkit {verb}", description=VERBS[verb][1], allow_abbrev=False
+    )
+    module.add_arguments(parser)
+    try:
+        parse = getattr(module, "parse_args", None)
+        args = parse(parser, rest) if parse else parser.parse_args(rest)
+        return int(module.run(args) or 0)
+    except UserError as err:
+        print(f"sweepkit {verb}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
