@@ -1,0 +1,452 @@
+"""``sweepkit data``: stage CIFAR-10 and ImageNet weights once, on a machine with internet.
+
+Nothing downloads at run time on a compute node. This module owns what lies on disk and whether it
+is valid: it downloads (or copies from an offline mirror), verifies checksums, installs atomically
+(temp file or folder + ``os.replace``) and prints the bind mount and config line that point jobs
+and the image at what it staged. ``train.data`` calls ``verify_cifar`` before decoding, and the
+model code calls ``require_weights`` before loading, so a missing or corrupt file is one line that
+names the path and the command that fixes it.
+
+Checksums come from torchvision's own constants (the CIFAR-10 md5 list, and the sha256 prefix in
+each weights file name, as ``torch.hub`` checks it). For a CIFAR-format archive you built yourself
+(the tests do), an md5sum-format list can replace torchvision's, but only when asked for explicitly:
+``--md5-file FILE`` here, or ``SWEEPKIT_CIFAR_MD5_FILE`` for the trainer.
+
+torch and torchvision are imported inside functions: ``sweepkit data --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from train.errors import UserError
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+# Where the printed bind lines mount staged data inside the image (a convention, not a requirement).
+CONTAINER_CIFAR_DIR = "/data/cifar10"
+CONTAINER_TORCH_HOME = "/data/torch"
+MD5_FILE_ENV = "SWEEPKIT_CIFAR_MD5_FILE"
+WEIGHTS_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101")
+# torch.hub.HASH_REGEX: the sha256 prefix embedded in a weights file name ("resnet50-0676ba61.pth").
+HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
+_CHUNK = 1 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-10 on disk
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CifarChecksums:
+    """Expected md5 per file name (the seven batch files and the archive) and where they came from."""
+
+    md5: dict[str, str]
+    source: str  # "torchvision" or the path of an md5sum-format file
+
+
+def cifar_file_names() -> list[str]:
+    """The files of a complete ``cifar-10-batches-py`` folder, from torchvision's constants."""
+    from torchvision.datasets import CIFAR10
+
+    return [n for n, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
+
+
+def cifar_archive() -> tuple[str, str]:
+    """(official URL, archive file name) of the CIFAR-10 python archive."""
+    from torchvision.datasets import CIFAR10
+
+    return CIFAR10.url, CIFAR10.filename
+
+
+def cifar_checksums(md5_file: str | os.PathLike[str] | None = None) -> CifarChecksums:
+    """Torchvision's md5 list, unless an md5sum-format file is named (argument, then environment)."""
+    chosen = md5_file if md5_file is not None else os.environ.get(MD5_FILE_ENV) or None
+    if chosen is None:
+        from torchvision.datasets import CIFAR10
+
+        known = {n: m for n, m in CIFAR10.train_list + CIFAR10.test_list}
+        known[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
+        known[CIFAR10.filename] = CIFAR10.tgz_md5
+        return CifarChecksums(known, "torchvision")
+    path = Path(chosen).expanduser()
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise UserError(
+            f"cannot read md5 list {path} ({MD5_FILE_ENV} or --md5-file): {err}"
+        ) from err
+    md5: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        match = re.fullmatch(r"([0-9a-fA-F]{32}) [ *](.+)", line.strip())
+        if not match:
+            raise UserError(
+                f"{path}:{number}: expected 'MD5  FILENAME' (md5sum format), got {line!r}"
+            )
+        md5[Path(match.group(2)).name] = match.group(1).lower()
+    missing = [n for n in cifar_file_names() if n not in md5]
+    if missing:
+        raise UserError(f"md5 list {path} has no entry for {', '.join(missing)}")
+    return CifarChecksums(md5, str(path))
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def locate_cifar(data_path: str | os.PathLike[str]) -> Path | None:
+    """The ``cifar-10-batches-py`` folder for ``data_path`` (its parent or the folder itself)."""
+    root = Path(data_path).expanduser().absolute()
+    if (root / CIFAR_FOLDER).is_dir():
+        return root / CIFAR_FOLDER
+    if root.is_dir() and (root.name == CIFAR_FOLDER or (root / "batches.meta").exists()):
+        return root
+    return None
+
+
+def cifar_problems(folder: Path, checksums: CifarChecksums) -> list[str]:
+    """What is wrong with a batches folder, one phrase per file; empty when it verifies."""
+    problems = []
+    for name in cifar_file_names():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} missing")
+        elif file_digest(path, "md5") != checksums.md5[name]:
+            problems.append(f"{name} md5 mismatch")
+    return problems
+
+
+def stage_command(root: Path) -> str:
+    return f"sweepkit data cifar10 --root {root}"
+
+
+def verify_cifar(
+    data_path: str | os.PathLike[str], md5_file: str | os.PathLike[str] | None = None
+) -> Path:
+    """The verified batches folder for ``data_path``, or a ``UserError`` naming how to stage it."""
+    folder = locate_cifar(data_path)
+    if folder is None:
+        root = Path(data_path).expanduser().absolute()
+        raise UserError(
+            f"no CIFAR-10 at data_path {root} (expected {root / CIFAR_FOLDER}/ with data_batch_1..5, "
+            f"test_batch, batches.meta); stage it with: {stage_command(root)}"
+        )
+    checksums = cifar_checksums(md5_file)
+    problems = cifar_problems(folder, checksums)
+    if problems:
+        raise UserError(
+            f"CIFAR-10 at {folder} is incomplete or corrupt ({'; '.join(problems)}; md5 from "
+            f"{checksums.source}); restage it with: {stage_command(folder.parent)}"
+        )
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Fetching: download or copy to a temp file beside the destination
+# ---------------------------------------------------------------------------------------------
+
+
+def _shareable(path: Path, mode: int) -> None:
+    """mkstemp/mkdtemp make owner-only entries; staged data on a shared disk follows the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlparse(source).scheme in ("http", "https", "ftp", "file")
+
+
+def _fetch_to_temp(source: str, dest: Path, out: TextIO) -> Path:
+    """Download ``source`` (URL, ``file://`` URL or local path) to a temp file in dest's folder."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    tmp = Path(tmp_name)
+    _shareable(tmp, 0o666)
+    is_url = _is_url(source)
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            if is_url:
+                print(f"downloading {source}", file=out, flush=True)
+                request = urllib.request.Request(source, headers={"User-Agent": "sweepkit"})
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    shutil.copyfileobj(response, sink, _CHUNK)
+            else:
+                print(f"copying {source}", file=out, flush=True)
+                with open(Path(source).expanduser(), "rb") as handle:
+                    shutil.copyfileobj(handle, sink, _CHUNK)
+    except (urllib.error.URLError, OSError) as err:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(err, "reason", None) or err.strerror or err
+        hint = "; offline, fetch the file elsewhere and pass it as a local file" if is_url else ""
+        raise UserError(f"cannot fetch {source}: {reason}{hint}") from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+# ---------------------------------------------------------------------------------------------
+# sweepkit data cifar10
+# ---------------------------------------------------------------------------------------------
+
+
+def _extract_batches(archive: Path, into: Path) -> None:
+    """Extract only the regular files under ``cifar-10-batches-py/`` (no links, no paths outside)."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                if len(parts) != 2 or parts[0] != CIFAR_FOLDER or not member.isfile():
+                    continue
+                source = tar.extractfile(member)
+                if source is None or parts[1] in ("", ".", ".."):
+                    continue
+                with source, open(into / parts[1], "wb") as sink:
+                    shutil.copyfileobj(source, sink, _CHUNK)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise UserError(f"cannot extract {archive}: {err}") from err
+
+
+def stage_cifar(
+    root: Path,
+    *,
+    source: str | None = None,
+    md5_file: str | None = None,
+    out: TextIO = sys.stdout,
+) -> Path:
+    """Make ``root/cifar-10-batches-py`` complete and verified; returns the folder.
+
+    Idempotent: a folder that verifies is left alone. A folder that does not is replaced as a
+    whole, only after the new one has verified (the swap is a rename).
+    """
+    root = root.expanduser().absolute()
+    folder = root / CIFAR_FOLDER
+    checksums = cifar_checksums(md5_file)
+    if folder.is_dir():
+        problems = cifar_problems(folder, checksums)
+        if not problems:
+            print(f"already staged and verified (md5 from {checksums.source}): {folder}", file=out)
+            return folder
+        print(f"replacing {folder}: {'; '.join(problems)}", file=out)
+    url, archive_name = cifar_archive()
+    if archive_name not in checksums.md5:
+        raise UserError(f"md5 list {checksums.source} has no entry for {archive_name}")
+    root.mkdir(parents=True, exist_ok=True)
+    # An archive already in ROOT (fetched by hand, e.g. with wget) or given as a local file is used
+    # in place; a download goes to a temp file that is removed once extracted.
+    kept = root / archive_name
+    local = source if source and not _is_url(source) else None
+    if local is not None:
+        archive, temporary = Path(local).expanduser(), False
+        if not archive.is_file():
+            raise UserError(f"--from-archive {archive}: no such file")
+    elif source is None and kept.is_file():
+        archive, temporary = kept, False
+    else:
+        archive, temporary = _fetch_to_temp(source or url, kept, out), True
+    try:
+        if file_digest(archive, "md5") != checksums.md5[archive_name]:
+            raise UserError(
+                f"{archive if not temporary else source or url}: md5 mismatch for {archive_name} "
+                f"(md5 from {checksums.source}); corrupt, truncated or not the CIFAR-10 archive"
+            )
+        staging = Path(tempfile.mkdtemp(prefix=f".{CIFAR_FOLDER}.", dir=root))
+        _shareable(staging, 0o777)
+        try:
+            _extract_batches(archive, staging)
+            problems = cifar_problems(staging, checksums)
+            if problems:
+                raise UserError(f"archive {archive_name} does not verify: {'; '.join(problems)}")
+            if folder.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{CIFAR_FOLDER}.old.", dir=root))
+                os.replace(folder, old / CIFAR_FOLDER)
+                os.replace(staging, folder)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        if temporary:
+            archive.unlink(missing_ok=True)
+    print(f"staged and verified (md5 from {checksums.source}): {folder}", file=out)
+    return folder
+
+
+def cifar_usage_lines(root: Path) -> list[str]:
+    """How jobs and the image find a staged CIFAR-10 (``root`` holds ``cifar-10-batches-py``)."""
+    return [
+        "in the image: add the bind to your profile's binds in config/cluster.yaml (or to apptainer exec)",
+        f"  --bind {root}:{CONTAINER_CIFAR_DIR}",
+        "and set in your config (or --set data_path=... ):",
+        f"  data_path: {CONTAINER_CIFAR_DIR}",
+        f"on the host, without the image: data_path: {root}",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# sweepkit data weights
+# ---------------------------------------------------------------------------------------------
+
+
+def weights_url(model_name: str) -> str:
+    """torchvision's ImageNet weights (IMAGENET1K_V1, what the seed's ``pretrained=True`` meant)."""
+    if model_name not in WEIGHTS_MODELS:
+        raise UserError(
+            f"no ImageNet weights known for model_name {model_name!r}; choose one of: "
+            + ", ".join(WEIGHTS_MODELS)
+        )
+    from torchvision.models import get_weight
+
+    number = model_name.removeprefix("resnet")
+    return str(get_weight(f"ResNet{number}_Weights.IMAGENET1K_V1").url)
+
+
+def weights_file(model_name: str, torch_home: str | os.PathLike[str] | None = None) -> Path:
+    """Where the cached weights must be: ``<torch hub dir>/checkpoints/<file name of the URL>``."""
+    name = os.path.basename(urllib.parse.urlparse(weights_url(model_name)).path)
+    if torch_home is not None:
+        return Path(torch_home).expanduser().absolute() / "hub" / "checkpoints" / name
+    import torch.hub
+
+    return Path(torch.hub.get_dir()).expanduser().absolute() / "checkpoints" / name
+
+
+def sha256_problem(path: Path, name: str | None = None) -> str | None:
+    """None when the file's sha256 starts with the prefix in ``name`` (default: its own name),
+    as ``torch.hub`` checks downloads."""
+    name = name or path.name
+    match = HASH_REGEX.search(name)
+    if match is None:
+        raise UserError(f"{name} carries no sha256 prefix in its name (NAME-HASH.EXT)")
+    prefix, digest = match.group(1), file_digest(path, "sha256")
+    if not digest.startswith(prefix):
+        return f"sha256 mismatch (expected prefix {prefix}, got {digest[: len(prefix)]})"
+    return None
+
+
+def require_weights(model_name: str) -> Path:
+    """The verified cached weights file; never downloads. Missing or corrupt: ``UserError``."""
+    path = weights_file(model_name)
+    fix = f"stage it on a machine with internet: sweepkit data weights {model_name}"
+    if not path.is_file():
+        raise UserError(
+            f"pretrained: true needs ImageNet weights at {path} (torch cache, TORCH_HOME); {fix}"
+        )
+    problem = sha256_problem(path)
+    if problem:
+        raise UserError(f"ImageNet weights {path}: {problem}; {fix}")
+    return path
+
+
+def stage_checkpoint(source: str, dest: Path, out: TextIO = sys.stdout) -> Path:
+    """Put a hash-named file at ``dest`` (verified against its name's sha256 prefix); idempotent."""
+    if dest.is_file() and sha256_problem(dest) is None:
+        print(f"already staged and verified (sha256 prefix): {dest}", file=out)
+        return dest
+    tmp = _fetch_to_temp(source, dest, out)
+    try:
+        problem = sha256_problem(tmp, dest.name)
+        if problem:
+            raise UserError(f"{source}: {problem}; not installed as {dest}")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"staged and verified (sha256 prefix): {dest}", file=out)
+    return dest
+
+
+def weights_usage_lines(torch_home: Path) -> list[str]:
+    """How jobs and the image find weights staged under ``torch_home``."""
+    return [
+        "in the image: add the bind to your profile's binds in config/cluster.yaml (or to apptainer exec)",
+        f"  --bind {torch_home}:{CONTAINER_TORCH_HOME}",
+        "and set the environment of the job (apptainer passes it in):",
+        f"  TORCH_HOME={CONTAINER_TORCH_HOME}",
+        f"on the host, without the image: TORCH_HOME={torch_home}",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="what", required=True, metavar="{cifar10,weights}")
+    cifar = sub.add_parser(
+        "cifar10",
+        help="download, verify and extract CIFAR-10 to ROOT/cifar-10-batches-py",
+        description="Download (or copy from a mirror) the CIFAR-10 python archive, verify its md5 "
+        "and each file's, and extract it to ROOT/cifar-10-batches-py. Safe to rerun.",
+    )
+    cifar.add_argument("--root", required=True, help="folder to hold cifar-10-batches-py")
+    source = cifar.add_mutually_exclusive_group()
+    source.add_argument("--url", help="a mirror of cifar-10-python.tar.gz (http(s):// or file://)")
+    source.add_argument("--from-archive", metavar="FILE", help="a local cifar-10-python.tar.gz")
+    cifar.add_argument(
+        "--md5-file",
+        help=f"md5sum-format list replacing torchvision's, for CIFAR-format archives you built "
+        f"yourself (the trainer reads ${MD5_FILE_ENV})",
+    )
+    weights = sub.add_parser(
+        "weights",
+        help="put torchvision's ImageNet weights into the torch cache",
+        description="Download torchvision's ImageNet weights (IMAGENET1K_V1) into "
+        "TORCH_HOME/hub/checkpoints, verified by the sha256 prefix in the file name.",
+    )
+    weights.add_argument(
+        "models",
+        nargs="+",
+        choices=WEIGHTS_MODELS,
+        metavar="MODEL",
+        help=f"one or more of: {', '.join(WEIGHTS_MODELS)}",
+    )
+    weights.add_argument("--torch-home", help="cache root (default: $TORCH_HOME or ~/.cache/torch)")
+    wsource = weights.add_mutually_exclusive_group()
+    wsource.add_argument("--url", help="a mirror URL of the .pth file (one model only)")
+    wsource.add_argument(
+        "--from-file", metavar="FILE", help="a local copy of the .pth (one model only)"
+    )
+
+
+def _print(lines: Iterable[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.what == "cifar10":
+        root = Path(args.root).expanduser().absolute()
+        stage_cifar(root, source=args.url or args.from_archive, md5_file=args.md5_file)
+        _print(cifar_usage_lines(root))
+        return 0
+    source = args.url or args.from_file
+    if source and len(args.models) > 1:
+        raise UserError("--url/--from-file name one file: stage one model at a time with them")
+    for model in args.models:
+        stage_checkpoint(source or weights_url(model), weights_file(model, args.torch_home))
+    home = weights_file(args.models[0], args.torch_home).parents[2]
+    _print(weights_usage_lines(home))
+    return 0
