@@ -233,13 +233,14 @@ def stage_cifar(
     *,
     source: str | None = None,
     md5_file: str | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> Path:
     """Make ``root/cifar-10-batches-py`` complete and verified; returns the folder.
 
     Idempotent: a folder that verifies is left alone. A folder that does not is replaced as a
     whole, only after the new one has verified (the swap is a rename).
     """
+    out = out or sys.stdout
     root = root.expanduser().absolute()
     folder = root / CIFAR_FOLDER
     checksums = cifar_checksums(md5_file)
@@ -360,8 +361,9 @@ def require_weights(model_name: str) -> Path:
     return path
 
 
-def stage_checkpoint(source: str, dest: Path, out: TextIO = sys.stdout) -> Path:
+def stage_checkpoint(source: str, dest: Path, out: TextIO | None = None) -> Path:
     """Put a hash-named file at ``dest`` (verified against its name's sha256 prefix); idempotent."""
+    out = out or sys.stdout
     if dest.is_file() and sha256_problem(dest) is None:
         print(f"already staged and verified (sha256 prefix): {dest}", file=out)
         return dest
