@@ -1,0 +1,273 @@
+"""``sweepkit report SWEEP [--out report.html] [--png]``: one self-contained HTML page per sweep.
+
+The page carries what the W&B sweep view shows (parallel coordinates, parameter importance beside
+correlation, the metric per epoch, the best run) and what a reviewer needs to rerun the sweep
+(image digest, git revision, lock file hash, sweep definition, rendered sbatch scripts, dates).
+Figures are inline SVG and the page has no scripts and no external links, so it opens anywhere
+without a network. Reads the local store and each run's ``run.json``; a W&B reference
+(entity/project/sweep_id) goes through the W&B public API (``jobs.report_wandb``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from train.errors import UserError
+
+FIGURES = ("parallel-coordinates", "importance", "metric-per-epoch")
+
+
+@dataclass
+class Submission:
+    job_id: str
+    info: dict[str, Any]
+    script_name: str
+    script: str | None
+
+
+@dataclass
+class SweepSource:
+    """Everything the report reads, from the local store or from W&B."""
+
+    ref: str
+    sweep_id: str
+    definition: dict[str, Any]
+    runs: list[Any]  # RunView-like records
+    path: Path | None = None
+    created_at: str | None = None
+    planned_runs: int | None = None
+    definition_text: str | None = None
+    run_json: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> run.json
+    submissions: list[Submission] = field(default_factory=list)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "sweep",
+        metavar="SWEEP",
+        help="local sweep folder (e.g. sweeps/ab12cd34) or W&B sweep entity/project/sweep_id",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="HTML file to write (default: SWEEP/report.html; for W&B, report-<sweep_id>.html)",
+    )
+    parser.add_argument(
+        "--png",
+        action="store_true",
+        help="also write each figure as OUT_STEM-<figure>.png beside the HTML",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    source = load_source(args.sweep)
+    out = args.out or (
+        source.path / "report.html" if source.path else Path(f"report-{source.sweep_id}.html")
+    )
+    written, analysis = write_report(source, out, png=args.png)
+    for path in written:
+        print(f"wrote {path}")
+    print(summary_text(source, analysis))
+    return 0
+
+
+def load_source(ref: str) -> SweepSource:
+    if Path(ref).is_dir():
+        return load_local(Path(ref))
+    parts = ref.split("/")
+    if len(parts) == 3 and all(parts) and not Path(ref).exists():
+        from jobs.report_wandb import load_wandb
+
+        return load_wandb(ref)
+    raise UserError(
+        f"sweep {ref!r}: no such sweep folder and not a W&B entity/project/sweep_id; "
+        "pass the folder `sweepkit sweep create` printed (e.g. sweeps/ab12cd34)"
+    )
+
+
+def load_local(path: Path) -> SweepSource:
+    from jobs.store import open_sweep
+
+    sweep = open_sweep(str(path))
+    runs = list(sweep.runs())
+    planned = getattr(sweep, "planned_runs", None)
+    source = SweepSource(
+        ref=str(path),
+        sweep_id=sweep.sweep_id,
+        definition=dict(sweep.definition),
+        runs=runs,
+        path=Path(sweep.path),
+        created_at=_iso(getattr(sweep, "created_at", None)),
+        planned_runs=planned() if callable(planned) else None,
+    )
+    source.run_json = {run.run_id: read_json(Path(run.run_dir) / "run.json") for run in runs}
+    source.submissions = read_submissions(Path(sweep.path) / "slurm")
+    return source
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_submissions(folder: Path) -> list[Submission]:
+    """``slurm/submissions.jsonl`` lines with their scripts, plus any script without a line."""
+    submissions: list[Submission] = []
+    log = folder / "submissions.jsonl"
+    lines = log.read_text().splitlines() if log.is_file() else []
+    for line in lines:
+        try:
+            info = json.loads(line)
+        except ValueError:  # a torn last line from an interrupted submit
+            continue
+        if not isinstance(info, dict):
+            continue
+        script = str(info.get("script") or f"slurm/{info.get('job_id')}.sbatch")
+        file = folder.parent / script
+        text = file.read_text() if file.is_file() else None
+        submissions.append(Submission(str(info.get("job_id")), info, script, text))
+    known = {s.script_name for s in submissions}
+    for file in sorted(folder.glob("*.sbatch")) if folder.is_dir() else []:
+        name = f"slurm/{file.name}"
+        if name not in known:
+            submissions.append(Submission(file.stem, {}, name, file.read_text()))
+    return submissions
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds")
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def find_lock_file(source: SweepSource) -> Path | None:
+    """``containers/requirements.lock`` of the project holding the sweep, else of the cwd's."""
+    starts = [source.path.resolve()] if source.path else []
+    starts.append(Path.cwd().resolve())
+    for start in starts:
+        for folder in (start, *start.parents):
+            lock = folder / "containers" / "requirements.lock"
+            if lock.is_file():
+                return lock
+    return None
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def provenance(source: SweepSource) -> dict[str, Any]:
+    """Recorded provenance, each value with where it came from (runs, submissions, files)."""
+
+    def distinct(key: str) -> list[str]:
+        values = [d.get(key) for d in source.run_json.values()]
+        values += [s.info.get(key) for s in source.submissions]
+        return sorted({str(v) for v in values if v})
+
+    recorded_locks = sorted(
+        {str(s.info[k]) for s in source.submissions for k in ("lock_sha256",) if s.info.get(k)}
+    )
+    lock = find_lock_file(source)
+    runs = source.runs
+    started = sorted(str(r.started_at) for r in runs if getattr(r, "started_at", None))
+    ended = sorted(str(r.ended_at) for r in runs if getattr(r, "ended_at", None))
+    return {
+        "image_digests": distinct("image_digest"),
+        "images": sorted({str(s.info["image"]) for s in source.submissions if s.info.get("image")}),
+        "git_revisions": distinct("git_revision"),
+        "lock_recorded": recorded_locks,
+        "lock_path": str(lock) if lock else None,
+        "lock_sha256": sha256_file(lock) if lock else None,
+        "created_at": source.created_at,
+        "first_started": started[0] if started else None,
+        "last_ended": ended[-1] if ended else None,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def rerun_command(definition: dict[str, Any], params: dict[str, Any]) -> str:
+    """The command the agent ran for these parameters (``${args}`` expanded as --key=value)."""
+    from jobs.report_analysis import flatten
+
+    command = definition.get("command") or ["${env}", "${interpreter}", "${program}", "${args}"]
+    args = [f"--{key}={_arg(value)}" for key, value in flatten(params).items()]
+    words: list[str] = []
+    for word in command:
+        if word == "${env}":
+            continue
+        if word == "${interpreter}":
+            words.append("python")
+        elif word == "${program}":
+            words.append(str(definition.get("program", "")))
+        elif word in ("${args}", "${args_no_boolean_flags}"):
+            words += args
+        else:
+            words.append(str(word))
+    return shlex.join(w for w in words if w)
+
+
+def _arg(value: Any) -> str:
+    return (
+        json.dumps(value) if isinstance(value, list | dict | bool) or value is None else str(value)
+    )
+
+
+def write_report(source: SweepSource, out: Path, png: bool = False) -> tuple[list[Path], Any]:
+    """Write the HTML (and PNGs); returns the paths written and the analysis.
+
+    Atomic: temp file + rename, so a reader never sees half a page.
+    """
+    from jobs.report_render import render
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page, figures, analysis = render(source)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    written = [out]
+    if png:
+        from jobs.report_plots import save_png
+
+        for name, fig in figures.items():
+            path = out.with_name(f"{out.stem}-{name}.png")
+            save_png(fig, path)
+            written.append(path)
+    return written, analysis
+
+
+def summary_text(source: SweepSource, analysis: Any) -> str:
+    """A few lines for the terminal: counts, best run, top parameters."""
+    from jobs.report_analysis import STATE_LABELS, format_value
+
+    counts = ", ".join(
+        f"{n} {STATE_LABELS.get(state, state)}" for state, n in analysis.counts.items() if n
+    )
+    lines = [f"sweep {source.sweep_id}: {len(source.runs)} runs ({counts or 'none yet'})"]
+    if analysis.best is not None:
+        params = " ".join(f"{k}={format_value(v)}" for k, v in analysis.best.params.items())
+        lines.append(
+            f"best: {analysis.best.run_id} {analysis.metric_name}="
+            f"{format_value(analysis.best.metric)} {params}"
+        )
+    if analysis.message:
+        lines.append(analysis.message)
+    for stat in analysis.params[:5]:
+        corr = "" if stat.correlation is None else f", correlation {stat.correlation:+.2f}"
+        lines.append(f"  {stat.name}: importance {stat.importance or 0.0:.2f}{corr}")
+    return "\n".join(lines)

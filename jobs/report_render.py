@@ -1,0 +1,170 @@
+"""Turn a sweep (``jobs.report.SweepSource``) into the report page: analysis, figures, template.
+
+The template (``jobs/templates/report.html.j2``) is rendered with autoescaping on; only the SVG
+figures that matplotlib wrote are passed through as markup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from jobs.report_analysis import (
+    STATE_LABELS,
+    Analysis,
+    analyse,
+    finite_metric,
+    flatten,
+    format_value,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from jobs.report import SweepSource
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def render(source: SweepSource) -> tuple[str, dict[str, Figure], Analysis]:
+    """The HTML page, the figures drawn (for ``--png``) and the analysis behind them."""
+    from jobs import report_plots as plots
+
+    analysis = analyse(source.runs, source.definition)
+    figures: dict[str, Figure] = {}
+    svgs: dict[str, Markup] = {}
+    if analysis.enough:
+        fig, tips = plots.parallel_coordinates(analysis)
+        figures["parallel-coordinates"] = fig
+        svgs["parallel-coordinates"] = Markup(plots.to_svg(fig, "pc", tips))
+        if analysis.params:
+            figures["importance"] = plots.importance_bars(analysis)
+            svgs["importance"] = Markup(plots.to_svg(figures["importance"], "imp"))
+    epoch_metric = plots.per_epoch_metric(source.runs, analysis.metric_name)
+    if epoch_metric is not None:
+        figures["metric-per-epoch"] = plots.metric_per_epoch(source.runs, epoch_metric, analysis)
+        svgs["metric-per-epoch"] = Markup(plots.to_svg(figures["metric-per-epoch"], "epoch"))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    page = env.get_template("report.html.j2").render(
+        **context(source, analysis, epoch_metric), figures=svgs
+    )
+    return page, figures, analysis
+
+
+def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -> dict[str, Any]:
+    from jobs.report import provenance, rerun_command
+
+    definition = source.definition
+    names = analysis.param_order
+    return {
+        "sweep_id": source.sweep_id,
+        "ref": source.ref,
+        "method": definition.get("method", "?"),
+        "metric_name": analysis.metric_name,
+        "goal": analysis.goal,
+        "message": analysis.message,
+        "excluded": analysis.excluded,
+        "total_runs": len(source.runs),
+        "planned_runs": source.planned_runs,
+        "counts": [
+            {"state": state, "label": STATE_LABELS.get(state, state), "n": n}
+            for state, n in analysis.counts.items()
+        ],
+        "best": best_context(source, analysis, rerun_command),
+        "importance": [
+            {
+                "name": s.name,
+                "importance": "—" if s.importance is None else f"{s.importance:.3f}",
+                "bar": max(0.0, min(1.0, s.importance or 0.0)) * 100,
+                "correlation": _correlation_text(s),
+                "scale": "categorical"
+                if s.axis.categorical
+                else ("log" if s.axis.log else "linear"),
+                "distinct": s.distinct,
+                "note": s.note,
+            }
+            for s in analysis.params
+        ],
+        "epoch_metric": epoch_metric,
+        "param_names": names,
+        "runs": run_rows(source, analysis, names),
+        "provenance": provenance(source),
+        "definition_yaml": source.definition_text
+        or yaml.safe_dump(definition, sort_keys=False, default_flow_style=False),
+        "submissions": [
+            {
+                "job_id": s.job_id,
+                "script_name": s.script_name,
+                "script": s.script,
+                "info": {k: format_value(v) for k, v in s.info.items() if k != "script"},
+            }
+            for s in source.submissions
+        ],
+    }
+
+
+def _correlation_text(stat: Any) -> str:
+    if stat.level_correlations:
+        return ", ".join(
+            f"{level}: {'—' if r is None else f'{r:+.2f}'}" for level, r in stat.level_correlations
+        )
+    if stat.correlation is None:
+        return "—"
+    scale = " (of log10)" if stat.axis.log else ""
+    return f"{stat.correlation:+.2f}{scale}"
+
+
+def best_context(source: SweepSource, analysis: Analysis, rerun: Any) -> dict[str, Any] | None:
+    best = analysis.best
+    if best is None:
+        return None
+    record = source.run_json.get(best.run_id, {})
+    config = record.get("config")
+    return {
+        "run_id": best.run_id,
+        "metric": format_value(finite_metric(best)),
+        "state": best.state,
+        "params": [(k, format_value(v)) for k, v in flatten(best.params).items()],
+        "command": rerun(source.definition, best.params),
+        "config_yaml": yaml.safe_dump(config, sort_keys=False) if config else None,
+        "run_dir": str(getattr(best, "run_dir", "") or ""),
+    }
+
+
+def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[dict[str, Any]]:
+    """Every run, the analysed ones first (best first), then the rest by run id."""
+    ranked = {id(r): i for i, r in enumerate(analysis.analysed)}
+    runs = sorted(source.runs, key=lambda r: (ranked.get(id(r), len(ranked)), str(r.run_id)))
+    rows = []
+    for run in runs:
+        params = flatten(run.params)
+        record = source.run_json.get(run.run_id, {})
+        train_s = (record.get("timings") or {}).get("train_s")
+        slurm = getattr(run, "slurm", None) or record.get("slurm") or {}
+        job = slurm.get("array_job_id") or slurm.get("job_id")
+        task = slurm.get("array_task_id")
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "state": run.state,
+                "best": run is analysis.best,
+                "metric": "—" if finite_metric(run) is None else format_value(finite_metric(run)),
+                "params": [format_value(params[n]) if n in params else "" for n in names],
+                "epochs": len(run.epochs or []),
+                "train_s": f"{train_s:.1f}" if isinstance(train_s, int | float) else "",
+                "host": getattr(run, "host", None) or record.get("host") or "",
+                "job": f"{job}_{task}" if job and task else (job or ""),
+                "attempts": getattr(run, "attempts", None) or record.get("attempt") or "",
+                "error": (getattr(run, "error", None) or record.get("error") or "")[:300],
+            }
+        )
+    return rows

@@ -1,0 +1,83 @@
+"""Read a W&B cloud sweep (``entity/project/sweep_id``) for the report, via the W&B public API.
+
+Thin on purpose: it maps W&B runs onto the same records the local store gives, and turns any
+failure to reach W&B (no network, no API key, unknown sweep) into one ``UserError`` line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs.report_analysis import flatten, param_specs
+from train.errors import UserError
+
+# W&B run states -> the kit's states ("killed" is how a stopped run shows up there).
+STATES = {
+    "finished": "finished",
+    "failed": "failed",
+    "crashed": "crashed",
+    "running": "running",
+    "killed": "stopped",
+    "preempted": "preempted",
+    "preempting": "preempted",
+    "pending": "pending",
+}
+
+
+@dataclass
+class WandbRun:
+    run_id: str
+    state: str
+    params: dict[str, Any]
+    metric: float | None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+    host: str | None = None
+    slurm: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    ended_at: str | None = None
+    attempts: int = 1
+    error: str | None = None
+
+
+def load_wandb(ref: str) -> Any:
+    from jobs.report import SweepSource
+
+    try:
+        import wandb
+
+        api = wandb.Api(timeout=15)
+        sweep = api.sweep(ref)
+        definition = dict(sweep.config)
+        metric = (definition.get("metric") or {}).get("name")
+        names = list(param_specs(definition))
+        runs = [_run(run, names, metric) for run in sweep.runs]
+    except Exception as err:  # any failure to reach or read W&B is one line for the user
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(
+            f"W&B sweep {ref}: cannot read it from the W&B API ({first}); check the network and "
+            "`wandb login`, or report a local sweep folder instead"
+        ) from None
+    return SweepSource(ref=ref, sweep_id=ref.split("/")[-1], definition=definition, runs=runs)
+
+
+def _run(run: Any, names: list[str], metric: str | None) -> WandbRun:
+    config = flatten(dict(run.config))
+    epochs = []
+    if metric:
+        for row in run.history(keys=[metric], pandas=False):
+            epochs.append({"epoch": row.get("epoch", row.get("_step")), metric: row.get(metric)})
+    summary = dict(run.summary)
+    value = summary.get(metric) if metric else None
+    return WandbRun(
+        run_id=run.id,
+        state=STATES.get(run.state, run.state),
+        params={name: config[name] for name in names if name in config},
+        metric=value if isinstance(value, int | float) else None,
+        epochs=epochs,
+        summary=summary,
+        started_at=getattr(run, "created_at", None),
+    )
