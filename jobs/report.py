@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shlex
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -110,6 +111,9 @@ def load_local(path: Path) -> SweepSource:
         planned_runs=planned() if callable(planned) else None,
     )
     source.run_json = {run.run_id: read_json(Path(run.run_dir) / "run.json") for run in runs}
+    definition_file = Path(sweep.path) / "sweep.yaml"  # the text the engine reads, as written
+    if definition_file.is_file():
+        source.definition_text = definition_file.read_text()
     source.submissions = read_submissions(Path(sweep.path) / "slurm")
     return source
 
@@ -202,30 +206,15 @@ def provenance(source: SweepSource) -> dict[str, Any]:
 
 
 def rerun_command(definition: dict[str, Any], params: dict[str, Any]) -> str:
-    """The command the agent ran for these parameters (``${args}`` expanded as --key=value)."""
+    """The command the agent ran for these parameters, expanded as ``wandb agent`` does."""
     from jobs.report_analysis import flatten
+    from jobs.sweepdef import build_command
 
-    command = definition.get("command") or ["${env}", "${interpreter}", "${program}", "${args}"]
-    args = [f"--{key}={_arg(value)}" for key, value in flatten(params).items()]
-    words: list[str] = []
-    for word in command:
-        if word == "${env}":
-            continue
-        if word == "${interpreter}":
-            words.append("python")
-        elif word == "${program}":
-            words.append(str(definition.get("program", "")))
-        elif word in ("${args}", "${args_no_boolean_flags}"):
-            words += args
-        else:
-            words.append(str(word))
-    return shlex.join(w for w in words if w)
-
-
-def _arg(value: Any) -> str:
-    return (
-        json.dumps(value) if isinstance(value, list | dict | bool) or value is None else str(value)
-    )
+    holders = {name: {"value": value} for name, value in flatten(params).items()}
+    argv = build_command(definition, holders, Path("args.json"))
+    if argv[:1] == ["/usr/bin/env"]:  # ${env}: the agent's environment, nothing to type
+        argv = argv[1:]
+    return shlex.join(["python" if word == sys.executable else word for word in argv])
 
 
 def write_report(source: SweepSource, out: Path, png: bool = False) -> tuple[list[Path], Any]:

@@ -300,6 +300,73 @@ def test_png_files(tmp_path: Path) -> None:
             assert drawn_fraction(image) > 0.02
 
 
+# --- through the real store and the CLI --------------------------------------------------------
+
+
+def store_sweep(
+    root: Path, finals: dict[float, float | None], stopped: float | None = None
+) -> Path:
+    """A real store sweep over learning_rate whose runs end as given (None = failed), written as
+    agents and the trainer would (claim, run.json, end record): no training involved."""
+    from jobs.store import AgentIdentity, Claim, create_sweep
+    from jobs.sweepdef import validate
+
+    spec = validate(
+        definition({"learning_rate": {"values": list(finals)}, "epochs": {"value": 2}}),
+        "test",
+    )
+    sweep = create_sweep(spec, root, source="test")
+    me = AgentIdentity()
+    for _ in finals:
+        claim = sweep.claim(me)
+        assert isinstance(claim, Claim)
+        lr = claim.params["learning_rate"]["value"]
+        final = finals[lr]
+        state = "failed" if final is None else ("stopped" if lr == stopped else "finished")
+        epochs = curve(final, 2) if final is not None else []
+        record = {
+            "schema": 1,
+            "run_id": claim.run_id,
+            "state": "failed" if final is None else "finished",
+            "config": {"learning_rate": lr, "num_epochs": 2},
+            "epochs": epochs,
+            "summary": {METRIC: final} if final is not None else {},
+            "timings": {"train_s": 1.5},
+            "git_revision": "0123abcd",
+            "image_digest": None,
+            "error": "ValueError: loss is NaN" if final is None else None,
+        }
+        (claim.run_dir / "run.json").write_text(json.dumps(record))
+        sweep.finish(claim, me, state, metric=final, exit_code=0 if final is not None else 1)
+    return sweep.path
+
+
+def test_report_cli_on_a_store_sweep_with_png(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = store_sweep(tmp_path / "sweeps", {0.1: 70.0, 0.01: 90.0, 0.001: 80.0, 0.0001: None}, 0.1)
+    out = tmp_path / "out" / "report.html"
+    assert main(["report", str(path), "--out", str(out), "--png"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "best:" in printed and "learning_rate=0.01" in printed
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "report-importance.png",
+        "report-metric-per-epoch.png",
+        "report-parallel-coordinates.png",
+        "report.html",
+    ]
+    page = out.read_text()
+    counts = section(page, "counts")
+    assert "<b>2</b> finished" in counts and "<b>1</b> stopped by hyperband" in counts
+    assert "<b>1</b> failed" in counts and "4 runs of 4 planned" in page
+    assert "--learning_rate=0.01" in section(page, "best") and "0123abcd" in page
+    assert "loss is NaN" in section(page, "runs")
+    assert "do not edit" in section(page, "provenance")  # sweep.yaml as the store wrote it
+    # The default output lives in the sweep folder.
+    assert main(["report", str(path)]) == 0
+    assert (path / "report.html").is_file()
+
+
 # --- CLI errors -------------------------------------------------------------------------------
 
 
