@@ -279,7 +279,9 @@ def test_stage_cifar_replaces_a_corrupt_folder(tmp_path, archive):
     (root / "cifar-10-batches-py" / "data_batch_5").write_bytes(b"truncated")
     out = io.StringIO()
     staging.stage_cifar(root, source=str(tarball), md5_file=str(md5_file), out=out)
-    assert "replacing" in out.getvalue() and "data_batch_5 md5 mismatch" in out.getvalue()
+    assert (
+        "staging a fresh copy" in out.getvalue() and "data_batch_5 md5 mismatch" in out.getvalue()
+    )
     staging.verify_cifar(root, md5_file)
     assert leftovers(root) == []
 

@@ -177,7 +177,7 @@ def _is_url(source: str) -> bool:
     return urllib.parse.urlparse(source).scheme in ("http", "https", "ftp", "file")
 
 
-def _fetch_to_temp(source: str, dest: Path, out: TextIO) -> Path:
+def _fetch_to_temp(source: str, dest: Path, out: TextIO, offline_flag: str) -> Path:
     """Download ``source`` (URL, ``file://`` URL or local path) to a temp file in dest's folder."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
@@ -198,7 +198,8 @@ def _fetch_to_temp(source: str, dest: Path, out: TextIO) -> Path:
     except (urllib.error.URLError, OSError) as err:
         tmp.unlink(missing_ok=True)
         reason = getattr(err, "reason", None) or err.strerror or err
-        hint = "; offline, fetch the file elsewhere and pass it as a local file" if is_url else ""
+        hint = f"; without internet here, copy {dest.name} from elsewhere and pass {offline_flag}"
+        hint = hint if is_url else ""
         raise UserError(f"cannot fetch {source}: {reason}{hint}") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -249,7 +250,7 @@ def stage_cifar(
         if not problems:
             print(f"already staged and verified (md5 from {checksums.source}): {folder}", file=out)
             return folder
-        print(f"replacing {folder}: {'; '.join(problems)}", file=out)
+        print(f"{folder} does not verify ({'; '.join(problems)}); staging a fresh copy", file=out)
     url, archive_name = cifar_archive()
     if archive_name not in checksums.md5:
         raise UserError(f"md5 list {checksums.source} has no entry for {archive_name}")
@@ -265,7 +266,7 @@ def stage_cifar(
     elif source is None and kept.is_file():
         archive, temporary = kept, False
     else:
-        archive, temporary = _fetch_to_temp(source or url, kept, out), True
+        archive, temporary = _fetch_to_temp(source or url, kept, out, "--from-archive FILE"), True
     try:
         if file_digest(archive, "md5") != checksums.md5[archive_name]:
             raise UserError(
@@ -367,7 +368,7 @@ def stage_checkpoint(source: str, dest: Path, out: TextIO | None = None) -> Path
     if dest.is_file() and sha256_problem(dest) is None:
         print(f"already staged and verified (sha256 prefix): {dest}", file=out)
         return dest
-    tmp = _fetch_to_temp(source, dest, out)
+    tmp = _fetch_to_temp(source, dest, out, "--from-file FILE")
     try:
         problem = sha256_problem(tmp, dest.name)
         if problem:
