@@ -1,0 +1,369 @@
+"""``sweepkit agent [--count N] SWEEP``: run the next runs of a sweep, with or without W&B's server.
+
+For a W&B sweep reference (``entity/project/sweep_id``) this is ``wandb agent``, unchanged (exec).
+For a local sweep (a folder made by ``sweepkit sweep create``) the agent claims a run from the
+store and launches the program the way ``wandb agent`` does (``wandb/wandb_agent.py``,
+``_command_run``): the command's macros expanded by W&B's own helpers, the run's values written as
+``{name: {value: v}}`` YAML to ``$WANDB_DIR/wandb/sweep-<sweep>/config-<run>.yaml`` and named by
+``WANDB_SWEEP_PARAM_PATH``, ``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` set, the program in its own
+process group. In addition: ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR`` are the run folder in the sweep,
+``WANDB_MODE`` is ``offline`` unless the environment sets it, and the program's output is kept in
+``RUN_DIR/output.log`` (and echoed).
+
+While the program runs, a thread renews the run's lease; the agent reads ``RUN_DIR/run.json`` for
+per-epoch metrics and asks hyperband (``sweeps.stop_runs``) whether to stop it: a stop is SIGTERM
+(the trainer checkpoints and exits), SIGKILL after a grace period, recorded as ``stopped``. Exit 0 is
+``finished``, 75 ``preempted`` (re-queued under the same run id), anything else ``failed`` with the
+tail of the output. SIGTERM, SIGINT or SIGUSR1 to the agent are passed to the program; the run is
+recorded as preempted and the agent exits 75. If the agent itself dies, the program gets SIGTERM
+(Linux parent-death signal) and the lease expires, so another agent resumes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from jobs import store as store_mod
+from jobs import sweepdef
+from train.errors import EXIT_OK, EXIT_PREEMPTED, UserError
+
+POLL_S = 0.25
+STOP_GRACE_S = 60.0  # SIGTERM, then SIGKILL after this long (wandb agent's kill delay is similar)
+LOG_TAIL_LINES = 30
+_WANDB_REF = re.compile(r"^[^/.][^/]*/[^/]+/[^/]+$")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "sweep",
+        metavar="SWEEP",
+        help="local sweep folder (from sweepkit sweep create) or W&B entity/project/sweep_id",
+    )
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run at most N runs, then exit (default: until the sweep is done)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.count is not None and args.count < 1:
+        raise UserError(f"--count {args.count}: must be a positive number of runs")
+    if store_mod.is_local_ref(args.sweep):
+        return LocalAgent(store_mod.open_sweep(args.sweep)).run(args.count)
+    if _WANDB_REF.match(args.sweep):
+        return _exec_wandb_agent(args.sweep, args.count)
+    raise UserError(
+        f"{args.sweep}: no sweep folder there, and not a W&B reference entity/project/sweep_id; create a sweep with: sweepkit sweep create config/sweep_config.yaml"
+    )
+
+
+def _exec_wandb_agent(ref: str, count: int | None) -> int:
+    beside = Path(sys.executable).parent / "wandb"
+    wandb_cli = str(beside) if beside.exists() else shutil.which("wandb")
+    if wandb_cli is None:
+        raise UserError(
+            "the wandb command is not installed; pip install wandb, or use a local sweep folder"
+        )
+    argv = [wandb_cli, "agent", *(["--count", str(count)] if count else []), ref]
+    sys.stdout.flush()
+    os.execv(wandb_cli, argv)
+    return 0  # not reached
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the agent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def say(message: str) -> None:
+    print(f"sweepkit agent: {message}", flush=True)
+
+
+class LocalAgent:
+    """Claims runs from a local sweep and runs them one after another."""
+
+    def __init__(self, sweep: store_mod.LocalSweep):
+        self.sweep = sweep
+        self.me = store_mod.AgentIdentity()
+        self.signalled: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.signalled = signum
+        if self.proc is not None and self.proc.poll() is None:
+            forward = signal.SIGUSR1 if signum == signal.SIGUSR1 else signal.SIGTERM
+            self.proc.send_signal(forward)
+
+    def run(self, count: int | None) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(signum, self._on_signal)
+        done = 0
+        last_state = None
+        while (count is None or done < count) and self.signalled is None:
+            result = self.sweep.claim(self.me)
+            if isinstance(result, store_mod.NoClaim):
+                say(result.message)
+                break
+            last_state = self.run_one(result)
+            done += 1
+        if self.signalled is not None:
+            say(f"stopped by signal {signal.Signals(self.signalled).name}")
+            return EXIT_PREEMPTED if last_state == "preempted" else EXIT_OK
+        return EXIT_OK
+
+    def _launch(self, claim: store_mod.Claim) -> tuple[list[str], dict[str, str]]:
+        from wandb.sdk.lib import config_util
+
+        sweep_id = self.sweep.sweep_id
+        run_dir = claim.run_dir
+        param_dir = run_dir / "wandb" / f"sweep-{sweep_id}"
+        param_path = param_dir / f"config-{claim.run_id}.yaml"
+        json_path = param_dir / f"config-{claim.run_id}.json"
+        config_util.save_config_file_from_dict(str(param_path), claim.params)
+        argv = sweepdef.build_command(self.sweep.definition, claim.params, json_path)
+        if "${args_json_file}" in [str(c) for c in self.sweep.definition.get("command", [])]:
+            json_path.write_text(sweepdef.args_json(claim.params))
+        env = dict(os.environ)
+        env.pop("WANDB_SERVICE", None)
+        env.update(
+            WANDB_SWEEP_ID=sweep_id,
+            WANDB_RUN_ID=claim.run_id,
+            WANDB_SWEEP_PARAM_PATH=str(param_path),
+            WANDB_DIR=str(run_dir),
+            SWEEPKIT_RUN_DIR=str(run_dir),
+            SWEEPKIT_SWEEP_DIR=str(self.sweep.path),
+            SWEEPKIT_ATTEMPT=str(claim.k + 1),
+        )
+        env.setdefault("WANDB_MODE", "offline")
+        return argv, env
+
+    def run_one(self, claim: store_mod.Claim) -> str:
+        """Launch the claimed run, watch it, record how it ended; returns that state."""
+        run_dir = claim.run_dir
+        run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.sweep.heartbeat(claim, self.me)
+        argv, env = self._launch(claim)
+        values = " ".join(f"{k}={v}" for k, v in sweepdef.flat_params(claim.params).items())
+        verb = (
+            f"resuming run {claim.run_id} (attempt {claim.k + 1})"
+            if claim.resumed
+            else f"starting run {claim.run_id}"
+        )
+        say(f"{verb} in {run_dir}: {values}")
+        log_path = run_dir / "output.log"
+        with open(log_path, "ab") as log:
+            log.write(
+                f"=== sweepkit agent {self.me.agent} on {self.me.host}: attempt {claim.k + 1}, {time.ctime()}\n".encode()
+            )
+            log.write(("$ " + " ".join(argv) + "\n").encode())
+            log.flush()
+            log_start = log.tell()
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        started = time.time()
+        if self.signalled is not None:  # a signal between claim and launch: pass it on now
+            self.proc.send_signal(signal.SIGTERM)
+        lost = threading.Event()
+        stop_beating = threading.Event()
+        beat = threading.Thread(
+            target=self._beat, args=(claim, self.proc.pid, lost, stop_beating), daemon=True
+        )
+        beat.start()
+        try:
+            rc, stopped, lost_lease = self._watch(claim, log_path, log_start, lost)
+        finally:
+            stop_beating.set()
+            beat.join()
+            self.proc = None
+        return self._record(
+            claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started
+        )
+
+    def _beat(
+        self, claim: store_mod.Claim, child_pid: int, lost: threading.Event, stop: threading.Event
+    ) -> None:
+        own = store_mod.LocalSweep(
+            self.sweep.path
+        )  # its own journal reader: this is another thread
+        interval = max(0.2, self.sweep.lease_s / 4)
+        own.heartbeat(claim, self.me, child_pid)
+        while not stop.wait(interval):
+            try:
+                own.heartbeat(claim, self.me, child_pid)
+                if own.lost(claim):
+                    lost.set()
+            except (OSError, UserError) as err:
+                say(f"warning: heartbeat failed: {err}")
+
+    def _watch(
+        self, claim: store_mod.Claim, log_path: Path, offset: int, lost: threading.Event
+    ) -> tuple[int, bool, bool]:
+        assert self.proc is not None
+        hyperband = "early_terminate" in self.sweep.definition
+        seen_epochs = 0
+        run_json = claim.run_dir / "run.json"
+        mtime = 0.0
+        stop_sent: float | None = None
+        stopped = lost_lease = False
+        while True:
+            try:
+                rc = self.proc.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            offset = _echo(log_path, offset)
+            try:
+                current = run_json.stat().st_mtime
+            except FileNotFoundError:
+                current = mtime
+            if hyperband and current != mtime and stop_sent is None:
+                mtime = current
+                info = store_mod.read_run_json(claim.run_dir)
+                epochs = len(info.get("epochs") or [])
+                if epochs > seen_epochs:
+                    seen_epochs = epochs
+                    if self._hyperband_says_stop(claim):
+                        say(f"hyperband stops run {claim.run_id} after {epochs} epoch(s)")
+                        self.proc.send_signal(signal.SIGTERM)
+                        stop_sent, stopped = time.time(), True
+            if lost.is_set() and stop_sent is None:
+                say(
+                    f"run {claim.run_id}: lease lost (another agent declared it crashed); stopping the program"
+                )
+                self.proc.send_signal(signal.SIGTERM)
+                stop_sent, lost_lease = time.time(), True
+            if stop_sent is not None and time.time() - stop_sent > STOP_GRACE_S:
+                self.proc.kill()
+        _echo(log_path, offset)
+        return rc, stopped, lost_lease
+
+    def _hyperband_says_stop(self, claim: store_mod.Claim) -> bool:
+        from sweeps import stop_runs
+
+        self.sweep.refresh()
+        to_stop = stop_runs(self.sweep.definition, self.sweep.engine_runs(live=True))
+        return any(r.name == claim.run_id for r in to_stop)
+
+    def _record(
+        self,
+        claim: store_mod.Claim,
+        rc: int,
+        stopped: bool,
+        lost_lease: bool,
+        log_path: Path,
+        log_start: int,
+        took: float,
+    ) -> str:
+        info = store_mod.read_run_json(claim.run_dir)
+        history = store_mod.metric_history(info, self.sweep.metric_name)
+        metric = (
+            (info.get("summary") or {}).get(self.sweep.metric_name)
+            if self.sweep.metric_name
+            else None
+        )
+        if not isinstance(metric, (int, float)):
+            metric = history[-1] if history else None
+        error = None
+        if stopped:
+            state = "stopped"
+        elif rc == 0:
+            state = "finished"
+        elif rc == EXIT_PREEMPTED or (self.signalled is not None and rc != 0):
+            state = "preempted"
+        else:
+            state = "failed"
+            error = _tail(log_path, log_start) or f"exit code {rc}"
+            _note_failure(claim.run_dir, self.sweep.sweep_id, info, rc, error)
+        if lost_lease:
+            say(
+                f"run {claim.run_id} ended ({state}) after its lease was lost; another agent has it now"
+            )
+            return state
+        result = {
+            "metric": metric,
+            "history": history,
+            "epochs": len(info.get("epochs") or []),
+            "exit_code": rc,
+            "error": error,
+        }
+        if not self.sweep.finish(claim, self.me, state, **result):
+            say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
+            return state
+        shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""
+        say(
+            f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{shown})"
+            + (" - queued to resume" if state == "preempted" else "")
+        )
+        return state
+
+
+def _echo(path: Path, offset: int) -> int:
+    """Copy what the program wrote since ``offset`` to our stdout; returns the new offset."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return offset
+    if data:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return offset + len(data)
+
+
+def _tail(path: Path, offset: int, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _note_failure(run_dir: Path, sweep_id: str, info: dict[str, Any], rc: int, tail: str) -> None:
+    """Put the exit code and log tail in run.json when the program died before saying why.
+
+    The trainer owns run.json while it runs; it has exited now, so this cannot race with it."""
+    from jobs.journal import write_atomic
+
+    if info.get("state") == "failed" and info.get("error"):
+        return
+    if not info:  # died before the trainer wrote anything: a minimal record in the contract's shape
+        info = {
+            "schema": 1,
+            "run_id": run_dir.name,
+            "sweep_id": sweep_id,
+            "config": {},
+            "metric_names": [],
+            "epochs": [],
+            "summary": {},
+        }
+    info.update(state="failed", exit_code=rc, error=info.get("error") or tail)
+    write_atomic(run_dir / "run.json", (json.dumps(info, indent=2) + "\n").encode())

@@ -1,0 +1,666 @@
+"""The local sweep store: a folder on the shared filesystem that replaces W&B's sweep server.
+
+Layout of a sweep folder (the sweep reference is its path)::
+
+    sweep.yaml        the validated W&B sweep definition, written once at creation
+    sweep.json        {schema, sweep_id, created_at, lease_s, max_retries, ...}, written once
+    journal.jsonl     append-only records, one per line: "<crc32> <json>" (see jobs/journal.py)
+    lock              the flufl.lock taken for every append (claims, results)
+    claims/           one empty token per hand-out of a run: <run_id>.<attempt>, made O_EXCL
+    leases/           <run_id>.<attempt>.json heartbeats, rewritten by atomic rename
+    runs/<run_id>/    run folders: run.json, checkpoints, logs, wandb/ (the trainer's)
+    synced.json       what `sweepkit sync` uploaded;  slurm/  what `sweepkit submit` submitted
+
+Journal records: ``claim`` {run, k, params (only when k = 0), at, agent, host, pid, slurm} hands
+attempt k of a run to an agent; ``end`` {run, k, state, metric, history, epochs, exit_code, error,
+at} closes it with finished, failed, stopped, preempted or crashed. A run's state is that of its
+last attempt (running if that has no end). Preempted runs, and crashed ones with retries left, go
+back to the queue under the same run id and folder, and are handed out before new runs.
+
+A claim reads the journal without the lock, asks the ``sweeps`` engine for proposals (pure: no
+I/O), then takes the lock, reads what was appended meanwhile, marks runs whose lease expired as
+crashed, and appends the claim, after an exclusive create of the claim token. Grid proposals are
+re-checked against claims appended meanwhile, so no grid point is handed out twice.
+
+A lease expires when its heartbeat is older than ``lease_s``; also at once when the holder was on
+this host and its process is gone, or when the same SLURM array task has been restarted.
+Clocks of the nodes are assumed synchronised (NTP), as flufl.lock also assumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import stat
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jobs import sweepdef
+from jobs.journal import LOCK_LIFETIME_S, Journal, SweepLock, create_exclusive, write_atomic
+from train.errors import UserError
+
+SCHEMA = 1
+DEFAULT_LEASE_S = 120.0
+DEFAULT_MAX_RETRIES = 2
+RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "preempted", "stopped")
+FINAL_STATES = ("finished", "failed", "stopped", "crashed")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_ENGINE_STATE = {
+    "finished": "finished",
+    "stopped": "finished",
+    "failed": "failed",
+    "crashed": "crashed",
+    "preempted": "preempted",
+    "running": "running",
+}
+
+
+def new_id(length: int = 8) -> str:
+    """A W&B-style id (lowercase base 36)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def iso(ts: float | None) -> str | None:
+    return (
+        None
+        if ts is None
+        else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    )
+
+
+def slurm_ids(env: dict[str, str] | None = None) -> dict[str, str | None]:
+    env = dict(os.environ) if env is None else env
+    keys = {
+        "job_id": "SLURM_JOB_ID",
+        "array_job_id": "SLURM_ARRAY_JOB_ID",
+        "array_task_id": "SLURM_ARRAY_TASK_ID",
+        "restart_count": "SLURM_RESTART_COUNT",
+    }
+    return {k: env.get(v) for k, v in keys.items()}
+
+
+@dataclass
+class AgentIdentity:
+    """Who holds a lease: enough to tell, from another process, whether the holder is gone."""
+
+    agent: str = field(default_factory=lambda: new_id(12))
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    slurm: dict[str, str | None] = field(default_factory=slurm_ids)
+
+
+@dataclass
+class RunView:
+    """One run as status, report and submit see it (store state joined with the run's run.json)."""
+
+    run_id: str
+    state: str
+    params: dict[str, Any]
+    run_dir: Path
+    metric: float | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    host: str | None = None
+    slurm: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    ended_at: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    exit_code: int | None = None
+    queued: bool = False  # preempted or crashed, waiting to be handed out again
+    duration_s: float | None = None  # first claim to last end (or now, while it runs)
+
+
+@dataclass
+class Claim:
+    """A run handed to this agent: attempt ``k`` of ``run_id``."""
+
+    run_id: str
+    k: int
+    params: dict[str, Any]  # {name: {value: v}}, as wandb agent holds a run's parameters
+    run_dir: Path
+    resumed: bool
+
+
+@dataclass
+class NoClaim:
+    """Nothing to hand out: the sweep is complete, or the rest is running elsewhere."""
+
+    complete: bool
+    message: str
+
+
+class _Run:
+    """A run as folded from the journal."""
+
+    def __init__(self, run_id: str, params: dict[str, Any]):
+        self.run_id = run_id
+        self.params = params
+        self.claims: list[dict[str, Any]] = []
+        self.ends: dict[int, dict[str, Any]] = {}
+
+    @property
+    def k(self) -> int:
+        return len(self.claims) - 1
+
+    @property
+    def last_end(self) -> dict[str, Any] | None:
+        return self.ends.get(self.k)
+
+    @property
+    def state(self) -> str:
+        end = self.last_end
+        return "running" if end is None else str(end["state"])
+
+    @property
+    def crashes(self) -> int:
+        return sum(1 for e in self.ends.values() if e["state"] == "crashed")
+
+    def queued(self, max_retries: int) -> bool:
+        state = self.state
+        return state == "preempted" or (state == "crashed" and self.crashes <= max_retries)
+
+    def final(self, max_retries: int) -> bool:
+        return self.state in FINAL_STATES and not self.queued(max_retries)
+
+
+def check_permissions(path: Path) -> None:
+    """A sweep definition launches programs: refuse a store that other users can write to."""
+    for item in (path, path / "sweep.yaml", path / "sweep.json", path / "journal.jsonl"):
+        try:
+            mode = item.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise UserError(
+                f"{item} is writable by other users (mode {stat.filemode(mode)}); a sweep definition launches programs, "
+                f"so sweepkit refuses it: run chmod go-w {item}"
+            )
+
+
+def create_sweep(
+    definition: dict[str, Any],
+    root: Path,
+    source: str,
+    lease_s: float = DEFAULT_LEASE_S,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    extra: dict[str, Any] | None = None,
+) -> LocalSweep:
+    """Make a new sweep folder under ``root`` (built in a temp folder and renamed into place)."""
+    import yaml
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"cannot create the sweep root {root}: {err.strerror}; pass --root to a writable folder"
+        ) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise UserError(
+            f"sweep root {root} is not writable by you; pass --root to a writable folder"
+        )
+    for _ in range(10):
+        sweep_id = new_id()
+        final = root / sweep_id
+        if not final.exists():
+            break
+    tmp = root / f".{sweep_id}.creating"
+    tmp.mkdir(mode=0o755)
+    os.chmod(tmp, 0o755)  # whatever the umask: group-writable stores are refused later
+    meta = {
+        "schema": SCHEMA,
+        "sweep_id": sweep_id,
+        "created_at": iso(time.time()),
+        "source": source,
+        "lease_s": float(lease_s),
+        "max_retries": int(max_retries),
+        **(extra or {}),
+    }
+    header = f"# sweep {sweep_id}, created {meta['created_at']} from {source}; the engine reads this file, do not edit\n"
+    write_atomic(
+        tmp / "sweep.yaml", (header + yaml.safe_dump(definition, sort_keys=False)).encode()
+    )
+    write_atomic(tmp / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode())
+    write_atomic(tmp / "journal.jsonl", b"")
+    for sub in ("claims", "leases", "runs"):
+        (tmp / sub).mkdir(mode=0o755)
+        os.chmod(tmp / sub, 0o755)
+    os.rename(tmp, final)
+    return LocalSweep(final)
+
+
+def is_local_ref(ref: str) -> bool:
+    return Path(ref).is_dir()
+
+
+def open_sweep(ref: str | Path) -> LocalSweep:
+    """The local sweep at ``ref`` (its folder), checked to exist and to be safe to run."""
+    path = Path(ref)
+    if not path.is_dir():
+        raise UserError(
+            f"no sweep folder at {path}; create one with: sweepkit sweep create config/sweep_config.yaml"
+        )
+    if not (path / "sweep.json").is_file() or not (path / "sweep.yaml").is_file():
+        raise UserError(
+            f"{path} is not a sweep folder (no sweep.json / sweep.yaml); pass the folder printed by sweepkit sweep create"
+        )
+    return LocalSweep(path)
+
+
+class LocalSweep:
+    """A sweep folder: reading its runs (status, report) and handing them out (agents)."""
+
+    def __init__(self, path: Path):
+        import yaml
+
+        self.path = path
+        check_permissions(path)
+        try:
+            meta = json.loads((path / "sweep.json").read_text())
+            self.definition: dict[str, Any] = yaml.safe_load((path / "sweep.yaml").read_text())
+        except (OSError, ValueError, yaml.YAMLError) as err:
+            raise UserError(f"cannot read sweep {path}: {err}; the folder is damaged") from None
+        self.meta = meta
+        self.sweep_id: str = meta["sweep_id"]
+        self.created_at: str = meta["created_at"]
+        self.lease_s = float(meta.get("lease_s", DEFAULT_LEASE_S))
+        self.max_retries = int(meta.get("max_retries", DEFAULT_MAX_RETRIES))
+        self.metric_name: str | None = (self.definition.get("metric") or {}).get("name")
+        self.goal: str = (self.definition.get("metric") or {}).get("goal", "minimize")
+        self._journal = Journal(path / "journal.jsonl")
+        self._runs: dict[str, _Run] = {}
+        self._grid_seen: set[tuple[str, ...]] = set()
+
+    # ----- reading -------------------------------------------------------------------------
+    def planned_runs(self) -> int | None:
+        return sweepdef.planned_runs(self.definition)
+
+    def refresh(self) -> dict[str, _Run]:
+        for record in self._journal.read_new():
+            self._apply(record)
+        return self._runs
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        run_id = record.get("run")
+        if not isinstance(run_id, str):
+            return
+        run = self._runs.get(run_id)
+        if record["t"] == "claim":
+            if run is None:
+                if not isinstance(record.get("params"), dict):
+                    return
+                run = self._runs[run_id] = _Run(run_id, record["params"])
+                if self.definition.get("method") == "grid":
+                    self._grid_seen.add(self._grid_key(run.params))
+            if record.get("k") == len(run.claims):
+                run.claims.append(record)
+        elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
+            run.ends.setdefault(record["k"], record)
+
+    def _grid_key(self, params: dict[str, Any]) -> tuple[str, ...]:
+        from sweeps.grid_search import yaml_hash
+
+        return tuple(
+            yaml_hash((params.get(name) or {}).get("value"))
+            for name in sorted(self.definition["parameters"])
+        )
+
+    def runs(self) -> list[RunView]:
+        """Every run with its state, swept values, metric and what its run.json says."""
+        now = time.time()
+        views = []
+        for run in self.refresh().values():
+            views.append(self._view(run, now))
+        return views
+
+    def _view(self, run: _Run, now: float) -> RunView:
+        run_dir = self.path / "runs" / run.run_id
+        info = read_run_json(run_dir)
+        end = run.last_end
+        state = run.state
+        if state == "running" and self._lease_expired(run, None, now):
+            state = "crashed"
+        summary = info.get("summary") or {}
+        metric = summary.get(self.metric_name) if self.metric_name else None
+        if metric is None and end is not None:
+            metric = end.get("metric")
+        first, last = run.claims[0], run.claims[-1]
+        error = (end or {}).get("error") or info.get("error")
+        return RunView(
+            run_id=run.run_id,
+            state=state,
+            params=sweepdef.flat_params(run.params),
+            run_dir=run_dir,
+            metric=metric if isinstance(metric, (int, float)) else None,
+            epochs=list(info.get("epochs") or []),
+            summary=summary,
+            host=info.get("host") or last.get("host"),
+            slurm=info.get("slurm") or last.get("slurm") or {},
+            started_at=iso(first.get("at")),
+            ended_at=iso(end.get("at")) if end is not None and state != "running" else None,
+            attempts=len(run.claims),
+            error=error if state in ("failed", "crashed") else None,
+            exit_code=(end or {}).get("exit_code"),
+            queued=run.queued(self.max_retries),
+            duration_s=round(
+                (end["at"] if end is not None and state != "running" else now)
+                - first.get("at", now),
+                1,
+            ),
+        )
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(RUN_STATES, 0)
+        for view in self.runs():
+            counts[view.state] += 1
+        return counts
+
+    # ----- leases --------------------------------------------------------------------------
+    def _lease_path(self, run_id: str, k: int) -> Path:
+        return self.path / "leases" / f"{run_id}.{k}.json"
+
+    def heartbeat(self, claim: Claim, me: AgentIdentity, child_pid: int | None = None) -> None:
+        lease = {
+            "run": claim.run_id,
+            "k": claim.k,
+            "beat_at": time.time(),
+            "lease_s": self.lease_s,
+            "agent": me.agent,
+            "host": me.host,
+            "pid": me.pid,
+            "child_pid": child_pid,
+            "slurm": me.slurm,
+        }
+        write_atomic(self._lease_path(claim.run_id, claim.k), json.dumps(lease).encode())
+
+    def _lease_expired(self, run: _Run, me: AgentIdentity | None, now: float) -> bool:
+        claim = run.claims[-1]
+        try:
+            lease = json.loads(self._lease_path(run.run_id, run.k).read_text())
+        except (OSError, ValueError):
+            lease = {
+                "beat_at": claim.get("at", 0),
+                "host": claim.get("host"),
+                "pid": claim.get("pid"),
+                "slurm": claim.get("slurm"),
+            }
+        if now - float(lease.get("beat_at") or 0) > self.lease_s:
+            return True
+        if (
+            lease.get("host") == socket.gethostname()
+            and not _alive(lease.get("pid"))
+            and not _alive(lease.get("child_pid"))
+        ):
+            return True
+        theirs, mine = lease.get("slurm") or {}, (me.slurm if me else {})
+        same_task = (
+            mine.get("job_id")
+            and theirs.get("job_id") == mine.get("job_id")
+            and theirs.get("array_task_id") == mine.get("array_task_id")
+        )
+        return bool(
+            same_task
+            and int(mine.get("restart_count") or 0) > int(theirs.get("restart_count") or 0)
+        )
+
+    # ----- handing out runs ----------------------------------------------------------------
+    def _can_add(self) -> bool:
+        cap = self.definition.get("run_cap")
+        if cap and len(self._runs) >= int(cap):
+            return False
+        target = (self.definition.get("metric") or {}).get("target")
+        if target is not None:
+            for run in self._runs.values():
+                metric = (run.last_end or {}).get("metric")
+                if (
+                    run.state == "finished"
+                    and isinstance(metric, (int, float))
+                    and (metric >= target if self.goal == "maximize" else metric <= target)
+                ):
+                    return False
+        return True
+
+    def engine_runs(self, live: bool = False) -> list[Any]:
+        """The runs as the sweeps engine's SweepRun objects (state, config, metric history).
+
+        ``live``: also read the per-epoch history of running runs from their run.json (hyperband)."""
+        from sweeps import SweepRun
+
+        out = []
+        for run in self._runs.values():
+            end = run.last_end or {}
+            values = end.get("history") or []
+            if live and run.state == "running":
+                values = metric_history(
+                    read_run_json(self.path / "runs" / run.run_id), self.metric_name
+                )
+            history = [{self.metric_name: v} for v in values] if self.metric_name else []
+            summary = (
+                {self.metric_name: end["metric"]}
+                if self.metric_name and end.get("metric") is not None
+                else {}
+            )
+            out.append(
+                SweepRun(
+                    name=run.run_id,
+                    state=_ENGINE_STATE[run.state],
+                    config=run.params,
+                    history=history,
+                    summary_metrics=summary,
+                )
+            )
+        return out
+
+    def _propose(self, n: int) -> list[dict[str, Any]]:
+        sweepdef.quiet_sweeps_import()
+        from sweeps import next_runs
+
+        proposals = next_runs(self.definition, self.engine_runs(), n=n)
+        return [p.config for p in proposals if p is not None]
+
+    def claim(self, me: AgentIdentity) -> Claim | NoClaim:
+        """Hand the next run to agent ``me``: a queued (preempted/crashed) run first, else a new one."""
+        if not os.access(self.path, os.W_OK):
+            raise UserError(
+                f"sweep folder {self.path} is not writable by you; agents record their claims there"
+            )
+        self.refresh()
+        queued = [r for r in self._runs.values() if r.queued(self.max_retries)]
+        method = self.definition.get("method")
+        proposals = (
+            [] if queued or not self._can_add() else self._propose(4 if method == "grid" else 1)
+        )
+        seen_at = self._journal.offset
+        with SweepLock(self.path / "lock") as lock:
+            self.refresh()
+            now = time.time()
+            expired = [
+                r
+                for r in self._runs.values()
+                if r.state == "running" and self._lease_expired(r, me, now)
+            ]
+            records: list[dict[str, Any]] = []
+            for run in expired:
+                holder = run.claims[-1]
+                error = f"lease expired: no heartbeat from agent {holder.get('agent')} on {holder.get('host')} (pid {holder.get('pid')}) for {self.lease_s:g} s"
+                records.append(
+                    {
+                        "t": "end",
+                        "run": run.run_id,
+                        "k": run.k,
+                        "state": "crashed",
+                        "at": now,
+                        "error": error,
+                        "by": me.agent,
+                    }
+                )
+            if records:
+                self._journal.append(records)
+                self.refresh()
+            for run in sorted(
+                (r for r in self._runs.values() if r.queued(self.max_retries)),
+                key=lambda r: (r.last_end or {}).get("at", 0),
+            ):
+                k = run.k + 1
+                if self._take_token(run.run_id, k, me) and lock.still_held():
+                    self._journal.append([self._claim_record(run.run_id, k, None, me)])
+                    self.refresh()
+                    return Claim(
+                        run.run_id, k, run.params, self.path / "runs" / run.run_id, resumed=True
+                    )
+            if not self._can_add():
+                return self._no_claim()
+            if method == "grid":
+                if self._journal.offset != seen_at or not proposals:
+                    proposals = [
+                        p for p in proposals if self._grid_key(p) not in self._grid_seen
+                    ] or self._propose(1)
+            elif not proposals:
+                proposals = self._propose(1)
+            if not proposals:
+                return self._no_claim()
+            params = proposals[0]
+            for _ in range(10):
+                run_id = new_id()
+                try:
+                    (self.path / "runs" / run_id).mkdir(mode=0o755)  # exclusive: ids never collide
+                    break
+                except FileExistsError:
+                    continue
+            create_exclusive(self.path / "claims" / f"{run_id}.0", me.agent.encode())
+            if not lock.still_held():
+                raise UserError(
+                    f"the sweep lock {self.path / 'lock'} was broken while this agent held it (a stalled filesystem?); rerun the agent"
+                )
+            self._journal.append([self._claim_record(run_id, 0, params, me)])
+            self.refresh()
+            return Claim(run_id, 0, params, self.path / "runs" / run_id, resumed=False)
+
+    def _take_token(self, run_id: str, k: int, me: AgentIdentity) -> bool:
+        """Exclusive-create the token for attempt k. A token with no claim record that is older than
+        the lock's lifetime was left by a claimer that died between the two: it is void."""
+        token = self.path / "claims" / f"{run_id}.{k}"
+        if create_exclusive(token, me.agent.encode()):
+            return True
+        try:
+            stale = time.time() - token.stat().st_mtime > LOCK_LIFETIME_S + 10
+        except FileNotFoundError:
+            stale = True
+        if stale:
+            token.unlink(missing_ok=True)
+            return create_exclusive(token, me.agent.encode())
+        return False
+
+    def _claim_record(
+        self, run_id: str, k: int, params: dict[str, Any] | None, me: AgentIdentity
+    ) -> dict[str, Any]:
+        record = {
+            "t": "claim",
+            "run": run_id,
+            "k": k,
+            "at": time.time(),
+            "agent": me.agent,
+            "host": me.host,
+            "pid": me.pid,
+            "slurm": me.slurm,
+        }
+        if params is not None:
+            record["params"] = params
+        return record
+
+    def _no_claim(self) -> NoClaim:
+        runs = list(self._runs.values())
+        done = sum(1 for r in runs if r.final(self.max_retries))
+        running = sum(1 for r in runs if r.state == "running")
+        queued = sum(1 for r in runs if r.queued(self.max_retries))
+        planned = self.planned_runs()
+        total = max(planned or 0, len(runs))
+        if running == 0 and queued == 0:
+            by_state = ", ".join(
+                f"{n} {s}" for s in FINAL_STATES if (n := sum(1 for r in runs if r.state == s))
+            )
+            return NoClaim(
+                True,
+                f"sweep complete: {done} of {total} runs done"
+                + (f" ({by_state})" if by_state else ""),
+            )
+        return NoClaim(
+            False,
+            f"nothing to claim: {done} of {total} runs done, {running} running on other agents",
+        )
+
+    def complete(self) -> bool:
+        """True when no run is running or queued and the search has nothing more to propose."""
+        runs = self.refresh().values()
+        if any(r.state == "running" or r.queued(self.max_retries) for r in runs):
+            return False
+        if not self._can_add():
+            return True
+        planned = self.planned_runs()
+        return planned is not None and len(runs) >= planned
+
+    def finish(self, claim: Claim, me: AgentIdentity, state: str, **result: Any) -> bool:
+        """Record how attempt ``claim.k`` ended. False if another agent already closed it (our lease was lost)."""
+        with SweepLock(self.path / "lock"):
+            self.refresh()
+            run = self._runs[claim.run_id]
+            if claim.k in run.ends:
+                return False
+            self._journal.append(
+                [
+                    {
+                        "t": "end",
+                        "run": claim.run_id,
+                        "k": claim.k,
+                        "state": state,
+                        "at": time.time(),
+                        "by": me.agent,
+                        **result,
+                    }
+                ]
+            )
+            self.refresh()
+        self._lease_path(claim.run_id, claim.k).unlink(missing_ok=True)
+        return True
+
+    def lost(self, claim: Claim) -> bool:
+        """True if another agent has closed this attempt (declared it crashed after its lease expired)."""
+        self.refresh()
+        return claim.k in self._runs[claim.run_id].ends
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    """The trainer's run.json, or {} if it is missing or mid-write (it is replaced atomically)."""
+    try:
+        data = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]:
+    """The metric's value at each epoch in a run.json (what hyperband counts)."""
+    if not metric_name:
+        return []
+    return [
+        e[metric_name]
+        for e in info.get("epochs") or []
+        if isinstance(e, dict) and isinstance(e.get(metric_name), (int, float))
+    ]

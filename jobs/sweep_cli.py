@@ -1,0 +1,119 @@
+"""``sweepkit sweep create SWEEP_YAML``: validate a W&B sweep definition and create the sweep.
+
+``--backend local`` (the default) makes a sweep folder under ``--root`` (default ``sweeps/``) on the
+shared filesystem and prints its path, the reference every other verb takes. ``--backend wandb``
+creates the sweep in W&B's cloud, as ``wandb sweep`` does, and prints ``entity/project/sweep_id``.
+Only the reference goes to stdout (``SWEEP=$(sweepkit sweep create ...)``); the rest to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from jobs import store, sweepdef
+from train.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = sub.add_parser(
+        "create", help="validate a sweep definition and create the sweep", description=__doc__
+    )
+    create.add_argument(
+        "definition",
+        metavar="SWEEP_YAML",
+        help="W&B sweep definition, e.g. config/sweep_config.yaml",
+    )
+    create.add_argument(
+        "--backend",
+        choices=("local", "wandb"),
+        default="local",
+        help="local: a sweep folder, no server (default); wandb: W&B's cloud",
+    )
+    create.add_argument(
+        "--root",
+        default="sweeps",
+        metavar="DIR",
+        help="where local sweep folders go (default: sweeps/); put it on the shared filesystem",
+    )
+    create.add_argument(
+        "--project", help="W&B project (wandb backend; for local sweeps recorded for sweepkit sync)"
+    )
+    create.add_argument(
+        "--entity", help="W&B entity (wandb backend; for local sweeps recorded for sweepkit sync)"
+    )
+    create.add_argument(
+        "--lease",
+        type=float,
+        default=store.DEFAULT_LEASE_S,
+        metavar="SECONDS",
+        help=f"local: a run whose agent sends no heartbeat for this long is crashed and handed out again (default {store.DEFAULT_LEASE_S:g})",
+    )
+    create.add_argument(
+        "--max-retries",
+        type=int,
+        default=store.DEFAULT_MAX_RETRIES,
+        metavar="N",
+        help=f"local: times a crashed run is handed out again (default {store.DEFAULT_MAX_RETRIES})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action != "create":  # argparse allows only create; kept for clarity
+        raise UserError(f"unknown action {args.action}; use: sweepkit sweep create SWEEP_YAML")
+    definition = sweepdef.load_definition(args.definition, backend=args.backend)
+    if args.backend == "wandb":
+        print(_create_wandb(definition, args.entity, args.project))
+        return 0
+    if args.lease <= 0:
+        raise UserError(f"--lease {args.lease:g}: must be a positive number of seconds")
+    if args.max_retries < 0:
+        raise UserError(f"--max-retries {args.max_retries}: must be 0 or more")
+    project = args.project or definition.get("project")
+    entity = args.entity or definition.get("entity")
+    sweep = store.create_sweep(
+        definition,
+        Path(args.root),
+        source=str(args.definition),
+        lease_s=args.lease,
+        max_retries=args.max_retries,
+        extra={"project": project, "entity": entity},
+    )
+    planned = sweep.planned_runs()
+    size = (
+        f"{planned} runs" if planned is not None else "no run_cap: runs until you stop the agents"
+    )
+    print(sweep.path, flush=True)
+    print(
+        f"created local sweep {sweep.sweep_id} ({definition['method']}, {size}) in {sweep.path}",
+        file=sys.stderr,
+    )
+    print(
+        f"next: sweepkit agent {sweep.path}    (or: sweepkit submit {sweep.path})", file=sys.stderr
+    )
+    return 0
+
+
+def _create_wandb(definition: dict[str, Any], entity: str | None, project: str | None) -> str:
+    import wandb
+    from wandb.errors import CommError, UsageError
+
+    project = project or definition.get("project")
+    entity = entity or definition.get("entity")
+    if not project:
+        raise UserError(
+            "--project is required with --backend wandb (or set project: in the sweep definition)"
+        )
+    try:
+        sweep_id = wandb.sweep(sweep=definition, entity=entity, project=project)
+        if not entity:
+            entity = wandb.Api().default_entity
+    except (CommError, UsageError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"W&B could not create the sweep ({first}); check `wandb login` and the network, or use --backend local"
+        ) from None
+    return f"{entity}/{project}/{sweep_id}"

@@ -1,0 +1,342 @@
+"""W&B sweep definitions: load, validate before anything runs, and turn a run into a command line.
+
+A definition is exactly what ``wandb sweep`` accepts (``program``, ``command`` with W&B's macros,
+``method``, ``metric``, ``parameters`` with every distribution of the ``sweeps`` engine and nested
+``parameters``, ``early_terminate`` (hyperband), ``run_cap``). The schema check is the ``sweeps``
+package's own (``schema_violations_from_proposed_config``, what ``SweepConfig`` raises on); each
+violation becomes one line that names the key and what is allowed. On top of the schema this
+module checks what the engine would otherwise only discover mid-sweep: grid over continuous
+distributions, bayes or hyperband without a metric, hyperband bands that cannot be built, unknown
+command macros.
+
+Command lines are built with W&B's own helpers (``create_sweep_command`` and
+``create_sweep_command_args`` from ``wandb.sdk.launch.sweeps.utils``), so ``${args}`` and the other
+macros expand exactly as under ``wandb agent``. One deliberate difference: ``${interpreter}`` is
+the Python running the agent (``sys.executable``) rather than whatever ``python`` is first on
+PATH, so a venv or container interpreter is used even when PATH says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from train.errors import UserError
+
+# Macros that wandb agent expands (wandb/wandb_agent.py and create_sweep_command_args).
+COMMAND_MACROS = (
+    "env",
+    "interpreter",
+    "program",
+    "args",
+    "args_no_equals",
+    "args_no_hyphens",
+    "args_no_boolean_flags",
+    "args_json",
+    "args_json_file",
+    "args_append_hydra",
+    "args_override_hydra",
+)
+DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
+LOCAL_METHODS = ("grid", "random", "bayes")
+# Keys that only mean something to W&B's cloud (launch scheduler, jobs, images).
+CLOUD_ONLY_KEYS = ("scheduler", "job", "image_uri")
+GRID_TYPES = ("categorical", "constant", "int_uniform", "q_uniform")
+_MACRO = re.compile(r"\$\{([^}]*)\}")
+
+
+# sweeps 0.3 declares a pydantic v1 config key; pydantic v2 warns about it on every import.
+warnings.filterwarnings(
+    "ignore", message="Valid config keys have changed in V2", category=UserWarning
+)
+
+
+def quiet_sweeps_import() -> None:
+    """Import ``sweeps`` (kept as a function: callers import it lazily, after the filter above)."""
+    import sweeps  # noqa: F401
+
+
+def load_definition(path: str | Path, backend: str = "local") -> dict[str, Any]:
+    """Read a sweep YAML file and validate it; every problem is a one-line ``UserError``."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(
+            f"sweep definition {path} does not exist; pass the path of a sweep YAML such as config/sweep_config.yaml"
+        ) from None
+    except OSError as err:
+        raise UserError(f"cannot read sweep definition {path}: {err.strerror}") from None
+    try:
+        definition = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise UserError(f"{path}{where}: {problem}; fix the YAML syntax") from None
+    if not isinstance(definition, dict) or not definition:
+        raise UserError(
+            f"{path}: a sweep definition is a mapping with method, metric and parameters; the file is empty or not a mapping"
+        )
+    return validate(definition, str(path), backend=backend)
+
+
+def validate(
+    definition: dict[str, Any], source: str = "sweep definition", backend: str = "local"
+) -> dict[str, Any]:
+    """Return ``definition`` unchanged if the engine can run it, else raise a one-line UserError."""
+    quiet_sweeps_import()
+    from sweeps.config import schema_violations_from_proposed_config
+    from sweeps.config.schema import validator
+
+    # Parameters that are not mappings make the sweeps check raise; report them first, by name.
+    params = definition.get("parameters")
+    if isinstance(params, dict):
+        _check_parameter_shapes(params, source, "parameters")
+    errors = sorted(
+        validator.iter_errors(definition),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
+    )
+    if errors:
+        raise UserError(f"{source}: {_describe_schema_error(errors[0], backend)}")
+    try:
+        violations = schema_violations_from_proposed_config(definition)
+    except ValueError as err:
+        raise UserError(f"{source}: {err}") from None
+    if violations:
+        raise UserError(f"{source}: {_describe_violation(violations[0])}")
+    if backend == "local":
+        _check_local(definition, source)
+    _check_command(definition, source)
+    return definition
+
+
+def _check_parameter_shapes(params: dict[str, Any], source: str, prefix: str) -> None:
+    for name, spec in params.items():
+        key = f"{prefix}.{name}"
+        if not isinstance(spec, dict):
+            raise UserError(
+                f"{source}: {key}: must be a mapping such as {{values: [...]}}, {{value: v}} or {{min: a, max: b}}; got {spec!r}"
+            )
+        if isinstance(spec.get("parameters"), dict):
+            _check_parameter_shapes(spec["parameters"], source, f"{key}.parameters")
+
+
+def _key(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _allowed_parameter_forms() -> str:
+    return (
+        "value: v | values: [...] (+ probabilities) | min/max (int_uniform for integers, uniform for floats) | "
+        "distribution: one of "
+        + ", ".join(_distributions())
+        + " with its min/max, mu/sigma, q, a/b | parameters: {nested}"
+    )
+
+
+def _distributions() -> list[str]:
+    from sweeps.config.schema import sweep_config_jsonschema
+
+    found: list[str] = []
+    for definition in sweep_config_jsonschema["definitions"].values():
+        variants = definition.get("anyOf", [definition])
+        for variant in variants:
+            enum = variant.get("properties", {}).get("distribution", {}).get("enum", [])
+            found += [d for d in enum if d not in found]
+    return found
+
+
+def _describe_schema_error(error: Any, backend: str) -> str:
+    from sweeps.config.schema import sweep_config_jsonschema
+
+    path = list(error.absolute_path)
+    key = _key(path)
+    kind = error.validator
+    if kind == "additionalProperties" and not path:
+        extra = re.findall(r"'([^']+)'", error.message)
+        allowed = ", ".join(sweep_config_jsonschema["properties"])
+        return f"{extra[0] if extra else 'a key'}: not a sweep key; allowed keys: {allowed}"
+    if kind == "enum" and path == ["method"] and backend == "local":
+        return (
+            f"method: {error.instance!r} is not allowed; choose one of: {', '.join(LOCAL_METHODS)}"
+        )
+    if kind in ("minimum", "exclusiveMinimum"):
+        bound = "above" if kind == "exclusiveMinimum" else "at least"
+        return f"{key}: {error.instance!r} is too small; it must be {bound} {error.validator_value}"
+    if kind == "enum":
+        return f"{key}: {error.instance!r} is not allowed; choose one of: {', '.join(map(str, error.validator_value))}"
+    if kind == "required":
+        missing = re.findall(r"'([^']+)'", error.message)
+        return (
+            f"{key}: missing required key {missing[0] if missing else ''}".rstrip()
+            + "; see W&B's sweep configuration keys"
+        )
+    if len(path) >= 2 and path[0] == "parameters":
+        return f"{key}: {error.instance!r} is not a valid parameter; allowed: {_allowed_parameter_forms()}"
+    if path and path[0] == "early_terminate":
+        return (
+            f"{key}: {error.instance!r} is not valid; allowed: type: hyperband with min_iter or max_iter "
+            "(integers), optional eta (default 3), s, strict"
+        )
+    if kind == "type":
+        return f"{key}: {error.instance!r} is not of type {error.validator_value}"
+    return f"{key}: {error.message}"
+
+
+def _describe_violation(message: str) -> str:
+    first = message.splitlines()[0]
+    name = re.match(r"(\S+): min", first)
+    if name:
+        return f"parameters.{name.group(1)}: {first.split(': ', 1)[1]}; min must be below max"
+    if first.startswith("`parameters` is required"):
+        return "parameters: missing; a sweep needs parameters such as {learning_rate: {values: [0.1, 0.01]}}"
+    return first
+
+
+def _check_local(definition: dict[str, Any], source: str) -> None:
+    method = definition.get("method")
+    if method not in LOCAL_METHODS:
+        raise UserError(
+            f"{source}: method: {method!r} needs a W&B launch scheduler; local sweeps run {', '.join(LOCAL_METHODS)} "
+            "(or create it with --backend wandb)"
+        )
+    for key in CLOUD_ONLY_KEYS:
+        if key in definition:
+            raise UserError(
+                f"{source}: {key}: only W&B's cloud uses this key; remove it for a local sweep or create it with --backend wandb"
+            )
+    metric = definition.get("metric")
+    if method == "bayes" and not metric:
+        raise UserError(
+            f"{source}: metric: method bayes needs a metric: {{name: ..., goal: minimize|maximize}}"
+        )
+    from sweeps.params import HyperParameter, HyperParameterSet
+
+    try:
+        params = HyperParameterSet.from_config(definition["parameters"])
+    except (ValueError, KeyError) as err:
+        raise UserError(f"{source}: parameters: {err}") from None
+    if method == "grid":
+        for param in params:
+            if param.type not in (
+                HyperParameter.CATEGORICAL,
+                HyperParameter.CONSTANT,
+                HyperParameter.INT_UNIFORM,
+                HyperParameter.Q_UNIFORM,
+            ):
+                raise UserError(
+                    f"{source}: parameters.{param.name}: distribution {param.type.removeprefix('param_')} cannot be used with method grid; "
+                    "grid allows value, values (without probabilities), int_uniform or q_uniform; use method random or bayes"
+                )
+            if param.type == HyperParameter.CATEGORICAL and "probabilities" in param.config:
+                raise UserError(
+                    f"{source}: parameters.{param.name}: probabilities cannot be used with method grid; remove them or use method random"
+                )
+    if method == "bayes" and not params.searchable_params:
+        raise UserError(
+            f"{source}: parameters: method bayes needs at least one searchable parameter (values or a distribution), not only constants"
+        )
+    if "early_terminate" in definition:
+        if not metric:
+            raise UserError(
+                f"{source}: metric: early_terminate needs a metric: {{name: ..., goal: minimize|maximize}}"
+            )
+        from sweeps.hyperband_stopping import hyperband_stop_runs
+
+        try:
+            hyperband_stop_runs([], definition)
+        except ValueError as err:
+            raise UserError(f"{source}: early_terminate: {err}") from None
+
+
+def _check_command(definition: dict[str, Any], source: str) -> None:
+    command = definition.get("command", DEFAULT_COMMAND)
+    uses_program = False
+    for item in command:
+        for macro in _MACRO.findall(str(item)):
+            if macro.startswith("envvar:"):
+                continue
+            if macro not in COMMAND_MACROS:
+                allowed = ", ".join("${" + m + "}" for m in COMMAND_MACROS) + ", ${envvar:NAME}"
+                raise UserError(
+                    f"{source}: command: unknown macro ${{{macro}}}; allowed: {allowed}"
+                )
+            uses_program = uses_program or macro == "program"
+    if uses_program and not definition.get("program"):
+        raise UserError(
+            f"{source}: program: missing; the command uses ${{program}} (set program: or write command: without it)"
+        )
+
+
+def planned_runs(definition: dict[str, Any]) -> int | None:
+    """Runs a sweep will make: the grid size (capped by run_cap), else run_cap, else None (unbounded)."""
+    cap = definition.get("run_cap")
+    if definition.get("method") != "grid":
+        return int(cap) if cap else None
+    quiet_sweeps_import()
+    from sweeps.params import HyperParameter, HyperParameterSet
+
+    size = 1
+    for param in HyperParameterSet.from_config(definition["parameters"]):
+        if param.type == HyperParameter.CATEGORICAL:
+            size *= len(param.config["values"])
+        elif param.type == HyperParameter.INT_UNIFORM:
+            size *= param.config["max"] - param.config["min"] + 1
+        elif param.type == HyperParameter.Q_UNIFORM:
+            lo, hi, q = param.config["min"], param.config["max"], param.config["q"]
+            size *= max(0, math.ceil((hi - lo) / q))
+    return min(size, int(cap)) if cap else size
+
+
+def flat_params(config: dict[str, Any]) -> dict[str, Any]:
+    """``{name: {value: v}}`` (as the engine and wandb agent hold a run) to ``{dotted.name: v}``."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        else:
+            flat[prefix] = value
+
+    for name, holder in config.items():
+        walk(name, holder.get("value") if isinstance(holder, dict) else holder)
+    return flat
+
+
+def build_command(
+    definition: dict[str, Any], params: dict[str, Any], args_json_file: Path
+) -> list[str]:
+    """The program's argv for one run, as wandb agent builds it (``params`` is ``{name: {value: v}}``)."""
+    from wandb.sdk.launch.sweeps import utils as sweep_utils
+
+    command = sweep_utils.create_sweep_command(
+        [str(c) for c in definition.get("command", DEFAULT_COMMAND)]
+    )
+    sweep_vars: dict[str, Any] = sweep_utils.create_sweep_command_args({"args": params})
+    sweep_vars["interpreter"] = [sys.executable]
+    sweep_vars["program"] = [str(definition["program"])] if definition.get("program") else []
+    sweep_vars["args_json_file"] = [str(args_json_file)]
+    sweep_vars["env"] = ["/usr/bin/env"]
+    argv: list[str] = []
+    for chunk in command:
+        chunk = str(chunk)
+        if chunk.startswith("${") and chunk.endswith("}"):
+            argv += sweep_vars.get(chunk[2:-1]) or []
+        else:
+            argv.append(chunk)
+    return argv
+
+
+def args_json(params: dict[str, Any]) -> str:
+    """What ``${args_json}`` and the ``${args_json_file}`` file hold: ``{name: value}`` as JSON."""
+    from wandb.sdk.launch.sweeps import utils as sweep_utils
+
+    return str(sweep_utils.create_sweep_command_args({"args": params})["args_json"][0])

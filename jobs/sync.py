@@ -1,0 +1,147 @@
+"""``sweepkit sync SWEEP [--entity E --project P] [--dry-run]``: upload a local sweep's runs to W&B.
+
+Runs of a local sweep are W&B offline runs (``RUN_DIR/wandb/offline-run-*``, one folder per attempt
+of a resumed run) tagged ``sweep:<sweep id>`` by the trainer. Once a run has ended (finished,
+stopped, failed, or crashed for good) this uploads it with ``wandb sync``, all its attempts in one
+command so W&B joins them in order, and records it in ``SWEEP/synced.json`` so that the next
+``sweepkit sync`` skips it. Compute nodes usually cannot reach W&B: run this on a login node.
+``--dry-run`` prints the plan (the exact commands) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from jobs import store as store_mod
+from jobs.journal import SweepLock, write_atomic
+from train.errors import UserError
+
+SYNCABLE = ("finished", "stopped", "failed", "crashed")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "sweep", metavar="SWEEP", help="local sweep folder (printed by sweepkit sweep create)"
+    )
+    parser.add_argument(
+        "--entity",
+        help="W&B entity (default: as given to sweep create, else $WANDB_ENTITY, else your default)",
+    )
+    parser.add_argument(
+        "--project", help="W&B project (default: as given to sweep create, else $WANDB_PROJECT)"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the wandb sync commands; upload and record nothing",
+    )
+
+
+def _wandb_cli() -> str:
+    beside = Path(sys.executable).parent / "wandb"
+    return str(beside) if beside.exists() else (shutil.which("wandb") or "wandb")
+
+
+def load_synced(sweep: store_mod.LocalSweep) -> dict[str, Any]:
+    try:
+        data = json.loads((sweep.path / "synced.json").read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"cannot read {sweep.path / 'synced.json'}: {err}; move it aside to sync everything again"
+        ) from None
+    return data if isinstance(data, dict) else {}
+
+
+def plan(
+    sweep: store_mod.LocalSweep, entity: str | None, project: str
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The uploads to do: one entry per ended run with offline data not yet synced."""
+    synced = load_synced(sweep)
+    todo: list[dict[str, Any]] = []
+    tally = {"to_sync": 0, "already_synced": 0, "not_ended": 0, "no_wandb_data": 0}
+    for view in sorted(sweep.runs(), key=lambda v: v.started_at or ""):
+        if view.state not in SYNCABLE or view.queued:
+            tally["not_ended"] += 1
+            continue
+        paths = sorted(str(p) for p in (view.run_dir / "wandb").glob("offline-run-*") if p.is_dir())
+        if not paths:
+            tally["no_wandb_data"] += 1
+            continue
+        done = set((synced.get(view.run_id) or {}).get("paths", []))
+        if set(paths) <= done:
+            tally["already_synced"] += 1
+            continue
+        command = [
+            _wandb_cli(),
+            "sync",
+            "--project",
+            project,
+            *(["--entity", entity] if entity else []),
+            *paths,
+        ]
+        todo.append(
+            {"run_id": view.run_id, "state": view.state, "paths": paths, "command": command}
+        )
+        tally["to_sync"] += 1
+    return todo, tally
+
+
+def run(args: argparse.Namespace) -> int:
+    sweep = store_mod.open_sweep(args.sweep)
+    entity = args.entity or sweep.meta.get("entity") or os.environ.get("WANDB_ENTITY")
+    project = args.project or sweep.meta.get("project") or os.environ.get("WANDB_PROJECT")
+    if not project:
+        raise UserError("no W&B project: pass --project P (and --entity E), or set WANDB_PROJECT")
+    todo, tally = plan(sweep, entity, project)
+    where = f"{entity}/{project}" if entity else project
+    print(
+        f"sync plan for sweep {sweep.sweep_id} -> W&B {where}: {tally['to_sync']} run(s) to upload, "
+        f"{tally['already_synced']} already synced, {tally['not_ended']} not ended, {tally['no_wandb_data']} without W&B data"
+    )
+    for item in todo:
+        print(f"  # run {item['run_id']} ({item['state']}, tagged sweep:{sweep.sweep_id})")
+        print("  " + " ".join(item["command"]))
+    if args.dry_run or not todo:
+        if args.dry_run:
+            print("dry run: nothing uploaded")
+        return 0
+    failed = 0
+    for item in todo:
+        result = subprocess.run(item["command"])
+        if result.returncode != 0:
+            failed += 1
+            print(
+                f"sweepkit sync: wandb sync failed for run {item['run_id']} (exit {result.returncode}); it will be retried next time",
+                file=sys.stderr,
+            )
+            continue
+        _remember(sweep, item, entity, project)
+    print(f"synced {len(todo) - failed} of {len(todo)} run(s)")
+    return 1 if failed else 0
+
+
+def _remember(
+    sweep: store_mod.LocalSweep, item: dict[str, Any], entity: str | None, project: str
+) -> None:
+    with SweepLock(sweep.path / "lock"):
+        synced = load_synced(sweep)
+        synced[item["run_id"]] = {
+            "paths": item["paths"],
+            "entity": entity,
+            "project": project,
+            "synced_at": store_mod.iso(time.time()),
+        }
+        write_atomic(
+            sweep.path / "synced.json",
+            (json.dumps(synced, indent=2, sort_keys=True) + "\n").encode(),
+        )
