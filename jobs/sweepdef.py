@@ -109,12 +109,34 @@ def validate(
         violations = schema_violations_from_proposed_config(definition)
     except ValueError as err:
         raise UserError(f"{source}: {err}") from None
+    deprecated = _deprecation_notes(definition.get("parameters") or {})
+    for note in deprecated:
+        print(
+            f"sweepkit: warning: {source}: parameters.{note} (W&B accepts it with this warning)",
+            file=sys.stderr,
+        )
+    violations = [v for v in violations if v not in deprecated]
     if violations:
         raise UserError(f"{source}: {_describe_violation(violations[0])}")
     if backend == "local":
         _check_local(definition, source)
     _check_command(definition, source)
     return definition
+
+
+def _deprecation_notes(params: dict[str, Any]) -> list[str]:
+    """The sweeps check's messages for distributions W&B has deprecated but still runs."""
+    from sweeps.params import PARAM_DEPRECATION_MAP, HyperParameter
+
+    notes = []
+    for name, spec in params.items():
+        try:
+            kind = HyperParameter(name, spec).type
+        except Exception:  # malformed: the schema check reports it
+            continue
+        if kind in PARAM_DEPRECATION_MAP:
+            notes.append(f"{name} {PARAM_DEPRECATION_MAP[kind]}")
+    return notes
 
 
 def _check_parameter_shapes(params: dict[str, Any], source: str, prefix: str) -> None:
@@ -195,6 +217,9 @@ def _describe_violation(message: str) -> str:
     name = re.match(r"(\S+): min", first)
     if name:
         return f"parameters.{name.group(1)}: {first.split(': ', 1)[1]}; min must be below max"
+    param = re.match(r"Parameter (\S+): (.*)", first)
+    if param:
+        return f"parameters.{param.group(1)}: {param.group(2)}"
     if first.startswith("`parameters` is required"):
         return "parameters: missing; a sweep needs parameters such as {learning_rate: {values: [0.1, 0.01]}}"
     return first
@@ -222,7 +247,7 @@ def _check_local(definition: dict[str, Any], source: str) -> None:
     try:
         params = HyperParameterSet.from_config(definition["parameters"])
     except (ValueError, KeyError) as err:
-        raise UserError(f"{source}: parameters: {err}") from None
+        raise UserError(f"{source}: {_describe_violation(str(err))}") from None
     if method == "grid":
         for param in params:
             if param.type not in (

@@ -1,0 +1,345 @@
+"""The local sweep store: layout, permissions, journal robustness, leases, and concurrent claims
+by real processes (no programs launched here: that is test_agent / test_sweep_e2e)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sweep_fixtures import sweepkit
+
+from jobs import journal, store
+from train.errors import UserError
+
+GRID_24 = {
+    "method": "grid",
+    "metric": {"name": "acc", "goal": "maximize"},
+    "command": ["${env}", "${interpreter}", "-m", "train", "${args}"],
+    "parameters": {
+        "a": {"values": [1, 2, 3, 4]},
+        "b": {"values": ["x", "y", "z"]},
+        "c": {"values": [0.1, 0.2]},
+    },
+}
+
+
+def make(tmp_path: Path, definition: dict[str, Any] | None = None, **kw: Any) -> store.LocalSweep:
+    return store.create_sweep(definition or GRID_24, tmp_path / "sweeps", source="test", **kw)
+
+
+def test_layout_and_modes_ignore_a_group_writable_umask(tmp_path: Path) -> None:
+    old = os.umask(0o002)
+    try:
+        sweep = make(tmp_path)
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in sweep.path.iterdir()) == [
+        "claims",
+        "journal.jsonl",
+        "leases",
+        "runs",
+        "sweep.json",
+        "sweep.yaml",
+    ]
+    for item in [sweep.path, *sweep.path.iterdir()]:
+        assert not item.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH), item
+    reopened = store.open_sweep(str(sweep.path))
+    assert reopened.sweep_id == sweep.sweep_id == sweep.path.name and reopened.definition == GRID_24
+    assert reopened.planned_runs() == 24 and reopened.lease_s == store.DEFAULT_LEASE_S
+    assert not list((tmp_path / "sweeps").glob(".*")), "no temp folder left behind"
+
+
+@pytest.mark.parametrize("target", [".", "sweep.yaml", "journal.jsonl"])
+def test_store_writable_by_others_is_refused(tmp_path: Path, target: str) -> None:
+    sweep = make(tmp_path)
+    path = sweep.path / target
+    os.chmod(path, path.stat().st_mode | stat.S_IWGRP)
+    with pytest.raises(UserError, match="writable by other users.*chmod go-w"):
+        store.open_sweep(str(sweep.path))
+    result = sweepkit("agent", str(sweep.path), cwd=tmp_path)
+    assert (
+        result.returncode == 2 and "chmod go-w" in result.stderr and result.stderr.count("\n") == 1
+    )
+
+
+def test_missing_store_and_not_a_store(tmp_path: Path) -> None:
+    result = sweepkit("status", str(tmp_path / "nope"), cwd=tmp_path)
+    assert (
+        result.returncode == 2
+        and "no sweep folder" in result.stderr
+        and "sweepkit sweep create" in result.stderr
+    )
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="not a sweep folder"):
+        store.open_sweep(str(tmp_path / "empty"))
+
+
+def test_unwritable_store_is_a_clear_error(tmp_path: Path) -> None:
+    sweep = make(tmp_path)
+    # root ignores modes; an immutable folder (chattr +i) is unwritable even for root
+    lock = (
+        ["chattr", "+i", str(sweep.path)]
+        if os.geteuid() == 0
+        else ["chmod", "0555", str(sweep.path)]
+    )
+    unlock = (
+        ["chattr", "-i", str(sweep.path)]
+        if os.geteuid() == 0
+        else ["chmod", "0755", str(sweep.path)]
+    )
+    if subprocess.run(lock, capture_output=True).returncode != 0:
+        pytest.skip("cannot make a folder unwritable here (no chattr support)")
+    try:
+        result = sweepkit("agent", str(sweep.path), cwd=tmp_path)
+    finally:
+        subprocess.run(unlock, check=True)
+    assert result.returncode == 2, result.stderr
+    assert "not writable by you" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_journal_skips_garbage_and_torn_lines_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = make(tmp_path)
+    me = store.AgentIdentity()
+    first = sweep.claim(me)
+    assert isinstance(first, store.Claim)
+    path = sweep.path / "journal.jsonl"
+    with open(path, "ab") as f:
+        f.write(b"this is not a record\n")
+        f.write(b'00000000 {"t": "claim", "run": "forged"}\n')  # wrong checksum
+        f.write(b'1234abcd {"t":"end","run":"')  # torn: a writer killed mid-line
+    fresh = store.open_sweep(str(sweep.path))
+    assert [v.run_id for v in fresh.runs()] == [first.run_id]
+    assert "skipped 2 unreadable record(s)" in capsys.readouterr().err
+    second = fresh.claim(me)  # appends after terminating the torn line
+    assert isinstance(second, store.Claim)
+    assert sweep.finish(first, me, "finished", metric=1.0, history=[1.0])
+    again = store.open_sweep(str(sweep.path))
+    states = {v.run_id: v.state for v in again.runs()}
+    assert states == {first.run_id: "finished", second.run_id: "running"}
+    assert "skipped 3 unreadable record(s)" in capsys.readouterr().err
+    assert path.read_bytes().count(b"\n") == 3 + 3  # 3 bad lines (the torn one closed) + 3 records
+
+
+def test_record_encoding_round_trip() -> None:
+    record = {"t": "end", "run": "abc", "k": 0, "metric": 93.5, "history": [1.0, 2.5]}
+    line = journal.encode(record)
+    assert journal.decode(line) == record
+    assert journal.decode(line.replace(b"93.5", b"93.6")) is None
+    assert journal.decode(b"garbage\n") is None and journal.decode(b"") is None
+
+
+def _claim_all(path: str, finish: bool, out: Any) -> None:
+    sweep = store.open_sweep(path)
+    me = store.AgentIdentity()
+    got = []
+    while True:
+        result = sweep.claim(me)
+        if isinstance(result, store.NoClaim):
+            break
+        got.append((result.run_id, json.dumps(result.params, sort_keys=True)))
+        if finish:
+            sweep.finish(result, me, "finished", metric=float(len(got)), history=[float(len(got))])
+    out.put(got)
+
+
+def _run_claimers(path: Path, n: int, finish: bool = True) -> list[tuple[str, str]]:
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(str(path), finish, out)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    return [item for chunk in results for item in chunk]
+
+
+def test_sixteen_processes_claim_a_24_point_grid_exactly_once(tmp_path: Path) -> None:
+    sweep = make(tmp_path)
+    claims = _run_claimers(sweep.path, 16)
+    assert len(claims) == 24
+    assert len({run_id for run_id, _ in claims}) == 24
+    assert len({params for _, params in claims}) == 24, "a grid point was handed out twice"
+    final = store.open_sweep(str(sweep.path))
+    assert final.complete() and final.counts()["finished"] == 24
+
+
+def test_random_with_run_cap_under_concurrency(tmp_path: Path) -> None:
+    definition = {
+        **GRID_24,
+        "method": "random",
+        "run_cap": 10,
+        "parameters": {"lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1}},
+    }
+    sweep = make(tmp_path, definition)
+    claims = _run_claimers(sweep.path, 6)
+    assert len(claims) == 10 and len({p for _, p in claims}) == 10
+    assert store.open_sweep(str(sweep.path)).complete()
+
+
+def test_bayes_proposes_from_finished_results(tmp_path: Path) -> None:
+    """Eight finished runs of y = -(x - 0.3)^2: maximizing, the next proposals go near 0.3;
+    minimizing the same results, they go to the far edge. Only the finished results differ."""
+
+    def proposals(goal: str) -> list[float]:
+        definition = {
+            **GRID_24,
+            "method": "bayes",
+            "metric": {"name": "y", "goal": goal},
+            "parameters": {"x": {"min": 0.0, "max": 1.0}},
+        }
+        sweep = make(tmp_path / goal, definition)
+        me = store.AgentIdentity()
+        for i in range(8):
+            x = 0.05 + i * 0.125
+            sweep._journal.append([sweep._claim_record(f"r{i}", 0, {"x": {"value": x}}, me)])
+            sweep._journal.append(
+                [
+                    {
+                        "t": "end",
+                        "run": f"r{i}",
+                        "k": 0,
+                        "state": "finished",
+                        "metric": -((x - 0.3) ** 2),
+                        "history": [-((x - 0.3) ** 2)],
+                        "at": time.time(),
+                    }
+                ]
+            )
+        sweep.refresh()
+        picks = [
+            p["x"]["value"] for _ in range(6) for p in sweep._propose(1)
+        ]  # the pure proposal step
+        claim = sweep.claim(me)  # and the claim path hands out such a proposal
+        assert isinstance(claim, store.Claim)
+        return sorted([*picks, claim.params["x"]["value"]])
+
+    near = proposals("maximize")
+    assert 0.1 <= near[3] <= 0.5, near
+    far = proposals("minimize")
+    assert far[3] >= 0.7, far
+
+
+def test_lease_rules(tmp_path: Path) -> None:
+    sweep = make(tmp_path, lease_s=5)
+    me = store.AgentIdentity()
+    claim = sweep.claim(me)
+    assert isinstance(claim, store.Claim)
+    run = sweep._runs[claim.run_id]
+    now = time.time()
+    lease = sweep._lease_path(claim.run_id, claim.k)
+
+    def write(**fields: Any) -> None:
+        base = {"beat_at": now, "host": "node-elsewhere", "pid": 1, "child_pid": None, "slurm": {}}
+        lease.write_text(json.dumps({**base, **fields}))
+
+    write()
+    assert not sweep._lease_expired(run, me, now)
+    assert sweep._lease_expired(run, me, now + 6), "no heartbeat for longer than the lease"
+    write(host=socket.gethostname(), pid=os.getpid())
+    assert not sweep._lease_expired(run, me, now)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write(host=socket.gethostname(), pid=dead.pid)
+    assert sweep._lease_expired(run, me, now), "holder on this host is gone"
+    write(slurm={"job_id": "77", "array_task_id": "3", "restart_count": "0"})
+    requeued = store.AgentIdentity(
+        slurm={"job_id": "77", "array_job_id": "70", "array_task_id": "3", "restart_count": "1"}
+    )
+    other_task = store.AgentIdentity(
+        slurm={"job_id": "77", "array_job_id": "70", "array_task_id": "4", "restart_count": "1"}
+    )
+    assert sweep._lease_expired(run, requeued, now), "the same array task was restarted by SLURM"
+    assert not sweep._lease_expired(run, other_task, now)
+
+
+def test_expired_lease_is_crashed_and_handed_out_again_up_to_max_retries(tmp_path: Path) -> None:
+    sweep = make(
+        tmp_path, {**GRID_24, "parameters": {"a": {"values": [1]}}}, lease_s=0.2, max_retries=1
+    )
+    gone = store.AgentIdentity(host="node-lost", pid=1)
+    first = sweep.claim(gone)
+    assert isinstance(first, store.Claim) and not first.resumed
+    time.sleep(0.3)
+    me = store.AgentIdentity()
+    again = sweep.claim(me)
+    assert (
+        isinstance(again, store.Claim)
+        and again.resumed
+        and again.run_id == first.run_id
+        and again.k == 1
+    )
+    assert not sweep.finish(first, gone, "finished"), (
+        "the lost holder cannot close a re-handed attempt"
+    )
+    view = sweep.runs()[0]
+    assert view.attempts == 2 and view.state == "running"
+    time.sleep(0.3)
+    done = sweep.claim(me)  # second crash: max_retries (1) used up
+    assert isinstance(done, store.NoClaim) and done.complete and "1 crashed" in done.message
+    view = sweep.runs()[0]
+    assert view.state == "crashed" and "lease expired" in (view.error or "")
+
+
+def test_preempted_run_is_queued_first_under_the_same_id(tmp_path: Path) -> None:
+    sweep = make(tmp_path)
+    me = store.AgentIdentity()
+    first = sweep.claim(me)
+    assert isinstance(first, store.Claim)
+    sweep.finish(first, me, "preempted", metric=None, history=[1.0], exit_code=75)
+    assert sweep.runs()[0].queued and sweep.runs()[0].state == "preempted"
+    resumed = sweep.claim(me)
+    assert (
+        isinstance(resumed, store.Claim)
+        and resumed.resumed
+        and resumed.run_id == first.run_id
+        and resumed.params == first.params
+    )
+    assert (
+        resumed.run_dir == first.run_dir and (sweep.path / "claims" / f"{first.run_id}.1").exists()
+    )
+
+
+def test_orphaned_claim_token_does_not_block_a_run(tmp_path: Path) -> None:
+    sweep = make(tmp_path)
+    me = store.AgentIdentity()
+    first = sweep.claim(me)
+    assert isinstance(first, store.Claim)
+    sweep.finish(first, me, "preempted", exit_code=75)
+    token = sweep.path / "claims" / f"{first.run_id}.1"
+    token.write_text("a claimer that died before writing its record")
+    old = time.time() - journal.LOCK_LIFETIME_S - 60
+    os.utime(token, (old, old))
+    resumed = sweep.claim(me)
+    assert isinstance(resumed, store.Claim) and resumed.run_id == first.run_id and resumed.k == 1
+
+
+def test_metric_target_ends_the_sweep(tmp_path: Path) -> None:
+    definition = {
+        **GRID_24,
+        "method": "random",
+        "metric": {"name": "acc", "goal": "maximize", "target": 0.9},
+        "parameters": {"lr": {"min": 0.0, "max": 1.0}},
+    }
+    sweep = make(tmp_path, definition)
+    me = store.AgentIdentity()
+    claim = sweep.claim(me)
+    assert isinstance(claim, store.Claim)
+    sweep.finish(claim, me, "finished", metric=0.95, history=[0.95])
+    result = sweep.claim(me)
+    assert (
+        isinstance(result, store.NoClaim)
+        and result.complete
+        and result.message.startswith("sweep complete: 1 of 1 runs done")
+    )

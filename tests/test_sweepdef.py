@@ -1,0 +1,314 @@
+"""Sweep definitions: every bad definition is one line naming the key and what is allowed; good ones
+expand into the same command lines as wandb agent builds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sweep_fixtures import REPO, sweepkit
+
+from jobs import sweepdef
+from train.errors import UserError
+
+GOOD_PARAMS = {"learning_rate": {"values": [0.1, 0.01]}}
+CMD = ["${env}", "${interpreter}", "-m", "train", "${args}"]
+
+
+def base(**changes: Any) -> dict[str, Any]:
+    definition: dict[str, Any] = {
+        "method": "grid",
+        "metric": {"name": "Validation Accuracy", "goal": "maximize"},
+        "command": CMD,
+        "parameters": GOOD_PARAMS,
+    }
+    definition.update(changes)
+    return {k: v for k, v in definition.items() if v is not None}
+
+
+# (definition, words the message must contain: the key, then what is allowed)
+BAD = {
+    "unknown method": (base(method="grd"), ["method", "'grd'", "grid, random, bayes"]),
+    "custom method": (base(method="custom"), ["method", "custom", "grid, random, bayes"]),
+    "bad goal": (
+        base(metric={"name": "x", "goal": "up"}),
+        ["metric.goal", "'up'", "minimize, maximize"],
+    ),
+    "metric without name": (base(metric={"goal": "maximize"}), ["metric", "name"]),
+    "bayes without metric": (
+        base(method="bayes", metric=None, parameters={"lr": {"min": 0.0, "max": 1.0}}),
+        ["metric", "bayes", "goal"],
+    ),
+    "unknown top-level key": (
+        base(parameterz={"a": {"values": [1]}}),
+        ["parameterz", "not a sweep key", "parameters"],
+    ),
+    "misspelt parameter key": (
+        base(parameters={"lr": {"valuez": [1]}}),
+        ["parameters.lr", "values", "distribution"],
+    ),
+    "unknown distribution": (
+        base(method="random", parameters={"lr": {"distribution": "gaussian", "min": 0, "max": 1}}),
+        ["parameters.lr", "log_uniform_values", "q_beta"],
+    ),
+    "parameter not a mapping": (
+        base(parameters={"lr": [0.1, 0.01]}),
+        ["parameters.lr", "must be a mapping", "values"],
+    ),
+    "min above max": (
+        base(method="random", parameters={"lr": {"min": 2.0, "max": 1.0}}),
+        ["parameters.lr", "min", "max"],
+    ),
+    "no parameters": (base(parameters=None), ["parameters", "missing"]),
+    "grid over a continuous range": (
+        base(parameters={"lr": {"min": 0.0, "max": 1.0}}),
+        ["parameters.lr", "uniform", "grid allows"],
+    ),
+    "grid with probabilities": (
+        base(parameters={"lr": {"values": [1, 2], "probabilities": [0.5, 0.5]}}),
+        ["parameters.lr", "grid"],
+    ),
+    "negative run_cap": (base(run_cap=-1), ["run_cap", "-1", "above 0"]),
+    "command not a list": (base(command="python -m train"), ["command", "array"]),
+    "unknown command macro": (
+        base(command=["${interpreter}", "${progam}"]),
+        ["command", "${progam}", "${program}", "${args_json_file}"],
+    ),
+    "program macro without program": (base(command=None), ["program", "${program}"]),
+    "early_terminate type": (
+        base(early_terminate={"type": "median"}),
+        ["early_terminate", "hyperband", "min_iter"],
+    ),
+    "early_terminate without metric": (
+        base(metric=None, early_terminate={"type": "hyperband", "min_iter": 1}),
+        ["metric", "early_terminate"],
+    ),
+    "hyperband bands impossible": (
+        base(early_terminate={"type": "hyperband", "max_iter": 2, "s": 2, "eta": 3}),
+        ["early_terminate", "Bands"],
+    ),
+    "cloud-only key": (base(job="entity/project/job:v0"), ["job", "W&B", "--backend wandb"]),
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_bad_definition_is_one_line_naming_key_and_allowed(name: str) -> None:
+    definition, words = BAD[name]
+    with pytest.raises(UserError) as err:
+        sweepdef.validate(definition, "bad.yaml")
+    message = str(err.value)
+    assert "\n" not in message, message
+    assert message.startswith("bad.yaml: "), message
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+
+
+def test_bad_definition_on_the_command_line_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(base(metric={"name": "Validation Accuracy", "goal": "upward"})))
+    result = sweepkit("sweep", "create", str(bad), "--root", str(tmp_path / "sweeps"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr.count("\n") == 1
+        and "metric.goal" in result.stderr
+        and "minimize, maximize" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir()), (
+        "no half-made sweep folder"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("", ["empty or not a mapping"]),
+        ("method: [grid\n", ["line", "YAML"]),
+        ("- 1\n- 2\n", ["mapping"]),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, text: str, words: list[str]) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        sweepdef.load_definition(path)
+    assert all(w in str(err.value) for w in words) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match="does not exist"):
+        sweepdef.load_definition(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sweep_config.yaml",
+        "sweeps/random.yaml",
+        "sweeps/bayes_hyperband.yaml",
+        "sweeps/digits_grid.yaml",
+    ],
+)
+def test_shipped_definitions_are_valid(name: str) -> None:
+    definition = sweepdef.load_definition(REPO / "config" / name)
+    assert (
+        definition["command"][:4] == ["${env}", "${interpreter}", "-m", "train"]
+        and definition["command"][-1] == "${args}"
+    )
+
+
+def test_seed_sweep_is_reproduced_and_digits_grid_has_four_points() -> None:
+    seed = sweepdef.load_definition(REPO / "config" / "sweep_config.yaml")
+    assert seed["method"] == "grid" and seed["metric"] == {
+        "name": "Validation Accuracy",
+        "goal": "maximize",
+    }
+    assert seed["parameters"] == {"learning_rate": {"values": [0.1, 0.01]}}
+    assert sweepdef.planned_runs(seed) == 2
+    digits = sweepdef.load_definition(REPO / "config" / "sweeps" / "digits_grid.yaml")
+    assert sweepdef.planned_runs(digits) == 4 and "config/presets/digits.yaml" in digits["command"]
+    bayes = sweepdef.load_definition(REPO / "config" / "sweeps" / "bayes_hyperband.yaml")
+    assert bayes["method"] == "bayes" and bayes["early_terminate"]["type"] == "hyperband"
+
+
+def test_every_engine_distribution_validates_and_samples() -> None:
+    from sweeps import next_run
+
+    examples = {
+        "categorical": {"distribution": "categorical", "values": [1, 2]},
+        "categorical_w_probabilities": {"values": [1, 2], "probabilities": [0.3, 0.7]},
+        "constant": {"value": 3},
+        "int_uniform": {"distribution": "int_uniform", "min": 1, "max": 4},
+        "uniform": {"distribution": "uniform", "min": 0.0, "max": 1.0},
+        "normal": {"distribution": "normal", "mu": 0.0, "sigma": 1.0},
+        "log_normal": {"distribution": "log_normal", "mu": 0.0, "sigma": 1.0},
+        "q_normal": {"distribution": "q_normal", "mu": 0.0, "sigma": 1.0, "q": 0.5},
+        "q_log_normal": {"distribution": "q_log_normal", "mu": 0.0, "sigma": 1.0, "q": 0.5},
+        "log_uniform": {"distribution": "log_uniform", "min": -5.0, "max": 0.0},
+        "log_uniform_values": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1.0},
+        "inv_log_uniform": {"distribution": "inv_log_uniform", "min": 0.0, "max": 2.0},
+        "inv_log_uniform_values": {
+            "distribution": "inv_log_uniform_values",
+            "min": 0.1,
+            "max": 1.0,
+        },
+        "q_uniform": {"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.25},
+        "q_log_uniform": {"distribution": "q_log_uniform", "min": 0.0, "max": 3.0, "q": 1.0},
+        "q_log_uniform_values": {
+            "distribution": "q_log_uniform_values",
+            "min": 1.0,
+            "max": 100.0,
+            "q": 1.0,
+        },
+        "beta": {"distribution": "beta", "a": 2.0, "b": 3.0},
+        "q_beta": {"distribution": "q_beta", "a": 2.0, "b": 3.0, "q": 0.1},
+    }
+    assert set(examples) == set(sweepdef._distributions()), (
+        "a distribution of the engine is not covered"
+    )
+    definition = base(method="random", parameters={name: spec for name, spec in examples.items()})
+    sweepdef.validate(definition, "all.yaml")
+    run = next_run(definition, [])
+    assert run is not None and set(run.config) == set(examples)
+
+
+def test_nested_parameters_flatten_with_dots() -> None:
+    definition = base(
+        parameters={
+            "optimizer": {"parameters": {"lr": {"values": [1, 2]}, "beta": {"value": 0.9}}},
+            "wandb.mode": {"value": "offline"},
+        }
+    )
+    sweepdef.validate(definition, "nested.yaml")
+    assert sweepdef.planned_runs(definition) == 2
+    assert sweepdef.flat_params(
+        {"optimizer": {"value": {"lr": 1, "beta": 0.9}}, "wandb.mode": {"value": "offline"}}
+    ) == {
+        "optimizer.lr": 1,
+        "optimizer.beta": 0.9,
+        "wandb.mode": "offline",
+    }
+
+
+def test_planned_runs() -> None:
+    assert (
+        sweepdef.planned_runs(
+            base(
+                parameters={
+                    "a": {"values": [1, 2, 3]},
+                    "b": {"min": 1, "max": 4},
+                    "c": {"value": 1},
+                }
+            )
+        )
+        == 12
+    )
+    assert sweepdef.planned_runs(base(parameters={"a": {"values": [1, 2, 3]}}, run_cap=2)) == 2
+    assert (
+        sweepdef.planned_runs(base(method="random", parameters={"a": {"min": 0.0, "max": 1.0}}))
+        is None
+    )
+    assert (
+        sweepdef.planned_runs(
+            base(method="random", run_cap=7, parameters={"a": {"min": 0.0, "max": 1.0}})
+        )
+        == 7
+    )
+
+
+def test_command_macros_expand_as_wandb_agent_does(tmp_path: Path) -> None:
+    import sys
+
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    params = {"lr": {"value": 0.01}, "flag": {"value": False}, "wandb.mode": {"value": "offline"}}
+    expected = create_sweep_command_args({"args": params})
+    json_file = tmp_path / "config.json"
+
+    def expand(*chunks: str, program: str | None = None) -> list[str]:
+        definition = {"command": list(chunks), **({"program": program} if program else {})}
+        return sweepdef.build_command(definition, params, json_file)
+
+    assert expand("${env}", "${interpreter}", "${program}", "${args}", program="train.py") == [
+        "/usr/bin/env",
+        sys.executable,
+        "train.py",
+        *expected["args"],
+    ]
+    for macro in (
+        "args_no_hyphens",
+        "args_no_equals",
+        "args_no_boolean_flags",
+        "args_append_hydra",
+        "args_override_hydra",
+        "args_json",
+    ):
+        assert expand("x", "${" + macro + "}") == ["x", *expected[macro]], macro
+    assert expand("${args_json_file}") == [str(json_file)]
+    assert json.loads(sweepdef.args_json(params)) == {
+        "lr": 0.01,
+        "flag": False,
+        "wandb.mode": "offline",
+    }
+    # the default command, when a definition has none, is wandb's: ${env} ${interpreter} ${program} ${args}
+    assert sweepdef.build_command({"program": "p.py"}, params, json_file)[2:] == [
+        "p.py",
+        *expected["args"],
+    ]
+
+
+def test_envvar_macro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWEEPKIT_TEST_PRESET", "config/presets/digits.yaml")
+    definition = {
+        "command": [
+            "${interpreter}",
+            "-m",
+            "train",
+            "--config",
+            "${envvar:SWEEPKIT_TEST_PRESET}",
+            "${args}",
+        ]
+    }
+    sweepdef.validate({**base(), **definition}, "env.yaml")
+    argv = sweepdef.build_command(definition, {"lr": {"value": 1}}, tmp_path / "x.json")
+    assert argv[4] == "config/presets/digits.yaml" and argv[-1] == "--lr=1"
