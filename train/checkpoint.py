@@ -1,0 +1,74 @@
+"""Checkpoints: written atomically, several kept, a corrupt newest one skipped for an older one.
+
+A checkpoint holds everything a resumed run needs to continue as if never interrupted: model,
+optimiser, scheduler and grad-scaler state, the position (``epoch`` completed epochs plus
+``step`` batches into the next one), the partial epoch's loss sums and the metric history.
+Batches depend only on (seed, epoch, step) (see pipeline.py), so no RNG state is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from train.atomic import write_atomic
+
+log = logging.getLogger("sweepkit")
+
+_NAME = re.compile(r"^ckpt-e(\d+)-s(\d+)\.pt$")
+
+
+@dataclass(frozen=True)
+class Position:
+    epoch: int  # completed epochs
+    step: int  # batches done in epoch ``epoch`` (0 at an epoch boundary)
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def _listed(run_dir: Path) -> list[tuple[Position, Path]]:
+    found = []
+    folder = checkpoint_dir(run_dir)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = _NAME.match(path.name)
+            if match:
+                found.append((Position(int(match[1]), int(match[2])), path))
+    return sorted(found, key=lambda item: (item[0].epoch, item[0].step))
+
+
+def save_checkpoint(run_dir: Path, position: Position, state: dict[str, Any], keep: int) -> Path:
+    path = checkpoint_dir(run_dir) / f"ckpt-e{position.epoch:04d}-s{position.step:06d}.pt"
+    write_atomic(
+        path,
+        lambda handle: torch.save(
+            {**state, "epoch": position.epoch, "step": position.step}, handle
+        ),
+    )
+    for _, old in _listed(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_latest_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The newest readable checkpoint, or None. Unreadable ones are skipped with a warning."""
+    for _, path in reversed(_listed(run_dir)):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or "model" not in state:
+                raise ValueError("not a sweepkit checkpoint")
+            return state
+        except Exception as err:
+            log.warning(
+                "checkpoint %s is unreadable (%s); falling back to the previous one",
+                path.name,
+                f"{err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+            )
+    return None

@@ -1,0 +1,149 @@
+"""``python -m train`` / ``sweepkit train``: one run, as both W&B's and sweepkit's agents start it.
+
+    python -m train [--config PRESET.yaml ...] [--run-dir DIR] [--key=value ...] [--set key=value ...]
+
+``--key=value`` arguments are the agent's overrides (``${args}``); ``--set`` wins over everything.
+Exit codes: 0 finished, 1 failed, 2 bad config or input, 75 preempted (rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+import uuid
+from pathlib import Path
+
+from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
+
+log = logging.getLogger("sweepkit")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="preset YAML layered over config/config.yaml (repeatable)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any key; wins over every other source",
+    )
+    parser.add_argument(
+        "--run-dir", help="run folder (default: $SWEEPKIT_RUN_DIR, else runs/<run id>)"
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the effective config and exit"
+    )
+    parser.epilog = (
+        "Any other --key=value argument is an agent override, e.g. --learning_rate=0.01."
+    )
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    args, rest = parser.parse_known_args(argv)
+    from train.config import parse_agent_args
+
+    args.agent_overrides = parse_agent_args(rest)
+    return args
+
+
+def resolve_run_dir(arg: str | None) -> tuple[Path, str]:
+    """(run folder, run id): the flag, then the agent's folder, then runs/<WANDB_RUN_ID or new id>."""
+    run_id = os.environ.get("WANDB_RUN_ID")
+    chosen = arg or os.environ.get("SWEEPKIT_RUN_DIR")
+    if chosen:
+        path = Path(chosen)
+        return path, run_id or path.name
+    run_id = run_id or uuid.uuid4().hex[:8]
+    return Path("runs") / run_id, run_id
+
+
+def _setup_logging(run_dir: Path, log_file: str) -> None:
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    to_file = logging.FileHandler(run_dir / log_file)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(console)
+    log.addHandler(to_file)
+
+
+def run(args: argparse.Namespace) -> int:
+    from train.config import build_config
+    from train.runrecord import RunRecord, read_run_json
+
+    cfg = build_config(args.config, args.agent_overrides, args.set)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg.nested(), sort_keys=False), end="")
+        return EXIT_OK
+    run_dir, run_id = resolve_run_dir(args.run_dir)
+    previous = read_run_json(run_dir)
+    if previous and previous.get("state") == "finished":
+        print(f"run {run_id} in {run_dir} already finished; nothing to do")
+        return EXIT_OK
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"cannot create run folder {run_dir}: {err.strerror}; pass --run-dir to a writable path"
+        ) from None
+    _setup_logging(run_dir, cfg.log_file)
+
+    from train.tracking import Tracker
+    from train.trainer import StopSignal, train
+
+    stop = StopSignal().install()
+    record = RunRecord(run_dir, run_id, cfg.nested())
+    tracker = None
+    code = EXIT_FAILED
+    try:
+        tracker = Tracker(cfg, run_dir, run_id)
+        swept = tracker.swept_values()
+        if swept:
+            # wandb.config holds the sweep's choice: layer it (below --set) and record the result.
+            cfg = build_config(args.config, args.agent_overrides, args.set, wandb_config=swept)
+            tracker.record_config(cfg)
+        record.update(config=cfg.nested())
+        state = train(cfg, run_dir, record, tracker, stop)
+        code = EXIT_PREEMPTED if state == "preempted" else EXIT_OK
+        record.data["timings"]["ended_at"] = None if state == "preempted" else _now()
+        record.update(state=state, exit_code=code)
+        return code
+    except UserError as err:
+        code = EXIT_USAGE
+        record.update(state="failed", exit_code=code, error=str(err))
+        raise
+    except Exception as err:
+        code = EXIT_FAILED
+        log.error("%s", traceback.format_exc().rstrip())
+        record.update(state="failed", exit_code=code, error=f"{err.__class__.__name__}: {err}")
+        return code
+    finally:
+        if tracker is not None:
+            tracker.finish(code, preempted=code == EXIT_PREEMPTED)
+
+
+def _now() -> str:
+    from train.runrecord import now_iso
+
+    return now_iso()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.cli import main as sweepkit_main
+
+    return sweepkit_main(["train", *(sys.argv[1:] if argv is None else argv)])

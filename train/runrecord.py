@@ -1,0 +1,104 @@
+"""``run.json``: the run's record that agents, status and report read (never the logs).
+
+Written atomically at start, after every epoch and at the end. Layout (schema 1):
+run_id, sweep_id, state (running | finished | failed | preempted), config (effective, nested),
+metric_names, epochs [{epoch, Train Loss, Validation Loss, Validation Accuracy, images_per_s, lr,
+epoch_s}], summary (last value of each metric, best Validation Accuracy, Test Accuracy/Loss),
+timings, host, pid, slurm ids, git_revision, image_digest, resumed_from, attempt, exit_code, error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from train.atomic import write_json_atomic
+
+SCHEMA_VERSION = 1
+METRIC_NAMES = ["Train Loss", "Validation Loss", "Validation Accuracy"]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def git_revision() -> str | None:
+    """The checkout's revision, or what the image recorded at build time."""
+    if os.environ.get("SWEEPKIT_GIT_REVISION"):
+        return os.environ["SWEEPKIT_GIT_REVISION"]
+    project = Path(__file__).resolve().parent.parent
+    if not (project / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(project), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def slurm_ids() -> dict[str, str | None]:
+    env = os.environ
+    return {
+        "job_id": env.get("SLURM_JOB_ID"),
+        "array_job_id": env.get("SLURM_ARRAY_JOB_ID"),
+        "array_task_id": env.get("SLURM_ARRAY_TASK_ID"),
+        "restart_count": env.get("SLURM_RESTART_COUNT"),
+    }
+
+
+class RunRecord:
+    def __init__(self, run_dir: Path, run_id: str, config: dict[str, Any]):
+        self.path = run_dir / "run.json"
+        previous = read_run_json(run_dir) or {}
+        self.data: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "run_id": run_id,
+            "sweep_id": os.environ.get("WANDB_SWEEP_ID"),
+            "state": "running",
+            "config": config,
+            "metric_names": METRIC_NAMES,
+            "epochs": [],
+            "summary": {},
+            "timings": {
+                "started_at": previous.get("timings", {}).get("started_at") or now_iso(),
+                "attempt_started_at": now_iso(),
+                "updated_at": now_iso(),
+                "ended_at": None,
+                "train_s": previous.get("timings", {}).get("train_s", 0.0),
+            },
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "slurm": slurm_ids(),
+            "git_revision": git_revision(),
+            "image_digest": os.environ.get("SWEEPKIT_IMAGE_DIGEST"),
+            "resumed_from": None,
+            "attempt": int(previous.get("attempt", 0)) + 1,
+            "exit_code": None,
+            "error": None,
+        }
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.write()
+
+    def write(self) -> None:
+        self.data["timings"]["updated_at"] = now_iso()
+        write_json_atomic(self.path, self.data)
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
