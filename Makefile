@@ -1,0 +1,40 @@
+# Two entry points for a fresh machine (README.md): `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps demo test lint constraints clean
+
+# The pinned environment: torch 2.14.1 / torchvision 0.29.1 and every other package at the
+# version in constraints.txt (re-run when either file changes).
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian packages the tests drive for real: SLURM + munge, shellcheck, headless Chromium.
+system-deps:
+	bash tests/install-system-deps.sh
+
+demo: setup
+	bash tests/demo.sh
+
+test: system-deps setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check train jobs tests bench
+	$(BIN)/ruff format --check train jobs tests bench
+	$(BIN)/mypy
+
+# Re-pin the development environment after changing dependencies in pyproject.toml.
+constraints: setup
+	{ head -n 2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^sweepkit'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) runs sweeps .pytest_cache .mypy_cache .ruff_cache
