@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Start a one-node SLURM (munged, slurmctld, slurmd) for the tests and CI.
+#
+#   eval "$(tests/slurm/slurm-up.sh)"     # prints: export SLURM_CONF=...
+#   tests/slurm/slurm-down.sh
+#
+# Everything lives under $SWEEPKIT_SLURM_DIR (default /tmp/sweepkit-slurm): the munge key and
+# socket, slurm.conf, controller state, slurmd spool and the daemons' logs. Nothing is written to
+# /etc; clients and daemons find the config through SLURM_CONF. Idempotent: when our daemons are
+# already up and the node is idle, it only prints the export line. Installs the Debian packages
+# slurm-wlm and munge with apt-get when they are missing (CI starts from a bare machine); set
+# SWEEPKIT_SLURM_NO_INSTALL=1 to fail instead. Needs root (SlurmUser=root, munged as root).
+# Progress goes to stderr; stdout carries only the export line.
+set -euo pipefail
+
+STATE=${SWEEPKIT_SLURM_DIR:-/tmp/sweepkit-slurm}
+# Ports away from the defaults (6817/6818) so a real SLURM on the machine is left alone.
+CTLD_PORT=${SWEEPKIT_SLURM_CTLD_PORT:-16817}
+SLURMD_PORT=${SWEEPKIT_SLURM_SLURMD_PORT:-16818}
+CONF=$STATE/slurm.conf
+MUNGE_SOCKET=$STATE/munge/munge.socket.2
+
+log() { printf 'slurm-up: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+node_state() { SLURM_CONF=$CONF timeout 5 sinfo -h -N -o %t 2>/dev/null | head -n1 || true; }
+
+if [[ $(id -u) -ne 0 ]]; then
+    die "needs root (SlurmUser=root and munged run as root); run it with sudo"
+fi
+
+install_packages() {
+    local missing=()
+    command -v munged >/dev/null || missing+=(munge)
+    for tool in slurmctld slurmd sbatch; do
+        command -v "$tool" >/dev/null || missing+=(slurm-wlm)
+    done
+    ((${#missing[@]} == 0)) && return 0
+    [[ ${SWEEPKIT_SLURM_NO_INSTALL:-0} == 1 ]] && die "missing ${missing[*]} and SWEEPKIT_SLURM_NO_INSTALL=1"
+    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
+    log "installing slurm-wlm munge with apt-get (a minute or two)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2
+    apt-get install -y -q --no-install-recommends slurm-wlm munge >&2
+}
+
+start_munge() {
+    mkdir -p "$STATE/munge"
+    chmod 0700 "$STATE" "$STATE/munge"
+    if pid_alive "$STATE/munge/munged.pid" && [[ -S $MUNGE_SOCKET ]]; then
+        return 0
+    fi
+    if [[ ! -s $STATE/munge/munge.key ]]; then
+        # 1024 random bytes, as mungekey --create makes; root-owned 0600 as munged demands.
+        (umask 077 && head -c 1024 /dev/urandom >"$STATE/munge/munge.key")
+    fi
+    log "starting munged"
+    munged --force --socket="$MUNGE_SOCKET" --key-file="$STATE/munge/munge.key" \
+        --pid-file="$STATE/munge/munged.pid" --log-file="$STATE/munge/munged.log" \
+        --seed-file="$STATE/munge/munged.seed"
+}
+
+write_conf() {
+    local node cpus_line mem
+    node=$(hostname -s)
+    # slurmd -C prints this machine's real layout (CPUs, sockets, cores, RealMemory), which is
+    # exactly what slurmd will register with; a configured value above it would drain the node.
+    cpus_line=$(slurmd -C | head -n1)
+    mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$cpus_line")
+    cpus_line=${cpus_line/RealMemory=$mem/RealMemory=$((mem * 9 / 10))}
+    mkdir -p "$STATE/ctld" "$STATE/spool" "$STATE/log"
+    cat >"$CONF.tmp" <<EOF
+# Written by tests/slurm/slurm-up.sh: a one-node SLURM for sweepkit's tests.
+ClusterName=sweepkit
+SlurmctldHost=$node(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+# cred_expire is also how long a requeued job waits before it may start again (default 120 s).
+AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
+StateSaveLocation=$STATE/ctld
+SlurmdSpoolDir=$STATE/spool
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/builtin
+# Look at pending jobs every 2 s (default 60 s) so requeued tasks restart promptly in tests.
+SchedulerParameters=sched_interval=2
+MpiDefault=none
+JobCompType=jobcomp/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+ReturnToService=2
+JobRequeue=1
+# scancel sends SIGTERM, then SIGKILL after KillWait: time for the trainer to checkpoint.
+KillWait=20
+MinJobAge=600
+InactiveLimit=0
+SlurmdTimeout=60
+$cpus_line NodeAddr=127.0.0.1 State=UNKNOWN
+PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
+EOF
+    mv "$CONF.tmp" "$CONF"
+}
+
+start_slurm() {
+    export SLURM_CONF=$CONF
+    if ! pid_alive "$STATE/slurmctld.pid"; then
+        log "starting slurmctld (state in $STATE/ctld)"
+        # -c: start with an empty job queue; -i: ignore unreadable state from an older run.
+        slurmctld -c -i
+    fi
+    if ! pid_alive "$STATE/slurmd.pid"; then
+        log "starting slurmd"
+        slurmd
+    fi
+}
+
+wait_idle() {
+    local state i
+    for i in $(seq 1 60); do
+        state=$(node_state)
+        case $state in
+        idle | mix | alloc) return 0 ;;
+        drain* | down*)
+            # A node left down by a previous slurmd is returned to service once slurmd answers.
+            SLURM_CONF=$CONF scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 || true
+            ;;
+        esac
+        ((i % 10 == 0)) && log "waiting for the node (state: ${state:-no answer})"
+        sleep 1
+    done
+    log "slurmctld log tail:"
+    tail -n 20 "$STATE/log/slurmctld.log" >&2 || true
+    log "slurmd log tail:"
+    tail -n 20 "$STATE/log/slurmd.log" >&2 || true
+    die "node did not become idle within 60 s (state: ${state:-no answer})"
+}
+
+state=$(node_state)
+if [[ -s $CONF ]] && pid_alive "$STATE/slurmctld.pid" && pid_alive "$STATE/slurmd.pid" &&
+    [[ $state == idle || $state == mix || $state == alloc ]]; then
+    log "already up (node $state)"
+else
+    install_packages
+    start_munge
+    write_conf
+    start_slurm
+    wait_idle
+    log "up: one node, $(SLURM_CONF=$CONF sinfo -h -o '%c CPUs, partition %P')"
+fi
+printf 'export SLURM_CONF=%q\n' "$CONF"
