@@ -1,0 +1,361 @@
+"""The local twin of ``sbatch --array``: run a rendered sweep script's array tasks here.
+
+``sweepkit submit --launcher local`` (or ``python -m jobs.launch_local SCRIPT``) runs the very
+script that ``sbatch`` would get, with bash, one process per array task, at most ``%N`` at once,
+and the environment SLURM gives a task: ``SLURM_JOB_ID`` (one per task), ``SLURM_ARRAY_JOB_ID``,
+``SLURM_ARRAY_TASK_ID``, ``SLURM_ARRAY_TASK_{COUNT,MIN,MAX,STEP}``, ``SLURM_JOB_NAME``,
+``SLURM_CPUS_PER_TASK``, ``SLURM_SUBMIT_DIR``, ``SLURM_PROCID`` ... and ``SLURM_RESTART_COUNT``
+after a requeue. It honours the script's ``#SBATCH`` lines that matter on one machine:
+``--chdir``, ``--output`` (with %x %A %a %j %N %u, appended), ``--time`` (SIGTERM to the task's
+processes at the limit, SIGKILL 30 s later), ``--signal=B:SIG@lead`` (the signal to the batch
+shell ``lead`` seconds before the limit) and ``--requeue`` (a task that asks for a requeue is run
+again, as SLURM would). Resource requests (partition, memory, GPUs) are not enforced. Ctrl-C or
+SIGTERM to the launcher is ``scancel``: every task gets SIGTERM, and the runs checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from jobs.profiles import parse_time_s
+from train.errors import UserError
+
+KILL_WAIT_S = 30.0  # SLURM's default KillWait: SIGTERM, then SIGKILL this much later
+POLL_S = 0.2
+_DIRECTIVE = re.compile(r"^#SBATCH\s+(--[a-z-]+)(?:[= ](\S+))?")
+_SIGNAL = re.compile(r"^(?:([RB]+):)?([A-Z0-9]+)(?:@(\d+))?$")
+
+
+@dataclass
+class Directives:
+    """The ``#SBATCH`` options of a script, as sbatch reads them (until the first command)."""
+
+    options: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.options.get(name, default)
+
+
+def read_directives(text: str) -> Directives:
+    options: dict[str, str] = {}
+    for line in text.splitlines()[1:]:
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("#"):
+            break  # sbatch stops reading directives at the first command
+        match = _DIRECTIVE.match(stripped)
+        if match:
+            options[match.group(1)] = match.group(2) or ""
+    return Directives(options)
+
+
+def expand_array(spec: str) -> tuple[list[int], int | None]:
+    """``1-10:2,15%3`` -> ([1, 3, 5, 7, 9, 15], 3): task ids in order, and the %N limit."""
+    limit: int | None = None
+    if "%" in spec:
+        spec, limit_text = spec.split("%", 1)
+        limit = int(limit_text)
+    ids: list[int] = []
+    for part in spec.split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part)
+        if not match:
+            raise UserError(f"array spec part {part!r} is not N, N-M or N-M:S")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) else first
+        step = int(match.group(3)) if match.group(3) else 1
+        if last < first or step < 1:
+            raise UserError(f"array spec part {part!r} is empty")
+        ids.extend(range(first, last + 1, step))
+    return sorted(set(ids)), limit
+
+
+def expand_output(pattern: str, *, job_name: str, array_job: str, task: int, job: str) -> str:
+    """SLURM's filename pattern: %x %A %a %j %N %u %% (with optional zero padding, %4a)."""
+    values = {
+        "x": job_name,
+        "A": array_job,
+        "a": str(task),
+        "j": job,
+        "N": socket.gethostname().split(".")[0],
+        "u": getpass.getuser(),
+    }
+
+    def one(match: re.Match[str]) -> str:
+        width, key = match.group(1), match.group(2)
+        if key == "%":
+            return "%"
+        value = values.get(key)
+        if value is None:
+            return match.group(0)
+        return value.zfill(int(width)) if width else value
+
+    return re.sub(r"%(\d*)([%xAajNu])", one, pattern)
+
+
+@dataclass
+class Task:
+    task_id: int
+    job_id: str
+    restarts: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    signalled: bool = False
+    terminated_at: float | None = None
+    requeue_file: Path | None = None
+
+
+class LocalArray:
+    """Runs the tasks of one array job, ``limit`` at a time, like slurmctld with one big node."""
+
+    def __init__(self, script: Path, job_id: str, array: str | None = None) -> None:
+        self.script = script.resolve()
+        text = self.script.read_text()
+        self.directives = read_directives(text)
+        spec = array or self.directives.get("--array")
+        if not spec:
+            raise UserError(f"{script}: no #SBATCH --array line and no --array given")
+        self.spec = spec
+        self.ids, limit = expand_array(spec)
+        self.limit = limit or len(self.ids)
+        self.job_id = job_id
+        self.job_name = self.directives.get("--job-name") or self.script.name
+        self.workdir = Path(self.directives.get("--chdir") or os.getcwd())
+        self.output = self.directives.get("--output") or "slurm-%A_%a.out"
+        time_text = self.directives.get("--time")
+        self.time_s = parse_time_s(time_text) if time_text else None
+        self.signal_name, self.signal_lead = self._signal()
+        self.requeue = "--requeue" in self.directives.options
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"sweepkit-local-{job_id}-"))
+        self.cancelled = False
+
+    def _signal(self) -> tuple[str | None, int]:
+        value = self.directives.get("--signal")
+        if not value:
+            return None, 0
+        match = _SIGNAL.match(value)
+        if not match:
+            raise UserError(f"{self.script}: --signal={value} is not [B:]SIG[@seconds]")
+        name = match.group(2)
+        name = name if name.startswith("SIG") or name.isdigit() else f"SIG{name}"
+        return name, int(match.group(3) or 60)
+
+    # ----- environment ------------------------------------------------------------------------
+    def task_env(self, task: Task) -> dict[str, str]:
+        env = dict(os.environ)
+        host = socket.gethostname().split(".")[0]
+        cpus = self.directives.get("--cpus-per-task")
+        ids = self.ids
+        env.update(
+            {
+                "SLURM_JOB_ID": task.job_id,
+                "SLURM_JOBID": task.job_id,
+                "SLURM_ARRAY_JOB_ID": self.job_id,
+                "SLURM_ARRAY_TASK_ID": str(task.task_id),
+                "SLURM_ARRAY_TASK_COUNT": str(len(ids)),
+                "SLURM_ARRAY_TASK_MIN": str(ids[0]),
+                "SLURM_ARRAY_TASK_MAX": str(ids[-1]),
+                "SLURM_JOB_NAME": self.job_name,
+                "SLURM_SUBMIT_DIR": os.getcwd(),
+                "SLURM_SUBMIT_HOST": host,
+                "SLURM_CLUSTER_NAME": "local",
+                "SLURM_JOB_PARTITION": self.directives.get("--partition") or "local",
+                "SLURM_JOB_NODELIST": host,
+                "SLURM_NODELIST": host,
+                "SLURMD_NODENAME": host,
+                "SLURM_JOB_NUM_NODES": "1",
+                "SLURM_NNODES": "1",
+                "SLURM_NTASKS": "1",
+                "SLURM_PROCID": "0",
+                "SLURM_LOCALID": "0",
+                "SLURM_NODEID": "0",
+                "SWEEPKIT_LAUNCHER": "local",
+                "SWEEPKIT_LOCAL_REQUEUE_FILE": str(task.requeue_file),
+            }
+        )
+        steps = {b - a for a, b in zip(ids, ids[1:], strict=False)}
+        env["SLURM_ARRAY_TASK_STEP"] = str(steps.pop() if len(steps) == 1 else 1)
+        if cpus:
+            env["SLURM_CPUS_PER_TASK"] = cpus
+            env["SLURM_CPUS_ON_NODE"] = cpus
+        if task.restarts:
+            env["SLURM_RESTART_COUNT"] = str(task.restarts)
+        else:
+            env.pop("SLURM_RESTART_COUNT", None)
+        return env
+
+    # ----- running ----------------------------------------------------------------------------
+    def start(self, task: Task) -> None:
+        task.requeue_file = self.tmp / f"requeue-{task.job_id}-{task.restarts}"
+        log = Path(
+            expand_output(
+                self.output,
+                job_name=self.job_name,
+                array_job=self.job_id,
+                task=task.task_id,
+                job=task.job_id,
+            )
+        )
+        if not log.is_absolute():
+            log = self.workdir / log
+        with open(log, "ab") as handle:  # --open-mode=append: a requeue keeps the first lines
+            task.proc = subprocess.Popen(
+                ["bash", str(self.script)],
+                cwd=self.workdir,
+                env=self.task_env(task),
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a job's processes, as in SLURM
+            )
+        task.started = time.monotonic()
+        task.signalled = False
+        task.terminated_at = None
+        again = f" (restart {task.restarts})" if task.restarts else ""
+        print(f"[local {self.job_id}] task {task.task_id} started{again}, log {log}", flush=True)
+
+    def watch_time(self, task: Task, now: float) -> None:
+        """The time limit: the lead signal to the batch shell, then SIGTERM, then SIGKILL."""
+        if task.proc is None or self.time_s is None:
+            return
+        elapsed = now - task.started
+        if self.signal_name and not task.signalled and elapsed >= self.time_s - self.signal_lead:
+            task.signalled = True
+            _send(task.proc.pid, _signum(self.signal_name), group=False)
+        if task.terminated_at is None and elapsed >= self.time_s:
+            print(f"[local {self.job_id}] task {task.task_id}: time limit reached", flush=True)
+            self.terminate(task, now)
+        elif task.terminated_at is not None and now - task.terminated_at >= KILL_WAIT_S:
+            _send(task.proc.pid, signal.SIGKILL, group=True)
+
+    def terminate(self, task: Task, now: float) -> None:
+        if task.proc is not None and task.terminated_at is None:
+            task.terminated_at = now
+            _send(task.proc.pid, signal.SIGTERM, group=True)
+
+    def run(self) -> int:
+        queue = deque(
+            Task(
+                task_id,
+                str(int(self.job_id) + n) if self.job_id.isdigit() else f"{self.job_id}_{task_id}",
+            )
+            for n, task_id in enumerate(self.ids)
+        )
+        running: list[Task] = []
+        failures = 0
+        previous = _install_cancel(self)
+        try:
+            while queue or running:
+                while queue and len(running) < self.limit and not self.cancelled:
+                    task = queue.popleft()
+                    self.start(task)
+                    running.append(task)
+                if self.cancelled and not running:
+                    break
+                time.sleep(POLL_S)
+                now = time.monotonic()
+                for task in list(running):
+                    assert task.proc is not None
+                    if self.cancelled:
+                        self.terminate(task, now)
+                    self.watch_time(task, now)
+                    code = task.proc.poll()
+                    if code is None:
+                        continue
+                    running.remove(task)
+                    took = now - task.started
+                    asked = task.requeue_file is not None and task.requeue_file.exists()
+                    if asked and self.requeue and not self.cancelled:
+                        print(
+                            f"[local {self.job_id}] task {task.task_id} requeued after {took:.1f} s",
+                            flush=True,
+                        )
+                        task.restarts += 1
+                        queue.appendleft(task)
+                        continue
+                    print(
+                        f"[local {self.job_id}] task {task.task_id} exited {code} after {took:.1f} s",
+                        flush=True,
+                    )
+                    failures += code != 0
+        finally:
+            _restore(previous)
+            for path in self.tmp.iterdir():
+                path.unlink()
+            self.tmp.rmdir()
+        if self.cancelled:
+            return 128 + signal.SIGTERM
+        return 1 if failures else 0
+
+
+def _signum(name: str) -> int:
+    return int(name) if name.isdigit() else int(signal.Signals[name])
+
+
+def _send(pid: int, signum: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _install_cancel(array: LocalArray) -> dict[int, object]:
+    """SIGINT/SIGTERM to the launcher cancel the array, as scancel would."""
+
+    def cancel(signum: int, frame: FrameType | None) -> None:
+        if not array.cancelled:
+            print(f"[local {array.job_id}] cancelled: SIGTERM to every task", flush=True)
+        array.cancelled = True
+
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            previous[sig] = signal.signal(sig, cancel)
+    return previous
+
+
+def _restore(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def run_array(script: Path, job_id: str, array: str | None = None) -> int:
+    """Run every array task of ``script`` here; 0 when all exit 0."""
+    return LocalArray(script, job_id, array).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.launch_local",
+        description="run an sbatch array script's tasks as local processes (SLURM's twin)",
+    )
+    parser.add_argument("script", type=Path, help="a script rendered by sweepkit submit")
+    parser.add_argument("--job-id", default=str(int(time.time()) % 1_000_000_000))
+    parser.add_argument("--array", help="override the script's --array (e.g. 1-4%%2)")
+    args = parser.parse_args(argv)
+    try:
+        return run_array(args.script, args.job_id, args.array)
+    except UserError as err:
+        print(f"launch_local: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,518 @@
+"""``sweepkit submit SWEEP --profile NAME``: render the sbatch array for a sweep and submit it.
+
+The script is ``jobs/sweep_array.sbatch`` rendered with Jinja2 in strict mode (an undefined value
+is an error, never an empty string) from a cluster profile (``jobs/profiles.py``) and the sweep.
+``--array auto`` sizes the array to the runs the sweep still has to make, so no task starts an
+agent for an exhausted sweep. The rendered copy is kept beside the sweep, with one line per
+submission in ``SWEEP/slurm/submissions.jsonl`` (job id, profile, array, the exact sbatch
+command, image digest, git revision): what a reviewer needs to see or rerun the job.
+
+``--launcher local`` runs the same rendered script's array tasks as local processes
+(``jobs/launch_local.py``), with the concurrency and the SLURM variables a task would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jobs.profiles import Profile, load_profile
+from train.errors import UserError
+
+TEMPLATE = "sweep_array.sbatch"
+_ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
+_WANDB_REF = re.compile(r"^[\w.-]+/[\w.-]+/[A-Za-z0-9]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIRECTIVE_BAD = re.compile(r"[\s;`$'\"\\#]")
+
+
+@dataclass(frozen=True)
+class SweepTarget:
+    """What the job runs: a local sweep folder or a W&B sweep, and where its records go."""
+
+    kind: str  # "local" | "wandb"
+    ref: str  # absolute folder path, or entity/project/sweep_id
+    sweep_id: str
+    record_dir: Path  # SWEEP/slurm for local sweeps
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "sweep", help="a local sweep folder (sweeps/ID) or a W&B sweep entity/project/sweep_id"
+    )
+    parser.add_argument("--profile", required=True, help="profile name in the cluster config")
+    parser.add_argument(
+        "--array",
+        default="auto",
+        metavar="auto|SPEC",
+        help="auto (default): one task per remaining run with the profile's concurrency; or an "
+        "sbatch array spec such as 1-12%%2 (the profile's %%N is added when SPEC has none)",
+    )
+    parser.add_argument(
+        "--runs-per-task",
+        type=int,
+        metavar="N",
+        help="runs each task takes from the sweep (agent --count; default: the profile's, else 1)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the script and the sbatch command; submit and write nothing",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="slurm (default): sbatch; local: run the same script's tasks here as processes",
+    )
+    parser.add_argument(
+        "--cluster-config",
+        type=Path,
+        metavar="PATH",
+        help="cluster profiles file (default $SWEEPKIT_CLUSTER_CONFIG or config/cluster.yaml)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile, args.cluster_config)
+    target = resolve_sweep(args.sweep)
+    runs_per_task = args.runs_per_task or profile.runs_per_task
+    if runs_per_task < 1:
+        raise UserError(f"--runs-per-task {runs_per_task}: use 1 or more")
+    array = array_spec(args.array, profile, target, runs_per_task)
+    workdir = Path.cwd()
+    log_dir = profile.log_dir or target.record_dir / "logs"
+    job_name = profile.job_name or f"sweepkit-{target.sweep_id}"
+    image_digest = None
+    if profile.image is not None:
+        if profile.image.is_file():
+            image_digest = image_sha256(profile.image)
+        elif not args.dry_run:
+            raise UserError(
+                f"{profile.source}: profile {profile.name!r}, key 'image': {profile.image} not "
+                "found; build it (containers/build.sh) or fix the path"
+            )
+    if target.kind == "wandb" and not args.dry_run:
+        check_key_file(profile)
+
+    context = render_context(
+        profile=profile,
+        target=target,
+        array=array,
+        runs_per_task=runs_per_task,
+        workdir=workdir,
+        log_dir=log_dir,
+        job_name=job_name,
+        image_digest=image_digest,
+        git_revision=git_revision(workdir),
+    )
+    script = render(context)
+
+    if args.dry_run:
+        print(script, end="")
+        kept = target.record_dir / "JOBID.sbatch"
+        print(f"# sbatch command: sbatch --parsable SCRIPT  (SCRIPT kept as {kept})")
+        if profile.image is not None and image_digest is None:
+            print(f"# note: image {profile.image} not found here", file=sys.stderr)
+        return 0
+
+    target.record_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)  # sbatch does not create it; the job would die
+    if args.launcher == "local":
+        return submit_local(script, context, target, profile)
+    job_id, command = submit_slurm(script, target, profile)
+    record(target, job_id, profile, context, command, "slurm")
+    print_watch_hint(job_id, target, profile, context)
+    return 0
+
+
+# ----- sweep and array ------------------------------------------------------------------------
+def resolve_sweep(ref: str) -> SweepTarget:
+    """A folder that exists is a local sweep (opened to check it); else entity/project/id."""
+    if _CONTROL.search(ref):
+        raise UserError(f"sweep reference {ref!r} holds a control character")
+    path = Path(ref)
+    if path.is_dir():
+        from jobs.store import open_sweep
+
+        sweep = open_sweep(path)
+        folder = path.resolve()
+        return SweepTarget("local", str(folder), sweep.sweep_id, folder / "slurm")
+    if _WANDB_REF.match(ref):
+        entity, project, sweep_id = ref.split("/")
+        record_dir = Path("sweeps") / "wandb" / entity / project / sweep_id / "slurm"
+        return SweepTarget("wandb", ref, sweep_id, record_dir.resolve())
+    raise UserError(
+        f"sweep {ref!r} is neither a sweep folder nor a W&B sweep entity/project/sweep_id; "
+        "pass the folder that `sweepkit sweep create` printed"
+    )
+
+
+def remaining_runs(target: SweepTarget) -> tuple[int | None, int | None]:
+    """(planned, remaining): runs the sweep makes in all, and those not taken or done yet."""
+    if target.kind == "local":
+        from jobs.store import open_sweep
+
+        sweep = open_sweep(target.ref)
+        planned = sweep.planned_runs()
+        if planned is None:
+            return None, None
+        taken = sum(1 for run in sweep.runs() if run.state != "pending" and not run.queued)
+        return planned, max(0, planned - taken)
+    return _wandb_remaining(target.ref)
+
+
+def _wandb_remaining(ref: str) -> tuple[int | None, int | None]:
+    """Planned and remaining runs of a W&B sweep, from its config and runs (network)."""
+    import wandb
+
+    from jobs.sweepdef import planned_runs
+
+    try:
+        sweep = wandb.Api().sweep(ref)
+        config = sweep.config
+        states = [run.state for run in sweep.runs]
+    except Exception as err:  # the cloud's errors vary by version; report them as one line
+        raise UserError(
+            f"cannot read W&B sweep {ref} ({type(err).__name__}: {err}); check the reference "
+            "and `wandb login`, or pass --array 1-N%C"
+        ) from None
+    planned = planned_runs(config)
+    if planned is None:
+        return None, None
+    # Preempted W&B runs are handed out again by the sweep server, so they still need a task.
+    taken = sum(1 for state in states if state not in ("preempted", "preempting"))
+    return planned, max(0, planned - taken)
+
+
+def array_spec(spec: str, profile: Profile, target: SweepTarget, runs_per_task: int) -> str:
+    """The --array value: auto-sized from the sweep, or the user's spec with the profile's %N."""
+    if spec != "auto":
+        if not _ARRAY.match(spec):
+            raise UserError(
+                f"--array {spec!r} is not an sbatch array spec; write e.g. 1-12%2, 0-7:2 or "
+                "1,3,5, or auto"
+            )
+        return spec if "%" in spec else f"{spec}%{profile.concurrency}"
+    planned, remaining = remaining_runs(target)
+    if planned is None or remaining is None:
+        raise UserError(
+            f"sweep {target.ref} has no fixed size (method {_method(target)} without run_cap), "
+            "so --array auto cannot size it; pass --array 1-N%C or set run_cap"
+        )
+    if remaining == 0:
+        raise UserError(
+            f"sweep {target.ref} has no runs left ({planned} planned, all taken or done); see "
+            "`sweepkit status`; nothing submitted"
+        )
+    tasks = math.ceil(remaining / runs_per_task)
+    return f"1-{tasks}%{min(profile.concurrency, tasks)}"
+
+
+def _method(target: SweepTarget) -> str:
+    if target.kind != "local":
+        return "?"
+    from jobs.store import open_sweep
+
+    return str(open_sweep(target.ref).definition.get("method"))
+
+
+# ----- rendering ------------------------------------------------------------------------------
+def agent_argv(profile: Profile, target: SweepTarget, runs_per_task: int) -> list[str]:
+    """The agent command: wandb agent for W&B sweeps, sweepkit agent for local ones."""
+    count = ["--count", str(runs_per_task)]
+    if target.kind == "wandb":
+        exe = "wandb" if profile.container else _beside_python("wandb")
+        return [exe, "agent", "--forward-signals", *count, "$SWEEP"]
+    exe = "sweepkit" if profile.container else _beside_python("sweepkit")
+    return [exe, "agent", *count, "$SWEEP"]
+
+
+def _beside_python(name: str) -> str:
+    """The console script of this environment (a venv need not be activated in the job)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.is_file():
+        return str(candidate)
+    return shutil.which(name) or name
+
+
+def launch_lines(
+    profile: Profile, target: SweepTarget, runs_per_task: int, workdir: Path
+) -> list[str]:
+    """The agent command as shell-quoted lines of a bash array (``$SWEEP``/``$IMAGE`` kept)."""
+
+    def word(token: str) -> str:
+        return f'"{token}"' if token in ("$SWEEP", "$IMAGE") else shlex.quote(token)
+
+    lines: list[list[str]] = []
+    if profile.container:
+        lines.append([profile.runtime, "exec"] + (["--nv"] if profile.gpus else []))
+        binds = list(profile.binds)
+        # The working directory is bound by apptainer by default; the sweep folder may not be.
+        if target.kind == "local" and not Path(target.ref).is_relative_to(workdir):
+            binds.append(target.ref)
+        lines += [["--bind", bind] for bind in binds]
+        lines.append(["$IMAGE"])
+    lines.append(agent_argv(profile, target, runs_per_task))
+    return [" ".join(word(token) for token in line) for line in lines]
+
+
+def render_context(
+    *,
+    profile: Profile,
+    target: SweepTarget,
+    array: str,
+    runs_per_task: int,
+    workdir: Path,
+    log_dir: Path,
+    job_name: str,
+    image_digest: str | None,
+    git_revision: str,
+) -> dict[str, Any]:
+    for what, value in (("working directory", str(workdir)), ("log folder", str(log_dir))):
+        bad = _DIRECTIVE_BAD.search(value) or _CONTROL.search(value)
+        if bad:
+            raise UserError(
+                f"{what} {value!r} holds {bad.group()!r}, which an #SBATCH line cannot hold; "
+                "use a path without spaces or shell characters (profile key log_dir, or cd)"
+            )
+    if _DIRECTIVE_BAD.search(job_name):
+        raise UserError(f"job name {job_name!r} holds a space or shell character; fix job_name")
+    return {
+        "profile": profile,
+        "sweep": {"kind": target.kind, "ref": target.ref, "id": target.sweep_id},
+        "array": array,
+        "runs_per_task": runs_per_task,
+        "workdir": str(workdir),
+        "log_dir": str(log_dir),
+        "log_path": str(log_dir / profile.log_name),
+        "job_name": job_name,
+        "image": str(profile.image) if profile.image else "",
+        "image_digest": image_digest or "",
+        "git_revision": git_revision,
+        "container": profile.container,
+        "env": profile.env,
+        "key_file": str(profile.wandb_api_key_file),
+        "launch": launch_lines(profile, target, runs_per_task, workdir),
+        "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def render(context: dict[str, Any]) -> str:
+    """The sbatch script; an undefined template value is an error (StrictUndefined)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    try:
+        return env.get_template(TEMPLATE).render(**context)
+    except jinja2.UndefinedError as err:
+        raise UserError(
+            f"jobs/{TEMPLATE}: {err}; the template uses a value submit does not set"
+        ) from None
+
+
+# ----- provenance -----------------------------------------------------------------------------
+def git_revision(workdir: Path) -> str:
+    """HEAD of the checkout the job runs in, with -dirty when it has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(workdir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "-C", str(workdir), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def image_sha256(image: Path) -> str:
+    """sha256 of the image file, cached per (path, size, mtime) since images are gigabytes."""
+    stat = image.stat()
+    key = f"{image.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "sweepkit"
+        / "image-digests.json"
+    )
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return str(known[key])
+    digest = hashlib.sha256()
+    with image.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(chunk)
+    value = f"sha256:{digest.hexdigest()}"
+    try:
+        known = known if isinstance(known, dict) else {}
+        known[key] = value
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a cache we cannot write only costs time
+    return value
+
+
+def check_key_file(profile: Profile) -> None:
+    """A W&B sweep needs the API key file, readable by its owner only (the job checks again)."""
+    path = profile.wandb_api_key_file
+    if os.environ.get("WANDB_API_KEY"):
+        return  # sbatch passes the submitting environment on; the job uses it as is
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        raise UserError(
+            f"{profile.source}: profile {profile.name!r}, key 'wandb_api_key_file': {path} not "
+            f"found; create it with: (umask 077; printf %s YOUR_KEY > {path})"
+        ) from None
+    if mode & 0o077:
+        raise UserError(
+            f"{path} (profile {profile.name!r}, key 'wandb_api_key_file') has mode {mode:o}, "
+            f"readable by others; run: chmod 600 {path}"
+        )
+
+
+# ----- submission -----------------------------------------------------------------------------
+def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[str, list[str]]:
+    """sbatch --parsable the script; keep it as SWEEP/slurm/<job id>.sbatch. Returns (id, argv)."""
+    if shutil.which("sbatch") is None:
+        raise UserError(
+            "sbatch not found: run sweepkit submit on a SLURM login node, or use --launcher local"
+        )
+    fd, tmp_name = tempfile.mkstemp(prefix=".submit-", suffix=".sbatch", dir=target.record_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(script)
+        tmp.chmod(0o644)
+        command = ["sbatch", "--parsable", str(tmp)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            message = (result.stderr or result.stdout).strip() or f"exit {result.returncode}"
+            raise UserError(
+                f"sbatch rejected the job of profile {profile.name!r} ({profile.source}): {message}"
+            )
+        # --parsable prints "jobid" or "jobid;cluster".
+        job_id = result.stdout.strip().split(";")[0]
+        if not job_id.isdigit():
+            raise UserError(f"sbatch printed {result.stdout.strip()!r}, not a job id; check sbatch")
+        final = target.record_dir / f"{job_id}.sbatch"
+        os.replace(tmp, final)
+        return job_id, ["sbatch", "--parsable", str(final)]
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def submit_local(
+    script: str, context: dict[str, Any], target: SweepTarget, profile: Profile
+) -> int:
+    """Run the array here: jobs.launch_local with the same script, concurrency and SLURM env."""
+    from jobs.launch_local import run_array
+
+    job_id = local_job_id(target.record_dir)
+    path = target.record_dir / f"{job_id}.sbatch"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(script)
+    os.replace(tmp, path)
+    command = [sys.executable, "-m", "jobs.launch_local", str(path), "--job-id", job_id]
+    record(target, job_id, profile, context, command, "local")
+    print(
+        f"Running array {job_id} (tasks {context['array']}) of sweep {target.ref} here with "
+        f"profile {profile.name!r}; logs in {context['log_dir']}",
+        flush=True,
+    )
+    return run_array(path, job_id=job_id)
+
+
+def local_job_id(record_dir: Path) -> str:
+    """A numeric id like SLURM's, unique in this sweep's records (the local twin's job id)."""
+    job = int(time.time()) % 1_000_000_000
+    while (record_dir / f"{job}.sbatch").exists():
+        job += 1
+    return str(job)
+
+
+def record(
+    target: SweepTarget,
+    job_id: str,
+    profile: Profile,
+    context: dict[str, Any],
+    command: list[str],
+    launcher: str,
+) -> None:
+    """Append one line to SWEEP/slurm/submissions.jsonl in a single write."""
+    entry = {
+        "job_id": job_id,
+        "profile": profile.name,
+        "array": context["array"],
+        "script": f"slurm/{job_id}.sbatch",
+        "sbatch_command": command,
+        "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "image": context["image"] or None,
+        "image_digest": context["image_digest"] or None,
+        "git_revision": context["git_revision"],
+        "launcher": launcher,
+        "runs_per_task": context["runs_per_task"],
+        "log": context["log_path"],
+        "host": socket.gethostname(),
+    }
+    line = (json.dumps(entry) + "\n").encode()
+    fd = os.open(
+        target.record_dir / "submissions.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+    )
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def print_watch_hint(
+    job_id: str, target: SweepTarget, profile: Profile, context: dict[str, Any]
+) -> None:
+    log = context["log_path"].replace("%x", context["job_name"]).replace("%A", job_id)
+    log = log.replace("%a", "*").replace("%j", "*")
+    print(
+        f"Submitted array job {job_id} (tasks {context['array']}, {context['runs_per_task']} "
+        f"run(s) each) for sweep {target.ref} with profile {profile.name!r}.\n"
+        f"  script: {target.record_dir / (job_id + '.sbatch')}\n"
+        f"  logs:   {log}\n"
+        f"  watch:  squeue -j {job_id}    sweepkit status {target.ref}\n"
+        f"  cancel: scancel {job_id}"
+    )
