@@ -17,8 +17,9 @@
 #       PyPI) from pyproject.toml's runtime dependencies minus torch and torchvision, which the
 #       base image provides, at the versions pinned in constraints.txt.
 #
-# Every build passes the same build arguments to either engine: BASE_IMAGE and BASE_DIGEST (from
-# containers/base.lock; an unpinned base is refused), LOCK_SHA256, GIT_REVISION (with -dirty when
+# Every build passes the same build arguments to either engine: BASE_REPOSITORY, BASE_TAG and
+# BASE_DIGEST (from containers/base.lock; an unpinned base is refused; the image is pulled by
+# digest alone, since Apptainer refuses name:tag@digest), LOCK_SHA256, GIT_REVISION (with -dirty when
 # the files the image copies differ from it), BUILD_DATE, TORCH_VERSION and TORCHVISION_VERSION
 # (from constraints.txt, checked by the image's self-test).
 #
@@ -237,6 +238,21 @@ lock_requirements() {
 
 # --- build ---------------------------------------------------------------------------------------
 
+# %arguments and --build-arg came with Apptainer 1.2 and SingularityCE 4.0; older versions would
+# try to pull an image literally named "{{ BASE_REPOSITORY }}@{{ BASE_DIGEST }}".
+check_template_support() {
+    local version major minor
+    version=$("$1" --version 2>/dev/null | grep -Eo '[0-9]+\.[0-9]+' | head -n 1)
+    major=${version%%.*} minor=${version#*.}
+    [ -n "$version" ] || die "could not read the version of $1 ($1 --version)"
+    if [ "$1" = apptainer ] && { [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 2 ]; }; }; then
+        die "apptainer $version is too old for containers/sweepkit.def (%arguments needs 1.2 or newer); load a newer module"
+    fi
+    if [ "$1" = singularity ] && [ "$major" -lt 4 ]; then
+        die "singularity $version is too old for containers/sweepkit.def (needs Apptainer 1.2+ or SingularityCE 4+)"
+    fi
+}
+
 free_gb() {
     df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print int($4 / 1048576) }'
 }
@@ -246,6 +262,8 @@ build_image() {
     base=$(read_base)
     is_pinned "$base" || die "$BASE_LOCK names $base, which is not pinned by digest (name:tag@sha256:...); run ci/build-image.sh --lock where the registry is reachable and commit $BASE_LOCK"
     digest=${base##*@}
+    local name_tag=${base%@*}
+    local repository=${name_tag%:*} tag=${name_tag##*:}
     [ -f "$REQUIREMENTS_LOCK" ] || die "$REQUIREMENTS_LOCK is missing; run ci/build-image.sh --requirements"
     lock_sha=$(sha256sum "$REQUIREMENTS_LOCK" | cut -d' ' -f1)
     revision=$(git_revision)
@@ -253,7 +271,8 @@ build_image() {
     torch=$(tested_version torch)
     torchvision=$(tested_version torchvision)
     local build_args=(
-        --build-arg "BASE_IMAGE=$base"
+        --build-arg "BASE_REPOSITORY=$repository"
+        --build-arg "BASE_TAG=$tag"
         --build-arg "BASE_DIGEST=$digest"
         --build-arg "LOCK_SHA256=$lock_sha"
         --build-arg "GIT_REVISION=$revision"
@@ -297,6 +316,7 @@ build_image() {
                 return
             fi
             command -v "$apptainer" >/dev/null || die "apptainer is not on PATH; install it or load its module (module load apptainer)"
+            check_template_support "$apptainer"
             export APPTAINER_TMPDIR=${APPTAINER_TMPDIR:-$ROOT/build/apptainer-tmp}
             export APPTAINER_CACHEDIR=${APPTAINER_CACHEDIR:-$ROOT/build/apptainer-cache}
             mkdir -p "$APPTAINER_TMPDIR" "$APPTAINER_CACHEDIR" "$(dirname "$output")"
