@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, args.cluster_config)
     target = resolve_sweep(args.sweep)
-    runs_per_task = args.runs_per_task or profile.runs_per_task
+    runs_per_task = profile.runs_per_task if args.runs_per_task is None else args.runs_per_task
     if runs_per_task < 1:
         raise UserError(f"--runs-per-task {runs_per_task}: use 1 or more")
     array = array_spec(args.array, profile, target, runs_per_task)

@@ -1,0 +1,363 @@
+"""`sweepkit submit`: dry runs, --array sizing, records, and the local launcher twin.
+
+The runs here are the fast program of slurm_fixture (it keeps the trainer's contract: run.json,
+checkpoint on SIGUSR1/SIGTERM, exit 75, resume). Tests that need SLURM are in test_slurm.py,
+except the sbatch error, which needs only a running slurmctld.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from slurm_fixture import (
+    REPO,
+    Slurm,
+    events,
+    fast_sweep,
+    iso_ts,
+    make_sweep,
+    max_overlap,
+    run_infos,
+    slurm,  # noqa: F401  (the session fixture)
+    submitted_job,
+    sweepkit,
+)
+
+from jobs import submit
+from jobs.profiles import load_profile
+from train.errors import UserError
+
+BASE: dict[str, Any] = {
+    "partition": "debug",
+    "time": "00:10:00",
+    "cpus_per_task": 1,
+    "concurrency": 2,
+    "runtime": "none",
+    "signal_lead_s": 60,
+    "env": {"WANDB_MODE": "offline"},
+}
+
+
+def cluster(tmp_path: Path, **profiles: dict[str, Any]) -> str:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({"profiles": profiles}))
+    return str(path)
+
+
+def dry_run(ref: str, config: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return sweepkit(
+        "submit", ref, "--profile", "t", "--cluster-config", config, "--dry-run", *extra
+    )
+
+
+# ----- dry run and array sizing ---------------------------------------------------------------
+def test_dry_run_prints_script_and_command_and_writes_nothing(tmp_path: Path) -> None:
+    ref = fast_sweep(tmp_path, points=4, steps=1, step_s=0)
+    before = sorted(p.name for p in Path(ref).iterdir())
+    result = dry_run(ref, cluster(tmp_path, t=BASE))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("#!/bin/bash\n")
+    assert "#SBATCH --array=1-4%2\n" in result.stdout
+    assert f"#SBATCH --chdir={REPO}\n" in result.stdout
+    assert f"#SBATCH --output={ref}/slurm/logs/%x-%A_%a.out\n" in result.stdout
+    assert "# sbatch command: sbatch --parsable SCRIPT" in result.stdout
+    assert sorted(p.name for p in Path(ref).iterdir()) == before  # no slurm/ folder, no record
+
+
+def test_array_auto_follows_runs_per_task_and_user_specs_get_the_profile_limit(
+    tmp_path: Path,
+) -> None:
+    ref = fast_sweep(tmp_path, points=5, steps=1, step_s=0)
+    config = cluster(tmp_path, t=BASE)
+    assert "#SBATCH --array=1-2%2\n" in dry_run(ref, config, "--runs-per-task", "3").stdout
+    assert "#SBATCH --array=1-12%2\n" in dry_run(ref, config, "--array", "1-12").stdout
+    assert "#SBATCH --array=0-9:3%4\n" in dry_run(ref, config, "--array", "0-9:3%4").stdout
+    one = cluster(tmp_path, t={**BASE, "concurrency": 8})
+    assert "#SBATCH --array=1-5%5\n" in dry_run(ref, one).stdout  # never a limit above the size
+    bad = dry_run(ref, config, "--array", "1-x")
+    assert bad.returncode == 2 and "is not an sbatch array spec" in bad.stderr
+
+
+def test_array_auto_needs_a_sized_sweep(tmp_path: Path) -> None:
+    definition = {
+        "program": "p.py",
+        "method": "random",
+        "metric": {"name": "m", "goal": "maximize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    }
+    unbounded = make_sweep(tmp_path / "a", definition)
+    result = dry_run(unbounded, cluster(tmp_path, t=BASE))
+    assert (
+        result.returncode == 2
+        and "has no fixed size (method random without run_cap)" in result.stderr
+    )
+    capped = make_sweep(tmp_path / "b", {**definition, "run_cap": 7})
+    assert "#SBATCH --array=1-7%2\n" in dry_run(capped, cluster(tmp_path, t=BASE)).stdout
+
+
+def test_array_auto_for_a_wandb_sweep_counts_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mock of the W&B cloud only (no network here): a 6-point grid with two finished runs,
+    # one running and one preempted (the server hands that one out again).
+    import wandb
+
+    class Run:
+        def __init__(self, state: str) -> None:
+            self.state = state
+
+    class Sweep:
+        config = {
+            "method": "grid",
+            "parameters": {"a": {"values": [1, 2, 3]}, "b": {"values": [1, 2]}},
+        }
+        runs = [Run("finished"), Run("finished"), Run("running"), Run("preempted")]
+
+    class Api:
+        def sweep(self, ref: str) -> Sweep:
+            assert ref == "lab/cifar/abc123"
+            return Sweep()
+
+    monkeypatch.setattr(wandb, "Api", Api)
+    profile = load_profile("t", cluster(tmp_path, t=BASE))
+    target = submit.resolve_sweep("lab/cifar/abc123")
+    assert target.kind == "wandb"
+    assert submit.array_spec("auto", profile, target, 1) == "1-3%2"
+    assert submit.array_spec("auto", profile, target, 2) == "1-2%2"
+
+
+def test_unknown_sweep_reference_is_one_line(tmp_path: Path) -> None:
+    result = sweepkit(
+        "submit",
+        str(tmp_path / "nope"),
+        "--profile",
+        "t",
+        "--cluster-config",
+        cluster(tmp_path, t=BASE),
+    )
+    assert result.returncode == 2
+    assert (
+        "neither a sweep folder nor a W&B sweep" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+
+
+def test_missing_image_is_an_error_for_a_real_submission(tmp_path: Path) -> None:
+    ref = fast_sweep(tmp_path, points=1, steps=1, step_s=0)
+    gpu = {**BASE, "runtime": "apptainer", "image": str(tmp_path / "missing.sif"), "gpus": 1}
+    result = sweepkit("submit", ref, "--profile", "t", "--cluster-config", cluster(tmp_path, t=gpu))
+    assert result.returncode == 2
+    assert "profile 't', key 'image'" in result.stderr and "not found" in result.stderr
+    assert not (Path(ref) / "slurm").exists()
+
+
+# ----- the local launcher twin ----------------------------------------------------------------
+def test_local_launcher_runs_every_task_two_at_a_time_with_slurm_env(tmp_path: Path) -> None:
+    ref = fast_sweep(tmp_path, points=4, steps=6, step_s=0.3)
+    config = cluster(tmp_path, t=BASE)
+    result = sweepkit(
+        "submit", ref, "--profile", "t", "--cluster-config", config, "--launcher", "local"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    job = submitted_job(ref)
+    assert (job["launcher"], job["array"], job["profile"]) == ("local", "1-4%2", "t")
+    script = Path(ref) / str(job["script"])
+    assert script.is_file() and "#SBATCH --array=1-4%2" in script.read_text()
+
+    infos = run_infos(ref)
+    assert sorted(i["state"] for i in infos) == ["finished"] * 4
+    envs = [i["env"] for i in infos]
+    assert sorted(e["SLURM_ARRAY_TASK_ID"] for e in envs) == ["1", "2", "3", "4"]
+    assert len({e["SLURM_JOB_ID"] for e in envs}) == 4
+    for env in envs:
+        assert env["SLURM_ARRAY_JOB_ID"] == job["job_id"]
+        assert (
+            env["SLURM_ARRAY_TASK_COUNT"],
+            env["SLURM_ARRAY_TASK_MIN"],
+            env["SLURM_ARRAY_TASK_MAX"],
+        ) == ("4", "1", "4")
+        assert env["SLURM_CPUS_PER_TASK"] == "1" and env["OMP_NUM_THREADS"] == "1"
+        assert env["SLURM_JOB_NAME"] == f"sweepkit-{Path(ref).name}" and env["SLURM_PROCID"] == "0"
+        assert "SLURM_RESTART_COUNT" not in env
+    spans = [(iso_ts(i["timings"]["started_at"]), iso_ts(i["timings"]["ended_at"])) for i in infos]
+    assert max_overlap(spans) == 2
+    logs = sorted((Path(ref) / "slurm" / "logs").iterdir())
+    assert [p.name for p in logs] == [
+        f"sweepkit-{Path(ref).name}-{job['job_id']}_{n}.out" for n in range(1, 5)
+    ]
+    assert all("== sweepkit task" in p.read_text() and "host:" in p.read_text() for p in logs)
+
+
+def test_local_launcher_signals_at_the_lead_time_and_requeues(tmp_path: Path) -> None:
+    # time 1 min, lead 55 s: the launcher sends SIGUSR1 to the batch shell 5 s in, as SLURM would;
+    # the run (7 s of work) checkpoints, the task is rerun with SLURM_RESTART_COUNT=1, the run
+    # resumes and finishes.
+    ref = fast_sweep(tmp_path, points=1, steps=14, step_s=0.5)
+    config = cluster(tmp_path, t={**BASE, "time": "1", "signal_lead_s": 55})
+    result = sweepkit(
+        "submit", ref, "--profile", "t", "--cluster-config", config, "--launcher", "local"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "requeued" in result.stdout
+    seen = events(ref)
+    kinds = [e["event"] for e in seen]
+    assert kinds[:3] == ["start", "preempted", "start"] and kinds[-1] == "finished", seen
+    assert seen[1]["signal"] == "SIGUSR1" and seen[0]["restart_count"] is None
+    assert seen[2]["restart_count"] == "1" and seen[2]["step"] == seen[1]["step"] > 0
+    (info,) = run_infos(ref)
+    assert info["state"] == "finished" and info["resumed_from"] is not None
+    log = next((Path(ref) / "slurm" / "logs").iterdir()).read_text()
+    assert "SIGUSR1" in log and "restart 1" in log
+
+
+# ----- W&B sweeps in a container: the key file and the launch line as the job runs them ------
+FAKE_APPTAINER = """#!/bin/bash
+# Stands in for apptainer on this machine: records how it was called, never the key itself.
+python3 - "$@" <<'EOF'
+import json, os, sys
+key = os.environ.get("WANDB_API_KEY", "")
+with open(os.environ["FAKE_APPTAINER_LOG"], "a") as f:
+    f.write(json.dumps({"argv": sys.argv[1:], "key_len": len(key), "nousersite": os.environ.get("PYTHONNOUSERSITE")}) + "\\n")
+EOF
+"""
+
+
+def test_wandb_job_reads_the_key_file_and_runs_wandb_agent_in_the_container(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "apptainer"
+    fake.write_text(FAKE_APPTAINER)
+    fake.chmod(0o755)
+    image = tmp_path / "sweepkit.sif"
+    image.write_bytes(b"not really an image")
+    key_file = tmp_path / "wandb_key"
+    key = "k" * 40
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    profile = {
+        **BASE,
+        "runtime": "apptainer",
+        "image": str(image),
+        "gpus": 1,
+        "binds": ["/tmp:/scratch:rw"],
+        "wandb_api_key_file": str(key_file),
+    }
+    config = cluster(tmp_path, t=profile)
+    call_log = tmp_path / "calls.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", FAKE_APPTAINER_LOG=str(call_log))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    run = subprocess.run(
+        [
+            str(Path(REPO, ".venv", "bin", "sweepkit"))
+            if Path(REPO, ".venv").is_dir()
+            else "sweepkit",
+            "submit",
+            "lab/cifar/abc123",
+            "--profile",
+            "t",
+            "--cluster-config",
+            config,
+            "--launcher",
+            "local",
+            "--array",
+            "1-2",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    record_dir = workdir / "sweeps" / "wandb" / "lab" / "cifar" / "abc123" / "slurm"
+    job = json.loads((record_dir / "submissions.jsonl").read_text().splitlines()[-1])
+    assert job["image"] == str(image) and str(job["image_digest"]).startswith("sha256:")
+    calls = [json.loads(line) for line in call_log.read_text().splitlines()]
+    assert len(calls) == 2
+    for call in calls:
+        assert call["argv"][:3] == ["exec", "--nv", "--bind"] and "/tmp:/scratch:rw" in call["argv"]
+        assert call["argv"][-7:] == [
+            str(image),
+            "wandb",
+            "agent",
+            "--forward-signals",
+            "--count",
+            "1",
+            "lab/cifar/abc123",
+        ]
+        assert call["key_len"] == len(key) and call["nousersite"] == "1"
+    script = (record_dir / f"{job['job_id']}.sbatch").read_text()
+    logs = "".join(p.read_text() for p in (record_dir / "logs").iterdir())
+    assert key not in script and key not in logs and key not in run.stdout
+
+    # A key file others can read is refused: by submit, and by the job itself at run time.
+    key_file.chmod(0o644)
+    again = subprocess.run(
+        run.args, cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 2 and "readable by others; run: chmod 600" in again.stderr
+    job_run = subprocess.run(
+        ["bash", str(record_dir / f"{job['job_id']}.sbatch")],
+        cwd=workdir,
+        env={**env, "SLURM_JOB_ID": "1", "SLURM_ARRAY_TASK_ID": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert job_run.returncode == 2 and "chmod 600" in job_run.stderr
+    assert len(call_log.read_text().splitlines()) == 2  # the agent never started
+
+    # Only rank 0 runs the agent.
+    key_file.chmod(0o600)
+    rank1 = subprocess.run(
+        ["bash", str(record_dir / f"{job['job_id']}.sbatch")],
+        cwd=workdir,
+        env={**env, "SLURM_PROCID": "1", "SLURM_ARRAY_TASK_ID": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rank1.returncode == 0 and "only rank 0 runs the agent" in rank1.stdout
+    assert len(call_log.read_text().splitlines()) == 2
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+# ----- sbatch's own errors ----------------------------------------------------------------------
+def test_sbatch_errors_are_shown_verbatim_with_the_profile(slurm: Slurm, tmp_path: Path) -> None:  # noqa: F811
+    ref = fast_sweep(tmp_path, points=1, steps=1, step_s=0)
+    config = cluster(tmp_path, nosuch={**BASE, "partition": "nosuch"})
+    result = sweepkit(
+        "submit", ref, "--profile", "nosuch", "--cluster-config", config, env=slurm.env()
+    )
+    assert result.returncode == 2
+    assert "sbatch rejected the job of profile 'nosuch'" in result.stderr
+    assert "sbatch: error: invalid partition specified: nosuch" in result.stderr, result.stderr
+    assert sorted(p.name for p in (Path(ref) / "slurm").iterdir()) == [
+        "logs"
+    ]  # no record, no script
+
+
+def test_userror_for_bad_runs_per_task(tmp_path: Path) -> None:
+    ref = fast_sweep(tmp_path, points=1, steps=1, step_s=0)
+    with pytest.raises(UserError, match="--runs-per-task 0"):
+        submit.run(submit_args(ref, cluster(tmp_path, t=BASE), runs_per_task=0))
+
+
+def submit_args(ref: str, config: str, **changes: Any) -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    submit.add_arguments(parser)
+    args = parser.parse_args([ref, "--profile", "t", "--cluster-config", config, "--dry-run"])
+    for key, value in changes.items():
+        setattr(args, key, value)
+    return args
