@@ -263,7 +263,7 @@ build_image() {
     is_pinned "$base" || die "$BASE_LOCK names $base, which is not pinned by digest (name:tag@sha256:...); run ci/build-image.sh --lock where the registry is reachable and commit $BASE_LOCK"
     digest=${base##*@}
     local name_tag=${base%@*}
-    local repository=${name_tag%:*} tag=${name_tag##*:}
+    local repository=${name_tag%:*} base_tag=${name_tag##*:}
     [ -f "$REQUIREMENTS_LOCK" ] || die "$REQUIREMENTS_LOCK is missing; run ci/build-image.sh --requirements"
     lock_sha=$(sha256sum "$REQUIREMENTS_LOCK" | cut -d' ' -f1)
     revision=$(git_revision)
@@ -272,7 +272,7 @@ build_image() {
     torchvision=$(tested_version torchvision)
     local build_args=(
         --build-arg "BASE_REPOSITORY=$repository"
-        --build-arg "BASE_TAG=$tag"
+        --build-arg "BASE_TAG=$base_tag"
         --build-arg "BASE_DIGEST=$digest"
         --build-arg "LOCK_SHA256=$lock_sha"
         --build-arg "GIT_REVISION=$revision"
