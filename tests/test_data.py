@@ -398,7 +398,7 @@ def test_weights_cli_refuses_a_wrong_file_in_one_line(tmp_path, capsys):
 
 def test_weights_usage_lines_bind_the_cache_and_set_torch_home(tmp_path):
     text = "\n".join(staging.weights_usage_lines(tmp_path / "th"))
-    assert f"--bind {tmp_path / 'th'}:/data/torch" in text and "TORCH_HOME=/data/torch" in text
+    assert f"--bind {tmp_path / 'th'}:/cache/torch" in text and "TORCH_HOME=/cache/torch" in text
 
 
 def test_data_verb_imports_neither_torch_nor_wandb_at_start():

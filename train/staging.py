@@ -38,7 +38,7 @@ from train.errors import UserError
 CIFAR_FOLDER = "cifar-10-batches-py"
 # Where the printed bind lines mount staged data inside the image (a convention, not a requirement).
 CONTAINER_CIFAR_DIR = "/data/cifar10"
-CONTAINER_TORCH_HOME = "/data/torch"
+CONTAINER_TORCH_HOME = "/cache/torch"  # the image sets TORCH_HOME here (containers/)
 MD5_FILE_ENV = "SWEEPKIT_CIFAR_MD5_FILE"
 WEIGHTS_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101")
 # torch.hub.HASH_REGEX: the sha256 prefix embedded in a weights file name ("resnet50-0676ba61.pth").

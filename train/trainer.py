@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -53,6 +54,15 @@ class StopSignal:
     @property
     def requested(self) -> bool:
         return self.name is not None
+
+
+def use_allotted_cpus() -> None:
+    """Match torch's CPU threads to the CPUs SLURM gave this task (it defaults to every core)."""
+    if (
+        not os.environ.get("OMP_NUM_THREADS")
+        and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit()
+    ):
+        torch.set_num_threads(max(1, int(os.environ["SLURM_CPUS_PER_TASK"])))
 
 
 def seed_everything(cfg: Config, device: torch.device) -> None:
@@ -105,6 +115,7 @@ class EpochSums:
 def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop: StopSignal) -> str:
     """Train to completion or to a stop signal; returns the final state."""
     device = pick_device(cfg.device)
+    use_allotted_cpus()
     seed_everything(cfg, device)
     splits = load_splits(
         cfg.dataset,
