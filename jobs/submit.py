@@ -410,7 +410,12 @@ def check_key_file(profile: Profile) -> None:
 
 # ----- submission -----------------------------------------------------------------------------
 def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[str, list[str]]:
-    """sbatch --parsable the script; keep it as SWEEP/slurm/<job id>.sbatch. Returns (id, argv)."""
+    """sbatch --parsable the script; keep it as SWEEP/slurm/<job id>.sbatch. Returns (id, argv).
+
+    The copy is written first (so a full disk fails before anything is queued) and the script
+    goes to sbatch on stdin: SLURM keeps its own copy for requeues, and no job records a path
+    that is renamed once the job id is known.
+    """
     if shutil.which("sbatch") is None:
         raise UserError(
             "sbatch not found: run sweepkit submit on a SLURM login node, or use --launcher local"
@@ -420,9 +425,12 @@ def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[st
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(script)
+            handle.flush()
+            os.fsync(handle.fileno())
         tmp.chmod(0o644)
-        command = ["sbatch", "--parsable", str(tmp)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            ["sbatch", "--parsable"], input=script, capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             message = (result.stderr or result.stdout).strip() or f"exit {result.returncode}"
             raise UserError(

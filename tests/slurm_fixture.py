@@ -159,12 +159,13 @@ record("finished", steps, 0)
 
 
 def sweepkit(
-    *argv: str, env: dict[str, str] | None = None, timeout: float = 300
+    *argv: str, env: dict[str, str] | None = None, timeout: float = 300, cwd: Path = REPO
 ) -> subprocess.CompletedProcess[str]:
-    """Run the sweepkit console script from the checkout (the job's working directory)."""
+    """Run the sweepkit console script, by default from the checkout (the job's working
+    directory, so that sweep commands find config/presets/)."""
     exe = Path(sys.executable).parent / "sweepkit"
     return subprocess.run(
-        [str(exe), *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [str(exe), *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 

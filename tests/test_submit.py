@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import slurm_fixture
 import yaml
 from slurm_fixture import (
     REPO,
@@ -25,7 +26,6 @@ from slurm_fixture import (
     make_sweep,
     max_overlap,
     run_infos,
-    slurm,  # noqa: F401  (the session fixture)
     submitted_job,
     sweepkit,
 )
@@ -33,6 +33,9 @@ from slurm_fixture import (
 from jobs import submit
 from jobs.profiles import load_profile
 from train.errors import UserError
+
+# The session SLURM fixture, until tests/conftest.py imports it for every module.
+slurm = slurm_fixture.slurm
 
 BASE: dict[str, Any] = {
     "partition": "debug",
@@ -255,28 +258,8 @@ def test_wandb_job_reads_the_key_file_and_runs_wandb_agent_in_the_container(tmp_
     env.update(PATH=f"{bin_dir}:{env['PATH']}", FAKE_APPTAINER_LOG=str(call_log))
     workdir = tmp_path / "work"
     workdir.mkdir()
-    run = subprocess.run(
-        [
-            str(Path(REPO, ".venv", "bin", "sweepkit"))
-            if Path(REPO, ".venv").is_dir()
-            else "sweepkit",
-            "submit",
-            "lab/cifar/abc123",
-            "--profile",
-            "t",
-            "--cluster-config",
-            config,
-            "--launcher",
-            "local",
-            "--array",
-            "1-2",
-        ],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    argv = ["submit", "lab/cifar/abc123", "--profile", "t", "--cluster-config", config]
+    run = sweepkit(*argv, "--launcher", "local", "--array", "1-2", env=env, cwd=workdir)
     assert run.returncode == 0, run.stdout + run.stderr
     record_dir = workdir / "sweeps" / "wandb" / "lab" / "cifar" / "abc123" / "slurm"
     job = json.loads((record_dir / "submissions.jsonl").read_text().splitlines()[-1])
@@ -332,7 +315,7 @@ def test_wandb_job_reads_the_key_file_and_runs_wandb_agent_in_the_container(tmp_
 
 
 # ----- sbatch's own errors ----------------------------------------------------------------------
-def test_sbatch_errors_are_shown_verbatim_with_the_profile(slurm: Slurm, tmp_path: Path) -> None:  # noqa: F811
+def test_sbatch_errors_are_shown_verbatim_with_the_profile(slurm: Slurm, tmp_path: Path) -> None:
     ref = fast_sweep(tmp_path, points=1, steps=1, step_s=0)
     config = cluster(tmp_path, nosuch={**BASE, "partition": "nosuch"})
     result = sweepkit(
@@ -361,3 +344,83 @@ def submit_args(ref: str, config: str, **changes: Any) -> Any:
     for key, value in changes.items():
         setattr(args, key, value)
     return args
+
+
+# ----- the README's SLURM section ---------------------------------------------------------------
+def readme_slurm_blocks() -> list[tuple[str, str]]:
+    """(info string, body) of each fenced block in the README's `## SLURM` section."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## SLURM\n", 1)[1].split("\n## ", 1)[0]
+    parts = section.split("```")
+    return [(p.split("\n", 1)[0].strip(), p.split("\n", 1)[1]) for p in parts[1::2]]
+
+
+def test_readme_slurm_commands_run_render_or_parse(tmp_path: Path) -> None:
+    ref = fast_sweep(tmp_path, points=2, steps=2, step_s=0.1)
+    known = (
+        "squeue",
+        "sinfo",
+        "scancel",
+        "tail",
+        "mkdir",
+        "sweepkit",
+        "eval",
+        "tests/slurm/slurm-down.sh",
+    )
+    blocks = readme_slurm_blocks()
+    assert blocks, "no code blocks under ## SLURM"
+    submits = 0
+    for info, body in blocks:
+        if info == "text":
+            continue
+        assert info == "bash cluster", info
+        syntax = subprocess.run(["bash", "-n"], input=body, capture_output=True, text=True)
+        assert syntax.returncode == 0, syntax.stderr
+        for line in body.strip().splitlines():
+            assert line.startswith(known), line
+            words = line.split()
+            if words[0] == "eval":
+                assert (REPO / "tests" / "slurm" / "slurm-up.sh").is_file()
+                continue
+            if words[0] != "sweepkit":
+                continue
+            argv = [w.replace("sweeps/ab12cd34", ref) for w in words[1:]]
+            if argv[0] == "submit":
+                submits += 1
+                local = "--launcher" in argv
+                result = sweepkit(*argv, *([] if local or "--dry-run" in argv else ["--dry-run"]))
+                assert result.returncode == 0, (line, result.stderr)
+                if not local:
+                    script = tmp_path / "readme.sbatch"
+                    script.write_text(result.stdout)
+                    lint = subprocess.run(
+                        ["shellcheck", str(script)], capture_output=True, text=True
+                    )
+                    assert lint.returncode == 0, (line, lint.stdout)
+            else:
+                result = sweepkit(*argv)
+                assert result.returncode == 0, (line, result.stderr)
+    assert submits == 6
+    assert sorted(i["state"] for i in run_infos(ref)) == ["finished", "finished"]  # the local one
+
+
+def test_readme_profile_error_is_what_submit_prints(tmp_path: Path) -> None:
+    (example,) = [body for info, body in readme_slurm_blocks() if info == "text"]
+    config = yaml.safe_load((REPO / "config" / "cluster.yaml").read_text())
+    config["profiles"]["gpu"]["account"] = "lab;id"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "cluster.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [
+            str(Path(REPO, ".venv", "bin", "sweepkit")),
+            "submit",
+            "sweeps/ab12cd34",
+            "--profile",
+            "gpu",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and result.stderr.strip() == example.strip()
