@@ -231,6 +231,7 @@ class Analysis:
     message: str | None  # why importance/parallel coordinates are missing, if they are
     excluded: int = 0  # runs in analysed states whose metric is missing or not finite
     param_order: list[str] = field(default_factory=list)  # the definition's order
+    fixed: dict[str, Any] = field(default_factory=dict)  # value: parameters, not analysed
 
     @property
     def enough(self) -> bool:
@@ -251,11 +252,22 @@ def metric_of(definition: Mapping[str, Any]) -> tuple[str | None, str]:
     return metric.get("name"), ("maximize" if goal == "maximize" else "minimize")
 
 
+def fixed_params(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters the definition pins with ``value:``: passed to every run, not swept."""
+    return {
+        name: spec["value"]
+        for name, spec in param_specs(definition).items()
+        if "value" in spec and not {"values", "distribution", "min", "max"} & set(spec)
+    }
+
+
 def param_names(definition: Mapping[str, Any], runs: Iterable[RunLike]) -> list[str]:
-    """Swept parameters: the definition's, in its order, then any others the runs carry."""
-    names = list(param_specs(definition))
+    """Swept parameters: the definition's, in its order, then any others the runs carry;
+    without the fixed (``value:``) ones."""
+    fixed = fixed_params(definition)
+    names = [name for name in param_specs(definition) if name not in fixed]
     for run in runs:
-        names += [name for name in flatten(run.params) if name not in names]
+        names += [name for name in flatten(run.params) if name not in names and name not in fixed]
     return names
 
 
@@ -288,6 +300,7 @@ def analyse(runs: Sequence[RunLike], definition: Mapping[str, Any]) -> Analysis:
     specs = param_specs(definition)
     names = param_names(definition, runs)
     analysis = Analysis(metric_name, goal, counts, analysed, [], None, best, None, excluded, names)
+    analysis.fixed = fixed_params(definition)
     if metric_name is None:
         analysis.message = "The sweep definition names no metric, so runs cannot be ranked."
         return analysis

@@ -137,6 +137,7 @@ def metric_per_epoch(runs: Sequence[RunLike], metric: str, analysis: Analysis) -
     ax = fig.add_subplot()
     cmap, norm = metric_colours(analysis)
     label_each = len(runs) <= 12
+    last_epoch = 1.0
     for run in runs:
         points = [
             (e["epoch"], e[metric])
@@ -145,6 +146,7 @@ def metric_per_epoch(runs: Sequence[RunLike], metric: str, analysis: Analysis) -
         ]
         if not points:
             continue
+        last_epoch = max(last_epoch, *(float(p[0]) for p in points))
         final = finite_metric(run)
         best = run is analysis.best
         colour = cmap(norm(final)) if final is not None and analysis.analysed else NO_METRIC_COLOUR
@@ -163,7 +165,11 @@ def metric_per_epoch(runs: Sequence[RunLike], metric: str, analysis: Analysis) -
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, last_epoch + 0.5)  # one-epoch sweeps: a column of points at epoch 1
+    if last_epoch <= 20:
+        ax.set_xticks(range(1, int(last_epoch) + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return fig

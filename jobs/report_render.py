@@ -94,6 +94,7 @@ def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -
             }
             for s in analysis.params
         ],
+        "fixed": [(name, format_value(value)) for name, value in analysis.fixed.items()],
         "epoch_metric": epoch_metric,
         "param_names": names,
         "runs": run_rows(source, analysis, names),

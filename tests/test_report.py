@@ -213,17 +213,24 @@ def test_no_runs_at_all(tmp_path: Path) -> None:
 
 
 def test_parameter_with_a_single_value(tmp_path: Path) -> None:
+    """A swept parameter that took one value, and a fixed one (``value:``), which is not swept."""
     runs = [
-        Run(f"r{i}", "finished", {"lr": lr, "epochs": 1}, 90 - i, curve(90 - i))
+        Run(f"r{i}", "finished", {"lr": lr, "epochs": 1, "seed": 7}, 90 - i, curve(90 - i))
         for i, lr in enumerate([0.1, 0.01, 0.001])
     ]
-    spec = definition({"lr": {"values": [0.1, 0.01, 0.001]}, "epochs": {"value": 1}})
-    stats = {s.name: s for s in analyse(runs, spec).params}
+    spec = definition(
+        {"lr": {"values": [0.1, 0.01, 0.001]}, "epochs": {"values": [1]}, "seed": {"value": 7}}
+    )
+    analysis = analyse(runs, spec)
+    stats = {s.name: s for s in analysis.params}
+    assert set(stats) == {"lr", "epochs"} and analysis.fixed == {"seed": 7}
     assert stats["epochs"].importance == 0.0 and stats["epochs"].correlation is None
     assert "single value (1)" in stats["epochs"].note
     page = page_of(tmp_path, runs, spec)
     assert "single value (1)" in section(page, "importance")
+    assert "<code>seed=7</code>" in page and "seed" not in section(page, "importance")
     assert "<svg" in section(page, "parallel-coordinates")
+    assert "--seed=7" in section(page, "best")  # fixed values are still part of the rerun
 
 
 def test_non_numeric_and_hostile_values(tmp_path: Path) -> None:
@@ -341,6 +348,9 @@ def store_sweep(
     return sweep.path
 
 
+# The sweeps engine (imported by the store's claim) defines pydantic v1-style models.
+@pytest.mark.filterwarnings("ignore:Support for class-based `config`")
+@pytest.mark.filterwarnings("ignore:Valid config keys have changed")
 def test_report_cli_on_a_store_sweep_with_png(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -464,4 +474,52 @@ def test_constructed_report_in_chromium(tmp_path: Path) -> None:
     write_report(source(runs, spec), out)
     assert_opens_cleanly(
         out, tmp_path / "shot.png", {"parallel-coordinates", "importance", "metric-per-epoch"}
+    )
+
+
+DIGITS_SWEEP = """\
+program: train
+method: grid
+metric: {name: Validation Accuracy, goal: maximize}
+parameters:
+  learning_rate: {values: [0.01, 0.001, 0.0001]}
+  batch_size: {values: [32, 128]}
+  num_epochs: {value: 1}
+  # Kept small so that six real runs take about a minute on two CPU cores.
+  model_name: {value: resnet18}
+  limit_train_batches: {value: 3}
+command: ["${env}", "${interpreter}", "-m", "train", "--config", "config/presets/digits.yaml", "${args}"]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_real_digits_sweep_report_in_chromium(tmp_path: Path) -> None:
+    """sweep create + agent + the trainer on digits (6 runs, 1 epoch), then the report in Chromium."""
+    sweepkit = str(Path(sys.executable).parent / "sweepkit")
+    definition_file = tmp_path / "sweep.yaml"
+    definition_file.write_text(DIGITS_SWEEP)
+    env = {**dict(__import__("os").environ), "WANDB_MODE": "disabled"}
+
+    def run(*args: str, timeout: float) -> str:
+        done = subprocess.run(
+            [sweepkit, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout
+
+    created = run(
+        "sweep", "create", str(definition_file), "--root", str(tmp_path / "sweeps"), timeout=60
+    )
+    sweep = Path(created.splitlines()[0].strip())
+    assert (sweep / "sweep.json").is_file()
+    run("agent", str(sweep), timeout=600)
+    out = tmp_path / "report.html"
+    printed = run("report", str(sweep), "--out", str(out), "--png", timeout=120)
+    assert "6 runs (6 finished)" in printed
+    page = out.read_text()
+    assert "<b>6</b> finished" in section(page, "counts")
+    assert section(page, "runs").count('class="state-finished"') == 6
+    assert_opens_cleanly(
+        out, tmp_path / "screenshot.png", {"parallel-coordinates", "importance", "metric-per-epoch"}
     )
