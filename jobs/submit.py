@@ -35,6 +35,7 @@ from jobs.profiles import Profile, load_profile
 from train.errors import UserError
 
 TEMPLATE = "sweep_array.sbatch"
+SBATCH_TIMEOUT_S = 120
 _ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
 _WANDB_REF = re.compile(r"^[\w.-]+/[\w.-]+/[A-Za-z0-9]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--runs-per-task {runs_per_task}: use 1 or more")
     array = array_spec(args.array, profile, target, runs_per_task)
     workdir = Path.cwd()
-    log_dir = profile.log_dir or target.record_dir / "logs"
+    log_dir = workdir / (profile.log_dir or target.record_dir / "logs")  # absolute either way
     job_name = profile.job_name or f"sweepkit-{target.sweep_id}"
     image_digest = None
     if profile.image is not None:
@@ -392,8 +393,6 @@ def image_sha256(image: Path) -> str:
 def check_key_file(profile: Profile) -> None:
     """A W&B sweep needs the API key file, readable by its owner only (the job checks again)."""
     path = profile.wandb_api_key_file
-    if os.environ.get("WANDB_API_KEY"):
-        return  # sbatch passes the submitting environment on; the job uses it as is
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
@@ -428,9 +427,20 @@ def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[st
             handle.flush()
             os.fsync(handle.fileno())
         tmp.chmod(0o644)
-        result = subprocess.run(
-            ["sbatch", "--parsable"], input=script, capture_output=True, text=True, timeout=120
-        )
+        try:
+            result = subprocess.run(
+                ["sbatch", "--parsable"],
+                input=script,
+                env=job_environment(),
+                capture_output=True,
+                text=True,
+                timeout=SBATCH_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise UserError(
+                f"sbatch gave no answer in {SBATCH_TIMEOUT_S} s (profile {profile.name!r}); "
+                "the job may still have been queued: check `squeue --me` before submitting again"
+            ) from None
         if result.returncode != 0:
             message = (result.stderr or result.stdout).strip() or f"exit {result.returncode}"
             raise UserError(
@@ -445,6 +455,12 @@ def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[st
         return job_id, ["sbatch", "--parsable", str(final)]
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def job_environment() -> dict[str, str]:
+    """What sbatch passes on to the job (--export=ALL): this environment without the W&B key,
+    which the job reads from its 0600 file, so that SLURM never stores it with the job."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
 
 
 def submit_local(

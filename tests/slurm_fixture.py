@@ -244,3 +244,18 @@ def submitted_job(ref: str) -> dict[str, object]:
     """The last line of SWEEP/slurm/submissions.jsonl."""
     lines = (Path(ref) / "slurm" / "submissions.jsonl").read_text().splitlines()
     return json.loads(lines[-1])
+
+
+# Stands in for apptainer where there is none: records its arguments, the key's length (never
+# the key) and PYTHONNOUSERSITE, one JSON line per call, to $FAKE_APPTAINER_LOG; then sleeps
+# $FAKE_APPTAINER_SLEEP seconds (default 0) and exits 0.
+FAKE_APPTAINER = """#!/bin/bash
+# Stands in for apptainer on this machine: records how it was called, never the key itself.
+python3 - "$@" <<'EOF'
+import json, os, sys
+key = os.environ.get("WANDB_API_KEY", "")
+with open(os.environ["FAKE_APPTAINER_LOG"], "a") as f:
+    f.write(json.dumps({"argv": sys.argv[1:], "key_len": len(key), "nousersite": os.environ.get("PYTHONNOUSERSITE")}) + "\\n")
+EOF
+sleep "${FAKE_APPTAINER_SLEEP:-0}"
+"""

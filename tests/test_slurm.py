@@ -8,6 +8,7 @@ asks for one, so two run at once on a 2-core machine.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import slurm_fixture
 import yaml
 from slurm_fixture import (
+    FAKE_APPTAINER,
     REPO,
     Slurm,
     events,
@@ -254,3 +256,69 @@ def test_time_limit_signal_requeue_then_scancel_and_the_next_agent_resumes(
         for line in (Path(ref) / "slurm" / "submissions.jsonl").read_text().splitlines()
     ]
     assert [r["job_id"] for r in records] == [job, job2]
+
+
+def test_wandb_key_is_read_by_the_job_and_never_stored_by_slurm(
+    slurm: Slurm, tmp_path: Path
+) -> None:
+    # A W&B sweep in a container, with a stand-in for apptainer (none on this machine) that
+    # records the key's length. The submitting shell has a WANDB_API_KEY of its own: sbatch must
+    # not get it, so SLURM never stores a key with the job's environment.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apptainer").write_text(FAKE_APPTAINER)
+    (bin_dir / "apptainer").chmod(0o755)
+    image = tmp_path / "sweepkit.sif"
+    image.write_bytes(b"image")
+    key = "wandbkey" * 5
+    key_file = tmp_path / "key"
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    profile = {
+        **BASE,
+        "runtime": "apptainer",
+        "image": str(image),
+        "wandb_api_key_file": str(key_file),
+    }
+    calls = tmp_path / "calls.jsonl"
+    env = {
+        **slurm.env(),
+        "WANDB_API_KEY": "decoy-key-from-the-login-shell",
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_APPTAINER_LOG": str(calls),
+        "FAKE_APPTAINER_SLEEP": "5",
+    }
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    argv = [
+        "submit",
+        "lab/cifar/abc123",
+        "--profile",
+        "t",
+        "--cluster-config",
+        cluster(tmp_path, t=profile),
+    ]
+    result = sweepkit(*argv, "--array", "1-1", env=env, cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    job = result.stdout.split()[3]
+    wait_for(calls.exists, 60, "the job to start the container")
+    # slurmctld keeps a running job's script and environment under StateSaveLocation.
+    state = Path(slurm.conf).parent / "ctld"
+    stored = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file() and "hash." in str(p))
+    assert str(calls).encode() in stored  # the job's environment is there ...
+    assert (
+        b"decoy-key-from-the-login-shell" not in stored and key.encode() not in stored
+    )  # ... no key
+    slurm.wait_done(job, timeout=60)
+    (call,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert call["key_len"] == len(key)
+    assert call["argv"][-6:] == [
+        "wandb",
+        "agent",
+        "--forward-signals",
+        "--count",
+        "1",
+        "lab/cifar/abc123",
+    ]
+    (task,) = tasks(slurm, job).values()
+    assert task["JobState"] == "COMPLETED" and task["ExitCode"] == "0:0", task

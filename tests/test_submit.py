@@ -18,6 +18,7 @@ import pytest
 import slurm_fixture
 import yaml
 from slurm_fixture import (
+    FAKE_APPTAINER,
     REPO,
     Slurm,
     events,
@@ -221,15 +222,6 @@ def test_local_launcher_signals_at_the_lead_time_and_requeues(tmp_path: Path) ->
 
 
 # ----- W&B sweeps in a container: the key file and the launch line as the job runs them ------
-FAKE_APPTAINER = """#!/bin/bash
-# Stands in for apptainer on this machine: records how it was called, never the key itself.
-python3 - "$@" <<'EOF'
-import json, os, sys
-key = os.environ.get("WANDB_API_KEY", "")
-with open(os.environ["FAKE_APPTAINER_LOG"], "a") as f:
-    f.write(json.dumps({"argv": sys.argv[1:], "key_len": len(key), "nousersite": os.environ.get("PYTHONNOUSERSITE")}) + "\\n")
-EOF
-"""
 
 
 def test_wandb_job_reads_the_key_file_and_runs_wandb_agent_in_the_container(tmp_path: Path) -> None:
@@ -254,7 +246,8 @@ def test_wandb_job_reads_the_key_file_and_runs_wandb_agent_in_the_container(tmp_
     }
     config = cluster(tmp_path, t=profile)
     call_log = tmp_path / "calls.jsonl"
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    # A key in the submitting shell is not passed on: the job reads the file.
+    env = {**os.environ, "WANDB_API_KEY": "decoy"}
     env.update(PATH=f"{bin_dir}:{env['PATH']}", FAKE_APPTAINER_LOG=str(call_log))
     workdir = tmp_path / "work"
     workdir.mkdir()
