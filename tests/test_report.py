@@ -523,3 +523,32 @@ def test_real_digits_sweep_report_in_chromium(tmp_path: Path) -> None:
     assert_opens_cleanly(
         out, tmp_path / "screenshot.png", {"parallel-coordinates", "importance", "metric-per-epoch"}
     )
+
+
+@pytest.mark.filterwarnings("ignore:Support for class-based `config`")
+@pytest.mark.filterwarnings("ignore:Valid config keys have changed")
+def test_readme_report_section_commands_run(tmp_path: Path) -> None:
+    """The README's "## Report" section: its bash blocks, run on a store sweep."""
+    readme = (PROJECT / "README.md").read_text()
+    match = re.search(r"^## Report\n(.*?)(?=^## |\Z)", readme, re.S | re.M)
+    assert match, "README.md has no '## Report' section"
+    blocks = re.findall(r"^```bash\n(.*?)^```", match.group(1), re.S | re.M)
+    assert blocks
+    sweep = store_sweep(tmp_path / "sweeps", {0.1: 70.0, 0.01: 90.0, 0.001: 80.0})
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "SWEEP": str(sweep),
+    }
+    for block in blocks:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, block + done.stdout + done.stderr
+    assert (sweep / "report.html").is_file() and (tmp_path / "report.html").is_file()
+    assert len(list(tmp_path.glob("report-*.png"))) == 3
