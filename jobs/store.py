@@ -274,7 +274,6 @@ class LocalSweep:
         self.goal: str = (self.definition.get("metric") or {}).get("goal", "minimize")
         self._journal = Journal(path / "journal.jsonl")
         self._runs: dict[str, _Run] = {}
-        self._grid_seen: set[tuple[str, ...]] = set()
 
     # ----- reading -------------------------------------------------------------------------
     def planned_runs(self) -> int | None:
@@ -295,8 +294,6 @@ class LocalSweep:
                 if not isinstance(record.get("params"), dict):
                     return
                 run = self._runs[run_id] = _Run(run_id, record["params"])
-                if self.definition.get("method") == "grid":
-                    self._grid_seen.add(self._grid_key(run.params))
             if record.get("k") == len(run.claims):
                 run.claims.append(record)
         elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
@@ -461,7 +458,7 @@ class LocalSweep:
         from sweeps import next_runs
 
         proposals = next_runs(self.definition, self.engine_runs(), n=n)
-        return [p.config for p in proposals if p is not None]
+        return [_plain(p.config) for p in proposals if p is not None]
 
     def claim(self, me: AgentIdentity) -> Claim | NoClaim:
         """Hand the next run to agent ``me``: a queued (preempted/crashed) run first, else a new one."""
@@ -517,9 +514,9 @@ class LocalSweep:
                 return self._no_claim()
             if method == "grid":
                 if self._journal.offset != seen_at or not proposals:
-                    proposals = [
-                        p for p in proposals if self._grid_key(p) not in self._grid_seen
-                    ] or self._propose(1)
+                    taken = {self._grid_key(r.params) for r in self._runs.values()}
+                    proposals = [p for p in proposals if self._grid_key(p) not in taken]
+                    proposals = proposals or self._propose(1)
             elif not proposals:
                 proposals = self._propose(1)
             if not proposals:
@@ -632,6 +629,16 @@ class LocalSweep:
         """True if another agent has closed this attempt (declared it crashed after its lease expired)."""
         self.refresh()
         return claim.k in self._runs[claim.run_id].ends
+
+
+def _plain(value: Any) -> Any:
+    """Engine values (numpy scalars) as plain Python, for JSON, YAML and command lines."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    item = getattr(value, "item", None)
+    return item() if callable(item) and not isinstance(value, (str, bytes)) else value
 
 
 def _alive(pid: Any) -> bool:

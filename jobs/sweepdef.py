@@ -301,23 +301,29 @@ def _check_command(definition: dict[str, Any], source: str) -> None:
 
 
 def planned_runs(definition: dict[str, Any]) -> int | None:
-    """Runs a sweep will make: the grid size (capped by run_cap), else run_cap, else None (unbounded)."""
+    """Runs a sweep will make: the grid size (capped by run_cap), else run_cap, else None (unbounded).
+
+    Counted from the (validated) definition as the grid search expands it, without importing the
+    engine (scipy), so that status and report start fast."""
     cap = definition.get("run_cap")
     if definition.get("method") != "grid":
         return int(cap) if cap else None
-    quiet_sweeps_import()
-    from sweeps.params import HyperParameter, HyperParameterSet
-
-    size = 1
-    for param in HyperParameterSet.from_config(definition["parameters"]):
-        if param.type == HyperParameter.CATEGORICAL:
-            size *= len(param.config["values"])
-        elif param.type == HyperParameter.INT_UNIFORM:
-            size *= param.config["max"] - param.config["min"] + 1
-        elif param.type == HyperParameter.Q_UNIFORM:
-            lo, hi, q = param.config["min"], param.config["max"], param.config["q"]
-            size *= max(0, math.ceil((hi - lo) / q))
+    size = _grid_size(definition["parameters"])
     return min(size, int(cap)) if cap else size
+
+
+def _grid_size(params: dict[str, Any]) -> int:
+    size = 1
+    for spec in params.values():
+        if isinstance(spec.get("parameters"), dict):
+            size *= _grid_size(spec["parameters"])
+        elif "values" in spec:
+            size *= len(spec["values"])
+        elif spec.get("distribution") == "q_uniform":  # the engine expands np.arange(min, max, q)
+            size *= max(0, math.ceil((spec["max"] - spec["min"]) / spec.get("q", 1.0)))
+        elif "min" in spec and "max" in spec:  # int_uniform, the only other range a grid allows
+            size *= int(spec["max"]) - int(spec["min"]) + 1
+    return size
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:

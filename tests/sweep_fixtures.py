@@ -122,6 +122,17 @@ def status_json(sweep: str, cwd: Path) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+def views(sweep: str, cwd: Path) -> list[Any]:
+    """The sweep's runs read in this process (cheaper than sweepkit status --json in a poll loop)."""
+    from jobs import store
+
+    return store.open_sweep(str(cwd / sweep)).runs()
+
+
+def epochs_reached(sweep: str, cwd: Path, n: int) -> bool:
+    return any(len(v.epochs) >= n for v in views(sweep, cwd))
+
+
 def wait_for(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

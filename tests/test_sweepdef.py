@@ -230,6 +230,23 @@ def test_nested_parameters_flatten_with_dots() -> None:
     }
 
 
+def test_planned_grid_size_is_what_the_engine_enumerates() -> None:
+    from sweeps import next_runs
+
+    definition = base(
+        parameters={
+            "a": {"values": [1, 2, 3]},
+            "b": {"min": 1, "max": 4},
+            "c": {"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.3},
+            "d": {"value": 7},
+            "e": {"parameters": {"x": {"values": [1, 2]}, "y": {"value": 0}}},
+        }
+    )
+    sweepdef.validate(definition, "grid.yaml")
+    enumerated = [r for r in next_runs(definition, [], n=1000) if r is not None]
+    assert sweepdef.planned_runs(definition) == len(enumerated) == 3 * 4 * 4 * 2
+
+
 def test_planned_runs() -> None:
     assert (
         sweepdef.planned_runs(
