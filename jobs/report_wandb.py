@@ -59,7 +59,7 @@ def load_wandb(ref: str) -> Any:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise UserError(
             f"W&B sweep {ref}: cannot read it from the W&B API ({first}); check the network and "
-            "`wandb login`, or report a local sweep folder instead"
+            f"`wandb login`, or pass a local sweep folder (there is none at {ref})"
         ) from None
     return SweepSource(ref=ref, sweep_id=ref.split("/")[-1], definition=definition, runs=runs)
 

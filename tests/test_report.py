@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -415,10 +416,14 @@ def drawn_fraction(image: Any) -> float:
     return sum(histogram[:235]) / (grey.width * grey.height)
 
 
-def open_in_chromium(html: Path, screenshot: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Console log entries, and for each figure its screenshot as a PIL image."""
+def need_chromium() -> None:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("headless Chromium missing: apt-get install chromium chromium-driver")
+
+
+def open_in_chromium(html: Path, screenshot: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Console log entries, and for each figure its screenshot as a PIL image."""
+    need_chromium()
     from PIL import Image
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -496,10 +501,11 @@ command: ["${env}", "${interpreter}", "-m", "train", "--config", "config/presets
 @pytest.mark.browser
 def test_real_digits_sweep_report_in_chromium(tmp_path: Path) -> None:
     """sweep create + agent + the trainer on digits (6 runs, 1 epoch), then the report in Chromium."""
+    need_chromium()
     sweepkit = str(Path(sys.executable).parent / "sweepkit")
     definition_file = tmp_path / "sweep.yaml"
     definition_file.write_text(DIGITS_SWEEP)
-    env = {**dict(__import__("os").environ), "WANDB_MODE": "disabled"}
+    env = {**os.environ, "WANDB_MODE": "disabled"}
 
     def run(*args: str, timeout: float) -> str:
         done = subprocess.run(
