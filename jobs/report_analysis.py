@@ -340,5 +340,8 @@ def analyse(runs: Sequence[RunLike], definition: Mapping[str, Any]) -> Analysis:
             stat.importance = 0.0
         for owner, value in zip(owners, importances, strict=True):
             analysis.params[owner].importance = (analysis.params[owner].importance or 0.0) + value
+    if len(set(target)) == 1:
+        for stat in analysis.params:
+            stat.note = stat.note or f"every run has {metric_name} {format_value(target[0])}"
     analysis.params.sort(key=lambda s: -(s.importance or 0.0))
     return analysis

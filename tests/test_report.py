@@ -144,6 +144,13 @@ def test_axes_categorical_for_non_numbers_log_for_wide_grids() -> None:
     assert [label for _, label in make_axis("bs", [32, 64, 128]).ticks()] == ["32", "64", "128"]
 
 
+def test_a_metric_equal_in_every_run_ranks_nothing() -> None:
+    runs = [Run(f"r{i}", "finished", {"lr": lr}, 50.0) for i, lr in enumerate([0.1, 0.01, 0.001])]
+    (stat,) = analyse(runs, definition({"lr": {"values": [0.1, 0.01, 0.001]}})).params
+    assert stat.importance == 0.0 and stat.correlation is None
+    assert stat.note == f"every run has {METRIC} 50"
+
+
 def test_counts_list_every_state_including_hyperband_stops() -> None:
     states = ["finished", "finished", "failed", "crashed", "stopped", "preempted", "pending"]
     runs = [
