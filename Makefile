@@ -20,8 +20,12 @@ setup: $(STAMP)
 system-deps:
 	bash tests/install-system-deps.sh
 
+# An offline 4-run grid sweep on digits through W&B's search engine and the local store: no
+# internet, no W&B account, no GPU. Runs land in sweeps/<id>/runs/ as W&B offline runs.
 demo: setup
-	bash tests/demo.sh
+	@sweep=$$($(BIN)/sweepkit sweep create config/sweeps/digits_grid.yaml --root sweeps) && \
+	  $(BIN)/sweepkit agent "$$sweep" && \
+	  $(BIN)/sweepkit status "$$sweep"
 
 test: system-deps setup
 	$(BIN)/python -m pytest

@@ -1,0 +1,194 @@
+"""Training throughput: the seed-style pipeline against sweepkit's, in one process, one run.
+
+    python bench/throughput.py                      # GPU: 224 px, batch 128 (the seed's workload)
+    python bench/throughput.py --image-size 32 --kit-batch-sizes 128,512,1024 --compile-mode reduce-overhead
+    python bench/throughput.py --device cpu --model resnet18 --image-size 32 --batch-size 16 \\
+        --kit-batch-sizes 16 --steps 3 --warmup 1 --workers 2 --no-compile   # a CPU check
+
+seed-style: fp32, PIL transforms (crop, flip, resize, normalise) in DataLoader worker processes,
+contiguous NCHW, Adam (``loader: workers``, ``precision: fp32``). kit: the same model, optimiser and
+synthetic CIFAR-shaped uint8 data through ``loader: device`` (GPU-resident data, batched
+augmentation), bf16 autocast, channels_last and torch.compile. Both use the trainer's own
+components (train.pipeline, train.step), so this measures what a run does. The ratio that counts
+is at equal batch size (the seed's 128); the kit's best batch size is reported beside it.
+Prints a table and, with --out, writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from train.config import build_config  # noqa: E402
+from train.model import build_model  # noqa: E402
+from train.optim import make_optimizer  # noqa: E402
+from train.pipeline import make_loader  # noqa: E402
+from train.step import TrainStep, pick_device  # noqa: E402
+
+
+def measure(
+    sets: list[str],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+) -> float:
+    """Training images/s over ``steps`` steps after ``warmup`` steps, data loading included."""
+    cfg = build_config(base=None, sets=[*sets, "pretrained=false", "wandb.mode=disabled"])
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step = TrainStep(
+        model,
+        make_optimizer(cfg, model, device),
+        device=device,
+        precision=cfg.precision,
+        compile=cfg.compile,
+        compile_mode=cfg.compile_mode,
+    )
+    loader = make_loader(cfg, images, labels, device, train=True)
+    done, counted, started, epoch = 0, 0, 0.0, 0
+    while done < warmup + steps:
+        for x, y in loader.epoch(epoch):
+            if done == warmup:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                started = time.perf_counter()
+            loss = step(x, y)
+            done += 1
+            if done > warmup:
+                counted += len(y)
+            if done == warmup + steps:
+                break
+        epoch += 1
+    float(loss)  # waits for the last step
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    del model, step, loader
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return counted / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="the seed's batch size (equal-batch comparison)"
+    )
+    parser.add_argument(
+        "--kit-batch-sizes",
+        default="128,256",
+        help="comma-separated batch sizes to try for the kit",
+    )
+    parser.add_argument("--images", type=int, default=10_000, help="synthetic dataset size")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument(
+        "--warmup", type=int, default=10, help="untimed steps first (compile, cuDNN autotuning)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=4, help="seed-style DataLoader workers (the seed used 4)"
+    )
+    parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument(
+        "--compile-mode", default="default", choices=["default", "reduce-overhead", "max-autotune"]
+    )
+    parser.add_argument(
+        "--stem",
+        default=None,
+        choices=["imagenet", "cifar"],
+        help="default: cifar at 32 px, else imagenet",
+    )
+    parser.add_argument("--skip-seed", action="store_true", help="only measure the kit")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    device = pick_device(args.device)
+    stem = args.stem or ("cifar" if args.image_size <= 64 else "imagenet")
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 10, (args.images,), generator=gen)
+    common = [
+        f"model_name={args.model}",
+        f"image_size={args.image_size}",
+        f"stem={stem}",
+        "optimizer=adam",
+    ]
+    card = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
+    print(
+        f"device: {device.type} ({card}); torch {torch.__version__}; {args.model} at {args.image_size} px, {stem} stem"
+    )
+
+    results: dict[str, float] = {}
+    if not args.skip_seed:
+        seed_sets = [
+            *common,
+            "loader=workers",
+            f"num_workers={args.workers}",
+            "precision=fp32",
+            "channels_last=false",
+            "compile=false",
+            f"batch_size={args.batch_size}",
+        ]
+        results[f"seed-style bs{args.batch_size}"] = measure(
+            seed_sets, images, labels, device, args.steps, args.warmup
+        )
+    kit_batches = [int(b) for b in args.kit_batch_sizes.split(",") if b]
+    for batch in dict.fromkeys([args.batch_size, *kit_batches]):
+        kit_sets = [
+            *common,
+            "loader=device",
+            "precision=bf16",
+            "channels_last=true",
+            f"compile={str(args.compile).lower()}",
+            f"compile_mode={args.compile_mode}",
+            f"batch_size={batch}",
+        ]
+        results[f"kit bs{batch}"] = measure(
+            kit_sets, images, labels, device, args.steps, args.warmup
+        )
+
+    width = max(map(len, results))
+    for name, rate in results.items():
+        print(f"{name:<{width}}  {rate:>10,.1f} img/s")
+    seed_rate = results.get(f"seed-style bs{args.batch_size}")
+    equal = results[f"kit bs{args.batch_size}"]
+    best_name = max((n for n in results if n.startswith("kit")), key=results.__getitem__)
+    summary = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": card,
+        "torch": torch.__version__,
+        "command": " ".join(
+            [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "image_size": args.image_size,
+        "model": args.model,
+        "results_img_per_s": results,
+        "best_kit": best_name,
+    }
+    if seed_rate:
+        summary["ratio_equal_batch"] = equal / seed_rate
+        summary["ratio_best"] = results[best_name] / seed_rate
+        print(
+            f"ratio at equal batch ({args.batch_size}): {equal / seed_rate:.2f}x; best kit ({best_name}): {results[best_name] / seed_rate:.2f}x"
+        )
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
