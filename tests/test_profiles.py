@@ -11,7 +11,7 @@ import pytest
 import yaml
 from slurm_fixture import REPO, fast_sweep, sweepkit
 
-from jobs import submit
+from jobs import sbatch_script
 from jobs.profiles import Profile, load_all, load_profile, parse_time_s
 from train.errors import UserError
 
@@ -176,8 +176,8 @@ def test_cli_reports_a_profile_error_as_one_line(tmp_path: Path) -> None:
 
 # ----- rendering ------------------------------------------------------------------------------
 def render(profile: Profile, kind: str, ref: str, tmp_path: Path, **extra: Any) -> str:
-    target = submit.SweepTarget(kind, ref, ref.rsplit("/", 1)[-1], tmp_path / "slurm")
-    context = submit.render_context(
+    target = sbatch_script.SweepTarget(kind, ref, ref.rsplit("/", 1)[-1], tmp_path / "slurm")
+    context = sbatch_script.render_context(
         profile=profile,
         target=target,
         array=extra.get("array", "1-4%2"),
@@ -188,7 +188,7 @@ def render(profile: Profile, kind: str, ref: str, tmp_path: Path, **extra: Any) 
         image_digest="sha256:" + "0" * 64 if profile.image else None,
         git_revision="abc123",
     )
-    return submit.render(context)
+    return sbatch_script.render(context)
 
 
 @pytest.mark.parametrize("name", sorted(load_all(CLUSTER)))
@@ -276,8 +276,8 @@ def test_no_signal_lead_and_no_requeue(tmp_path: Path) -> None:
 
 def test_strict_template_refuses_an_undefined_value(tmp_path: Path) -> None:
     profile = load_one(tmp_path)
-    target = submit.SweepTarget("local", "/s/ab", "ab", tmp_path)
-    context = submit.render_context(
+    target = sbatch_script.SweepTarget("local", "/s/ab", "ab", tmp_path)
+    context = sbatch_script.render_context(
         profile=profile,
         target=target,
         array="1-2%1",
@@ -290,14 +290,14 @@ def test_strict_template_refuses_an_undefined_value(tmp_path: Path) -> None:
     )
     del context["git_revision"]
     with pytest.raises(UserError, match="'git_revision' is undefined"):
-        submit.render(context)
+        sbatch_script.render(context)
 
 
 def test_paths_that_cannot_go_in_a_directive_are_refused(tmp_path: Path) -> None:
     profile = load_one(tmp_path)
-    target = submit.SweepTarget("local", "/s/ab", "ab", tmp_path)
+    target = sbatch_script.SweepTarget("local", "/s/ab", "ab", tmp_path)
     with pytest.raises(UserError, match="working directory .* #SBATCH line cannot hold"):
-        submit.render_context(
+        sbatch_script.render_context(
             profile=profile,
             target=target,
             array="1",

@@ -1,0 +1,196 @@
+"""The sbatch array script of a sweep: ``jobs/sweep_array.sbatch`` rendered from a profile.
+
+Jinja2 in strict mode (``StrictUndefined``: a value the template uses and the caller did not set
+is an error, never an empty string). Values in ``#SBATCH`` lines were checked by
+``jobs/profiles.py`` (nothing there can be quoted); values in the script body are shell-quoted
+with the ``q`` filter. Also the provenance the script prints: git revision and image digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jobs.profiles import Profile
+from train.errors import UserError
+
+TEMPLATE = "sweep_array.sbatch"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIRECTIVE_BAD = re.compile(r"[\s;`$'\"\\#]")
+
+
+@dataclass(frozen=True)
+class SweepTarget:
+    """What the job runs: a local sweep folder or a W&B sweep, and where its records go."""
+
+    kind: str  # "local" | "wandb"
+    ref: str  # absolute folder path, or entity/project/sweep_id
+    sweep_id: str
+    record_dir: Path  # SWEEP/slurm for local sweeps
+
+
+# ----- rendering ------------------------------------------------------------------------------
+def agent_argv(profile: Profile, target: SweepTarget, runs_per_task: int) -> list[str]:
+    """The agent command: wandb agent for W&B sweeps, sweepkit agent for local ones."""
+    count = ["--count", str(runs_per_task)]
+    if target.kind == "wandb":
+        exe = "wandb" if profile.container else _beside_python("wandb")
+        return [exe, "agent", "--forward-signals", *count, "$SWEEP"]
+    exe = "sweepkit" if profile.container else _beside_python("sweepkit")
+    return [exe, "agent", *count, "$SWEEP"]
+
+
+def _beside_python(name: str) -> str:
+    """The console script of this environment (a venv need not be activated in the job)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.is_file():
+        return str(candidate)
+    return shutil.which(name) or name
+
+
+def launch_lines(
+    profile: Profile, target: SweepTarget, runs_per_task: int, workdir: Path
+) -> list[str]:
+    """The agent command as shell-quoted lines of a bash array (``$SWEEP``/``$IMAGE`` kept)."""
+
+    def word(token: str) -> str:
+        return f'"{token}"' if token in ("$SWEEP", "$IMAGE") else shlex.quote(token)
+
+    lines: list[list[str]] = []
+    if profile.container:
+        lines.append([profile.runtime, "exec"] + (["--nv"] if profile.gpus else []))
+        binds = list(profile.binds)
+        # The working directory is bound by apptainer by default; the sweep folder may not be.
+        if target.kind == "local" and not Path(target.ref).is_relative_to(workdir):
+            binds.append(target.ref)
+        lines += [["--bind", bind] for bind in binds]
+        lines.append(["$IMAGE"])
+    lines.append(agent_argv(profile, target, runs_per_task))
+    return [" ".join(word(token) for token in line) for line in lines]
+
+
+def render_context(
+    *,
+    profile: Profile,
+    target: SweepTarget,
+    array: str,
+    runs_per_task: int,
+    workdir: Path,
+    log_dir: Path,
+    job_name: str,
+    image_digest: str | None,
+    git_revision: str,
+) -> dict[str, Any]:
+    for what, value in (("working directory", str(workdir)), ("log folder", str(log_dir))):
+        bad = _DIRECTIVE_BAD.search(value) or _CONTROL.search(value)
+        if bad:
+            raise UserError(
+                f"{what} {value!r} holds {bad.group()!r}, which an #SBATCH line cannot hold; "
+                "use a path without spaces or shell characters (profile key log_dir, or cd)"
+            )
+    if _DIRECTIVE_BAD.search(job_name):
+        raise UserError(f"job name {job_name!r} holds a space or shell character; fix job_name")
+    return {
+        "profile": profile,
+        "sweep": {"kind": target.kind, "ref": target.ref, "id": target.sweep_id},
+        "array": array,
+        "runs_per_task": runs_per_task,
+        "workdir": str(workdir),
+        "log_dir": str(log_dir),
+        "log_path": str(log_dir / profile.log_name),
+        "job_name": job_name,
+        "image": str(profile.image) if profile.image else "",
+        "image_digest": image_digest or "",
+        "git_revision": git_revision,
+        "container": profile.container,
+        "env": profile.env,
+        "key_file": str(profile.wandb_api_key_file),
+        "launch": launch_lines(profile, target, runs_per_task, workdir),
+        "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def render(context: dict[str, Any]) -> str:
+    """The sbatch script; an undefined template value is an error (StrictUndefined)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    try:
+        return env.get_template(TEMPLATE).render(**context)
+    except jinja2.UndefinedError as err:
+        raise UserError(
+            f"jobs/{TEMPLATE}: {err}; the template uses a value submit does not set"
+        ) from None
+
+
+# ----- provenance -----------------------------------------------------------------------------
+def git_revision(workdir: Path) -> str:
+    """HEAD of the checkout the job runs in, with -dirty when it has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(workdir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "-C", str(workdir), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def image_sha256(image: Path) -> str:
+    """sha256 of the image file, cached per (path, size, mtime) since images are gigabytes."""
+    stat = image.stat()
+    key = f"{image.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "sweepkit"
+        / "image-digests.json"
+    )
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return str(known[key])
+    digest = hashlib.sha256()
+    with image.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(chunk)
+    value = f"sha256:{digest.hexdigest()}"
+    try:
+        known = known if isinstance(known, dict) else {}
+        known[key] = value
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a cache we cannot write only costs time
+    return value
