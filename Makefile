@@ -21,11 +21,13 @@ system-deps:
 	bash tests/install-system-deps.sh
 
 # An offline 4-run grid sweep on digits through W&B's search engine and the local store: no
-# internet, no W&B account, no GPU. Runs land in sweeps/<id>/runs/ as W&B offline runs.
+# internet, no W&B account, no GPU. Runs land in sweeps/<id>/runs/ as W&B offline runs; the
+# HTML report (parallel coordinates, parameter importance) is written to sweeps/<id>/report.html.
 demo: setup
 	@sweep=$$($(BIN)/sweepkit sweep create config/sweeps/digits_grid.yaml --root sweeps) && \
 	  $(BIN)/sweepkit agent "$$sweep" && \
-	  $(BIN)/sweepkit status "$$sweep"
+	  $(BIN)/sweepkit status "$$sweep" && \
+	  $(BIN)/sweepkit report "$$sweep"
 
 test: system-deps setup
 	$(BIN)/python -m pytest
