@@ -264,7 +264,7 @@ class LocalAgent:
         return rc, stopped, lost_lease
 
     def _hyperband_says_stop(self, claim: store_mod.Claim) -> bool:
-        from sweeps import stop_runs
+        from sweeps.run import stop_runs
 
         self.sweep.refresh()
         to_stop = stop_runs(self.sweep.definition, self.sweep.engine_runs(live=True))

@@ -24,149 +24,49 @@ re-checked against claims appended meanwhile, so no grid point is handed out twi
 
 A lease expires when its heartbeat is older than ``lease_s``; also at once when the holder was on
 this host and its process is gone, or when the same SLURM array task has been restarted.
-Clocks of the nodes are assumed synchronised (NTP), as flufl.lock also assumes.
+Clocks of the nodes are assumed synchronised (NTP), as flufl.lock also assumes. The records and
+the rules folding them into run states are in jobs/sweep_state.py; the file primitives (lock,
+journal, atomic writes) in jobs/journal.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import stat
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from jobs import sweepdef
 from jobs.journal import LOCK_LIFETIME_S, Journal, SweepLock, create_exclusive, write_atomic
+from jobs.sweep_state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
+    ENGINE_STATE,
+    FINAL_STATES,
+    RUN_STATES,
+    AgentIdentity,
+    Claim,
+    FoldedRun,
+    NoClaim,
+    RunView,
+    alive,
+    iso,
+    lease_expired,
+    metric_history,
+    new_id,
+    plain,
+    read_run_json,
+    slurm_ids,
+)
 from train.errors import UserError
 
 SCHEMA = 1
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
-RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "preempted", "stopped")
-FINAL_STATES = ("finished", "failed", "stopped", "crashed")
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-_ENGINE_STATE = {
-    "finished": "finished",
-    "stopped": "finished",
-    "failed": "failed",
-    "crashed": "crashed",
-    "preempted": "preempted",
-    "running": "running",
-}
-
-
-def new_id(length: int = 8) -> str:
-    """A W&B-style id (lowercase base 36)."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
-
-
-def iso(ts: float | None) -> str | None:
-    return (
-        None
-        if ts is None
-        else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
-    )
-
-
-def slurm_ids(env: dict[str, str] | None = None) -> dict[str, str | None]:
-    env = dict(os.environ) if env is None else env
-    keys = {
-        "job_id": "SLURM_JOB_ID",
-        "array_job_id": "SLURM_ARRAY_JOB_ID",
-        "array_task_id": "SLURM_ARRAY_TASK_ID",
-        "restart_count": "SLURM_RESTART_COUNT",
-    }
-    return {k: env.get(v) for k, v in keys.items()}
-
-
-@dataclass
-class AgentIdentity:
-    """Who holds a lease: enough to tell, from another process, whether the holder is gone."""
-
-    agent: str = field(default_factory=lambda: new_id(12))
-    host: str = field(default_factory=socket.gethostname)
-    pid: int = field(default_factory=os.getpid)
-    slurm: dict[str, str | None] = field(default_factory=slurm_ids)
-
-
-@dataclass
-class RunView:
-    """One run as status, report and submit see it (store state joined with the run's run.json)."""
-
-    run_id: str
-    state: str
-    params: dict[str, Any]
-    run_dir: Path
-    metric: float | None = None
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    host: str | None = None
-    slurm: dict[str, Any] = field(default_factory=dict)
-    started_at: str | None = None
-    ended_at: str | None = None
-    attempts: int = 0
-    error: str | None = None
-    exit_code: int | None = None
-    queued: bool = False  # preempted or crashed, waiting to be handed out again
-    duration_s: float | None = None  # first claim to last end (or now, while it runs)
-
-
-@dataclass
-class Claim:
-    """A run handed to this agent: attempt ``k`` of ``run_id``."""
-
-    run_id: str
-    k: int
-    params: dict[str, Any]  # {name: {value: v}}, as wandb agent holds a run's parameters
-    run_dir: Path
-    resumed: bool
-
-
-@dataclass
-class NoClaim:
-    """Nothing to hand out: the sweep is complete, or the rest is running elsewhere."""
-
-    complete: bool
-    message: str
-
-
-class _Run:
-    """A run as folded from the journal."""
-
-    def __init__(self, run_id: str, params: dict[str, Any]):
-        self.run_id = run_id
-        self.params = params
-        self.claims: list[dict[str, Any]] = []
-        self.ends: dict[int, dict[str, Any]] = {}
-
-    @property
-    def k(self) -> int:
-        return len(self.claims) - 1
-
-    @property
-    def last_end(self) -> dict[str, Any] | None:
-        return self.ends.get(self.k)
-
-    @property
-    def state(self) -> str:
-        end = self.last_end
-        return "running" if end is None else str(end["state"])
-
-    @property
-    def crashes(self) -> int:
-        return sum(1 for e in self.ends.values() if e["state"] == "crashed")
-
-    def queued(self, max_retries: int) -> bool:
-        state = self.state
-        return state == "preempted" or (state == "crashed" and self.crashes <= max_retries)
-
-    def final(self, max_retries: int) -> bool:
-        return self.state in FINAL_STATES and not self.queued(max_retries)
+# Grid points proposed before taking the lock: agents racing for the lock each take the first one
+# not claimed meanwhile, so the engine runs inside the lock only if all of these were taken.
+GRID_CANDIDATES = 32
 
 
 def check_permissions(path: Path) -> None:
@@ -273,13 +173,18 @@ class LocalSweep:
         self.metric_name: str | None = (self.definition.get("metric") or {}).get("name")
         self.goal: str = (self.definition.get("metric") or {}).get("goal", "minimize")
         self._journal = Journal(path / "journal.jsonl")
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, FoldedRun] = {}
+        self._open: dict[str, FoldedRun] = {}
+        self._target = (self.definition.get("metric") or {}).get("target")
+        self._target_hit = False
+        # grid points proposed earlier and not handed out yet, with the engine's key of each
+        self._grid_queue: list[tuple[tuple[str, ...], dict[str, Any]]] = []
 
     # ----- reading -------------------------------------------------------------------------
     def planned_runs(self) -> int | None:
         return sweepdef.planned_runs(self.definition)
 
-    def refresh(self) -> dict[str, _Run]:
+    def refresh(self) -> dict[str, FoldedRun]:
         for record in self._journal.read_new():
             self._apply(record)
         return self._runs
@@ -293,19 +198,52 @@ class LocalSweep:
             if run is None:
                 if not isinstance(record.get("params"), dict):
                     return
-                run = self._runs[run_id] = _Run(run_id, record["params"])
+                run = self._runs[run_id] = FoldedRun(run_id, record["params"])
             if record.get("k") == len(run.claims):
                 run.claims.append(record)
+                run.engine_run = None
         elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
             run.ends.setdefault(record["k"], record)
+            run.engine_run = None
+            metric, target = record.get("metric"), self._target
+            if (
+                record.get("state") == "finished"
+                and target is not None
+                and isinstance(metric, (int, float))
+            ):
+                self._target_hit |= (
+                    metric >= target if self.goal == "maximize" else metric <= target
+                )
+        else:
+            return
+        # runs that are running or queued: the only ones a claim has to look at one by one
+        if run.state == "running" or run.queued(self.max_retries):
+            self._open[run.run_id] = run
+        else:
+            self._open.pop(run.run_id, None)
 
     def _grid_key(self, params: dict[str, Any]) -> tuple[str, ...]:
+        """A grid point as the engine identifies it (its per-value hashes)."""
         from sweeps.grid_search import yaml_hash
 
         return tuple(
             yaml_hash((params.get(name) or {}).get("value"))
             for name in sorted(self.definition["parameters"])
         )
+
+    def _grid_candidates(self) -> list[dict[str, Any]]:
+        """The next grid points not claimed yet, in the engine's order. The engine is asked for
+        GRID_CANDIDATES at a time; an agent takes them one claim after another, each re-checked."""
+        taken = {self._run_grid_key(r) for r in self._runs.values()}
+        self._grid_queue = [(key, p) for key, p in self._grid_queue if key not in taken]
+        if not self._grid_queue:
+            self._grid_queue = [(self._grid_key(p), p) for p in self._propose(GRID_CANDIDATES)]
+        return [p for _, p in self._grid_queue]
+
+    def _run_grid_key(self, run: FoldedRun) -> tuple[str, ...]:
+        if run.grid_key is None:
+            run.grid_key = self._grid_key(run.params)
+        return run.grid_key
 
     def runs(self) -> list[RunView]:
         """Every run with its state, swept values, metric and what its run.json says."""
@@ -315,7 +253,7 @@ class LocalSweep:
             views.append(self._view(run, now))
         return views
 
-    def _view(self, run: _Run, now: float) -> RunView:
+    def _view(self, run: FoldedRun, now: float) -> RunView:
         run_dir = self.path / "runs" / run.run_id
         info = read_run_json(run_dir)
         end = run.last_end
@@ -375,90 +313,71 @@ class LocalSweep:
         }
         write_atomic(self._lease_path(claim.run_id, claim.k), json.dumps(lease).encode())
 
-    def _lease_expired(self, run: _Run, me: AgentIdentity | None, now: float) -> bool:
+    def _lease_expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
         claim = run.claims[-1]
+        mine = (me.slurm if me else {}).get("job_id")
+        if (
+            now - claim.get("at", 0) < self.lease_s
+            and not mine
+            and (claim.get("host") != socket.gethostname() or alive(claim.get("pid")))
+        ):
+            return False  # cannot have expired yet: spare the read of its lease file
         try:
             lease = json.loads(self._lease_path(run.run_id, run.k).read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # no heartbeat yet: the claim record stands for one
             lease = {
                 "beat_at": claim.get("at", 0),
                 "host": claim.get("host"),
                 "pid": claim.get("pid"),
                 "slurm": claim.get("slurm"),
             }
-        if now - float(lease.get("beat_at") or 0) > self.lease_s:
-            return True
-        if (
-            lease.get("host") == socket.gethostname()
-            and not _alive(lease.get("pid"))
-            and not _alive(lease.get("child_pid"))
-        ):
-            return True
-        theirs, mine = lease.get("slurm") or {}, (me.slurm if me else {})
-        same_task = (
-            mine.get("job_id")
-            and theirs.get("job_id") == mine.get("job_id")
-            and theirs.get("array_task_id") == mine.get("array_task_id")
-        )
-        return bool(
-            same_task
-            and int(mine.get("restart_count") or 0) > int(theirs.get("restart_count") or 0)
-        )
+        return lease_expired(lease, self.lease_s, me, now)
 
     # ----- handing out runs ----------------------------------------------------------------
     def _can_add(self) -> bool:
         cap = self.definition.get("run_cap")
-        if cap and len(self._runs) >= int(cap):
-            return False
-        target = (self.definition.get("metric") or {}).get("target")
-        if target is not None:
-            for run in self._runs.values():
-                metric = (run.last_end or {}).get("metric")
-                if (
-                    run.state == "finished"
-                    and isinstance(metric, (int, float))
-                    and (metric >= target if self.goal == "maximize" else metric <= target)
-                ):
-                    return False
-        return True
+        return not (cap and len(self._runs) >= int(cap)) and not self._target_hit
 
     def engine_runs(self, live: bool = False) -> list[Any]:
-        """The runs as the sweeps engine's SweepRun objects (state, config, metric history).
-
-        ``live``: also read the per-epoch history of running runs from their run.json (hyperband)."""
-        from sweeps import SweepRun
+        """The runs as the sweeps engine's SweepRun objects (state, config, metric history), cached
+        per run until a record changes it. ``live``: take running runs' per-epoch history from their
+        run.json (hyperband needs it; the journal has a history only once a run has ended)."""
+        from sweeps.run import SweepRun
 
         out = []
         for run in self._runs.values():
-            end = run.last_end or {}
-            values = end.get("history") or []
-            if live and run.state == "running":
-                values = metric_history(
-                    read_run_json(self.path / "runs" / run.run_id), self.metric_name
+            cached = run.engine_run
+            if cached is None or (live and run.state == "running"):
+                end = run.last_end or {}
+                values = end.get("history") or []
+                if live and run.state == "running":
+                    values = metric_history(
+                        read_run_json(self.path / "runs" / run.run_id), self.metric_name
+                    )
+                history = [{self.metric_name: v} for v in values] if self.metric_name else []
+                summary = (
+                    {self.metric_name: end["metric"]}
+                    if self.metric_name and end.get("metric") is not None
+                    else {}
                 )
-            history = [{self.metric_name: v} for v in values] if self.metric_name else []
-            summary = (
-                {self.metric_name: end["metric"]}
-                if self.metric_name and end.get("metric") is not None
-                else {}
-            )
-            out.append(
-                SweepRun(
+                cached = SweepRun(
                     name=run.run_id,
-                    state=_ENGINE_STATE[run.state],
+                    state=ENGINE_STATE[run.state],
                     config=run.params,
                     history=history,
                     summary_metrics=summary,
                 )
-            )
+                if not (live and run.state == "running"):
+                    run.engine_run = cached
+            out.append(cached)
         return out
 
     def _propose(self, n: int) -> list[dict[str, Any]]:
         sweepdef.quiet_sweeps_import()
-        from sweeps import next_runs
+        from sweeps.run import next_runs
 
         proposals = next_runs(self.definition, self.engine_runs(), n=n)
-        return [_plain(p.config) for p in proposals if p is not None]
+        return [plain(p.config) for p in proposals if p is not None]
 
     def claim(self, me: AgentIdentity) -> Claim | NoClaim:
         """Hand the next run to agent ``me``: a queued (preempted/crashed) run first, else a new one."""
@@ -467,18 +386,21 @@ class LocalSweep:
                 f"sweep folder {self.path} is not writable by you; agents record their claims there"
             )
         self.refresh()
-        queued = [r for r in self._runs.values() if r.queued(self.max_retries)]
+        queued = [r for r in self._open.values() if r.queued(self.max_retries)]
         method = self.definition.get("method")
-        proposals = (
-            [] if queued or not self._can_add() else self._propose(4 if method == "grid" else 1)
-        )
+        if queued or not self._can_add():
+            proposals: list[dict[str, Any]] = []
+        elif method == "grid":
+            proposals = self._grid_candidates()
+        else:
+            proposals = self._propose(1)
         seen_at = self._journal.offset
         with SweepLock(self.path / "lock") as lock:
             self.refresh()
             now = time.time()
             expired = [
                 r
-                for r in self._runs.values()
+                for r in list(self._open.values())
                 if r.state == "running" and self._lease_expired(r, me, now)
             ]
             records: list[dict[str, Any]] = []
@@ -500,7 +422,7 @@ class LocalSweep:
                 self._journal.append(records)
                 self.refresh()
             for run in sorted(
-                (r for r in self._runs.values() if r.queued(self.max_retries)),
+                (r for r in self._open.values() if r.queued(self.max_retries)),
                 key=lambda r: (r.last_end or {}).get("at", 0),
             ):
                 k = run.k + 1
@@ -514,9 +436,7 @@ class LocalSweep:
                 return self._no_claim()
             if method == "grid":
                 if self._journal.offset != seen_at or not proposals:
-                    taken = {self._grid_key(r.params) for r in self._runs.values()}
-                    proposals = [p for p in proposals if self._grid_key(p) not in taken]
-                    proposals = proposals or self._propose(1)
+                    proposals = self._grid_candidates()  # re-checked against claims made meanwhile
             elif not proposals:
                 proposals = self._propose(1)
             if not proposals:
@@ -529,7 +449,6 @@ class LocalSweep:
                     break
                 except FileExistsError:
                     continue
-            create_exclusive(self.path / "claims" / f"{run_id}.0", me.agent.encode())
             if not lock.still_held():
                 raise UserError(
                     f"the sweep lock {self.path / 'lock'} was broken while this agent held it (a stalled filesystem?); rerun the agent"
@@ -594,7 +513,7 @@ class LocalSweep:
     def complete(self) -> bool:
         """True when no run is running or queued and the search has nothing more to propose."""
         runs = self.refresh().values()
-        if any(r.state == "running" or r.queued(self.max_retries) for r in runs):
+        if self._open:
             return False
         if not self._can_add():
             return True
@@ -629,45 +548,3 @@ class LocalSweep:
         """True if another agent has closed this attempt (declared it crashed after its lease expired)."""
         self.refresh()
         return claim.k in self._runs[claim.run_id].ends
-
-
-def _plain(value: Any) -> Any:
-    """Engine values (numpy scalars) as plain Python, for JSON, YAML and command lines."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    item = getattr(value, "item", None)
-    return item() if callable(item) and not isinstance(value, (str, bytes)) else value
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    """The trainer's run.json, or {} if it is missing or mid-write (it is replaced atomically)."""
-    try:
-        data = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]:
-    """The metric's value at each epoch in a run.json (what hyperband counts)."""
-    if not metric_name:
-        return []
-    return [
-        e[metric_name]
-        for e in info.get("epochs") or []
-        if isinstance(e, dict) and isinstance(e.get(metric_name), (int, float))
-    ]

@@ -231,37 +231,39 @@ def test_bayes_proposes_from_finished_results(tmp_path: Path) -> None:
     assert far[3] >= 0.7, far
 
 
-def test_lease_rules(tmp_path: Path) -> None:
-    sweep = make(tmp_path, lease_s=5)
-    me = store.AgentIdentity()
-    claim = sweep.claim(me)
-    assert isinstance(claim, store.Claim)
-    run = sweep._runs[claim.run_id]
+def test_lease_rules() -> None:
     now = time.time()
-    lease = sweep._lease_path(claim.run_id, claim.k)
+    me = store.AgentIdentity()
 
-    def write(**fields: Any) -> None:
-        base = {"beat_at": now, "host": "node-elsewhere", "pid": 1, "child_pid": None, "slurm": {}}
-        lease.write_text(json.dumps({**base, **fields}))
+    def expired(at: float = now, me: store.AgentIdentity = me, **fields: Any) -> bool:
+        lease = {
+            "beat_at": now,
+            "host": "node-elsewhere",
+            "pid": 1,
+            "child_pid": None,
+            "slurm": {},
+            **fields,
+        }
+        return store.lease_expired(lease, 5.0, me, at)
 
-    write()
-    assert not sweep._lease_expired(run, me, now)
-    assert sweep._lease_expired(run, me, now + 6), "no heartbeat for longer than the lease"
-    write(host=socket.gethostname(), pid=os.getpid())
-    assert not sweep._lease_expired(run, me, now)
+    assert not expired()
+    assert expired(at=now + 6), "no heartbeat for longer than the lease"
+    assert not expired(host=socket.gethostname(), pid=os.getpid())
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    write(host=socket.gethostname(), pid=dead.pid)
-    assert sweep._lease_expired(run, me, now), "holder on this host is gone"
-    write(slurm={"job_id": "77", "array_task_id": "3", "restart_count": "0"})
+    assert expired(host=socket.gethostname(), pid=dead.pid), "holder on this host is gone"
+    assert not expired(host=socket.gethostname(), pid=dead.pid, child_pid=os.getpid()), (
+        "its program still runs"
+    )
+    slurm = {"job_id": "77", "array_task_id": "3", "restart_count": "0"}
     requeued = store.AgentIdentity(
         slurm={"job_id": "77", "array_job_id": "70", "array_task_id": "3", "restart_count": "1"}
     )
     other_task = store.AgentIdentity(
         slurm={"job_id": "77", "array_job_id": "70", "array_task_id": "4", "restart_count": "1"}
     )
-    assert sweep._lease_expired(run, requeued, now), "the same array task was restarted by SLURM"
-    assert not sweep._lease_expired(run, other_task, now)
+    assert expired(slurm=slurm, me=requeued), "the same array task was restarted by SLURM"
+    assert not expired(slurm=slurm, me=other_task)
 
 
 def test_expired_lease_is_crashed_and_handed_out_again_up_to_max_retries(tmp_path: Path) -> None:

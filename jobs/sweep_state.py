@@ -1,0 +1,209 @@
+"""What a local sweep's journal says about its runs: records folded into runs, and the rules that
+decide a run's state (pure: no I/O except reading a run.json or probing a pid).
+
+A run's state is that of its last attempt: ``running`` until an ``end`` record closes that attempt
+with finished, failed, stopped, preempted or crashed. Preempted runs, and crashed runs with retries
+left, are ``queued``: handed out again (same run id, same folder) before any new run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "preempted", "stopped")
+FINAL_STATES = ("finished", "failed", "stopped", "crashed")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+# Our states as the sweeps engine's RunState: a hyperband-stopped run reported real metrics, so
+# bayes learns from them as from a finished run.
+ENGINE_STATE = {
+    "finished": "finished",
+    "stopped": "finished",
+    "failed": "failed",
+    "crashed": "crashed",
+    "preempted": "preempted",
+    "running": "running",
+}
+
+
+def new_id(length: int = 8) -> str:
+    """A W&B-style id (lowercase base 36)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def iso(ts: float | None) -> str | None:
+    return (
+        None
+        if ts is None
+        else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    )
+
+
+def slurm_ids(env: dict[str, str] | None = None) -> dict[str, str | None]:
+    env = dict(os.environ) if env is None else env
+    keys = {
+        "job_id": "SLURM_JOB_ID",
+        "array_job_id": "SLURM_ARRAY_JOB_ID",
+        "array_task_id": "SLURM_ARRAY_TASK_ID",
+        "restart_count": "SLURM_RESTART_COUNT",
+    }
+    return {k: env.get(v) for k, v in keys.items()}
+
+
+@dataclass
+class AgentIdentity:
+    """Who holds a lease: enough to tell, from another process, whether the holder is gone."""
+
+    agent: str = field(default_factory=lambda: new_id(12))
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    slurm: dict[str, str | None] = field(default_factory=slurm_ids)
+
+
+@dataclass
+class RunView:
+    """One run as status, report and submit see it (store state joined with the run's run.json)."""
+
+    run_id: str
+    state: str
+    params: dict[str, Any]
+    run_dir: Path
+    metric: float | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    host: str | None = None
+    slurm: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    ended_at: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    exit_code: int | None = None
+    queued: bool = False  # preempted or crashed, waiting to be handed out again
+    duration_s: float | None = None  # first claim to last end (or now, while it runs)
+
+
+@dataclass
+class Claim:
+    """A run handed to this agent: attempt ``k`` of ``run_id``."""
+
+    run_id: str
+    k: int
+    params: dict[str, Any]  # {name: {value: v}}, as wandb agent holds a run's parameters
+    run_dir: Path
+    resumed: bool
+
+
+@dataclass
+class NoClaim:
+    """Nothing to hand out: the sweep is complete, or the rest is running elsewhere."""
+
+    complete: bool
+    message: str
+
+
+class FoldedRun:
+    """A run as folded from the journal records (plus caches for the engine)."""
+
+    def __init__(self, run_id: str, params: dict[str, Any]):
+        self.run_id = run_id
+        self.params = params
+        self.claims: list[dict[str, Any]] = []
+        self.ends: dict[int, dict[str, Any]] = {}
+        self.grid_key: tuple[str, ...] | None = None  # the engine's hash of its grid point
+        self.engine_run: Any = None  # its SweepRun, rebuilt when a record changes it
+
+    @property
+    def k(self) -> int:
+        return len(self.claims) - 1
+
+    @property
+    def last_end(self) -> dict[str, Any] | None:
+        return self.ends.get(self.k)
+
+    @property
+    def state(self) -> str:
+        end = self.last_end
+        return "running" if end is None else str(end["state"])
+
+    @property
+    def crashes(self) -> int:
+        return sum(1 for e in self.ends.values() if e["state"] == "crashed")
+
+    def queued(self, max_retries: int) -> bool:
+        state = self.state
+        return state == "preempted" or (state == "crashed" and self.crashes <= max_retries)
+
+    def final(self, max_retries: int) -> bool:
+        return self.state in FINAL_STATES and not self.queued(max_retries)
+
+
+def lease_expired(
+    lease: dict[str, Any], lease_s: float, me: AgentIdentity | None, now: float
+) -> bool:
+    """True if the holder of ``lease`` is gone: no heartbeat for ``lease_s``; or it was on this host
+    and neither it nor its program is alive; or ``me`` is the same SLURM array task, restarted."""
+    if now - float(lease.get("beat_at") or 0) > lease_s:
+        return True
+    if (
+        lease.get("host") == socket.gethostname()
+        and not alive(lease.get("pid"))
+        and not alive(lease.get("child_pid"))
+    ):
+        return True
+    theirs, mine = lease.get("slurm") or {}, (me.slurm if me else {})
+    same_task = (
+        mine.get("job_id")
+        and theirs.get("job_id") == mine.get("job_id")
+        and theirs.get("array_task_id") == mine.get("array_task_id")
+    )
+    return bool(
+        same_task and int(mine.get("restart_count") or 0) > int(theirs.get("restart_count") or 0)
+    )
+
+
+def plain(value: Any) -> Any:
+    """Engine values (numpy scalars) as plain Python, for JSON, YAML and command lines."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    item = getattr(value, "item", None)
+    return item() if callable(item) and not isinstance(value, (str, bytes)) else value
+
+
+def alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    """The trainer's run.json, or {} if it is missing or mid-write (it is replaced atomically)."""
+    try:
+        data = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]:
+    """The metric's value at each epoch in a run.json (what hyperband counts)."""
+    if not metric_name:
+        return []
+    return [
+        e[metric_name]
+        for e in info.get("epochs") or []
+        if isinstance(e, dict) and isinstance(e.get(metric_name), (int, float))
+    ]
