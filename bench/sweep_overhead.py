@@ -231,6 +231,7 @@ def worker(args: argparse.Namespace) -> None:
         latencies.append(time.perf_counter() - t0 + (open_s if i == 0 and not args.go else 0.0))
         value = fake_metric(params)
         if args.worker == "ours":
+            assert isinstance(claim, store.Claim)
             sweep.finish(claim, me, "finished", metric=value, history=[value], epochs=1)
         else:
             study.tell(trial, value)
