@@ -84,6 +84,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, args.cluster_config)
     target = resolve_sweep(args.sweep)
+    if target.kind == "wandb":
+        mode = profile.env.get("WANDB_MODE", "").lower()
+        if mode in ("offline", "disabled", "dryrun"):
+            raise UserError(
+                f"{profile.source}: profile {profile.name!r}, key 'env.WANDB_MODE': {mode} runs "
+                "cannot report to a W&B sweep's server, which picks the next runs from their "
+                "metrics; drop it from env for W&B sweeps (local sweeps run offline anyway)"
+            )
     runs_per_task = profile.runs_per_task if args.runs_per_task is None else args.runs_per_task
     if runs_per_task < 1:
         raise UserError(f"--runs-per-task {runs_per_task}: use 1 or more")
@@ -98,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         elif not args.dry_run:
             raise UserError(
                 f"{profile.source}: profile {profile.name!r}, key 'image': {profile.image} not "
-                "found; build it (containers/build.sh) or fix the path"
+                "found; build it (ci/build-image.sh) or fix the path"
             )
     if target.kind == "wandb" and not args.dry_run:
         check_key_file(profile)

@@ -279,6 +279,7 @@ def test_wandb_key_is_read_by_the_job_and_never_stored_by_slurm(
         "runtime": "apptainer",
         "image": str(image),
         "wandb_api_key_file": str(key_file),
+        "env": {},  # W&B sweeps run online
     }
     calls = tmp_path / "calls.jsonl"
     env = {

@@ -243,6 +243,7 @@ def test_wandb_job_reads_the_key_file_and_runs_wandb_agent_in_the_container(tmp_
         "gpus": 1,
         "binds": ["/tmp:/scratch:rw"],
         "wandb_api_key_file": str(key_file),
+        "env": {},  # W&B sweeps run online
     }
     config = cluster(tmp_path, t=profile)
     call_log = tmp_path / "calls.jsonl"
@@ -417,3 +418,12 @@ def test_readme_profile_error_is_what_submit_prints(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and result.stderr.strip() == example.strip()
+
+
+def test_a_wandb_sweep_refuses_an_offline_profile(tmp_path: Path) -> None:
+    config = cluster(tmp_path, t=BASE)  # BASE sets WANDB_MODE=offline, right for local sweeps only
+    result = sweepkit(
+        "submit", "lab/cifar/abc123", "--profile", "t", "--cluster-config", config, "--dry-run"
+    )
+    assert result.returncode == 2
+    assert "profile 't', key 'env.WANDB_MODE': offline runs cannot report" in result.stderr
