@@ -122,9 +122,11 @@ def test_digits_grid_end_to_end_with_status_and_sync(tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     sweep = created.stdout.strip()
     assert sweep.startswith("sweeps/") and "next: sweepkit agent" in created.stderr
-    agent = sweepkit("agent", sweep, cwd=work, env=env, timeout=900)
-    assert agent.returncode == 0, agent.stdout[-3000:] + agent.stderr[-3000:]
-    assert "sweep complete: 4 of 4 runs done (4 finished)" in agent.stdout
+    logs = run_agents(
+        sweep, work, 2, timeout=900
+    )  # two agents share the sweep, as two array tasks would
+    assert any("sweep complete: 4 of 4 runs done (4 finished)" in log for log in logs), logs
+    assert all("starting run" in log for log in logs), "both agents trained"
     status = status_json(sweep, work)
     assert status["counts"]["finished"] == 4 and status["complete"] and status["best"]
     for run in status["runs"]:
@@ -168,18 +170,23 @@ def test_hyperband_stops_the_weak_run_of_a_real_digits_sweep(tmp_path: Path) -> 
     # two learning rates that learn and one that cannot; the weak one comes last in grid order
     definition["parameters"] = {
         "learning_rate": {"values": [0.003, 0.002, 1.0e-7]},
-        "model_name": {"value": "resnet18"},
         "num_epochs": {"value": 2},
     }
     path = work / "hb.yaml"
     path.write_text(yaml.safe_dump(definition))
     sweep = create(work, path)
-    agent = sweepkit("agent", sweep, cwd=work, env={"WANDB_MODE": "disabled"}, timeout=900)
-    assert agent.returncode == 0, agent.stdout[-3000:]
+    # two agents: the good runs train side by side, the weak one starts when one of them is done,
+    # and after its first epoch it is the worst of three at hyperband's first band
+    procs = [
+        start_agent(sweep, work, work / f"hb{i}.log", env={"WANDB_MODE": "disabled"})
+        for i in range(2)
+    ]
+    assert [p.wait(timeout=900) for p in procs] == [0, 0]
+    logs = "".join((work / f"hb{i}.log").read_text() for i in range(2))
     runs = {r["params"]["learning_rate"]: r for r in status_json(sweep, work)["runs"]}
     weak = runs[1.0e-7]
-    assert weak["state"] == "stopped" and len(weak["epochs"]) == 1, weak
-    assert "hyperband stops run" in agent.stdout
+    assert weak["state"] == "stopped" and len(weak["epochs"]) == 1, (weak, logs[-3000:])
+    assert "hyperband stops run" in logs
     assert all(
         runs[lr]["state"] == "finished" and len(runs[lr]["epochs"]) == 2 for lr in (0.003, 0.002)
     )
