@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else EXIT_USAGE
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
-        print(f"sweepkit: unknown verb {verb!r}; choose one of: {', '.join(VERBS)}", file=sys.stderr)
+        print(
+            f"sweepkit: unknown verb {verb!r}; choose one of: {', '.join(VERBS)}", file=sys.stderr
+        )
         return EXIT_USAGE
     module = importlib.import_module(VERBS[verb][0])
     parser = argparse.ArgumentParser(
