@@ -5,7 +5,7 @@ locking is unsafe, and where any writer can be killed (SIGKILL, node loss) in th
 
 * ``SweepLock`` is ``flufl.lock`` (link-based, NFS-safe, with a lifetime after which a dead
   holder's lock is broken). Only its polling interval is changed: flufl sleeps 0.01-2 s between
-  attempts, which would dominate claim latency with 16 agents; we back off from 2 ms to 50 ms.
+  attempts, which would dominate claim latency with 16 agents; we back off from 2 ms to 10 ms.
 * ``Journal`` is an append-only file of records, one per line: ``<crc32 hex8> <json>\\n``. Appends
   happen only under the lock, with one ``write`` and an ``fsync``, each by a fresh ``open`` (so
   NFS close-to-open consistency gives every holder the true end of file). Readers need no lock:
@@ -16,6 +16,7 @@ locking is unsafe, and where any writer can be killed (SIGKILL, node loss) in th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -30,8 +31,10 @@ from train.errors import UserError
 
 LOCK_LIFETIME_S = 60  # a claim holds the lock for milliseconds; a holder silent this long is dead
 LOCK_TIMEOUT_S = 600
+MAX_POLL_S = 0.01  # a waiter polls at most this far apart: long sleeps let newcomers starve it
 
 
+@functools.cache
 def _flufl_lock_class() -> type:
     from flufl.lock import Lock
 
@@ -40,7 +43,7 @@ def _flufl_lock_class() -> type:
 
         def _sleep(self) -> None:
             time.sleep(self._backoff * (0.5 + random.random()))
-            self._backoff = min(self._backoff * 1.5, 0.05)
+            self._backoff = min(self._backoff * 1.5, MAX_POLL_S)
 
     return _FastPollLock
 

@@ -64,9 +64,10 @@ from train.errors import UserError
 SCHEMA = 1
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
-# Grid points proposed before taking the lock: agents racing for the lock each take the first one
-# not claimed meanwhile, so the engine runs inside the lock only if all of these were taken.
-GRID_CANDIDATES = 32
+# Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
+# (grid: the next points in order; random: i.i.d. draws). An agent uses them one claim after
+# another; grid points are re-checked under the lock against claims appended meanwhile.
+DRAWN_AHEAD = 32
 
 
 def check_permissions(path: Path) -> None:
@@ -177,8 +178,10 @@ class LocalSweep:
         self._open: dict[str, FoldedRun] = {}
         self._target = (self.definition.get("metric") or {}).get("target")
         self._target_hit = False
-        # grid points proposed earlier and not handed out yet, with the engine's key of each
-        self._grid_queue: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        self._ahead: list[tuple[tuple[str, ...], dict[str, Any]]] = []  # (grid key, params)
+        self._hash_memo: dict[tuple[type, str], str] = {}
+        self._param_names = sorted(self.definition.get("parameters") or {})
+        self._lock: SweepLock | None = None
 
     # ----- reading -------------------------------------------------------------------------
     def planned_runs(self) -> int | None:
@@ -223,22 +226,29 @@ class LocalSweep:
             self._open.pop(run.run_id, None)
 
     def _grid_key(self, params: dict[str, Any]) -> tuple[str, ...]:
-        """A grid point as the engine identifies it (its per-value hashes)."""
+        """A grid point as the engine identifies it: the engine's hash of each value (memoised)."""
         from sweeps.grid_search import yaml_hash
 
-        return tuple(
-            yaml_hash((params.get(name) or {}).get("value"))
-            for name in sorted(self.definition["parameters"])
-        )
+        key = []
+        for name in self._param_names:
+            value = (params.get(name) or {}).get("value")
+            memo = (type(value), repr(value))
+            if memo not in self._hash_memo:
+                self._hash_memo[memo] = yaml_hash(value)
+            key.append(self._hash_memo[memo])
+        return tuple(key)
 
-    def _grid_candidates(self) -> list[dict[str, Any]]:
-        """The next grid points not claimed yet, in the engine's order. The engine is asked for
-        GRID_CANDIDATES at a time; an agent takes them one claim after another, each re-checked."""
-        taken = {self._run_grid_key(r) for r in self._runs.values()}
-        self._grid_queue = [(key, p) for key, p in self._grid_queue if key not in taken]
-        if not self._grid_queue:
-            self._grid_queue = [(self._grid_key(p), p) for p in self._propose(GRID_CANDIDATES)]
-        return [p for _, p in self._grid_queue]
+    def _candidates(self) -> list[dict[str, Any]]:
+        """Proposals drawn ahead (DRAWN_AHEAD at a time) that are still free, in the engine's order."""
+        if self.definition.get("method") == "grid":
+            taken = {self._run_grid_key(r) for r in self._runs.values()}
+            self._ahead = [(key, p) for key, p in self._ahead if key not in taken]
+        if not self._ahead:
+            grid = self.definition.get("method") == "grid"
+            self._ahead = [
+                (self._grid_key(p) if grid else (), p) for p in self._propose(DRAWN_AHEAD)
+            ]
+        return [p for _, p in self._ahead]
 
     def _run_grid_key(self, run: FoldedRun) -> tuple[str, ...]:
         if run.grid_key is None:
@@ -390,12 +400,12 @@ class LocalSweep:
         method = self.definition.get("method")
         if queued or not self._can_add():
             proposals: list[dict[str, Any]] = []
-        elif method == "grid":
-            proposals = self._grid_candidates()
+        elif method in ("grid", "random"):
+            proposals = self._candidates()
         else:
             proposals = self._propose(1)
         seen_at = self._journal.offset
-        with SweepLock(self.path / "lock") as lock:
+        with self.lock() as lock:
             self.refresh()
             now = time.time()
             expired = [
@@ -434,11 +444,10 @@ class LocalSweep:
                     )
             if not self._can_add():
                 return self._no_claim()
-            if method == "grid":
-                if self._journal.offset != seen_at or not proposals:
-                    proposals = self._grid_candidates()  # re-checked against claims made meanwhile
+            if method == "grid" and self._journal.offset != seen_at:
+                proposals = self._candidates()  # re-checked against claims made meanwhile
             elif not proposals:
-                proposals = self._propose(1)
+                proposals = self._candidates() if method in ("grid", "random") else self._propose(1)
             if not proposals:
                 return self._no_claim()
             params = proposals[0]
@@ -455,6 +464,7 @@ class LocalSweep:
                 )
             self._journal.append([self._claim_record(run_id, 0, params, me)])
             self.refresh()
+            self._ahead = [(key, p) for key, p in self._ahead if p is not params]
             return Claim(run_id, 0, params, self.path / "runs" / run_id, resumed=False)
 
     def _take_token(self, run_id: str, k: int, me: AgentIdentity) -> bool:
@@ -520,9 +530,15 @@ class LocalSweep:
         planned = self.planned_runs()
         return planned is not None and len(runs) >= planned
 
+    def lock(self) -> SweepLock:
+        """The sweep's lock (one flufl.lock object per LocalSweep, reused for every append)."""
+        if self._lock is None:
+            self._lock = SweepLock(self.path / "lock")
+        return self._lock
+
     def finish(self, claim: Claim, me: AgentIdentity, state: str, **result: Any) -> bool:
         """Record how attempt ``claim.k`` ended. False if another agent already closed it (our lease was lost)."""
-        with SweepLock(self.path / "lock"):
+        with self.lock():
             self.refresh()
             run = self._runs[claim.run_id]
             if claim.k in run.ends:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs import store as store_mod
-from jobs.journal import SweepLock, write_atomic
+from jobs.journal import write_atomic
 from train.errors import UserError
 
 SYNCABLE = ("finished", "stopped", "failed", "crashed")
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 def _remember(
     sweep: store_mod.LocalSweep, item: dict[str, Any], entity: str | None, project: str
 ) -> None:
-    with SweepLock(sweep.path / "lock"):
+    with sweep.lock():
         synced = load_synced(sweep)
         synced[item["run_id"]] = {
             "paths": item["paths"],

@@ -269,3 +269,47 @@ def test_create_wandb_backend_prints_the_reference(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "my-team/sweepkit/ab12cd34"
+
+
+def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
+    """What sync would upload, and that a recorded upload is not planned again (the upload itself
+    needs W&B's cloud; recording is called as sync does after `wandb sync` succeeds)."""
+    from jobs import store, sync
+
+    program = write_program(tmp_path)
+    sweep = create(
+        tmp_path,
+        write_definition(tmp_path, grid({"lr": [0.1, 0.2, 0.3]}, program)),
+        "--project",
+        "p1",
+        "--entity",
+        "e1",
+    )
+    assert sweepkit("agent", "--count", "2", sweep, cwd=tmp_path).returncode == 0
+    local = store.open_sweep(str(tmp_path / sweep))
+    runs = local.runs()
+    for view in runs:  # offline W&B data as the trainer leaves it: one folder per attempt
+        (view.run_dir / "wandb" / f"offline-run-20260101_000000-{view.run_id}").mkdir(parents=True)
+    running = local.claim(store.AgentIdentity())  # a third run, still running: not uploaded yet
+    assert isinstance(running, store.Claim)
+    (running.run_dir / "wandb" / "offline-run-20260101_000001-x").mkdir(parents=True)
+
+    result = sweepkit("sync", sweep, "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "-> W&B e1/p1: 2 run(s) to upload, 0 already synced, 1 not ended" in result.stdout
+    assert result.stdout.count(" sync --project p1 --entity e1 ") == 2
+    todo, _ = sync.plan(local, "e1", "p1")
+    sync._remember(local, todo[0], "e1", "p1")
+    again = sweepkit("sync", sweep, "--dry-run", cwd=tmp_path)
+    assert (
+        "1 run(s) to upload, 1 already synced" in again.stdout
+        and todo[0]["run_id"] not in again.stdout
+    )
+    recorded = json.loads((tmp_path / sweep / "synced.json").read_text())
+    assert (
+        recorded[todo[0]["run_id"]]["paths"] == todo[0]["paths"]
+        and recorded[todo[0]["run_id"]]["project"] == "p1"
+    )
+    bare = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.1]}, program), "bare.yaml"))
+    no_project = sweepkit("sync", bare, "--dry-run", cwd=tmp_path, env={"WANDB_PROJECT": ""})
+    assert no_project.returncode == 2 and "no W&B project: pass --project" in no_project.stderr
