@@ -114,6 +114,8 @@ class LocalAgent:
             self.proc.send_signal(forward)
 
     def run(self, count: int | None) -> int:
+        # sweep.yaml launches programs: check it again, in case it was edited since sweep create
+        sweepdef.validate(self.sweep.definition, str(self.sweep.path / "sweep.yaml"))
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             signal.signal(signum, self._on_signal)
         done = 0

@@ -89,11 +89,30 @@ def plan(
             *(["--entity", entity] if entity else []),
             *paths,
         ]
+        carries = any(_records_sweep_id(Path(p), sweep.sweep_id) for p in paths)
         todo.append(
-            {"run_id": view.run_id, "state": view.state, "paths": paths, "command": command}
+            {
+                "run_id": view.run_id,
+                "state": view.state,
+                "paths": paths,
+                "command": command,
+                "carries_sweep_id": carries,
+            }
         )
         tally["to_sync"] += 1
     return todo, tally
+
+
+def _records_sweep_id(offline_run: Path, sweep_id: str) -> bool:
+    """True if the offline run's transaction log names ``sweep_id`` (its run record comes first)."""
+    for log in offline_run.glob("run-*.wandb"):
+        try:
+            with open(log, "rb") as f:
+                if sweep_id.encode() in f.read(1 << 20):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,6 +130,13 @@ def run(args: argparse.Namespace) -> int:
     for item in todo:
         print(f"  # run {item['run_id']} ({item['state']}, tagged sweep:{sweep.sweep_id})")
         print("  " + " ".join(item["command"]))
+    if any(item["carries_sweep_id"] for item in todo):
+        print(
+            f"sweepkit sync: warning: some runs recorded W&B sweep id {sweep.sweep_id}, which W&B's server did not issue; "
+            "it refuses such runs ('sweep ... not found', wandb/wandb#8115). Runs of a local sweep should be started "
+            "without WANDB_SWEEP_ID reaching wandb.init (they keep the tag sweep:<id>).",
+            file=sys.stderr,
+        )
     if args.dry_run or not todo:
         if args.dry_run:
             print("dry run: nothing uploaded")

@@ -270,3 +270,17 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_edited_sweep_yaml_is_checked_before_anything_runs(tmp_path: Path) -> None:
+    sweep, _ = one_run(tmp_path)
+    path = tmp_path / sweep / "sweep.yaml"
+    os.chmod(path, 0o644)
+    path.write_text(path.read_text().replace("method: grid", "method: gird"))
+    result = sweepkit("agent", sweep, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert (
+        "sweep.yaml: method: 'gird' is not allowed; choose one of: grid, random, bayes"
+        in result.stderr
+    )
+    assert not list((tmp_path / sweep / "runs").iterdir()), "nothing ran"

@@ -298,6 +298,18 @@ def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "-> W&B e1/p1: 2 run(s) to upload, 0 already synced, 1 not ended" in result.stdout
     assert result.stdout.count(" sync --project p1 --entity e1 ") == 2
+    assert "warning" not in result.stderr
+    # a run whose W&B data names the local sweep id as its W&B sweep: W&B would refuse it
+    (
+        runs[0].run_dir
+        / "wandb"
+        / f"offline-run-20260101_000000-{runs[0].run_id}"
+        / f"run-{runs[0].run_id}.wandb"
+    ).write_bytes(b":W&B\x00" + local.sweep_id.encode() + b"\x00")
+    warned = sweepkit("sync", sweep, "--dry-run", cwd=tmp_path)
+    assert (
+        f"recorded W&B sweep id {local.sweep_id}, which W&B's server did not issue" in warned.stderr
+    )
     todo, _ = sync.plan(local, "e1", "p1")
     sync._remember(local, todo[0], "e1", "p1")
     again = sweepkit("sync", sweep, "--dry-run", cwd=tmp_path)
