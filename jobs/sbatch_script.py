@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.profiles import Profile
+from train import runrecord
 from train.errors import UserError
 
 TEMPLATE = "sweep_array.sbatch"
@@ -144,24 +144,7 @@ def render(context: dict[str, Any]) -> str:
 # ----- provenance -----------------------------------------------------------------------------
 def git_revision(workdir: Path) -> str:
     """HEAD of the checkout the job runs in, with -dirty when it has uncommitted changes."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(workdir), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "-C", str(workdir), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return runrecord.git_revision(workdir) or "unknown"
 
 
 def image_sha256(image: Path) -> str:

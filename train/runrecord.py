@@ -27,23 +27,31 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def git_revision() -> str | None:
-    """The checkout's revision, or what the image recorded at build time."""
-    if os.environ.get("SWEEPKIT_GIT_REVISION"):
-        return os.environ["SWEEPKIT_GIT_REVISION"]
-    project = Path(__file__).resolve().parent.parent
-    if not (project / ".git").exists():
+def git_revision(checkout: Path | None = None) -> str | None:
+    """HEAD of ``checkout`` (default: this project), ``-dirty`` when tracked files changed.
+
+    Inside an image there is no checkout: the revision the image was built from
+    (SWEEPKIT_GIT_REVISION, set by the job script) is used instead.
+    """
+    if checkout is None:
+        if os.environ.get("SWEEPKIT_GIT_REVISION"):
+            return os.environ["SWEEPKIT_GIT_REVISION"]
+        checkout = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(checkout), *args], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
         return None
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(project), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return head + ("-dirty" if dirty else "")
 
 
 def slurm_ids() -> dict[str, str | None]:
