@@ -104,14 +104,24 @@ def plan(
 
 
 def _records_sweep_id(offline_run: Path, sweep_id: str) -> bool:
-    """True if the offline run's transaction log names ``sweep_id`` (its run record comes first)."""
+    """True if the offline run's run record has ``sweep_id`` as its W&B sweep id.
+
+    The transaction log is protobuf; a string field is its length byte then its bytes, so the id
+    as a field is preceded by len(id). The same bytes also occur in the run's ``sweep:<id>`` tag
+    and in paths (``sweeps/<id>/runs``), which this does not count.
+    """
+    needle = sweep_id.encode()
     for log in offline_run.glob("run-*.wandb"):
         try:
             with open(log, "rb") as f:
-                if sweep_id.encode() in f.read(1 << 20):
-                    return True
+                data = f.read(1 << 20)  # the run record comes first
         except OSError:
             continue
+        at = data.find(needle)
+        while at != -1:
+            if at > 0 and data[at - 1] == len(needle):
+                return True
+            at = data.find(needle, at + 1)
     return False
 
 

@@ -154,6 +154,8 @@ def test_digits_grid_end_to_end_with_status_and_sync(tmp_path: Path) -> None:
     )
     assert plan.returncode == 0, plan.stderr
     assert "4 run(s) to upload" in plan.stdout and "dry run: nothing uploaded" in plan.stdout
+    # runs of a local sweep do not name its id as their W&B sweep (W&B's server would refuse them)
+    assert "warning" not in plan.stderr, plan.stderr
     commands = [line.split() for line in plan.stdout.splitlines() if " sync --project " in line]
     assert len(commands) == 4
     for command in commands:
@@ -305,7 +307,9 @@ def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
         / "wandb"
         / f"offline-run-20260101_000000-{runs[0].run_id}"
         / f"run-{runs[0].run_id}.wandb"
-    ).write_bytes(b":W&B\x00" + local.sweep_id.encode() + b"\x00")
+    ).write_bytes(
+        b":W&B\x00R\x0e\x12" + bytes([len(local.sweep_id)]) + local.sweep_id.encode() + b"\x00"
+    )
     warned = sweepkit("sync", sweep, "--dry-run", cwd=tmp_path)
     assert (
         f"recorded W&B sweep id {local.sweep_id}, which W&B's server did not issue" in warned.stderr

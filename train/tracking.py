@@ -23,6 +23,13 @@ class Tracker:
             return
         os.environ.setdefault("WANDB_DIR", str(run_dir))
         os.environ.setdefault("WANDB_SILENT", "true")
+        sweep_id = os.environ.get("WANDB_SWEEP_ID")
+        tags = list(cfg["wandb.tags"]) + ([f"sweep:{sweep_id}"] if sweep_id else [])
+        if os.environ.get("SWEEPKIT_SWEEP_DIR"):
+            # A local sweep's id means nothing to W&B's server, which refuses to sync a run that
+            # names a sweep it did not issue; the run carries the id as its sweep:<id> tag instead.
+            # The swept values still arrive through WANDB_SWEEP_PARAM_PATH.
+            os.environ.pop("WANDB_SWEEP_ID", None)
         import wandb
 
         self.run = wandb.init(
@@ -33,12 +40,7 @@ class Tracker:
             mode=cfg["wandb.mode"],
             dir=os.environ["WANDB_DIR"],
             config=cfg.nested(),
-            tags=list(cfg["wandb.tags"])
-            + (
-                [f"sweep:{os.environ['WANDB_SWEEP_ID']}"]
-                if os.environ.get("WANDB_SWEEP_ID")
-                else []
-            ),
+            tags=tags,
         )
 
     def swept_values(self) -> dict[str, Any]:
