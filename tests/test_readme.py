@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,10 +87,17 @@ def test_cluster_blocks_lint_and_parse(tmp_path):
                 parse_sweepkit(command)
 
 
-def test_trainer_section_commands_run():
+def readme_env() -> dict[str, str]:
+    """The shell the README assumes: the pinned venv activated, no job or W&B variables."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_", "SWEEPKIT_"))
     }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def test_trainer_section_commands_run():
+    env = readme_env()
     try:
         for block in blocks(sections()["The trainer"]):
             proc = subprocess.run(
@@ -123,9 +131,7 @@ def test_every_other_section_is_covered_by_its_area_tests():
 @pytest.mark.slow
 def test_make_demo_runs_the_offline_sweep():
     before = set((ROOT / "sweeps").glob("*")) if (ROOT / "sweeps").exists() else set()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_", "SWEEPKIT_"))
-    }
+    env = readme_env()
     try:
         proc = subprocess.run(
             ["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200
