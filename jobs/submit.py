@@ -14,6 +14,7 @@ command, image digest, git revision): what a reviewer needs to see or rerun the 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -354,6 +355,9 @@ def record(
         "image": context["image"] or None,
         "image_digest": context["image_digest"] or None,
         "git_revision": context["git_revision"],
+        # The hash-locked requirements the image was built from (its sweepkit.requirements.sha256
+        # label); the report shows it as recorded at submission.
+        "lock_sha256": requirements_lock_sha256(),
         "launcher": launcher,
         "runs_per_task": context["runs_per_task"],
         "log": context["log_path"],
@@ -368,6 +372,11 @@ def record(
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def requirements_lock_sha256() -> str | None:
+    lock = Path(__file__).resolve().parent.parent / "containers" / "requirements.lock"
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None
 
 
 def print_watch_hint(
