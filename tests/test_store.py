@@ -231,6 +231,67 @@ def test_bayes_proposes_from_finished_results(tmp_path: Path) -> None:
     assert far[3] >= 0.7, far
 
 
+BAYES_CAPPED = {
+    **GRID_24,
+    "method": "bayes",
+    "run_cap": 12,
+    "parameters": {
+        "lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1},
+        "batch_size": {"values": [32, 64, 128]},
+    },
+}
+
+
+def test_bayes_proposals_made_outside_the_lock_never_exceed_run_cap_or_double_claim(
+    tmp_path: Path,
+) -> None:
+    """16 processes propose bayes runs outside the lock, all from nearly the same stale state, and
+    commit them under it: exactly run_cap runs, each handed out once, all finished."""
+    sweep = make(tmp_path, BAYES_CAPPED)
+    claims = _run_claimers(sweep.path, 16)
+    assert len(claims) == 12, claims
+    assert len({run_id for run_id, _ in claims}) == 12, "a run was handed out twice"
+    final = store.open_sweep(str(sweep.path))
+    assert final.complete() and final.counts()["finished"] == 12
+    assert len(list((sweep.path / "runs").iterdir())) == 12  # no folder made for a refused claim
+    assert len(final.refresh()) == 12
+
+
+def test_bayes_never_proposes_under_the_lock_when_the_queue_empties_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """An agent that finds a preempted run queued plans to resume it (no proposal); another agent
+    takes it first. The agent lets the lock go and makes its bayes proposal outside the lock."""
+    sweep = make(tmp_path, BAYES_CAPPED)
+    first = sweep.claim(store.AgentIdentity())
+    assert isinstance(first, store.Claim)
+    sweep.finish(first, store.AgentIdentity(), "preempted", exit_code=75)
+    queued_id = first.run_id
+
+    class Racing(store.LocalSweep):
+        proposals_under_lock = 0
+        raced = False
+
+        def lock(self) -> journal.SweepLock:
+            if not self.raced:  # another agent takes the queued run just before we lock
+                self.raced = True
+                other = store.open_sweep(str(self.path)).claim(store.AgentIdentity())
+                assert isinstance(other, store.Claim) and other.run_id == queued_id
+            return super().lock()
+
+        def _propose(self, n: int) -> list[dict[str, Any]]:
+            if self._lock is not None and self._lock.still_held():
+                self.proposals_under_lock += 1
+            return super()._propose(n)
+
+    racing = Racing(sweep.path)
+    claim = racing.claim(store.AgentIdentity())
+    assert isinstance(claim, store.Claim) and not claim.resumed and claim.run_id != queued_id
+    assert racing.proposals_under_lock == 0
+    runs = store.open_sweep(str(sweep.path)).refresh()
+    assert sorted(len(r.claims) for r in runs.values()) == [1, 2]
+
+
 def test_lease_rules() -> None:
     now = time.time()
     me = store.AgentIdentity()
