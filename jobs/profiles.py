@@ -161,18 +161,7 @@ class _Checker:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.fail(key, f"must be a string, not {type(value).__name__}", "quote it")
-        value = str(value)
-        if _CONTROL.search(value):
-            raise self.fail(key, f"{value!r} holds a newline or control character", "remove it")
-        bad = _DIRECTIVE_BAD.search(value) if directive else None
-        if bad:
-            raise self.fail(
-                key,
-                f"{value!r} holds {bad.group()!r}, which would break or inject into its "
-                "#SBATCH line",
-                "use a plain value (letters, digits, - _ . : / , | & = +)",
-            )
-        return value
+        return self.text_value(key, str(value), directive)
 
     def integer(self, key: str, default: int | None, low: int, high: int | None = None) -> int:
         value = self.raw.get(key, default)
@@ -211,7 +200,7 @@ class _Checker:
                 key,
                 f"{value!r} holds {bad.group()!r}, which would break or inject into its "
                 "#SBATCH line",
-                "use a plain value",
+                "use a plain value (letters, digits, - _ . : / , | & = +)",
             )
         return value
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -102,6 +103,24 @@ def slurm() -> Iterator[Slurm]:
 # the trainer (running, then finished or preempted), checkpoints its step on SIGUSR1/SIGTERM and
 # exits 75, and resumes from that checkpoint when run again in the same folder. It appends one
 # line per event to RUN_DIR/events.jsonl so tests can see what each attempt did.
+# A minimal valid profile for the tests' one-node SLURM: runtime none, two tasks at a time.
+BASE: dict[str, Any] = {
+    "partition": "debug",
+    "time": "00:10:00",
+    "cpus_per_task": 1,
+    "concurrency": 2,
+    "runtime": "none",
+    "signal_lead_s": 60,
+    "env": {"WANDB_MODE": "offline"},
+}
+
+
+def cluster(tmp_path: Path, **profiles: dict[str, Any]) -> str:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({"profiles": profiles}))
+    return str(path)
+
+
 FAST_PROGRAM = r"""
 import json, os, signal, socket, sys, time
 from datetime import datetime, timezone

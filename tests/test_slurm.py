@@ -12,15 +12,14 @@ import os
 import subprocess
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-import slurm_fixture
-import yaml
 from slurm_fixture import (
+    BASE,
     FAKE_APPTAINER,
     REPO,
     Slurm,
+    cluster,
     events,
     fast_sweep,
     iso_ts,
@@ -34,26 +33,7 @@ from slurm_fixture import (
 
 from jobs.store import open_sweep
 
-# The session SLURM fixture, until tests/conftest.py imports it for every module.
-slurm = slurm_fixture.slurm
-
 pytestmark = pytest.mark.slurm
-
-BASE: dict[str, Any] = {
-    "partition": "debug",
-    "time": "00:10:00",
-    "cpus_per_task": 1,
-    "concurrency": 2,
-    "runtime": "none",
-    "signal_lead_s": 60,
-    "env": {"WANDB_MODE": "offline"},
-}
-
-
-def cluster(tmp_path: Path, **profiles: dict[str, Any]) -> str:
-    path = tmp_path / "cluster.yaml"
-    path.write_text(yaml.safe_dump({"profiles": profiles}))
-    return str(path)
 
 
 def submit(slurm: Slurm, ref: str, *argv: str) -> str:
