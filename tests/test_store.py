@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,30 @@ def test_record_encoding_round_trip() -> None:
     assert journal.decode(line) == record
     assert journal.decode(line.replace(b"93.5", b"93.6")) is None
     assert journal.decode(b"garbage\n") is None and journal.decode(b"") is None
+
+
+def test_checksummed_line_that_is_not_a_record_is_skipped(tmp_path: Path, capsys: Any) -> None:
+    """Records are parsed in one call; a line with a right checksum but no record in it (written by
+    something else that knows the format) falls back to line by line and is skipped, not fatal."""
+    path = tmp_path / "journal.jsonl"
+    good = [{"t": "claim", "run": f"r{i}", "k": 0} for i in range(3)]
+    foreign = [b"[1, 2]", b'{"no": "type"}', b'{"t": ']
+    lines = [journal.encode(good[0])]
+    lines += [f"{zlib.crc32(body):08x} ".encode() + body + b"\n" for body in foreign]
+    lines += [journal.encode(r) for r in good[1:]]
+    path.write_bytes(b"".join(lines))
+    reader = journal.Journal(path)
+    assert reader.read_new() == good
+    assert reader.skipped == 3
+    assert "skipped 3 unreadable record(s)" in capsys.readouterr().err
+
+
+def test_lock_waiters_poll_more_often_the_longer_they_wait() -> None:
+    """Old waiters must win the lock over newcomers (the p95 of claims): never the reverse."""
+    waits = [0.0, 0.01, 0.03, 0.2, 5.0, 600.0]
+    intervals = [journal.poll_interval(w) for w in waits]
+    assert intervals == sorted(intervals, reverse=True) and intervals[0] > intervals[-1]
+    assert all(0 < i <= 0.01 for i in intervals)
 
 
 def _claim_all(path: str, finish: bool, out: Any) -> None:
