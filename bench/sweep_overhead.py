@@ -5,14 +5,17 @@
 
 Both stores live on the same disk (``--dir``, default a temp folder) and hold 1,000 finished runs
 (trials) before anything is timed, for each method: grid (2,048 points), random and bayes. Optuna
-uses its counterpart of each: GridSampler over the same grid, RandomSampler, and its default
-TPESampler for bayes (W&B's bayes is a Gaussian process; Optuna's GPSampler needs torch).
+uses its counterpart of each: GridSampler over the same grid, RandomSampler, and for bayes both its
+default TPESampler and, as the like-for-like row ``bayes-gp``, its GPSampler (W&B's bayes is a
+Gaussian process; Optuna's takes seconds per ask at 1,000 trials, so that row makes fewer claims).
 
 * fresh: a new Python process opens the store and makes one claim (ours: ``open_sweep`` +
   ``claim``; Optuna: ``load_study`` + ``ask`` + one ``suggest_*`` per parameter, where its sampling
   happens). Imports are done before the clock starts and reported separately.
 * concurrent: 16 processes, started together after their imports and opens, each claim 10 runs
-  (reporting each as finished, untimed, before the next): p50 and p95 of the 160 claim latencies.
+  (reporting each as finished, untimed, before the next). Repeated ``--repeats`` times, the side
+  that goes first alternating; p50 and p95 of all the claim latencies pooled (3 x 160), and the
+  range of the repetitions' p95, since a p95 of one repetition on a shared machine varies ~2x.
   The engine's proposal inside those claims is timed by wall clock and by the process's CPU time:
   the gap is time spent waiting for a CPU (16 processes on a 2-core machine), not for the lock.
 * agent: ``sweepkit agent --count 1`` from process start to the first line of the program it
@@ -49,7 +52,7 @@ BATCH = [32, 64, 128, 256]
 
 def definition(method: str) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "method": method,
+        "method": "bayes" if method == "bayes-gp" else method,
         "metric": {"name": "acc", "goal": "maximize"},
         "command": ["${env}", "${interpreter}", "prog.py", "${args}"],
     }
@@ -130,6 +133,8 @@ def optuna_sampler(method: str) -> Any:
         return optuna.samplers.GridSampler({k: list(v) for k, v in GRID.items()}, seed=0)
     if method == "random":
         return optuna.samplers.RandomSampler()
+    if method == "bayes-gp":
+        return optuna.samplers.GPSampler()
     return optuna.samplers.TPESampler()
 
 
@@ -191,7 +196,8 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "ours":
         from jobs import store
 
-        for module in ("sweeps", "sweeps.grid_search", "sweeps.bayes_search"):  # as an agent does
+        # what an agent has imported before it claims (imports are reported, not timed, as Optuna's)
+        for module in ("sweeps", "sweeps.grid_search", "sweeps.bayes_search", "flufl.lock"):
             importlib.import_module(module)
     else:
         import optuna
@@ -308,30 +314,40 @@ def fresh(stores: dict[str, Path], method: str, repeats: int) -> dict[str, dict[
 
 
 def concurrent(
-    stores: dict[str, Path], method: str, agents: int, claims: int, tmp: Path
-) -> dict[str, dict[str, float]]:
+    stores: dict[str, Path], method: str, agents: int, claims: int, repeats: int, tmp: Path
+) -> dict[str, dict[str, Any]]:
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in stores}
+    p95s: dict[str, list[float]] = {side: [] for side in stores}
+    for rep in range(repeats):
+        sides = list(stores) if rep % 2 == 0 else list(reversed(stores))
+        for side in sides:
+            go = str(tmp / f"go-{side}-{method}-{rep}")
+            procs = [spawn(side, method, stores[side], claims, go) for _ in range(agents)]
+            deadline = time.time() + 600
+            while (
+                len(list(tmp.glob(Path(go).name + ".ready.*"))) < agents and time.time() < deadline
+            ):
+                time.sleep(0.05)
+            Path(go).touch()
+            these = [collect(p) for p in procs]
+            runs[side] += these
+            p95s[side].append(1000 * pct(sorted(x for r in these for x in r["latencies"]), 0.95))
     result = {}
-    for side, path in stores.items():
-        go = str(tmp / f"go-{side}-{method}")
-        procs = [spawn(side, method, path, claims, go) for _ in range(agents)]
-        deadline = time.time() + 600
-        while len(list(tmp.glob(Path(go).name + ".ready.*"))) < agents and time.time() < deadline:
-            time.sleep(0.05)
-        Path(go).touch()
-        runs = [collect(p) for p in procs]
-        lat = sorted(x for r in runs for x in r["latencies"])
+    for side, side_runs in runs.items():
+        lat = sorted(x for r in side_runs for x in r["latencies"])
         store_only = sorted(
-            x - e for r in runs for x, e in zip(r["latencies"], r["engine"], strict=True)
+            x - e for r in side_runs for x, e in zip(r["latencies"], r["engine"], strict=True)
         )
         result[side] = {
             "p50_ms": 1000 * pct(lat, 0.5),
             "p95_ms": 1000 * pct(lat, 0.95),
+            "p95_range_ms": (min(p95s[side]), max(p95s[side])),
             "store_p50_ms": 1000 * pct(store_only, 0.5),
             "store_p95_ms": 1000 * pct(store_only, 0.95),
             "engine_wall_p50_ms": 1000
-            * pct(sorted(x for r in runs for x in r.get("engine", [])), 0.5),
+            * pct(sorted(x for r in side_runs for x in r.get("engine", [])), 0.5),
             "engine_cpu_p50_ms": 1000
-            * pct(sorted(x for r in runs for x in r.get("engine_cpu", [])), 0.5),
+            * pct(sorted(x for r in side_runs for x in r.get("engine_cpu", [])), 0.5),
             "n": len(lat),
         }
     return result
@@ -388,6 +404,11 @@ def engine_cost(stores: dict[str, Path], method: str) -> float:
     return 1000 * (time.perf_counter() - t0) / 3
 
 
+def span(values: tuple[float, float]) -> str:
+    low, high = values
+    return f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}-{high:.0f}"
+
+
 def record(text: str) -> None:
     path = REPO / "bench" / "RESULTS.md"
     current = path.read_text() if path.exists() else "# Benchmark results\n"
@@ -410,13 +431,26 @@ def record(text: str) -> None:
 
 
 def main() -> None:
+    global N_FINISHED
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="grid,random,bayes")
+    parser.add_argument("--methods", default="grid,random,bayes,bayes-gp")
     parser.add_argument(
         "--fresh", type=int, default=7, help="fresh-process repetitions per side and method"
     )
     parser.add_argument("--agents", type=int, default=16)
     parser.add_argument("--claims", type=int, default=10, help="claims per concurrent agent")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="repetitions of the concurrent phase per side"
+    )
+    parser.add_argument(
+        "--gp-claims",
+        type=int,
+        default=2,
+        help="claims per agent, and fresh repetitions, in the bayes-gp row (GPSampler: seconds per ask)",
+    )
+    parser.add_argument(
+        "--finished", type=int, default=N_FINISHED, help="finished runs in each store"
+    )
     parser.add_argument("--agent-repeats", type=int, default=5)
     parser.add_argument(
         "--dir", help="where the stores go (default: a temp folder); put it on the disk to measure"
@@ -437,6 +471,7 @@ def main() -> None:
     from jobs import sweepdef
 
     sweepdef.quiet_sweeps_import()
+    N_FINISHED = args.finished
     base = Path(args.dir or tempfile.mkdtemp(prefix="sweep-overhead-"))
     load0 = os.getloadavg()[0]
     rows = []
@@ -445,8 +480,16 @@ def main() -> None:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o755)
         stores = {"ours": setup_ours(root, method), "optuna": setup_optuna(root, method)}
-        f = fresh(stores, method, args.fresh)
-        c = concurrent(stores, method, args.agents, args.claims, root)
+        gp = method == "bayes-gp"
+        f = fresh(stores, method, min(args.fresh, args.gp_claims) if gp else args.fresh)
+        c = concurrent(
+            stores,
+            method,
+            args.agents,
+            args.gp_claims if gp else args.claims,
+            1 if gp else args.repeats,
+            root,
+        )
         engine_ms = engine_cost(stores, method)
         rows.append((method, f, c, engine_ms))
         print(f"{method}: fresh {f}  concurrent {c}  engine {engine_ms:.1f} ms", flush=True)
@@ -458,21 +501,25 @@ def main() -> None:
         "",
         f"{N_FINISHED:,} finished runs in each store. Claim = ours `claim` (engine proposal included) / Optuna `ask` + `suggest`.",
         "",
-        "| method | fresh first claim, ours / Optuna | concurrent p50, ours / Optuna | concurrent p95, ours / Optuna | ours less the engine's proposal, p50 / p95 | engine proposal within the concurrent claims, wall / CPU p50 | engine proposal alone (ours) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| method | fresh first claim, ours / Optuna | concurrent p50, ours / Optuna | concurrent p95, ours / Optuna | p95 of each repetition, ours / Optuna | ours less the engine's proposal, p50 / p95 | engine proposal within the concurrent claims, wall / CPU p50 | engine proposal alone (ours) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for method, f, c, engine_ms in rows:
         lines.append(
             f"| {method} | {f['ours']['first_claim_ms']:.0f} / {f['optuna']['first_claim_ms']:.0f} ms | "
             f"{c['ours']['p50_ms']:.0f} / {c['optuna']['p50_ms']:.0f} ms | {c['ours']['p95_ms']:.0f} / {c['optuna']['p95_ms']:.0f} ms | "
+            f"{span(c['ours']['p95_range_ms'])} / {span(c['optuna']['p95_range_ms'])} ms | "
             f"{c['ours']['store_p50_ms']:.0f} / {c['ours']['store_p95_ms']:.0f} ms | "
             f"{c['ours']['engine_wall_p50_ms']:.0f} / {c['ours']['engine_cpu_p50_ms']:.0f} ms | {engine_ms:.0f} ms |"
         )
     lines += [
         "",
-        "Optuna's samplers: GridSampler, RandomSampler, TPESampler (its default; W&B's bayes is a Gaussian process, dearer per proposal).",
-        f"Fresh = median of {args.fresh} new processes, imports excluded (imports: ours {rows[0][1]['ours']['imports_s']:.2f} s, "
-        f"Optuna {rows[0][1]['optuna']['imports_s']:.2f} s). Concurrent = {args.agents} processes x {args.claims} claims.",
+        "Optuna's samplers: GridSampler, RandomSampler, TPESampler for bayes (its default), GPSampler for bayes-gp "
+        "(a Gaussian process, as W&B's bayes is; ours is the same W&B bayes in both rows).",
+        f"Fresh = median of {args.fresh} new processes ({min(args.fresh, args.gp_claims)} for bayes-gp), imports excluded "
+        f"(imports: ours {rows[0][1]['ours']['imports_s']:.2f} s, Optuna {rows[0][1]['optuna']['imports_s']:.2f} s). "
+        f"Concurrent = {args.agents} processes x {args.claims} claims, {args.repeats} repetitions pooled "
+        f"(bayes-gp: {args.agents} x {args.gp_claims}, once).",
         f"Agent start to program launch: {agent['start_to_launch_s']:.2f} s (median of {args.agent_repeats}; "
         f"the program's own start-up, {agent['program_startup_s'] * 1000:.0f} ms, subtracted).",
     ]
