@@ -69,9 +69,13 @@ DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
 # (grid: the next points in order; random: i.i.d. draws). An agent uses them one claim after
-# another; grid points are re-checked under the lock against claims appended meanwhile. Grid draws
-# the full batch at once (its cost is hashing the runs, whatever the batch); random draws cost
-# ~0.3 ms each, so an agent draws 1, then 2, 4, ... up to DRAWN_AHEAD: one claim draws one.
+# another; grid points are re-checked under the lock against claims appended meanwhile.
+# Grid: every agent draws the same next points, so a batch lasts about GRID_DRAWN_AHEAD / agents of
+# its own claims; the engine enumerates the whole grid on every call anyway, so 256 costs about
+# what 32 does (8.7 against 6.4 ms at 1,000 runs) and 16 agents redraw 8x less often.
+# Random: draws cost ~0.3 ms each, so an agent's first claim draws 4, later ones 32 at a time.
+GRID_DRAWN_AHEAD = 256
+RANDOM_FIRST_DRAW = 4
 DRAWN_AHEAD = 32
 # Bayes proposals (a Gaussian process: ~50 ms of CPU at 1,000 runs) are made outside the lock. If a
 # claim planned to resume a queued run and another agent took it first, it lets the lock go and
@@ -188,7 +192,9 @@ class LocalSweep:
         self._target = (self.definition.get("metric") or {}).get("target")
         self._target_hit = False
         self._ahead: list[tuple[tuple[str, ...], dict[str, Any]]] = []  # (grid key, params)
-        self._draw = 4 if self.definition.get("method") == "random" else DRAWN_AHEAD
+        self._draw = (
+            GRID_DRAWN_AHEAD if self.definition.get("method") == "grid" else RANDOM_FIRST_DRAW
+        )
         self._hash_memo: dict[tuple[type, str], str] = {}
         self._param_names = sorted(self.definition.get("parameters") or {})
         self._lock: SweepLock | None = None
@@ -258,7 +264,7 @@ class LocalSweep:
             self._ahead = [
                 (self._grid_key(p) if grid else (), p) for p in self._propose(self._draw)
             ]
-            self._draw = DRAWN_AHEAD
+            self._draw = GRID_DRAWN_AHEAD if grid else DRAWN_AHEAD
         return [p for _, p in self._ahead]
 
     def _run_grid_key(self, run: FoldedRun) -> tuple[str, ...]:
