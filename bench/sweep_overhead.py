@@ -15,7 +15,7 @@ Gaussian process; Optuna's takes seconds per ask at 1,000 trials, so that row ma
 * concurrent: 16 processes, started together after their imports and opens, each claim 10 runs
   (reporting each as finished, untimed, before the next). Repeated ``--repeats`` times, the side
   that goes first alternating; p50 and p95 of all the claim latencies pooled (3 x 160), and the
-  range of the repetitions' p95, since a p95 of one repetition on a shared machine varies ~2x.
+  range of the repetitions' p50 and p95, since one repetition's p95 on a shared machine varies ~2x.
   The engine's proposal inside those claims is timed by wall clock and by the process's CPU time:
   the gap is time spent waiting for a CPU (16 processes on a 2-core machine), not for the lock.
 * agent: ``sweepkit agent --count 1`` from process start to the first line of the program it
@@ -317,6 +317,7 @@ def concurrent(
     stores: dict[str, Path], method: str, agents: int, claims: int, repeats: int, tmp: Path
 ) -> dict[str, dict[str, Any]]:
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in stores}
+    p50s: dict[str, list[float]] = {side: [] for side in stores}
     p95s: dict[str, list[float]] = {side: [] for side in stores}
     for rep in range(repeats):
         sides = list(stores) if rep % 2 == 0 else list(reversed(stores))
@@ -331,7 +332,9 @@ def concurrent(
             Path(go).touch()
             these = [collect(p) for p in procs]
             runs[side] += these
-            p95s[side].append(1000 * pct(sorted(x for r in these for x in r["latencies"]), 0.95))
+            lat = sorted(x for r in these for x in r["latencies"])
+            p50s[side].append(1000 * pct(lat, 0.5))
+            p95s[side].append(1000 * pct(lat, 0.95))
     result = {}
     for side, side_runs in runs.items():
         lat = sorted(x for r in side_runs for x in r["latencies"])
@@ -341,6 +344,7 @@ def concurrent(
         result[side] = {
             "p50_ms": 1000 * pct(lat, 0.5),
             "p95_ms": 1000 * pct(lat, 0.95),
+            "p50_range_ms": (min(p50s[side]), max(p50s[side])),
             "p95_range_ms": (min(p95s[side]), max(p95s[side])),
             "store_p50_ms": 1000 * pct(store_only, 0.5),
             "store_p95_ms": 1000 * pct(store_only, 0.95),
@@ -404,9 +408,13 @@ def engine_cost(stores: dict[str, Path], method: str) -> float:
     return 1000 * (time.perf_counter() - t0) / 3
 
 
+def ms(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"  # a p50 of a few ms: tenths matter
+
+
 def span(values: tuple[float, float]) -> str:
-    low, high = values
-    return f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}-{high:.0f}"
+    low, high = ms(values[0]), ms(values[1])
+    return low if low == high else f"{low}-{high}"
 
 
 def record(text: str) -> None:
@@ -501,13 +509,14 @@ def main() -> None:
         "",
         f"{N_FINISHED:,} finished runs in each store. Claim = ours `claim` (engine proposal included) / Optuna `ask` + `suggest`.",
         "",
-        "| method | fresh first claim, ours / Optuna | concurrent p50, ours / Optuna | concurrent p95, ours / Optuna | p95 of each repetition, ours / Optuna | ours less the engine's proposal, p50 / p95 | engine proposal within the concurrent claims, wall / CPU p50 | engine proposal alone (ours) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | fresh first claim, ours / Optuna | concurrent p50, ours / Optuna | concurrent p95, ours / Optuna | p50 of each repetition, ours / Optuna | p95 of each repetition, ours / Optuna | ours less the engine's proposal, p50 / p95 | engine proposal within the concurrent claims, wall / CPU p50 | engine proposal alone (ours) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for method, f, c, engine_ms in rows:
         lines.append(
             f"| {method} | {f['ours']['first_claim_ms']:.0f} / {f['optuna']['first_claim_ms']:.0f} ms | "
-            f"{c['ours']['p50_ms']:.0f} / {c['optuna']['p50_ms']:.0f} ms | {c['ours']['p95_ms']:.0f} / {c['optuna']['p95_ms']:.0f} ms | "
+            f"{ms(c['ours']['p50_ms'])} / {ms(c['optuna']['p50_ms'])} ms | {c['ours']['p95_ms']:.0f} / {c['optuna']['p95_ms']:.0f} ms | "
+            f"{span(c['ours']['p50_range_ms'])} / {span(c['optuna']['p50_range_ms'])} ms | "
             f"{span(c['ours']['p95_range_ms'])} / {span(c['optuna']['p95_range_ms'])} ms | "
             f"{c['ours']['store_p50_ms']:.0f} / {c['ours']['store_p95_ms']:.0f} ms | "
             f"{c['ours']['engine_wall_p50_ms']:.0f} / {c['ours']['engine_cpu_p50_ms']:.0f} ms | {engine_ms:.0f} ms |"
