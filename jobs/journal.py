@@ -196,7 +196,21 @@ class Journal:
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records durably. The caller holds the sweep lock."""
-        payload = b"".join(encode(r) for r in records)
+        self._write(records)
+
+    def append_and_read(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append records (the caller holds the lock) and return what ``read_new`` would now. When
+        this reader had read to the end of the file, that is just them, parsed back from the bytes
+        written: no re-read of the file, whose data is still being flushed (NFS) or synced."""
+        size, lines = self._write(records)
+        if self.offset != size:
+            return self.read_new()
+        self.offset = size + sum(len(line) for line in lines)
+        return parse_bodies([body for line in lines if (body := checked_body(line)) is not None])
+
+    def _write(self, records: list[dict[str, Any]]) -> tuple[int, list[bytes]]:
+        """One write and an fsync; returns the file's size before it and the lines written."""
+        lines = [encode(r) for r in records]
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
@@ -204,11 +218,12 @@ class Journal:
                 with open(self.path, "rb") as f:
                     f.seek(size - 1)
                     if f.read(1) != b"\n":
-                        payload = b"\n" + payload  # close a torn line so it cannot swallow ours
-            os.write(fd, payload)
+                        lines.insert(0, b"\n")  # close a torn line so it cannot swallow ours
+            os.write(fd, b"".join(lines))
             os.fsync(fd)
         finally:
             os.close(fd)
+        return size, lines
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -65,6 +65,7 @@ from jobs.sweep_state import (  # noqa: F401  (re-exported: the store API of the
 from train.errors import UserError
 
 SCHEMA = 1
+HOST = socket.gethostname()
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
@@ -346,7 +347,7 @@ class LocalSweep:
         if (
             now - claim.get("at", 0) < self.lease_s
             and not mine
-            and (claim.get("host") != socket.gethostname() or alive(claim.get("pid")))
+            and (claim.get("host") != (me.host if me else HOST) or alive(claim.get("pid")))
         ):
             return False  # cannot have expired yet: spare the read of its lease file
         try:
@@ -460,16 +461,14 @@ class LocalSweep:
                         }
                     )
                 if records:
-                    self._journal.append(records)
-                    self.refresh()
+                    self._append(records)
                 for run in sorted(
                     (r for r in self._open.values() if r.queued(self.max_retries)),
                     key=lambda r: (r.last_end or {}).get("at", 0),
                 ):
                     k = run.k + 1
                     if self._take_token(run.run_id, k, me) and lock.still_held():
-                        self._journal.append([self._claim_record(run.run_id, k, None, me)])
-                        self.refresh()
+                        self._append([self._claim_record(run.run_id, k, None, me)])
                         return Claim(
                             run.run_id, k, run.params, self.path / "runs" / run.run_id, resumed=True
                         )
@@ -498,11 +497,16 @@ class LocalSweep:
                     raise UserError(
                         f"the sweep lock {self.path / 'lock'} was broken while this agent held it (a stalled filesystem?); rerun the agent"
                     )
-                self._journal.append([self._claim_record(run_id, 0, params, me)])
-                self.refresh()
+                self._append([self._claim_record(run_id, 0, params, me)])
                 self._ahead = [(key, p) for key, p in self._ahead if p is not params]
                 return Claim(run_id, 0, params, self.path / "runs" / run_id, resumed=False)
         raise AssertionError("unreachable: the last try proposes under the lock")
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        """Append records (the caller holds the lock) and fold them in, with no re-read when this
+        reader was at the end of the journal."""
+        for record in self._journal.append_and_read(records):
+            self._apply(record)
 
     def _take_token(self, run_id: str, k: int, me: AgentIdentity) -> bool:
         """Exclusive-create the token for attempt k. A token with no claim record that is older than
@@ -580,7 +584,7 @@ class LocalSweep:
             run = self._runs[claim.run_id]
             if claim.k in run.ends:
                 return False
-            self._journal.append(
+            self._append(
                 [
                     {
                         "t": "end",
@@ -593,7 +597,6 @@ class LocalSweep:
                     }
                 ]
             )
-            self.refresh()
         self._lease_path(claim.run_id, claim.k).unlink(missing_ok=True)
         return True
 
