@@ -201,7 +201,7 @@ class Journal:
     def append_and_read(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append records (the caller holds the lock) and return what ``read_new`` would now. When
         this reader had read to the end of the file, that is just them, parsed back from the bytes
-        written: no re-read of the file, whose data is still being flushed (NFS) or synced."""
+        written, which spares reading the file again; else ``read_new`` reads them with the rest."""
         size, lines = self._write(records)
         if self.offset != size:
             return self.read_new()

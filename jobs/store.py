@@ -65,7 +65,7 @@ from jobs.sweep_state import (  # noqa: F401  (re-exported: the store API of the
 from train.errors import UserError
 
 SCHEMA = 1
-HOST = socket.gethostname()
+HOST = socket.gethostname()  # this machine: whose pids os.kill can check
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
@@ -347,7 +347,7 @@ class LocalSweep:
         if (
             now - claim.get("at", 0) < self.lease_s
             and not mine
-            and (claim.get("host") != (me.host if me else HOST) or alive(claim.get("pid")))
+            and (claim.get("host") != HOST or alive(claim.get("pid")))
         ):
             return False  # cannot have expired yet: spare the read of its lease file
         try:
