@@ -22,7 +22,6 @@ recorded as preempted and the agent exits 75. If the agent itself dies, the prog
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -353,7 +352,8 @@ def _note_failure(run_dir: Path, sweep_id: str, info: dict[str, Any], rc: int, t
     """Put the exit code and log tail in run.json when the program died before saying why.
 
     The trainer owns run.json while it runs; it has exited now, so this cannot race with it."""
-    from jobs.journal import write_atomic
+    from jobs.journal import SHARED_FILE_MODE
+    from train.atomic import write_json_atomic
 
     if info.get("state") == "failed" and info.get("error"):
         return
@@ -368,4 +368,4 @@ def _note_failure(run_dir: Path, sweep_id: str, info: dict[str, Any], rc: int, t
             "summary": {},
         }
     info.update(state="failed", exit_code=rc, error=info.get("error") or tail)
-    write_atomic(run_dir / "run.json", (json.dumps(info, indent=2) + "\n").encode())
+    write_json_atomic(run_dir / "run.json", info, SHARED_FILE_MODE)

@@ -30,6 +30,9 @@ from typing import Any
 
 from train.errors import UserError
 
+# A sweep's shared files: readable by the team (status, report), writable only by their owner (a
+# group-writable store is refused), whatever the umask.
+SHARED_FILE_MODE = 0o644
 LOCK_LIFETIME_S = 60  # a claim holds the lock for milliseconds; a holder silent this long is dead
 LOCK_TIMEOUT_S = 600
 # How often a waiter tries the lock, by how long it has waited: it backs off for its first 0.1 s
@@ -224,19 +227,6 @@ class Journal:
         finally:
             os.close(fd)
         return size, lines
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a small file by temp + rename, so readers see the old or the new content, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def create_exclusive(path: Path, data: bytes = b"") -> bool:

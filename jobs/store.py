@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from jobs import sweepdef
-from jobs.journal import LOCK_LIFETIME_S, Journal, SweepLock, create_exclusive, write_atomic
+from jobs.journal import (
+    LOCK_LIFETIME_S,
+    SHARED_FILE_MODE,
+    Journal,
+    SweepLock,
+    create_exclusive,
+)
 from jobs.sweep_state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
     ENGINE_STATE,
     FINAL_STATES,
@@ -62,6 +68,7 @@ from jobs.sweep_state import (  # noqa: F401  (re-exported: the store API of the
     read_run_json,
     slurm_ids,
 )
+from train.atomic import write_atomic
 from train.errors import UserError
 
 SCHEMA = 1
@@ -137,11 +144,10 @@ def create_sweep(
         **(extra or {}),
     }
     header = f"# sweep {sweep_id}, created {meta['created_at']} from {source}; the engine reads this file, do not edit\n"
-    write_atomic(
-        tmp / "sweep.yaml", (header + yaml.safe_dump(definition, sort_keys=False)).encode()
-    )
-    write_atomic(tmp / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode())
-    write_atomic(tmp / "journal.jsonl", b"")
+    definition_text = header + yaml.safe_dump(definition, sort_keys=False)
+    write_atomic(tmp / "sweep.yaml", definition_text.encode(), SHARED_FILE_MODE)
+    write_atomic(tmp / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode(), SHARED_FILE_MODE)
+    write_atomic(tmp / "journal.jsonl", b"", SHARED_FILE_MODE)
     for sub in ("claims", "leases", "runs"):
         (tmp / sub).mkdir(mode=0o755)
         os.chmod(tmp / sub, 0o755)
@@ -339,7 +345,9 @@ class LocalSweep:
             "child_pid": child_pid,
             "slurm": me.slurm,
         }
-        write_atomic(self._lease_path(claim.run_id, claim.k), json.dumps(lease).encode())
+        write_atomic(
+            self._lease_path(claim.run_id, claim.k), json.dumps(lease).encode(), SHARED_FILE_MODE
+        )
 
     def _lease_expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
         claim = run.claims[-1]

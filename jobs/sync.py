@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from jobs import store as store_mod
-from jobs.journal import write_atomic
+from jobs.journal import SHARED_FILE_MODE
+from train.atomic import write_atomic
 from train.errors import UserError
 
 SYNCABLE = ("finished", "stopped", "failed", "crashed")
@@ -180,4 +181,5 @@ def _remember(
         write_atomic(
             sweep.path / "synced.json",
             (json.dumps(synced, indent=2, sort_keys=True) + "\n").encode(),
+            SHARED_FILE_MODE,
         )
