@@ -396,7 +396,7 @@ def agent_overhead(root: Path, repeats: int) -> dict[str, float]:
     }
 
 
-def engine_cost(stores: dict[str, Path], method: str) -> float:
+def engine_cost(stores: dict[str, Path]) -> float:
     from jobs import store
 
     sweep = store.open_sweep(stores["ours"])
@@ -498,7 +498,7 @@ def main() -> None:
             1 if gp else args.repeats,
             root,
         )
-        engine_ms = engine_cost(stores, method)
+        engine_ms = engine_cost(stores)
         rows.append((method, f, c, engine_ms))
         print(f"{method}: fresh {f}  concurrent {c}  engine {engine_ms:.1f} ms", flush=True)
     agent = agent_overhead(base, args.agent_repeats)

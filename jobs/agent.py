@@ -105,6 +105,7 @@ class LocalAgent:
         self.me = store_mod.AgentIdentity()
         self.signalled: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self._beat_reader: store_mod.LocalSweep | None = None
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.signalled = signum
@@ -209,9 +210,10 @@ class LocalAgent:
     def _beat(
         self, claim: store_mod.Claim, child_pid: int, lost: threading.Event, stop: threading.Event
     ) -> None:
-        own = store_mod.LocalSweep(
-            self.sweep.path
-        )  # its own journal reader: this is another thread
+        # the heartbeat thread's own reader of the journal (kept across runs: threads never overlap)
+        if self._beat_reader is None:
+            self._beat_reader = store_mod.LocalSweep(self.sweep.path)
+        own = self._beat_reader
         interval = max(0.2, self.sweep.lease_s / 4)
         own.heartbeat(claim, self.me, child_pid)
         while not stop.wait(interval):

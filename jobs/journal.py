@@ -214,14 +214,11 @@ class Journal:
     def _write(self, records: list[dict[str, Any]]) -> tuple[int, list[bytes]]:
         """One write and an fsync; returns the file's size before it and the lines written."""
         lines = [encode(r) for r in records]
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
-            if size:
-                with open(self.path, "rb") as f:
-                    f.seek(size - 1)
-                    if f.read(1) != b"\n":
-                        lines.insert(0, b"\n")  # close a torn line so it cannot swallow ours
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                lines.insert(0, b"\n")  # close a torn line so it cannot swallow ours
             os.write(fd, b"".join(lines))
             os.fsync(fd)
         finally:

@@ -156,8 +156,9 @@ class LocalArray:
 
     # ----- environment ------------------------------------------------------------------------
     def task_env(self, task: Task) -> dict[str, str]:
-        # As sweepkit submit gives sbatch: everything but the W&B key (the job reads its file).
-        env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+        from jobs.submit import job_environment  # what sweepkit submit gives sbatch
+
+        env = job_environment()
         host = socket.gethostname().split(".")[0]
         cpus = self.directives.get("--cpus-per-task")
         ids = self.ids

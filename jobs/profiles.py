@@ -25,8 +25,8 @@ from train.errors import UserError
 RUNTIMES = ("apptainer", "singularity", "none")
 DEFAULT_CLUSTER_CONFIG = Path("config") / "cluster.yaml"
 # Characters that break or inject into an ``#SBATCH --opt=VALUE`` line.
-_DIRECTIVE_BAD = re.compile(r"[\s;`$'\"\\#]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DIRECTIVE_BAD = re.compile(r"[\s;`$'\"\\#]")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MEM = re.compile(r"^[0-9]+[KMGT]?$")
@@ -55,8 +55,6 @@ _RESERVED_EXTRA = (
 )
 # SLURM time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
-
-REQUIRED = ("partition", "time", "concurrency", "runtime")
 
 
 @dataclass(frozen=True)
@@ -120,11 +118,6 @@ _KEYS: dict[str, str] = {
     "wandb_api_key_file": "file holding the W&B API key, mode 0600",
     "sbatch_extra": "further #SBATCH options, e.g. [--mail-type=FAIL]",
 }
-
-
-def known_keys() -> dict[str, str]:
-    """Profile keys and what each means (for --help and the README)."""
-    return dict(_KEYS)
 
 
 def parse_time_s(value: str) -> int | None:
@@ -192,9 +185,9 @@ class _Checker:
         return tuple(out)
 
     def text_value(self, key: str, value: str, directive: bool) -> str:
-        if _CONTROL.search(value):
+        if CONTROL_CHARS.search(value):
             raise self.fail(key, f"{value!r} holds a newline or control character", "remove it")
-        bad = _DIRECTIVE_BAD.search(value) if directive else None
+        bad = DIRECTIVE_BAD.search(value) if directive else None
         if bad:
             raise self.fail(
                 key,
@@ -297,9 +290,8 @@ def _check_profile(source: Path, name: str, raw: Any) -> Profile:
         raise check.fail("binds", "only apply to a container runtime", "remove them or set runtime")
 
     extra = check.strings("sbatch_extra", directive=False)
-    for i, option in enumerate(extra):
-        check.text_value(f"sbatch_extra[{i}]", option, directive=False)
-        if not _EXTRA.match(option) or _DIRECTIVE_BAD.search(option):
+    for i, option in enumerate(extra):  # each already checked by check.strings
+        if not _EXTRA.match(option) or DIRECTIVE_BAD.search(option):
             raise check.fail(
                 f"sbatch_extra[{i}]",
                 f"{option!r} is not one --option or --option=value without spaces or shell "

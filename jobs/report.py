@@ -11,7 +11,6 @@ without a network. Reads the local store and each run's ``run.json``; a W&B refe
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -21,9 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jobs.sweep_state import read_run_json
 from train.errors import UserError
-
-FIGURES = ("parallel-coordinates", "importance", "metric-per-epoch")
+from train.staging import file_digest
 
 
 @dataclass
@@ -110,20 +109,12 @@ def load_local(path: Path) -> SweepSource:
         created_at=_iso(getattr(sweep, "created_at", None)),
         planned_runs=planned() if callable(planned) else None,
     )
-    source.run_json = {run.run_id: read_json(Path(run.run_dir) / "run.json") for run in runs}
+    source.run_json = {run.run_id: read_run_json(Path(run.run_dir)) for run in runs}
     definition_file = Path(sweep.path) / "sweep.yaml"  # the text the engine reads, as written
     if definition_file.is_file():
         source.definition_text = definition_file.read_text()
     source.submissions = read_submissions(Path(sweep.path) / "slurm")
     return source
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def read_submissions(folder: Path) -> list[Submission]:
@@ -172,10 +163,6 @@ def find_lock_file(source: SweepSource) -> Path | None:
     return None
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def provenance(source: SweepSource) -> dict[str, Any]:
     """Recorded provenance, each value with where it came from (runs, submissions, files)."""
 
@@ -197,7 +184,7 @@ def provenance(source: SweepSource) -> dict[str, Any]:
         "git_revisions": distinct("git_revision"),
         "lock_recorded": recorded_locks,
         "lock_path": str(lock) if lock else None,
-        "lock_sha256": sha256_file(lock) if lock else None,
+        "lock_sha256": file_digest(lock, "sha256") if lock else None,
         "created_at": source.created_at,
         "first_started": started[0] if started else None,
         "last_ended": ended[-1] if ended else None,

@@ -271,14 +271,6 @@ def param_names(definition: Mapping[str, Any], runs: Iterable[RunLike]) -> list[
     return names
 
 
-def best_run(runs: Sequence[RunLike], goal: str) -> RunLike | None:
-    scored = [r for r in runs if finite_metric(r) is not None]
-    if not scored:
-        return None
-    pick = max if goal == "maximize" else min
-    return pick(scored, key=lambda r: finite_metric(r) or 0.0)
-
-
 def random_forest_importance(columns: list[list[float]], target: list[float]) -> list[float]:
     """Feature importances of a random forest fitted to predict ``target`` from ``columns``."""
     from sklearn.ensemble import RandomForestRegressor

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,14 @@ from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from jobs.report_analysis import Analysis, RunLike, finite_metric, flatten, format_value
+from jobs.report_analysis import (
+    Analysis,
+    RunLike,
+    finite_metric,
+    flatten,
+    format_value,
+    is_number,
+)
 
 BEST_COLOUR = "#d62728"
 NO_METRIC_COLOUR = "#9a9a9a"
@@ -142,7 +148,7 @@ def metric_per_epoch(runs: Sequence[RunLike], metric: str, analysis: Analysis) -
         points = [
             (e["epoch"], e[metric])
             for e in run.epochs
-            if isinstance(e.get("epoch"), int | float) and _finite(e.get(metric))
+            if isinstance(e.get("epoch"), int | float) and is_number(e.get(metric))
         ]
         if not points:
             continue
@@ -173,10 +179,6 @@ def metric_per_epoch(runs: Sequence[RunLike], metric: str, analysis: Analysis) -
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return fig
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def importance_bars(analysis: Analysis) -> Figure:

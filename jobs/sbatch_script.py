@@ -8,10 +8,8 @@ with the ``q`` filter. Also the provenance the script prints: git revision and i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -20,13 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.profiles import Profile
+from jobs.profiles import CONTROL_CHARS, DIRECTIVE_BAD, Profile
 from train import runrecord
 from train.errors import UserError
+from train.staging import file_digest
 
 TEMPLATE = "sweep_array.sbatch"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_DIRECTIVE_BAD = re.compile(r"[\s;`$'\"\\#]")
 
 
 @dataclass(frozen=True)
@@ -92,13 +89,13 @@ def render_context(
     git_revision: str,
 ) -> dict[str, Any]:
     for what, value in (("working directory", str(workdir)), ("log folder", str(log_dir))):
-        bad = _DIRECTIVE_BAD.search(value) or _CONTROL.search(value)
+        bad = DIRECTIVE_BAD.search(value) or CONTROL_CHARS.search(value)
         if bad:
             raise UserError(
                 f"{what} {value!r} holds {bad.group()!r}, which an #SBATCH line cannot hold; "
                 "use a path without spaces or shell characters (profile key log_dir, or cd)"
             )
-    if _DIRECTIVE_BAD.search(job_name):
+    if DIRECTIVE_BAD.search(job_name):
         raise UserError(f"job name {job_name!r} holds a space or shell character; fix job_name")
     return {
         "profile": profile,
@@ -162,11 +159,7 @@ def image_sha256(image: Path) -> str:
         known = {}
     if isinstance(known, dict) and isinstance(known.get(key), str):
         return str(known[key])
-    digest = hashlib.sha256()
-    with image.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(8 << 20), b""):
-            digest.update(chunk)
-    value = f"sha256:{digest.hexdigest()}"
+    value = f"sha256:{file_digest(image, 'sha256')}"
     try:
         known = known if isinstance(known, dict) else {}
         known[key] = value

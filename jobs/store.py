@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ from jobs.journal import (
 from jobs.sweep_state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
     ENGINE_STATE,
     FINAL_STATES,
+    HOST,
     RUN_STATES,
     AgentIdentity,
     Claim,
@@ -72,7 +72,6 @@ from train.atomic import write_atomic
 from train.errors import UserError
 
 SCHEMA = 1
-HOST = socket.gethostname()  # this machine: whose pids os.kill can check
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results

@@ -14,7 +14,6 @@ command, image digest, git revision): what a reviewer needs to see or rerun the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -29,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.profiles import Profile, load_profile
+from jobs.profiles import CONTROL_CHARS, Profile, load_profile
 from jobs.sbatch_script import (
     SweepTarget,
     git_revision,
@@ -38,11 +37,11 @@ from jobs.sbatch_script import (
     render_context,
 )
 from train.errors import UserError
+from train.staging import file_digest
 
 SBATCH_TIMEOUT_S = 120
 _ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
 _WANDB_REF = re.compile(r"^[\w.-]+/[\w.-]+/[A-Za-z0-9]+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 # ----- sweep and array ------------------------------------------------------------------------
 def resolve_sweep(ref: str) -> SweepTarget:
     """A folder that exists is a local sweep (opened to check it); else entity/project/id."""
-    if _CONTROL.search(ref):
+    if CONTROL_CHARS.search(ref):
         raise UserError(f"sweep reference {ref!r} holds a control character")
     path = Path(ref)
     if path.is_dir():
@@ -376,7 +375,7 @@ def record(
 
 def requirements_lock_sha256() -> str | None:
     lock = Path(__file__).resolve().parent.parent / "containers" / "requirements.lock"
-    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None
+    return file_digest(lock, "sha256") if lock.is_file() else None
 
 
 def print_watch_hint(

@@ -8,7 +8,6 @@ left, are ``queued``: handed out again (same run id, same folder) before any new
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -17,6 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from train import runrecord
+from train.runrecord import slurm_ids
+
+HOST = socket.gethostname()  # this machine: whose pids os.kill can check
 RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "preempted", "stopped")
 FINAL_STATES = ("finished", "failed", "stopped", "crashed")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -45,23 +48,12 @@ def iso(ts: float | None) -> str | None:
     )
 
 
-def slurm_ids(env: dict[str, str] | None = None) -> dict[str, str | None]:
-    env = dict(os.environ) if env is None else env
-    keys = {
-        "job_id": "SLURM_JOB_ID",
-        "array_job_id": "SLURM_ARRAY_JOB_ID",
-        "array_task_id": "SLURM_ARRAY_TASK_ID",
-        "restart_count": "SLURM_RESTART_COUNT",
-    }
-    return {k: env.get(v) for k, v in keys.items()}
-
-
 @dataclass
 class AgentIdentity:
     """Who holds a lease: enough to tell, from another process, whether the holder is gone."""
 
     agent: str = field(default_factory=lambda: new_id(12))
-    host: str = field(default_factory=socket.gethostname)
+    host: str = HOST
     pid: int = field(default_factory=os.getpid)
     slurm: dict[str, str | None] = field(default_factory=slurm_ids)
 
@@ -151,7 +143,7 @@ def lease_expired(
     if now - float(lease.get("beat_at") or 0) > lease_s:
         return True
     if (
-        lease.get("host") == socket.gethostname()
+        lease.get("host") == HOST
         and not alive(lease.get("pid"))
         and not alive(lease.get("child_pid"))
     ):
@@ -191,11 +183,7 @@ def alive(pid: Any) -> bool:
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
     """The trainer's run.json, or {} if it is missing or mid-write (it is replaced atomically)."""
-    try:
-        data = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return runrecord.read_run_json(run_dir) or {}
 
 
 def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]:

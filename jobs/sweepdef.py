@@ -45,7 +45,6 @@ DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 LOCAL_METHODS = ("grid", "random", "bayes")
 # Keys that only mean something to W&B's cloud (launch scheduler, jobs, images).
 CLOUD_ONLY_KEYS = ("scheduler", "job", "image_uri")
-GRID_TYPES = ("categorical", "constant", "int_uniform", "q_uniform")
 _MACRO = re.compile(r"\$\{([^}]*)\}")
 
 
