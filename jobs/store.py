@@ -66,6 +66,7 @@ from jobs.sweep_state import (  # noqa: F401  (re-exported: the store API of the
     new_id,
     plain,
     read_run_json,
+    same_slurm_task,
     slurm_ids,
 )
 from train.atomic import write_atomic
@@ -350,10 +351,9 @@ class LocalSweep:
 
     def _lease_expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
         claim = run.claims[-1]
-        mine = (me.slurm if me else {}).get("job_id")
         if (
             now - claim.get("at", 0) < self.lease_s
-            and not mine
+            and not same_slurm_task(claim.get("slurm"), me.slurm if me else None)
             and (claim.get("host") != HOST or alive(claim.get("pid")))
         ):
             return False  # cannot have expired yet: spare the read of its lease file

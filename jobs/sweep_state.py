@@ -149,13 +149,18 @@ def lease_expired(
     ):
         return True
     theirs, mine = lease.get("slurm") or {}, (me.slurm if me else {})
-    same_task = (
+    return same_slurm_task(theirs, mine) and int(mine.get("restart_count") or 0) > int(
+        theirs.get("restart_count") or 0
+    )
+
+
+def same_slurm_task(theirs: dict[str, Any] | None, mine: dict[str, Any] | None) -> bool:
+    """True if both are the same SLURM (array) task: the same job id and array task id."""
+    theirs, mine = theirs or {}, mine or {}
+    return bool(
         mine.get("job_id")
         and theirs.get("job_id") == mine.get("job_id")
         and theirs.get("array_task_id") == mine.get("array_task_id")
-    )
-    return bool(
-        same_task and int(mine.get("restart_count") or 0) > int(theirs.get("restart_count") or 0)
     )
 
 
