@@ -88,6 +88,15 @@ def test_nested_groups_and_seed_legacy_keys(tmp_path, monkeypatch):
     )
 
 
+def test_bad_legacy_use_wandb_names_its_own_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    legacy = write(tmp_path / "seed.yaml", {"use_wandb": "maybe"})
+    with pytest.raises(
+        UserError, match=r"^use_wandb='maybe' from .*seed.yaml: expected true or false"
+    ):
+        build_config([legacy], base=BASE)
+
+
 def test_wandb_mode_environment_is_an_agent_layer(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert build_config(base=BASE)["wandb.mode"] == "disabled"

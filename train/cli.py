@@ -82,7 +82,7 @@ def _setup_logging(run_dir: Path, log_file: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from train.config import build_config
-    from train.runrecord import RunRecord, read_run_json
+    from train.runrecord import RunRecord, now_iso, read_run_json
 
     cfg = build_config(args.config, args.agent_overrides, args.set)
     if args.print_config:
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from train.trainer import StopSignal, train
 
     stop = StopSignal().install()
-    record = RunRecord(run_dir, run_id, cfg.nested())
+    record = RunRecord(run_dir, run_id, cfg.nested(), previous)
     tracker = None
     code = EXIT_FAILED
     try:
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         record.update(config=cfg.nested())
         state = train(cfg, run_dir, record, tracker, stop)
         code = EXIT_PREEMPTED if state == "preempted" else EXIT_OK
-        record.data["timings"]["ended_at"] = None if state == "preempted" else _now()
+        record.data["timings"]["ended_at"] = None if state == "preempted" else now_iso()
         record.update(state=state, exit_code=code)
         return code
     except UserError as err:
@@ -135,12 +135,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if tracker is not None:
             tracker.finish(code, preempted=code == EXIT_PREEMPTED)
-
-
-def _now() -> str:
-    from train.runrecord import now_iso
-
-    return now_iso()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,6 +182,17 @@ def _describe(spec: Key) -> str:
     return words + (" " + " and ".join(bounds) if bounds else "")
 
 
+def as_bool(value: Any) -> bool | None:
+    """``value`` as a bool (true/false, yes/no, 1/0 ...), or None if it is not one."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    return None
+
+
 def coerce(key: str, value: Any, source: str) -> Any:
     """Return ``value`` as the type ``SCHEMA[key]`` wants, or raise a one-line UserError."""
     spec = SCHEMA[key]
@@ -194,13 +205,8 @@ def coerce(key: str, value: Any, source: str) -> Any:
             return None
         raise bad()
     if spec.type is bool:
-        if isinstance(value, bool):
-            out: Any = value
-        elif isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            out = value.strip().lower() in _TRUE
-        elif isinstance(value, int) and value in (0, 1):
-            out = bool(value)
-        else:
+        out: Any = as_bool(value)
+        if out is None:
             raise bad()
     elif spec.type is int:
         if isinstance(value, bool):
@@ -286,7 +292,12 @@ class ConfigBuilder:
     def apply(self, data: Mapping[str, Any], source: str) -> ConfigBuilder:
         for key, value in _flatten(data).items():
             if key == LEGACY_USE_WANDB:
-                if not coerce("pin_memory", value, source):  # any bool-typed key validates a bool
+                flag = as_bool(value)
+                if flag is None:
+                    raise UserError(
+                        f"{LEGACY_USE_WANDB}={value!r} from {source}: expected true or false"
+                    )
+                if not flag:
                     self._set("wandb.mode", "disabled", source)
                 continue
             key = LEGACY_ALIASES.get(key, key)

@@ -52,13 +52,6 @@ class ImageSplits:
     dataset: str  # "cifar10" | "digits" | "synthetic"
     class_names: list[str] = field(default_factory=list)
 
-    def describe(self) -> str:
-        return (
-            f"{self.dataset}: {len(self.train_y)} train / {len(self.val_y)} validation / "
-            f"{len(self.test_y)} test images, {tuple(self.train_x.shape[1:])}, "
-            f"{self.num_classes} classes"
-        )
-
 
 def load_splits(
     dataset: str,

@@ -65,9 +65,16 @@ def slurm_ids() -> dict[str, str | None]:
 
 
 class RunRecord:
-    def __init__(self, run_dir: Path, run_id: str, config: dict[str, Any]):
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        config: dict[str, Any],
+        previous: dict[str, Any] | None = None,
+    ):
+        """``previous``: the run.json already in ``run_dir`` if the caller has read it."""
         self.path = run_dir / "run.json"
-        previous = read_run_json(run_dir) or {}
+        previous = (previous if previous is not None else read_run_json(run_dir)) or {}
         self.data: dict[str, Any] = {
             "schema": SCHEMA_VERSION,
             "run_id": run_id,

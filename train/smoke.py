@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    eval_loss, _ = evaluate(model, [(x, labels)], device, "bf16")
+    eval_loss, _ = evaluate(model, [(x, labels)], device, step.precision)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
     print(
         f"smoke: device={device.type} ({name}) model={args.model} batch={batch} image={args.image_size}px "

@@ -8,6 +8,7 @@ finishes, a checkpoint of the exact position is written and the run ends ``preem
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -211,9 +212,11 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
             return preempt(Position(epoch, start_step))
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         images, started = 0, time.perf_counter()
-        for i, (x, y) in enumerate(train_loader.epoch(epoch, start_step), start=start_step):
-            if i >= steps_per_epoch:
-                break
+        # islice: with limit_train_batches, the loader never builds the batch after the last step
+        batches = itertools.islice(
+            train_loader.epoch(epoch, start_step), steps_per_epoch - start_step
+        )
+        for i, (x, y) in enumerate(batches, start=start_step):
             loss = step_fn(x, y)
             scheduler.step()
             loss_sum += loss.double() * len(y)
@@ -228,7 +231,7 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
         train_s = time.perf_counter() - started
         progress.end_epoch()
         train_loss = (sums.loss + float(loss_sum)) / max(1, sums.samples + images)
-        val_loss, val_acc = evaluate(model, val_loader.epoch(), device, cfg.precision)
+        val_loss, val_acc = evaluate(model, val_loader.epoch(), device, step_fn.precision)
         if not math.isfinite(train_loss):
             raise FloatingPointError(
                 f"training loss is {train_loss} at epoch {epoch + 1}; lower learning_rate"
@@ -281,7 +284,7 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
             )
             return "preempted"
 
-    test_loss, test_acc = evaluate(model, test_loader.epoch(), device, cfg.precision)
+    test_loss, test_acc = evaluate(model, test_loader.epoch(), device, step_fn.precision)
     record.data["summary"].update({"Test Loss": test_loss, "Test Accuracy": test_acc})
     tracker.log({"Test Loss": test_loss, "Test Accuracy": test_acc}, epoch=cfg.num_epochs)
     tracker.summary(record.data["summary"])
