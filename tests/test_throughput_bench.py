@@ -1,8 +1,11 @@
-"""bench/throughput.py runs on the CPU with small settings (figures are recorded, never asserted)."""
+"""bench/gpu_check.sh --quick on the CPU: every step of the one-call GPU check (smoke, the throughput
+bench at both sizes, the trainer's SIGTERM and resume) with small settings, so that the script a
+session with a device runs has not rotted since the last one. Figures are never asserted."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,41 +13,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_throughput_benchmark_compares_seed_style_and_kit_on_cpu(tmp_path):
-    out = tmp_path / "throughput.json"
+def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable}
+    env["TMPDIR"] = str(tmp_path)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/throughput.py",
-            "--device",
-            "cpu",
-            "--model",
-            "resnet18",
-            "--image-size",
-            "32",
-            "--batch-size",
-            "8",
-            "--kit-batch-sizes",
-            "8,16",
-            "--images",
-            "64",
-            "--steps",
-            "2",
-            "--warmup",
-            "1",
-            "--workers",
-            "1",
-            "--no-compile",
-            "--out",
-            str(out),
-        ],
+        ["bash", "bench/gpu_check.sh", "--quick"],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=300,
+        env=env,
+        timeout=600,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads(out.read_text())
-    assert set(result["results_img_per_s"]) == {"seed-style bs8", "kit bs8", "kit bs16"}
-    assert all(rate > 0 for rate in result["results_img_per_s"].values())
-    assert result["ratio_equal_batch"] > 0 and "ratio at equal batch (8)" in proc.stdout
+    log = (tmp_path / "out" / "gpu_check.log").read_text()
+    assert proc.returncode == 0, log
+    for step in ("smoke", "throughput-224", "throughput-32", "throughput-32-cifar", "trainer"):
+        assert f"== {step} exit 0" in log, log
+
+    sizes = json.loads((tmp_path / "out" / "throughput-32.json").read_text())
+    assert set(sizes["results_img_per_s"]) == {"seed-style bs8", "kit bs8", "kit bs16"}
+    assert all(rate > 0 for rate in sizes["results_img_per_s"].values())
+    assert sizes["ratio_equal_batch"] > 0 and "ratio at equal batch (8)" in log
+
+    # the trainer stopped on SIGTERM after its first epoch with the preempted code, and the rerun
+    # on the same run folder resumed rather than starting over
+    assert "SIGTERM after epoch 1: exit 75" in log
+    run = json.loads((tmp_path / "out" / "train-run.json").read_text())
+    assert run["state"] == "finished" and run["attempt"] == 2 and run["resumed_from"]["epoch"] >= 1
+    assert len(run["epochs"]) == 6
