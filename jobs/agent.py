@@ -353,8 +353,8 @@ def _tail(path: Path, offset: int, lines: int = LOG_TAIL_LINES) -> str:
 def _note_failure(run_dir: Path, sweep_id: str, info: dict[str, Any], rc: int, tail: str) -> None:
     """Put the exit code and log tail in run.json when the program died before saying why.
 
-    The trainer owns run.json while it runs; it has exited now, so this cannot race with it."""
-    from jobs.journal import SHARED_FILE_MODE
+    The trainer owns run.json while it runs; it has exited now, so this cannot race with it.
+    Written with the trainer's permissions (the umask's), as every run folder file is."""
     from train.atomic import write_json_atomic
 
     if info.get("state") == "failed" and info.get("error"):
@@ -370,4 +370,4 @@ def _note_failure(run_dir: Path, sweep_id: str, info: dict[str, Any], rc: int, t
             "summary": {},
         }
     info.update(state="failed", exit_code=rc, error=info.get("error") or tail)
-    write_json_atomic(run_dir / "run.json", info, SHARED_FILE_MODE)
+    write_json_atomic(run_dir / "run.json", info)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -83,11 +84,18 @@ def train_in_process(
 @pytest.mark.slow
 def test_digits_preset_learns_and_records_run_json(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_train(
-        ["--config", DIGITS, "--set", "wandb.mode=disabled", "--run-dir", str(run_dir)],
-        env=env_without_wandb(SLURM_JOB_ID="4242", SLURM_ARRAY_TASK_ID="3"),
-    )
+    umask = os.umask(0o027)  # the trainer inherits it: its files must follow it, as open()'s do
+    try:
+        proc = run_train(
+            ["--config", DIGITS, "--set", "wandb.mode=disabled", "--run-dir", str(run_dir)],
+            env=env_without_wandb(SLURM_JOB_ID="4242", SLURM_ARRAY_TASK_ID="3"),
+        )
+    finally:
+        os.umask(umask)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # group-readable, so that a teammate's `sweepkit status` and report can read the run
+    written = [run_dir / "run.json", *run_dir.glob("**/*.pt")]
+    assert len(written) > 1 and {stat.S_IMODE(f.stat().st_mode) for f in written} == {0o640}
     record = read_run_json(run_dir)
     assert record is not None and record["state"] == "finished" and record["exit_code"] == 0
     assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]

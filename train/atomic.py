@@ -10,12 +10,33 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it: ``os.umask`` reads only by setting, and
+    while it is set to something else another thread (the agent's heartbeat) could create a file."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # kernels before 4.7 have no Umask line
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """The permissions ``open``/``mkdir`` would give (``mode`` less the umask); mkstemp and mkdtemp
+    make owner-only entries instead, which would hide run records and staged data from a team."""
+    return mode & ~current_umask()
+
+
 def write_atomic(
     path: Path, data: bytes | Callable[[IO[bytes]], Any], mode: int | None = None
 ) -> None:
     """Write ``path`` via a temp file in the same folder, fsync, then rename over it. ``data`` is
     the content, or a function that writes it to the open file. ``mode``: the file's permissions,
-    set whatever the umask (default: the temp file's 0600)."""
+    set whatever the umask (default: what ``open`` would give, 0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -26,8 +47,7 @@ def write_atomic(
                 data(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, umask_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

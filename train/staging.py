@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from train.atomic import umask_mode
 from train.errors import UserError
 
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -166,13 +167,6 @@ def verify_cifar(
 # ---------------------------------------------------------------------------------------------
 
 
-def _shareable(path: Path, mode: int) -> None:
-    """mkstemp/mkdtemp make owner-only entries; staged data on a shared disk follows the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, mode & ~umask)
-
-
 def _is_url(source: str) -> bool:
     return urllib.parse.urlparse(source).scheme in ("http", "https", "ftp", "file")
 
@@ -182,7 +176,7 @@ def _fetch_to_temp(source: str, dest: Path, out: TextIO, offline_flag: str) -> P
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
     tmp = Path(tmp_name)
-    _shareable(tmp, 0o666)
+    os.chmod(tmp, umask_mode(0o666))  # staged data on a shared disk follows the umask
     is_url = _is_url(source)
     try:
         with os.fdopen(fd, "wb") as sink:
@@ -274,7 +268,7 @@ def stage_cifar(
                 f"(md5 from {checksums.source}); corrupt, truncated or not the CIFAR-10 archive"
             )
         staging = Path(tempfile.mkdtemp(prefix=f".{CIFAR_FOLDER}.", dir=root))
-        _shareable(staging, 0o777)
+        os.chmod(staging, umask_mode(0o777))
         try:
             _extract_batches(archive, staging)
             problems = cifar_problems(staging, checksums)
