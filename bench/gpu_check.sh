@@ -45,7 +45,7 @@ step() {  # step NAME COMMAND...: run, log, remember a failure, go on
     echo "== $name: $*"
     "$@"
     local rc=$?
-    echo "== $name exit $rc"
+    echo "== $name exit $rc (${SECONDS}s since the start)"
     [[ $rc -eq 0 ]] || status=1
 }
 

@@ -75,9 +75,7 @@ def best_run(
 
 def snapshot(sweep: store_mod.LocalSweep) -> dict[str, Any]:
     views = sweep.runs()
-    counts = dict.fromkeys(store_mod.RUN_STATES, 0)
-    for v in views:
-        counts[v.state] += 1
+    counts = sweep.counts(views)
     best = best_run(sweep, views)
     return {
         "sweep_id": sweep.sweep_id,
@@ -144,11 +142,8 @@ def render(sweep: store_mod.LocalSweep) -> str:
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     ]
-    counts: dict[str, int] = {}
-    for v in views:
-        counts[v.state] = counts.get(v.state, 0) + 1
     planned = sweep.planned_runs()
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no runs yet"
+    summary = ", ".join(f"{n} {s}" for s, n in sweep.counts(views).items() if n) or "no runs yet"
     lines.append(f"runs: {summary}" + (f" (of {planned} planned)" if planned is not None else ""))
     best = best_run(sweep, views)
     if best is not None:

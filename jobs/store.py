@@ -323,9 +323,10 @@ class LocalSweep:
             ),
         )
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, views: list[RunView] | None = None) -> dict[str, int]:
+        """Runs by state, every state present (0 where none); ``views``: already read runs()."""
         counts = dict.fromkeys(RUN_STATES, 0)
-        for view in self.runs():
+        for view in self.runs() if views is None else views:
             counts[view.state] += 1
         return counts
 

@@ -27,7 +27,7 @@ def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
     log = (tmp_path / "out" / "gpu_check.log").read_text()
     assert proc.returncode == 0, log
     for step in ("smoke", "throughput-224", "throughput-32", "throughput-32-cifar", "trainer"):
-        assert f"== {step} exit 0" in log, log
+        assert f"== {step} exit 0 (" in log, log
 
     sizes = json.loads((tmp_path / "out" / "throughput-32.json").read_text())
     assert set(sizes["results_img_per_s"]) == {"seed-style bs8", "kit bs8", "kit bs16"}
