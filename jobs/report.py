@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.sweep_state import read_run_json
+from jobs.sweep_state import RunView
 from train.errors import UserError
 from train.staging import file_digest
 
@@ -40,12 +40,11 @@ class SweepSource:
     ref: str
     sweep_id: str
     definition: dict[str, Any]
-    runs: list[Any]  # RunView-like records
+    runs: list[RunView]
     path: Path | None = None
     created_at: str | None = None
     planned_runs: int | None = None
     definition_text: str | None = None
-    run_json: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> run.json
     submissions: list[Submission] = field(default_factory=list)
 
 
@@ -98,18 +97,16 @@ def load_local(path: Path) -> SweepSource:
     from jobs.store import open_sweep
 
     sweep = open_sweep(str(path))
-    runs = list(sweep.runs())
-    planned = getattr(sweep, "planned_runs", None)
+    runs = sweep.runs()
     source = SweepSource(
         ref=str(path),
         sweep_id=sweep.sweep_id,
         definition=dict(sweep.definition),
         runs=runs,
         path=Path(sweep.path),
-        created_at=_iso(getattr(sweep, "created_at", None)),
-        planned_runs=planned() if callable(planned) else None,
+        created_at=sweep.created_at,
+        planned_runs=sweep.planned_runs(),
     )
-    source.run_json = {run.run_id: read_run_json(Path(run.run_dir)) for run in runs}
     definition_file = Path(sweep.path) / "sweep.yaml"  # the text the engine reads, as written
     if definition_file.is_file():
         source.definition_text = definition_file.read_text()
@@ -141,16 +138,6 @@ def read_submissions(folder: Path) -> list[Submission]:
     return submissions
 
 
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds")
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    return str(value)
-
-
 def find_lock_file(source: SweepSource) -> Path | None:
     """``containers/requirements.lock`` of the project holding the sweep, else of the cwd's."""
     starts = [source.path.resolve()] if source.path else []
@@ -167,7 +154,7 @@ def provenance(source: SweepSource) -> dict[str, Any]:
     """Recorded provenance, each value with where it came from (runs, submissions, files)."""
 
     def distinct(key: str) -> list[str]:
-        values = [d.get(key) for d in source.run_json.values()]
+        values = [run.record.get(key) for run in source.runs]
         values += [s.info.get(key) for s in source.submissions]
         return sorted({str(v) for v in values if v})
 
@@ -176,8 +163,8 @@ def provenance(source: SweepSource) -> dict[str, Any]:
     )
     lock = find_lock_file(source)
     runs = source.runs
-    started = sorted(str(r.started_at) for r in runs if getattr(r, "started_at", None))
-    ended = sorted(str(r.ended_at) for r in runs if getattr(r, "ended_at", None))
+    started = sorted(str(r.started_at) for r in runs if r.started_at)
+    ended = sorted(str(r.ended_at) for r in runs if r.ended_at)
     return {
         "image_digests": distinct("image_digest"),
         "images": sorted({str(s.info["image"]) for s in source.submissions if s.info.get("image")}),

@@ -128,7 +128,7 @@ def best_context(source: SweepSource, analysis: Analysis, rerun: Any) -> dict[st
     best = analysis.best
     if best is None:
         return None
-    record = source.run_json.get(best.run_id, {})
+    record = best.record
     config = record.get("config")
     return {
         "run_id": best.run_id,
@@ -137,7 +137,7 @@ def best_context(source: SweepSource, analysis: Analysis, rerun: Any) -> dict[st
         "params": [(k, format_value(v)) for k, v in flatten(best.params).items()],
         "command": rerun(source.definition, best.params),
         "config_yaml": yaml.safe_dump(config, sort_keys=False) if config else None,
-        "run_dir": str(getattr(best, "run_dir", "") or ""),
+        "run_dir": str(best.run_dir or ""),
     }
 
 
@@ -148,9 +148,9 @@ def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[
     rows = []
     for run in runs:
         params = flatten(run.params)
-        record = source.run_json.get(run.run_id, {})
+        record = run.record
         train_s = (record.get("timings") or {}).get("train_s")
-        slurm = getattr(run, "slurm", None) or record.get("slurm") or {}
+        slurm = run.slurm or record.get("slurm") or {}
         job = slurm.get("array_job_id") or slurm.get("job_id")
         task = slurm.get("array_task_id")
         rows.append(
@@ -162,10 +162,10 @@ def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[
                 "params": [format_value(params[n]) if n in params else "" for n in names],
                 "epochs": len(run.epochs or []),
                 "train_s": f"{train_s:.1f}" if isinstance(train_s, int | float) else "",
-                "host": getattr(run, "host", None) or record.get("host") or "",
+                "host": run.host or record.get("host") or "",
                 "job": f"{job}_{task}" if job and task else (job or ""),
-                "attempts": getattr(run, "attempts", None) or record.get("attempt") or "",
-                "error": (getattr(run, "error", None) or record.get("error") or "")[:300],
+                "attempts": run.attempts or record.get("attempt") or "",
+                "error": (run.error or record.get("error") or "")[:300],
             }
         )
     return rows

@@ -6,11 +6,10 @@ failure to reach W&B (no network, no API key, unknown sweep) into one ``UserErro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from jobs.report_analysis import flatten, param_specs
+from jobs.sweep_state import RunView
 from train.errors import UserError
 
 # W&B run states -> the kit's states ("killed" is how a stopped run shows up there).
@@ -24,23 +23,6 @@ STATES = {
     "preempting": "preempted",
     "pending": "pending",
 }
-
-
-@dataclass
-class WandbRun:
-    run_id: str
-    state: str
-    params: dict[str, Any]
-    metric: float | None
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    run_dir: Path | None = None
-    host: str | None = None
-    slurm: dict[str, Any] = field(default_factory=dict)
-    started_at: str | None = None
-    ended_at: str | None = None
-    attempts: int = 1
-    error: str | None = None
 
 
 def load_wandb(ref: str) -> Any:
@@ -64,7 +46,7 @@ def load_wandb(ref: str) -> Any:
     return SweepSource(ref=ref, sweep_id=ref.split("/")[-1], definition=definition, runs=runs)
 
 
-def _run(run: Any, names: list[str], metric: str | None) -> WandbRun:
+def _run(run: Any, names: list[str], metric: str | None) -> RunView:
     config = flatten(dict(run.config))
     epochs = []
     if metric:
@@ -72,12 +54,14 @@ def _run(run: Any, names: list[str], metric: str | None) -> WandbRun:
             epochs.append({"epoch": row.get("epoch", row.get("_step")), metric: row.get(metric)})
     summary = dict(run.summary)
     value = summary.get(metric) if metric else None
-    return WandbRun(
+    return RunView(
         run_id=run.id,
         state=STATES.get(run.state, run.state),
         params={name: config[name] for name in names if name in config},
+        run_dir=None,
         metric=value if isinstance(value, int | float) else None,
         epochs=epochs,
         summary=summary,
         started_at=getattr(run, "created_at", None),
+        attempts=1,
     )

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from jobs import store as store_mod
@@ -86,7 +86,14 @@ def snapshot(sweep: store_mod.LocalSweep) -> dict[str, Any]:
         "complete": sweep.complete(),
         "counts": counts,
         "best": best.run_id if best else None,
-        "runs": [{**asdict(v), "run_dir": str(v.run_dir)} for v in views],
+        # run.json itself stays out: its epochs and summary are fields already
+        "runs": [
+            {
+                **{f.name: getattr(v, f.name) for f in fields(v) if f.name != "record"},
+                "run_dir": str(v.run_dir),
+            }
+            for v in views
+        ],
     }
 
 

@@ -279,6 +279,9 @@ class LocalSweep:
             run.grid_key = self._grid_key(run.params)
         return run.grid_key
 
+    def run_dir(self, run_id: str) -> Path:
+        return self.path / "runs" / run_id
+
     def runs(self) -> list[RunView]:
         """Every run with its state, swept values, metric and what its run.json says."""
         now = time.time()
@@ -288,7 +291,7 @@ class LocalSweep:
         return views
 
     def _view(self, run: FoldedRun, now: float) -> RunView:
-        run_dir = self.path / "runs" / run.run_id
+        run_dir = self.run_dir(run.run_id)
         info = read_run_json(run_dir)
         end = run.last_end
         state = run.state
@@ -321,6 +324,7 @@ class LocalSweep:
                 - first.get("at", now),
                 1,
             ),
+            record=info,
         )
 
     def counts(self, views: list[RunView] | None = None) -> dict[str, int]:
@@ -388,7 +392,7 @@ class LocalSweep:
                 values = end.get("history") or []
                 if live and run.state == "running":
                     values = metric_history(
-                        read_run_json(self.path / "runs" / run.run_id), self.metric_name
+                        read_run_json(self.run_dir(run.run_id)), self.metric_name
                     )
                 history = [{self.metric_name: v} for v in values] if self.metric_name else []
                 summary = (
@@ -478,7 +482,7 @@ class LocalSweep:
                     if self._take_token(run.run_id, k, me) and lock.still_held():
                         self._append([self._claim_record(run.run_id, k, None, me)])
                         return Claim(
-                            run.run_id, k, run.params, self.path / "runs" / run.run_id, resumed=True
+                            run.run_id, k, run.params, self.run_dir(run.run_id), resumed=True
                         )
                 if not self._can_add():
                     return self._no_claim()
@@ -497,7 +501,7 @@ class LocalSweep:
                     run_id = new_id()
                     try:
                         # exclusive: ids never collide
-                        (self.path / "runs" / run_id).mkdir(mode=0o755)
+                        self.run_dir(run_id).mkdir(mode=0o755)
                         break
                     except FileExistsError:
                         continue
@@ -507,7 +511,7 @@ class LocalSweep:
                     )
                 self._append([self._claim_record(run_id, 0, params, me)])
                 self._ahead = [(key, p) for key, p in self._ahead if p is not params]
-                return Claim(run_id, 0, params, self.path / "runs" / run_id, resumed=False)
+                return Claim(run_id, 0, params, self.run_dir(run_id), resumed=False)
         raise AssertionError("unreachable: the last try proposes under the lock")
 
     def _append(self, records: list[dict[str, Any]]) -> None:

@@ -60,12 +60,13 @@ class AgentIdentity:
 
 @dataclass
 class RunView:
-    """One run as status, report and submit see it (store state joined with the run's run.json)."""
+    """One run as status, report, submit and sync see it: the store's state joined with the run's
+    run.json, or a W&B cloud run mapped onto the same fields for the report."""
 
     run_id: str
     state: str
     params: dict[str, Any]
-    run_dir: Path
+    run_dir: Path | None  # None: a W&B cloud run, which has no folder here
     metric: float | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -78,6 +79,7 @@ class RunView:
     exit_code: int | None = None
     queued: bool = False  # preempted or crashed, waiting to be handed out again
     duration_s: float | None = None  # first claim to last end (or now, while it runs)
+    record: dict[str, Any] = field(default_factory=dict, repr=False)  # run.json as read, {} if none
 
 
 @dataclass

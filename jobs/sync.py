@@ -74,7 +74,8 @@ def plan(
         if view.state not in SYNCABLE or view.queued:
             tally["not_ended"] += 1
             continue
-        paths = sorted(str(p) for p in (view.run_dir / "wandb").glob("offline-run-*") if p.is_dir())
+        offline = sweep.run_dir(view.run_id) / "wandb"
+        paths = sorted(str(p) for p in offline.glob("offline-run-*") if p.is_dir())
         if not paths:
             tally["no_wandb_data"] += 1
             continue

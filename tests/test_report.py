@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +25,32 @@ import pytest
 from jobs.cli import main
 from jobs.report import SweepSource, read_submissions, write_report
 from jobs.report_analysis import analyse, make_axis
+from jobs.sweep_state import RunView
 
 PROJECT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
-@dataclass
-class Run:
-    run_id: str
-    state: str
-    params: dict[str, Any]
-    metric: float | None
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    run_dir: Path = Path(".")
-    host: str = "node1"
-    slurm: dict[str, Any] = field(default_factory=dict)
-    started_at: str | None = "2026-11-27T10:00:00+00:00"
-    ended_at: str | None = "2026-11-27T10:05:00+00:00"
-    attempts: int = 1
-    error: str | None = None
+def Run(  # noqa: N802 - reads as the record it builds
+    run_id: str,
+    state: str,
+    params: dict[str, Any],
+    metric: float | None,
+    epochs: list[dict[str, Any]] | None = None,
+    **fields: Any,
+) -> RunView:
+    """A run as the store gives it to the report, with plausible defaults."""
+    defaults: dict[str, Any] = {
+        "run_dir": Path("."),
+        "host": "node1",
+        "started_at": "2026-11-27T10:00:00+00:00",
+        "ended_at": "2026-11-27T10:05:00+00:00",
+        "attempts": 1,
+    }
+    return RunView(
+        run_id, state, params, metric=metric, epochs=epochs or [], **{**defaults, **fields}
+    )
 
 
 METRIC = "Validation Accuracy"
@@ -68,7 +72,7 @@ def curve(final: float, epochs: int = 3) -> list[dict[str, Any]]:
     ]
 
 
-def driven_sweep(n: int = 24) -> tuple[list[Run], dict[str, Any]]:
+def driven_sweep(n: int = 24) -> tuple[list[RunView], dict[str, Any]]:
     """learning_rate and optimizer drive the metric; seed and batch_size do not."""
     rng = random.Random(1)
     runs = []
@@ -91,11 +95,11 @@ def driven_sweep(n: int = 24) -> tuple[list[Run], dict[str, Any]]:
     return runs, definition(spec)
 
 
-def source(runs: list[Run], spec: dict[str, Any], **kw: Any) -> SweepSource:
+def source(runs: list[RunView], spec: dict[str, Any], **kw: Any) -> SweepSource:
     return SweepSource(ref="sweeps/test", sweep_id="test1234", definition=spec, runs=runs, **kw)
 
 
-def page_of(tmp_path: Path, runs: list[Run], spec: dict[str, Any], **kw: Any) -> str:
+def page_of(tmp_path: Path, runs: list[RunView], spec: dict[str, Any], **kw: Any) -> str:
     out = tmp_path / "report.html"
     write_report(source(runs, spec, **kw), out)
     return out.read_text()
@@ -279,15 +283,9 @@ def test_provenance_from_runs_submissions_and_lock_file(tmp_path: Path) -> None:
     }
     (sweep / "slurm" / "submissions.jsonl").write_text(json.dumps(line) + "\n{torn")
     runs, spec = driven_sweep(4)
-    run_json = {r.run_id: {"git_revision": "abc123", "image_digest": "sha256:beef"} for r in runs}
-    page = page_of(
-        tmp_path,
-        runs,
-        spec,
-        path=sweep,
-        run_json=run_json,
-        submissions=read_submissions(sweep / "slurm"),
-    )
+    for run in runs:
+        run.record = {"git_revision": "abc123", "image_digest": "sha256:beef"}
+    page = page_of(tmp_path, runs, spec, path=sweep, submissions=read_submissions(sweep / "slurm"))
     prov = section(page, "provenance")
     import hashlib
 
