@@ -327,6 +327,16 @@ class LocalSweep:
             record=info,
         )
 
+    def remaining(self) -> tuple[int | None, int | None]:
+        """(planned, remaining): the runs the sweep makes in all, and those no agent holds or has
+        ended (queued runs remain: they need a task). From the journal alone, no run.json read."""
+        planned = self.planned_runs()
+        if planned is None:
+            return None, None
+        runs = self.refresh().values()
+        taken = sum(1 for r in runs if r.state != "pending" and not r.queued(self.max_retries))
+        return planned, max(0, planned - taken)
+
     def counts(self, views: list[RunView] | None = None) -> dict[str, int]:
         """Runs by state, every state present (0 where none); ``views``: already read runs()."""
         counts = dict.fromkeys(RUN_STATES, 0)

@@ -169,12 +169,7 @@ def remaining_runs(target: SweepTarget) -> tuple[int | None, int | None]:
     if target.kind == "local":
         from jobs.store import open_sweep
 
-        sweep = open_sweep(target.ref)
-        planned = sweep.planned_runs()
-        if planned is None:
-            return None, None
-        taken = sum(1 for run in sweep.runs() if run.state != "pending" and not run.queued)
-        return planned, max(0, planned - taken)
+        return open_sweep(target.ref).remaining()
     return _wandb_remaining(target.ref)
 
 

@@ -389,8 +389,10 @@ def test_preempted_run_is_queued_first_under_the_same_id(tmp_path: Path) -> None
     me = store.AgentIdentity()
     first = sweep.claim(me)
     assert isinstance(first, store.Claim)
+    assert sweep.remaining() == (24, 23)  # a running run is taken
     sweep.finish(first, me, "preempted", metric=None, history=[1.0], exit_code=75)
     assert sweep.runs()[0].queued and sweep.runs()[0].state == "preempted"
+    assert sweep.remaining() == (24, 24)  # a queued run still needs an array task
     resumed = sweep.claim(me)
     assert (
         isinstance(resumed, store.Claim)
