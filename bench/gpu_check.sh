@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a session lent a device (about 15 minutes, start-up included):
 # smoke on CUDA; throughput against the seed-style baseline at 224 px and at 32 px with the seed's
-# own model (imagenet stem): the targets; at 32 px with the CIFAR stem (the cifar32
-# preset users train); then the real trainer on CUDA (bf16, compile), stopped by SIGTERM after its
-# first epoch and rerun on the same run folder, which must resume and finish. About 9 minutes on
-# an H100 (compiles dominate); the 32 px CIFAR-stem step at bs 512 and the trainer share compiled
-# graphs through Inductor's cache.
+# own model (imagenet stem): the targets, each with a profile of the kit's equal-batch
+# steps; at 32 px with the CIFAR stem (the cifar32 preset users train); then the real trainer on
+# CUDA (bf16, compile), stopped by SIGTERM after its first epoch and rerun on the same run folder,
+# which must resume and finish. About 9 minutes on an H100 (compiles dominate); the 32 px
+# CIFAR-stem step at bs 512 and the trainer share compiled graphs through Inductor's cache.
 # Results go to $OUT (the device tool's folder; default bench/out): gpu_check.log, the three
 # throughput JSONs and the trainer's run.json (the device tool brings back at most 8 files).
 # Record them in bench/RESULTS.md with card and date. W&B is not needed (and not installed there).
@@ -24,14 +24,14 @@ status=0
 # What each step runs; --quick shrinks every workload so that a CPU runs the whole script in
 # about a minute, which keeps this script from rotting between sessions that have a GPU.
 smoke=(smoke)
-tp224=(--steps 30 --warmup 10)
-tp32=(--image-size 32 --stem imagenet --kit-batch-sizes '128,1024' --compile-mode reduce-overhead --steps 30 --warmup 10)
+tp224=(--steps 30 --warmup 10 --profile 5)
+tp32=(--image-size 32 --stem imagenet --kit-batch-sizes '128,1024' --compile-mode reduce-overhead --steps 30 --warmup 10 --profile 5)
 tp32cifar=(--image-size 32 --stem cifar --kit-batch-sizes '128,512' --steps 30 --warmup 10)
 trainer=(--config config/presets/cifar32.yaml --set dataset=synthetic --set num_epochs=4)
 if [[ ${1:-} == --quick ]]; then
     small=(--model resnet18 --batch-size 8 --images 64 --steps 2 --warmup 1 --workers 1 --no-compile)
     smoke=(smoke --model resnet18 --image-size 32)
-    tp224=("${small[@]}" --image-size 64 --kit-batch-sizes 8)
+    tp224=("${small[@]}" --image-size 64 --kit-batch-sizes 8 --profile 1)
     tp32=("${small[@]}" --image-size 32 --stem imagenet --kit-batch-sizes '8,16')
     tp32cifar=("${small[@]}" --image-size 32 --stem cifar --kit-batch-sizes 8)
     trainer=(--set dataset=synthetic --set synthetic_size=256 --set model_name=resnet18

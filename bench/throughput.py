@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from train.config import build_config  # noqa: E402
 from train.model import build_model  # noqa: E402
 from train.optim import make_optimizer  # noqa: E402
-from train.pipeline import make_loader  # noqa: E402
+from train.pipeline import Loader, make_loader  # noqa: E402
 from train.step import TrainStep, pick_device  # noqa: E402
 from train.trainer import seed_everything  # noqa: E402
 
@@ -44,8 +44,10 @@ def measure(
     device: torch.device,
     steps: int,
     warmup: int,
+    profile_steps: int = 0,
 ) -> float:
-    """Training images/s over ``steps`` steps after ``warmup`` steps, data loading included."""
+    """Training images/s over ``steps`` steps after ``warmup`` steps, data loading included.
+    ``profile_steps``: then profile that many more steps and print where their time went."""
     cfg = build_config(base=None, sets=[*sets, "pretrained=false", "wandb.mode=disabled"])
     # The trainer's own set-up (seed, cuDNN autotuning, TF32) for both pipelines: the seed's
     # script leaves cuDNN's autotuner off, but giving the baseline the same one-line setting keeps
@@ -80,10 +82,32 @@ def measure(
     float(loss)  # waits for the last step
     if device.type == "cuda":
         torch.cuda.synchronize()
+    rate = counted / (time.perf_counter() - started)
+    if profile_steps:
+        print_profile(step, loader, device, profile_steps)
     del model, step, loader
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return counted / (time.perf_counter() - started)
+    return rate
+
+
+def print_profile(step: TrainStep, loader: Loader, device: torch.device, steps: int) -> None:
+    """The operators that took the time of ``steps`` more steps (loader included), busiest first:
+    what a session with a GPU needs to see before it decides what to speed up next."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    batches = iter(loader.epoch(1))
+    steps = min(steps, len(loader))
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            x, y = next(batches)
+            loss = step(x, y)
+        float(loss)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         help="default: cifar at 32 px, else imagenet",
     )
     parser.add_argument("--skip-seed", action="store_true", help="only measure the kit")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="after the kit's equal-batch row, print a profile of this many more steps",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -162,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             f"compile_mode={args.compile_mode}",
             f"batch_size={batch}",
         ]
+        profile = args.profile if batch == args.batch_size else 0
         results[f"kit bs{batch}"] = measure(
-            kit_sets, images, labels, device, args.steps, args.warmup
+            kit_sets, images, labels, device, args.steps, args.warmup, profile
         )
 
     width = max(map(len, results))

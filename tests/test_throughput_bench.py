@@ -33,6 +33,7 @@ def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
     assert set(sizes["results_img_per_s"]) == {"seed-style bs8", "kit bs8", "kit bs16"}
     assert all(rate > 0 for rate in sizes["results_img_per_s"].values())
     assert sizes["ratio_equal_batch"] > 0 and "ratio at equal batch (8)" in log
+    assert "Self CPU time total" in log  # the profile of the kit's steps at 224 px
 
     # the trainer stopped on SIGTERM after its first epoch with the preempted code, and the rerun
     # on the same run folder resumed rather than starting over
