@@ -63,21 +63,32 @@ def load_definition(path: str | Path, backend: str = "local") -> dict[str, Any]:
     """Read a sweep YAML file and validate it; every problem is a one-line ``UserError``."""
     import yaml
 
+    from train.config import folder_hint, yaml_error_position
+
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise UserError(
             f"sweep definition {path} does not exist; pass the path of a sweep YAML such as config/sweep_config.yaml"
         ) from None
+    except IsADirectoryError:
+        raise UserError(f"sweep definition {path} is a folder; {folder_hint(path)}") from None
     except OSError as err:
-        raise UserError(f"cannot read sweep definition {path}: {err.strerror}") from None
+        raise UserError(
+            f"cannot read sweep definition {path}: {err.strerror or err}; check its permissions"
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"sweep definition {path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
+            f"{err.start}); save it as UTF-8 YAML"
+        ) from None
     try:
         definition = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "not valid YAML"
+        where, problem = yaml_error_position(err, text)
         raise UserError(f"{path}{where}: {problem}; fix the YAML syntax") from None
     if not isinstance(definition, dict) or not definition:
         raise UserError(

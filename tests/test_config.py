@@ -155,6 +155,48 @@ def test_errors_in_files_name_the_file(tmp_path):
         parse_agent_args(["positional"])
 
 
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, r"config file .*presets is a folder; pass one of its YAML files, e\.g\. .*\.yaml"),
+        (
+            b"\xff\xfe\x00bad",
+            r"bad\.yaml is not UTF-8 text \(byte 0xff at offset 0\); save it as UTF-8",
+        ),
+        (b"a: 1\n\x07b: 2\n", r"bad\.yaml line 2 is not valid YAML: control character #x0007"),
+    ],
+)
+def test_unreadable_config_file_is_one_line_naming_it(tmp_path, content, expected):
+    if content is None:
+        path = tmp_path / "presets"
+        path.mkdir()
+        (path / "digits.yaml").write_text("num_epochs: 1\n")
+    else:
+        path = tmp_path / "bad.yaml"
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=expected) as err:
+        build_config([str(path)], base=BASE)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_config_folder_or_binary_file_is_one_line_exit_2(tmp_path):
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    for preset, words in (
+        ("config/presets", "config/presets is a folder"),
+        (str(binary), "is not UTF-8 text"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "train", "--config", preset, "--print-config"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+        assert words in proc.stderr and f"--config {preset}" in proc.stderr
+
+
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
     proc = subprocess.run(
         [

@@ -140,6 +140,26 @@ def test_unreadable_files(tmp_path: Path, text: str, words: list[str]) -> None:
         sweepdef.load_definition(tmp_path / "missing.yaml")
 
 
+def test_folder_or_non_utf8_definition_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "sweeps"
+    folder.mkdir()
+    (folder / "grid.yaml").write_text(yaml.safe_dump(base()))
+    with pytest.raises(
+        UserError, match=r"sweeps is a folder; pass one of its YAML files, e\.g\. .*grid\.yaml"
+    ):
+        sweepdef.load_definition(folder)
+    control = tmp_path / "control.yaml"
+    control.write_bytes(b"method: grid\n\x07x: 1\n")
+    with pytest.raises(UserError, match=r"control\.yaml line 2: control character #x0007"):
+        sweepdef.load_definition(control)
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    result = sweepkit("sweep", "create", str(binary), "--root", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "b.yaml is not UTF-8 text" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 @pytest.mark.parametrize(
     "name",
     [
