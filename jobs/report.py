@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweep_state import RunView
+from train.atomic import write_atomic
 from train.errors import UserError
 from train.staging import file_digest
 
@@ -68,10 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        check_out(args.out, f"--out {args.out}", png=args.png)  # before reading the sweep
     source = load_source(args.sweep)
     out = args.out or (
         source.path / "report.html" if source.path else Path(f"report-{source.sweep_id}.html")
     )
+    check_out(out, f"--out {out}" if args.out else f"the report file {out}", png=args.png)
     written, analysis = write_report(source, out, png=args.png)
     for path in written:
         print(f"wrote {path}")
@@ -191,27 +194,61 @@ def rerun_command(definition: dict[str, Any], params: dict[str, Any]) -> str:
     return shlex.join(["python" if word == sys.executable else word for word in argv])
 
 
+PNG_FIGURES = ("parallel-coordinates", "importance", "metric-per-epoch")
+
+
+def png_path(out: Path, figure: str) -> Path:
+    return out.with_name(f"{out.stem}-{figure}.png")
+
+
+def check_out(out: Path, what: str, png: bool = False) -> None:
+    """Refuse, in one line, an output path that cannot become a file: a folder (itself or, with
+    --png, a figure's path), or a path below something that is not a folder. ``what`` names it
+    (``--out FILE``). A parent folder that does not exist yet is made when the report is written."""
+    if out.is_dir():
+        raise UserError(
+            f"{what} is a folder; pass the HTML file to write, e.g. --out {out / 'report.html'}"
+        )
+    for path in (png_path(out, name) for name in PNG_FIGURES if png):
+        if path.is_dir():
+            raise UserError(
+                f"{what}: {path}, where --png writes a figure, is a folder; "
+                "remove it or choose another --out"
+            )
+    parent = next((p for p in out.parents if p.exists() or p.is_symlink()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(
+            f"{what}: {parent} is not a folder, so nothing can be written below it; "
+            "choose another --out path"
+        )
+
+
 def write_report(source: SweepSource, out: Path, png: bool = False) -> tuple[list[Path], Any]:
     """Write the HTML (and PNGs); returns the paths written and the analysis.
 
-    Atomic: temp file + rename, so a reader never sees half a page.
+    Atomic: each file is written to a temp file and renamed, so a reader never sees half a page
+    and a failed write leaves no temp file behind.
     """
     from jobs.report_render import render
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     page, figures, analysis = render(source)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    written = [out]
+    written: list[Path] = []
+    targets: list[tuple[Path, Any]] = [(out, page.encode("utf-8"))]
     if png:
-        from jobs.report_plots import save_png
-
-        for name, fig in figures.items():
-            path = out.with_name(f"{out.stem}-{name}.png")
-            save_png(fig, path)
-            written.append(path)
+        targets += [(png_path(out, name), _png_writer(fig)) for name, fig in figures.items()]
+    for path, data in targets:
+        try:
+            write_atomic(path, data)
+        except OSError as err:
+            raise UserError(
+                f"cannot write {path}: {err.strerror or err}; choose another --out path"
+            ) from None
+        written.append(path)
     return written, analysis
+
+
+def _png_writer(fig: Any) -> Any:
+    return lambda handle: fig.savefig(handle, format="png", dpi=150)
 
 
 def summary_text(source: SweepSource, analysis: Any) -> str:

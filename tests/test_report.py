@@ -411,6 +411,50 @@ def test_wandb_reference_without_the_cloud_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def leftovers(root: Path) -> list[str]:
+    """Temp files a write left behind anywhere under ``root``."""
+    return [str(p) for p in root.rglob(".*") if ".tmp" in p.name]
+
+
+@pytest.mark.filterwarnings("ignore:Support for class-based `config`")
+@pytest.mark.filterwarnings("ignore:Valid config keys have changed")
+def test_out_that_cannot_become_a_file_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = store_sweep(tmp_path / "sweeps", {0.1: 70.0, 0.01: 90.0})
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "figs" / "r-importance.png").mkdir(parents=True)
+    cases = [
+        (["--out", str(folder)], f"--out {folder} is a folder; pass the HTML file to write"),
+        (["--out", str(tmp_path / "afile" / "r.html")], "afile is not a folder"),
+        (
+            ["--out", str(tmp_path / "figs" / "r.html"), "--png"],
+            "r-importance.png, where --png writes a figure, is a folder",
+        ),
+    ]
+    for args, words in cases:
+        assert main(["report", str(path), *args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err, err
+    assert list(folder.iterdir()) == [] and leftovers(tmp_path) == []
+    assert [p.name for p in (tmp_path / "figs").iterdir()] == ["r-importance.png"]
+
+
+def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    # A folder that appears at --out after the up-front check (or any failing rename).
+    from train.errors import UserError
+
+    out = tmp_path / "report.html"
+    out.mkdir()
+    runs = [Run("r1", "finished", {"learning_rate": 0.1}, 70.0, curve(70.0))]
+    spec = definition({"learning_rate": {"values": [0.1]}})
+    with pytest.raises(UserError, match=r"cannot write .*report\.html: Is a directory"):
+        write_report(source(runs, spec), out)
+    assert leftovers(tmp_path) == [] and list(out.iterdir()) == []
+
+
 # --- in a browser -----------------------------------------------------------------------------
 
 
