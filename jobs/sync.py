@@ -127,6 +127,33 @@ def _records_sweep_id(offline_run: Path, sweep_id: str) -> bool:
     return False
 
 
+def require_wandb_login() -> None:
+    """Raise a one-line UserError unless wandb has credentials for its server, found exactly as
+    ``wandb sync`` finds them (WANDB_API_KEY or WANDB_IDENTITY_TOKEN_FILE, then the netrc file
+    ($NETRC or ~/.netrc), then the wandb settings), with no prompt and no network call: the key's
+    format is checked, not whether the server accepts it."""
+    from wandb.errors import AuthenticationError
+    from wandb.sdk import wandb_setup
+    from wandb.sdk.lib import wbauth
+
+    host = wandb_setup.singleton().settings.base_url
+    try:
+        auth = wbauth.authenticate_session(
+            host=host, source="sweepkit sync", prompt=False, update_session=False
+        )
+    except AuthenticationError as err:
+        raise UserError(
+            f"W&B credentials for {host} are not valid: {str(err).rstrip('.')}; run "
+            "`wandb login --relogin` on a "
+            "machine with internet (or set WANDB_API_KEY); nothing synced"
+        ) from None
+    if auth is None:
+        raise UserError(
+            f"not logged in to W&B ({host}); run `wandb login` on a machine with internet "
+            "(or set WANDB_API_KEY); nothing synced"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     sweep = store_mod.open_sweep(args.sweep)
     entity = args.entity or sweep.meta.get("entity") or os.environ.get("WANDB_ENTITY")
@@ -134,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     if not project:
         raise UserError("no W&B project: pass --project P (and --entity E), or set WANDB_PROJECT")
     todo, tally = plan(sweep, entity, project)
+    if todo and not args.dry_run:
+        require_wandb_login()  # else every run fails alike with wandb's own error, after the plan
     where = f"{entity}/{project}" if entity else project
     print(
         f"sync plan for sweep {sweep.sweep_id} -> W&B {where}: {tally['to_sync']} run(s) to upload, "

@@ -329,3 +329,57 @@ def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
     bare = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.1]}, program), "bare.yaml"))
     no_project = sweepkit("sync", bare, "--dry-run", cwd=tmp_path, env={"WANDB_PROJECT": ""})
     assert no_project.returncode == 2 and "no W&B project: pass --project" in no_project.stderr
+
+
+def test_sync_without_a_wandb_login_is_one_line_and_uploads_nothing(tmp_path: Path) -> None:
+    """No credentials: one line before any `wandb sync`. Every W&B credential source is isolated
+    (empty HOME and wandb config folder, no WANDB_* or NETRC) so a real key cannot be picked up;
+    the positive checks stop before an upload, which would need W&B's cloud."""
+    from jobs import store
+
+    program = write_program(tmp_path)
+    sweep = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.1]}, program)))
+    assert sweepkit("agent", sweep, cwd=tmp_path).returncode == 0
+    (view,) = store.open_sweep(str(tmp_path / sweep)).runs()
+    offline = view.run_dir / "wandb" / f"offline-run-20260101_000000-{view.run_id}"
+    offline.mkdir(parents=True)
+    (offline / f"run-{view.run_id}.wandb").write_bytes(b":W&B\x00")  # else wandb syncs nothing
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
+    env.update(
+        HOME=str(home), WANDB_CONFIG_DIR=str(home / ".config" / "wandb"), PYTHONPATH=str(REPO)
+    )
+
+    def sync(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*SWEEPKIT, "sync", sweep, "--project", "x"],
+            cwd=tmp_path,
+            env={**env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    result = sync({})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == "", result.stderr
+    assert "not logged in to W&B" in result.stderr and "run `wandb login`" in result.stderr
+    assert "WANDB_API_KEY" in result.stderr and "nothing synced" in result.stderr
+    bad_key = sync({"WANDB_API_KEY": "short"})
+    assert bad_key.returncode == 2 and bad_key.stderr.count("\n") == 1, bad_key.stderr
+    assert "W&B credentials" in bad_key.stderr and "40+ characters" in bad_key.stderr
+    assert not (tmp_path / sweep / "synced.json").exists()
+    # A key where wandb finds one passes the check: in ~/.netrc, or in WANDB_API_KEY.
+    check = [sys.executable, "-c", "from jobs.sync import require_wandb_login as r; r()"]
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'a' * 40}\n")
+    netrc.chmod(0o600)
+    found = subprocess.run(check, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    netrc.unlink()
+    keyed = {**env, "WANDB_API_KEY": "b" * 40}
+    found = subprocess.run(check, cwd=tmp_path, env=keyed, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    missing = subprocess.run(check, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "not logged in to W&B" in missing.stderr
