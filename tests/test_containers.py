@@ -547,8 +547,22 @@ def test_readme_commands_run_or_parse(tmp_path):
                     assert dest in ("/data", "/cache/torch") and mode in ([], ["ro"])
             if verb == "run":
                 assert rest[rest.index(image) + 1] in VERBS  # the runscript is sweepkit
-        elif argv[0] == "cp":
-            assert (ROOT / argv[1]).is_file() and argv[2].startswith(".github/workflows/")
+        elif argv[0] in ("mkdir", "cp"):
+            # Runs for real, in a fresh checkout's shape: ci/ present, no .github/ yet.
+            assert "ci/github/workflow.yml" in argv, command
+            clone = tmp_path / "clone"
+            (clone / "ci" / "github").mkdir(parents=True)
+            shutil.copy2(WORKFLOW, clone / "ci" / "github" / "workflow.yml")
+            for _ in range(2):  # and again, once the folder exists
+                result = subprocess.run(
+                    ["bash", "-euo", "pipefail", "-c", command],
+                    cwd=clone,
+                    capture_output=True,
+                    text=True,
+                )
+                assert result.returncode == 0, (command, result.stderr)
+                copied = clone / ".github" / "workflows" / "image.yml"
+                assert copied.read_bytes() == WORKFLOW.read_bytes()
         else:
             pytest.fail(f"README command not covered by a test: {command}")
 
