@@ -18,6 +18,7 @@ PATH, so a venv or container interpreter is used even when PATH says otherwise.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import sys
@@ -105,6 +106,7 @@ def validate(
     from sweeps.config import schema_violations_from_proposed_config
     from sweeps.config.schema import validator
 
+    _check_keys(definition, source)
     # Parameters that are not mappings make the sweeps check raise; report them first, by name.
     params = definition.get("parameters")
     if isinstance(params, dict):
@@ -149,13 +151,67 @@ def _deprecation_notes(params: dict[str, Any]) -> list[str]:
     return notes
 
 
+# The order keys are listed in when one is unknown (any other key of the schema follows).
+_PARAMETER_KEY_ORDER = ("value", "values", "probabilities", "distribution", "min", "max")
+
+
+def _allowed_keys() -> dict[str, list[str]]:
+    """The keys each part of a definition may hold, read from W&B's own sweep schema."""
+    from sweeps.config.schema import sweep_config_jsonschema as schema
+
+    defs = schema["definitions"]
+    parameter: list[str] = []
+    for name, definition in defs.items():
+        if name.startswith("param_"):
+            for variant in definition.get("anyOf", [definition]):
+                parameter += [k for k in variant.get("properties", {}) if k not in parameter]
+    order = {k: i for i, k in enumerate(_PARAMETER_KEY_ORDER)}
+    parameter.sort(key=lambda k: (order.get(k, len(order)), k == "parameters"))
+    return {
+        "sweep": list(schema["properties"]),
+        "metric": list(defs["metric"]["properties"]),
+        "early_terminate": list(defs["hyperband_stopping"]["properties"]),
+        "parameter": parameter,
+    }
+
+
+def _unknown_key(source: str, where: str, key: Any, kind: str, allowed: list[str]) -> UserError:
+    """``where``: not a ``kind`` key; did you mean ...? allowed ...: one line, like the trainer's
+    unknown config keys."""
+    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    article = "an" if kind[0] in "aeiou" else "a"
+    return UserError(
+        f"{source}: {where}: not {article} {kind} key; {hint}allowed keys: {', '.join(allowed)}"
+    )
+
+
+def _check_keys(definition: dict[str, Any], source: str) -> None:
+    """Unknown keys at the top level, in ``metric`` and in ``early_terminate``, with the closest
+    valid key (the schema's own message names neither; parameters: ``_check_parameter_shapes``)."""
+    allowed = _allowed_keys()
+    for key in definition:
+        if key not in allowed["sweep"]:
+            raise _unknown_key(source, str(key), key, "sweep", allowed["sweep"])
+    for part in ("metric", "early_terminate"):
+        section = definition.get(part)
+        if isinstance(section, dict):
+            for key in section:
+                if key not in allowed[part]:
+                    raise _unknown_key(source, f"{part}.{key}", key, part, allowed[part])
+
+
 def _check_parameter_shapes(params: dict[str, Any], source: str, prefix: str) -> None:
+    allowed = _allowed_keys()["parameter"]
     for name, spec in params.items():
         key = f"{prefix}.{name}"
         if not isinstance(spec, dict):
             raise UserError(
                 f"{source}: {key}: must be a mapping such as {{values: [...]}}, {{value: v}} or {{min: a, max: b}}; got {spec!r}"
             )
+        for field in spec:
+            if field not in allowed:
+                raise _unknown_key(source, f"{key}.{field}", field, "parameter", allowed)
         if isinstance(spec.get("parameters"), dict):
             _check_parameter_shapes(spec["parameters"], source, f"{key}.parameters")
 
@@ -186,15 +242,9 @@ def _distributions() -> list[str]:
 
 
 def _describe_schema_error(error: Any, backend: str) -> str:
-    from sweeps.config.schema import sweep_config_jsonschema
-
     path = list(error.absolute_path)
     key = _key(path)
     kind = error.validator
-    if kind == "additionalProperties" and not path:
-        extra = re.findall(r"'([^']+)'", error.message)
-        allowed = ", ".join(sweep_config_jsonschema["properties"])
-        return f"{extra[0] if extra else 'a key'}: not a sweep key; allowed keys: {allowed}"
     if kind == "enum" and path == ["method"] and backend == "local":
         return (
             f"method: {error.instance!r} is not allowed; choose one of: {', '.join(LOCAL_METHODS)}"

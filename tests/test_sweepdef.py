@@ -91,6 +91,35 @@ BAD = {
         ["early_terminate", "Bands"],
     ),
     "cloud-only key": (base(job="entity/project/job:v0"), ["job", "W&B", "--backend wandb"]),
+    # Unknown keys: the closest valid key, then the allowed ones (as the trainer's config does).
+    "top-level typo metrc": (
+        base(metrc={"name": "x", "goal": "maximize"}),
+        ["metrc: not a sweep key; did you mean 'metric'?", "allowed keys: ", "parameters"],
+    ),
+    "top-level typo paramters": (
+        base(paramters={"lr": {"values": [1]}}),
+        ["paramters: not a sweep key; did you mean 'parameters'?"],
+    ),
+    "metric key typo": (
+        base(metric={"name": "acc", "gaol": "maximize"}),
+        ["metric.gaol: not a metric key; did you mean 'goal'?", "name, goal, target"],
+    ),
+    "parameter key typo": (
+        base(parameters={"lr": {"valus": [0.1, 0.01]}}),
+        ["parameters.lr.valus: not a parameter key; did you mean 'values'?", "min, max"],
+    ),
+    "nested parameter key typo": (
+        base(parameters={"opt": {"parameters": {"lr": {"vaule": 0.1}}}}),
+        ["parameters.opt.parameters.lr.vaule", "did you mean 'value'?"],
+    ),
+    "parameter key with no close match": (
+        base(parameters={"lr": {"zzzz": [1]}}),
+        ["parameters.lr.zzzz: not a parameter key; allowed keys: value, values"],
+    ),
+    "early_terminate key typo": (
+        base(early_terminate={"type": "hyperband", "min_itr": 3}),
+        ["early_terminate.min_itr: not an early_terminate key; did you mean 'min_iter'?", "eta"],
+    ),
 }
 
 
@@ -104,6 +133,15 @@ def test_bad_definition_is_one_line_naming_key_and_allowed(name: str) -> None:
     assert message.startswith("bad.yaml: "), message
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
+
+
+@pytest.mark.parametrize(
+    "name", ["metric key typo", "parameter key typo", "nested parameter key typo"]
+)
+def test_unknown_keys_are_named_briefly(name: str) -> None:
+    with pytest.raises(UserError) as err:
+        sweepdef.validate(BAD[name][0], "bad.yaml")
+    assert len(str(err.value)) < 260 and "Additional properties" not in str(err.value)
 
 
 def test_bad_definition_on_the_command_line_exits_2_with_one_line(tmp_path: Path) -> None:
