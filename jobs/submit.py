@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.profiles import CONTROL_CHARS, Profile, load_profile
+from jobs.program_check import check_files
 from jobs.sbatch_script import (
     SweepTarget,
     git_revision,
@@ -153,6 +154,8 @@ def resolve_sweep(ref: str) -> SweepTarget:
 
         sweep = open_sweep(path)
         folder = path.resolve()
+        # the job starts in this folder (--chdir): the command's files must be there
+        check_files(sweep.definition, str(folder / "sweep.yaml"), Path.cwd())
         return SweepTarget("local", str(folder), sweep.sweep_id, folder / "slurm")
     if _WANDB_REF.match(ref):
         entity, project, sweep_id = ref.split("/")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs import store, sweepdef
+from jobs import program_check, store, sweepdef
 from train.errors import UserError
 
 
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action != "create":  # argparse allows only create; kept for clarity
         raise UserError(f"unknown action {args.action}; use: sweepkit sweep create SWEEP_YAML")
     definition = sweepdef.load_definition(args.definition, backend=args.backend)
+    for warning in program_check.check_definition(definition, str(args.definition), Path.cwd()):
+        print(warning, file=sys.stderr)
     if args.backend == "wandb":
         print(_create_wandb(definition, args.entity, args.project))
         return 0

@@ -73,8 +73,10 @@ def test_array_auto_follows_runs_per_task_and_user_specs_get_the_profile_limit(
 
 
 def test_array_auto_needs_a_sized_sweep(tmp_path: Path) -> None:
+    program = tmp_path / "p.py"  # sweep create checks that the program exists
+    program.write_text("")
     definition = {
-        "program": "p.py",
+        "program": str(program),
         "method": "random",
         "metric": {"name": "m", "goal": "maximize"},
         "parameters": {"x": {"min": 0.0, "max": 1.0}},

@@ -1,0 +1,99 @@
+"""sweepkit sweep create checks the sweep's program before any run: the trainer's own parsing and
+validation of the argv agents would build, the metric against what the trainer logs, and the files
+the command names. Each mistake here would otherwise fail (or waste) every run of the array."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sweep_fixtures import REPO, sweepkit
+
+DIGITS_GRID = yaml.safe_load((REPO / "config" / "sweeps" / "digits_grid.yaml").read_text())
+
+
+def create(tmp_path: Path, definition: dict[str, Any]) -> Any:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(definition, sort_keys=False))
+    # from the checkout, like the README: the command's preset path is relative to it
+    return sweepkit("sweep", "create", str(path), "--root", str(tmp_path / "sweeps"), cwd=REPO)
+
+
+def variant(**changes: Any) -> dict[str, Any]:
+    definition = yaml.safe_load(yaml.safe_dump(DIGITS_GRID))
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        holder = definition
+        for key in parents:
+            holder = holder[key]
+        holder[last] = value
+    return definition
+
+
+@pytest.mark.parametrize(
+    ("definition", "expected"),
+    [
+        (
+            variant(parameters__learnig_rate={"values": [0.1]}),
+            "parameters.learnig_rate: unknown config key 'learnig_rate' in agent arguments; "
+            "did you mean 'learning_rate'?",
+        ),
+        (variant(parameters__batch_size={"values": [32, "big"]}), "parameters.batch_size:"),
+        (
+            variant(parameters__learning_rate={"min": -1.0, "max": 0.1}),
+            "parameters.learning_rate:",
+        ),
+        (
+            variant(
+                command=[
+                    "${env}",
+                    "${interpreter}",
+                    "-m",
+                    "train",
+                    "--config",
+                    "config/presets/digts.yaml",
+                    "${args}",
+                ]
+            ),
+            f"command --config config/presets/digts.yaml not found from {REPO}",
+        ),
+        (
+            variant(metric={"name": "Val Accuracy", "goal": "maximize"}),
+            "metric.name 'Val Accuracy' is not a metric the trainer logs; "
+            "did you mean 'Validation Accuracy'?",
+        ),
+        (
+            variant(
+                metric={"name": "Test Accuracy", "goal": "maximize"},
+                early_terminate={"type": "hyperband", "min_iter": 1},
+            ),
+            "is logged only when a run ends, but hyperband",
+        ),
+    ],
+    ids=["key-typo", "bad-value", "out-of-range", "preset-typo", "metric-typo", "final-metric"],
+)
+def test_a_mistake_that_would_fail_every_run_is_refused_at_create(
+    tmp_path: Path, definition: dict[str, Any], expected: str
+) -> None:
+    result = create(tmp_path, definition)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
+
+
+def test_a_module_that_is_not_importable_here_is_a_warning(tmp_path: Path) -> None:
+    command = ["${env}", "${interpreter}", "-m", "trian", "${args}"]
+    result = create(tmp_path, variant(command=command))
+    assert result.returncode == 0, result.stderr  # it may exist only in the agents' image
+    assert "warning: the command runs -m trian, which is not importable here" in result.stderr
+
+
+def test_the_shipped_definitions_pass(tmp_path: Path) -> None:
+    for path in [
+        REPO / "config" / "sweep_config.yaml",
+        *(REPO / "config" / "sweeps").glob("*.yaml"),
+    ]:
+        result = create(tmp_path, yaml.safe_load(path.read_text()))
+        assert result.returncode == 0 and "warning" not in result.stderr, (path, result.stderr)
