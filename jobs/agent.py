@@ -33,13 +33,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jobs import program_check, sweepdef
 from jobs import store as store_mod
-from jobs import sweepdef
-from train.errors import EXIT_OK, EXIT_PREEMPTED, UserError
+from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
 
 POLL_S = 0.25
 STOP_GRACE_S = 60.0  # SIGTERM, then SIGKILL after this long (wandb agent's kill delay is similar)
 LOG_TAIL_LINES = 30
+# A sweep whose first runs all failed is broken (a bad command, data missing on the nodes): agents
+# stop taking runs from it rather than fail every run of a 100-task array. 0 turns this off (for
+# a sweep resumed after fixing the cause). wandb agent has the same guard per agent
+# (WANDB_AGENT_MAX_INITIAL_FAILURES); ours counts the whole sweep, as its agents start together.
+MAX_INITIAL_FAILURES_ENV = "SWEEPKIT_MAX_INITIAL_FAILURES"
+DEFAULT_MAX_INITIAL_FAILURES = 3
 _WANDB_REF = re.compile(r"^[^/.][^/]*/[^/]+/[^/]+$")
 
 
@@ -97,6 +103,15 @@ def say(message: str) -> None:
     print(f"sweepkit agent: {message}", flush=True)
 
 
+def max_initial_failures() -> int:
+    text = os.environ.get(MAX_INITIAL_FAILURES_ENV, str(DEFAULT_MAX_INITIAL_FAILURES))
+    if not text.strip().isdigit():
+        raise UserError(
+            f"{MAX_INITIAL_FAILURES_ENV}={text!r}: must be a whole number of runs (0: no limit)"
+        )
+    return int(text)
+
+
 class LocalAgent:
     """Claims runs from a local sweep and runs them one after another."""
 
@@ -114,23 +129,47 @@ class LocalAgent:
             self.proc.send_signal(forward)
 
     def run(self, count: int | None) -> int:
-        # sweep.yaml launches programs: check it again, in case it was edited since sweep create
-        sweepdef.validate(self.sweep.definition, str(self.sweep.path / "sweep.yaml"))
+        # sweep.yaml launches programs: check it again, in case it was edited since sweep create,
+        # and that the files its command names are there from this folder, before taking a run
+        source = str(self.sweep.path / "sweep.yaml")
+        sweepdef.validate(self.sweep.definition, source)
+        program_check.check_files(self.sweep.definition, source, Path.cwd())
+        failure_limit = max_initial_failures()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             signal.signal(signum, self._on_signal)
         done = 0
         last_state = None
         while (count is None or done < count) and self.signalled is None:
+            broken = self.sweep.failing_from_the_start(failure_limit) if failure_limit else None
+            if broken is not None:
+                say(self._broken_sweep(broken, failure_limit))
+                return EXIT_FAILED
             result = self.sweep.claim(self.me)
             if isinstance(result, store_mod.NoClaim):
                 say(result.message)
                 break
-            last_state = self.run_one(result)
+            last_state, rc = self.run_one(result)
             done += 1
+            if last_state == "failed" and rc == EXIT_USAGE:
+                say(
+                    f"run {result.run_id} exited {rc}: a bad config or missing input, which the "
+                    f"next runs would hit too; not taking more (its error: {result.run_dir}/output.log)"
+                )
+                return EXIT_FAILED
         if self.signalled is not None:
             say(f"stopped by signal {signal.Signals(self.signalled).name}")
             return EXIT_PREEMPTED if last_state == "preempted" else EXIT_OK
         return EXIT_OK
+
+    def _broken_sweep(self, last: Any, limit: int) -> str:
+        end = last.last_end or {}
+        error = str(end.get("error") or "").strip().splitlines()
+        return (
+            f"not taking runs: at least {limit} runs of this sweep failed and none finished (last: "
+            f"run {last.run_id}, exit {end.get('exit_code')}: {error[-1] if error else 'no output'}); "
+            f"fix the cause (sweepkit status {self.sweep.path} shows each error), then start a new "
+            f"sweep, or run agents with {MAX_INITIAL_FAILURES_ENV}=0 to go on with this one"
+        )
 
     def _launch(self, claim: store_mod.Claim) -> tuple[list[str], dict[str, str]]:
         from wandb.sdk.lib import config_util
@@ -158,8 +197,9 @@ class LocalAgent:
         env.setdefault("WANDB_MODE", "offline")
         return argv, env
 
-    def run_one(self, claim: store_mod.Claim) -> str:
-        """Launch the claimed run, watch it, record how it ended; returns that state."""
+    def run_one(self, claim: store_mod.Claim) -> tuple[str, int]:
+        """Launch the claimed run, watch it, record how it ended; returns that state and the
+        program's exit code."""
         run_dir = claim.run_dir
         run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.sweep.heartbeat(claim, self.me)
@@ -203,9 +243,10 @@ class LocalAgent:
             stop_beating.set()
             beat.join()
             self.proc = None
-        return self._record(
+        state = self._record(
             claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started
         )
+        return state, rc
 
     def _beat(
         self, claim: store_mod.Claim, child_pid: int, lost: threading.Event, stop: threading.Event
@@ -323,6 +364,16 @@ class LocalAgent:
             f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{shown})"
             + (" - queued to resume" if state == "preempted" else "")
         )
+        if state == "finished" and self.sweep.metric_name and metric is None:
+            logged = {k for e in info.get("epochs") or [] for k in e} | set(
+                info.get("summary") or {}
+            )
+            say(
+                f"warning: run {claim.run_id} finished without a value for the sweep's metric "
+                f"{self.sweep.metric_name!r} (its run.json has: {', '.join(sorted(logged)) or 'none'}); "
+                f"search, hyperband and the report have nothing to rank it by: check metric.name "
+                f"in {self.sweep.path / 'sweep.yaml'}"
+            )
         return state
 
 

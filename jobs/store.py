@@ -327,6 +327,18 @@ class LocalSweep:
             record=info,
         )
 
+    def failing_from_the_start(self, limit: int) -> FoldedRun | None:
+        """The last failed run, when ``limit`` or more runs failed and none has finished or been
+        stopped by hyperband yet: the sign of a broken program or environment, which every new run
+        would hit too (failures after a first success are a sweep's ordinary results)."""
+        runs = self.refresh().values()
+        if any(r.state in ("finished", "stopped") for r in runs):
+            return None
+        failed = [r for r in runs if r.state == "failed"]
+        if len(failed) < limit:
+            return None
+        return max(failed, key=lambda r: (r.last_end or {}).get("at", 0))
+
     def remaining(self) -> tuple[int | None, int | None]:
         """(planned, remaining): the runs the sweep makes in all, and those no agent holds or has
         ended (queued runs remain: they need a task). From the journal alone, no run.json read."""

@@ -54,6 +54,9 @@ write("running")
 if args.get("fail") == "1":
     print("Traceback (most recent call last):\nRuntimeError: boom in the fast program", flush=True)
     sys.exit(1)
+if args.get("fail") == "2":  # what the trainer does on a bad config or missing input
+    print("sweepkit train: error: unknown config key 'lr'", flush=True)
+    sys.exit(2)
 for e in range(start, n_epochs):
     t0 = time.time()
     while time.time() - t0 < epoch_s and not stop:

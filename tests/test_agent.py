@@ -118,6 +118,68 @@ def test_failed_program_records_log_tail(tmp_path: Path) -> None:
     )
 
 
+def test_a_sweep_whose_first_runs_all_fail_stops_its_agents(tmp_path: Path) -> None:
+    program = write_program(tmp_path)
+    definition = grid({"lr": [0.1, 0.2, 0.3, 0.4, 0.5], "fail": [1]}, program)
+    sweep = create(tmp_path, write_definition(tmp_path, definition))
+    first = sweepkit("agent", sweep, cwd=tmp_path)
+    assert first.returncode == 1 and first.stdout.count("failed (exit 1") == 3, first.stdout
+    assert "not taking runs: at least 3 runs of this sweep failed and none finished" in first.stdout
+    assert "RuntimeError: boom in the fast program" in first.stdout.splitlines()[-1]
+    counts = status_json(sweep, tmp_path)["counts"]
+    assert counts["failed"] == 3 and counts["pending"] == 0  # two grid points never taken
+    # a second agent (another array task) refuses at once; with the guard off it goes on
+    assert sweepkit("agent", sweep, cwd=tmp_path).returncode == 1
+    off = sweepkit("agent", sweep, cwd=tmp_path, env={"SWEEPKIT_MAX_INITIAL_FAILURES": "0"})
+    assert off.returncode == 0 and "sweep complete: 5 of 5 runs done (5 failed)" in off.stdout
+    bad = sweepkit("agent", sweep, cwd=tmp_path, env={"SWEEPKIT_MAX_INITIAL_FAILURES": "some"})
+    assert bad.returncode == 2 and "SWEEPKIT_MAX_INITIAL_FAILURES='some'" in bad.stderr
+
+
+def test_failures_after_a_finished_run_are_ordinary_results(tmp_path: Path) -> None:
+    program = write_program(tmp_path)
+    definition = grid({"lr": [0.1, 0.2, 0.3, 0.4], "fail": [0, 1], "epochs": [1]}, program)
+    sweep = create(tmp_path, write_definition(tmp_path, definition))
+    result = sweepkit("agent", sweep, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "sweep complete: 8 of 8 runs done (4 finished, 4 failed)" in result.stdout
+
+
+def test_a_run_that_exits_2_stops_the_agent_at_once(tmp_path: Path) -> None:
+    sweep, _ = one_run(tmp_path, fail=[2], epochs=[1, 2])
+    result = sweepkit("agent", sweep, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout.count("failed (exit 2") == 1, result.stdout
+    assert "exited 2: a bad config or missing input" in result.stdout
+    assert status_json(sweep, tmp_path)["counts"]["pending"] == 0
+    assert len(status_json(sweep, tmp_path)["runs"]) == 1  # the second grid point is untouched
+
+
+def test_a_finished_run_without_the_sweeps_metric_is_warned_about(tmp_path: Path) -> None:
+    program = write_program(tmp_path)
+    definition = grid({"lr": [0.5], "epochs": [1]}, program)
+    definition["metric"]["name"] = "Val Accuracy"  # the fast program logs "Validation Accuracy"
+    sweep = create(tmp_path, write_definition(tmp_path, definition))
+    result = sweepkit("agent", sweep, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "finished without a value for the sweep's metric 'Val Accuracy'" in result.stdout
+    assert "Validation Accuracy" in result.stdout.split("finished without a value")[1]
+
+
+def test_an_agent_started_where_the_commands_files_are_not_takes_no_run(tmp_path: Path) -> None:
+    write_program(tmp_path)
+    definition = grid({"lr": [0.5]}, Path("fastprog.py"))  # relative to where agents start
+    definition["program"] = "fastprog.py"
+    definition["command"] = ["${env}", "${interpreter}", "${program}", "${args}"]
+    sweep = create(tmp_path, write_definition(tmp_path, definition))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = sweepkit("agent", str(tmp_path / sweep), cwd=elsewhere)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"program fastprog.py not found from {elsewhere}" in result.stderr
+    assert status_json(sweep, tmp_path)["runs"] == []
+    assert sweepkit("agent", sweep, cwd=tmp_path).returncode == 0
+
+
 def test_exit_75_requeues_and_next_agent_resumes_same_run(tmp_path: Path) -> None:
     sweep, _ = one_run(tmp_path, preempt_once=[1])
     first = sweepkit("agent", "--count", "1", sweep, cwd=tmp_path)
