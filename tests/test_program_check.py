@@ -97,3 +97,12 @@ def test_the_shipped_definitions_pass(tmp_path: Path) -> None:
     ]:
         result = create(tmp_path, yaml.safe_load(path.read_text()))
         assert result.returncode == 0 and "warning" not in result.stderr, (path, result.stderr)
+
+
+def test_the_readmes_example_is_what_create_prints(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text().splitlines()
+    shown = next(line for line in readme if "parameters.learnig_rate" in line)
+    definition = variant()
+    definition["parameters"]["learnig_rate"] = definition["parameters"].pop("learning_rate")
+    result = create(tmp_path, definition)
+    assert result.stderr.strip().replace(str(tmp_path / "sweep.yaml"), "sweep.yaml") == shown
