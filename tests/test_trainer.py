@@ -113,6 +113,11 @@ def test_digits_preset_learns_and_records_run_json(tmp_path):
     # a finished run folder is not trained again (a requeued task that already finished)
     again = run_train(["--config", DIGITS, "--run-dir", str(run_dir)])
     assert again.returncode == 0 and "already finished" in again.stdout
+    # ... and other settings for it are not silently dropped
+    other = run_train(["--config", DIGITS, "--run-dir", str(run_dir), "--learning_rate=0.5"])
+    assert other.returncode == 2 and "already finished with other settings (learning_rate:" in (
+        other.stderr
+    )
 
 
 def test_resume_mid_epoch_ends_with_identical_metrics(tmp_path):
@@ -175,7 +180,14 @@ def test_sigterm_mid_epoch_preempts_then_resumes_to_completion(tmp_path):
         and record["exit_code"] == EXIT_PREEMPTED
     )
     assert "SIGTERM received: checkpointed at epoch 0 step" in out and record["epochs"] == []
-    resumed = run_train(args)
+    # other settings would be mixed into the checkpointed run: refused before the folder changes
+    mixed = run_train([*args, "--set", "batch_size=64"])
+    assert mixed.returncode == 2 and mixed.stderr.count("\n") == 1, mixed.stderr
+    assert "holds checkpoints of run run trained with other settings (batch_size: 32 -> 64)" in (
+        mixed.stderr
+    )
+    assert read_run_json(run_dir) == record
+    resumed = run_train([*args, "--set", "num_workers=0"])  # how it runs may change
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     record = read_run_json(run_dir)
     assert record is not None and record["state"] == "finished" and record["attempt"] == 2

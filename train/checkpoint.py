@@ -44,6 +44,10 @@ def _listed(run_dir: Path) -> list[tuple[Position, Path]]:
     return sorted(found, key=lambda item: (item[0].epoch, item[0].step))
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    return bool(_listed(run_dir))
+
+
 def save_checkpoint(run_dir: Path, position: Position, state: dict[str, Any], keep: int) -> Path:
     path = checkpoint_dir(run_dir) / f"ckpt-e{position.epoch:04d}-s{position.step:06d}.pt"
     write_atomic(

@@ -15,8 +15,12 @@ import sys
 import traceback
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
+
+if TYPE_CHECKING:
+    from train.config import Config
 
 log = logging.getLogger("sweepkit")
 
@@ -80,6 +84,29 @@ def _setup_logging(run_dir: Path, log_file: str) -> None:
     log.addHandler(to_file)
 
 
+def _check_same_run(previous: dict[str, Any], cfg: Config, run_dir: Path, run_id: str) -> None:
+    """A run folder that finished, or holds checkpoints to resume, is that run's: other settings
+    would be ignored (finished) or mixed into it (resumed), so they are refused before anything in
+    the folder changes. Operational keys (workers, paths, compile, W&B) may differ."""
+    from train.config import config_changes
+
+    changed = config_changes(previous.get("config") or {}, cfg.nested())
+    if not changed:
+        return
+    if previous.get("state") == "finished":
+        raise UserError(
+            f"run {run_id} in {run_dir} already finished with other settings "
+            f"({'; '.join(changed)}); pass a new --run-dir to train with these"
+        )
+    from train.checkpoint import has_checkpoint
+
+    if has_checkpoint(run_dir):
+        raise UserError(
+            f"run folder {run_dir} holds checkpoints of run {run_id} trained with other settings "
+            f"({'; '.join(changed)}); resume it with the same ones, or pass a new --run-dir"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from train.config import build_config
     from train.runrecord import RunRecord, now_iso, read_run_json
@@ -92,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     run_dir, run_id = resolve_run_dir(args.run_dir)
     previous = read_run_json(run_dir)
+    if previous and not os.environ.get("WANDB_SWEEP_ID"):
+        # under an agent the swept values may arrive only later, through wandb.config; the agent
+        # relaunches a run with its own values by construction
+        _check_same_run(previous, cfg, run_dir, run_id)
     if previous and previous.get("state") == "finished":
         print(f"run {run_id} in {run_dir} already finished; nothing to do")
         return EXIT_OK

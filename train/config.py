@@ -282,6 +282,38 @@ class Config(Mapping[str, Any]):
         return _nest(self._values)
 
 
+# Keys that say how a run is executed or logged, not what it computes: a resumed or rerun run may
+# change them (a resumed run lands on another node, with other data paths or worker counts).
+OPERATIONAL_KEYS = (
+    "num_workers",
+    "pin_memory",
+    "data_path",
+    "log_file",
+    "eval_batch_size",
+    "channels_last",
+    "compile",
+    "compile_mode",
+    "device",
+    "checkpoint.every_epochs",
+    "checkpoint.keep",
+)
+
+
+def config_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for each key that changes what a run computes, between the nested
+    config a run folder recorded and the current one (``wandb.*`` and OPERATIONAL_KEYS may differ;
+    keys the record lacks, from an older sweepkit, are not compared)."""
+    old, new = _flatten(recorded), _flatten(current)
+    return [
+        f"{key}: {old[key]!r} -> {new[key]!r}"
+        for key in new
+        if key in old
+        and old[key] != new[key]
+        and key not in OPERATIONAL_KEYS
+        and not key.startswith("wandb.")
+    ]
+
+
 def folder_hint(folder: Path) -> str:
     """How to fix passing a folder where a YAML file was wanted, naming a file inside it."""
     try:
