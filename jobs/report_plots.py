@@ -12,7 +12,6 @@ import html
 import io
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from matplotlib import colormaps, rc_context
@@ -224,10 +223,3 @@ def to_svg(fig: Figure, prefix: str, tooltips: Mapping[str, str] | None = None) 
     svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
     svg = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
     return svg
-
-
-def save_png(fig: Figure, path: Path) -> None:
-    """Write a PNG atomically (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=150)
-    tmp.replace(path)

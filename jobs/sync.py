@@ -75,7 +75,13 @@ def plan(
             tally["not_ended"] += 1
             continue
         offline = sweep.run_dir(view.run_id) / "wandb"
-        paths = sorted(str(p) for p in offline.glob("offline-run-*") if p.is_dir())
+        # a folder without a transaction log (a run killed as wandb started) has nothing to
+        # upload: wandb sync would say "No runs to sync", exit 0, and it would count as synced
+        paths = sorted(
+            str(p)
+            for p in offline.glob("offline-run-*")
+            if p.is_dir() and any(p.glob("run-*.wandb"))
+        )
         if not paths:
             tally["no_wandb_data"] += 1
             continue

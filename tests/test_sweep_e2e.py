@@ -291,7 +291,11 @@ def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
     local = store.open_sweep(str(tmp_path / sweep))
     runs = local.runs()
     for view in runs:  # offline W&B data as the trainer leaves it: one folder per attempt
-        (view.run_dir / "wandb" / f"offline-run-20260101_000000-{view.run_id}").mkdir(parents=True)
+        offline = view.run_dir / "wandb" / f"offline-run-20260101_000000-{view.run_id}"
+        offline.mkdir(parents=True)
+        (offline / f"run-{view.run_id}.wandb").write_bytes(b":W&B\x00")
+    # an attempt killed before wandb wrote its log: nothing to upload, and never marked synced
+    (runs[1].run_dir / "wandb" / "offline-run-20260101_000009-empty").mkdir()
     running = local.claim(store.AgentIdentity())  # a third run, still running: not uploaded yet
     assert isinstance(running, store.Claim)
     (running.run_dir / "wandb" / "offline-run-20260101_000001-x").mkdir(parents=True)
@@ -300,6 +304,7 @@ def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "-> W&B e1/p1: 2 run(s) to upload, 0 already synced, 1 not ended" in result.stdout
     assert result.stdout.count(" sync --project p1 --entity e1 ") == 2
+    assert "000009-empty" not in result.stdout
     assert "warning" not in result.stderr
     # a run whose W&B data names the local sweep id as its W&B sweep: W&B would refuse it
     (
