@@ -71,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return LocalAgent(store_mod.open_sweep(args.sweep)).run(args.count)
     if _WANDB_REF.match(args.sweep):
         return _exec_wandb_agent(args.sweep, args.count)
-    raise UserError(
-        f"{args.sweep}: no sweep folder there, and not a W&B reference entity/project/sweep_id; create a sweep with: sweepkit sweep create config/sweep_config.yaml"
-    )
+    raise store_mod.no_sweep_at(args.sweep, ", nor a W&B reference entity/project/sweep_id")
 
 
 def _exec_wandb_agent(ref: str, count: int | None) -> int:

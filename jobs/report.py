@@ -90,10 +90,9 @@ def load_source(ref: str) -> SweepSource:
         from jobs.report_wandb import load_wandb
 
         return load_wandb(ref)
-    raise UserError(
-        f"sweep {ref!r}: no such sweep folder and not a W&B entity/project/sweep_id; "
-        "pass the folder `sweepkit sweep create` printed (e.g. sweeps/ab12cd34)"
-    )
+    from jobs.store import no_sweep_at
+
+    raise no_sweep_at(ref, ", nor a W&B sweep entity/project/sweep_id")
 
 
 def load_local(path: Path) -> SweepSource:

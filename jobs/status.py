@@ -158,8 +158,18 @@ def render(sweep: store_mod.LocalSweep) -> str:
         lines.append(
             f"best: {best.run_id} {metric_name}={_fmt(best.metric)} ({sweep.goal}) {values}"
         )
+    # one line per distinct error: a broken sweep's runs all fail the same way
+    errors: dict[tuple[str, str], list[str]] = {}
     for v in views:
         if v.state in ("failed", "crashed") and v.error:
-            lines.append(f"{v.state} {v.run_id}: {v.error.strip().splitlines()[-1][:200]}")
+            last = (v.error.strip().splitlines() or [""])[-1][:200]
+            errors.setdefault((v.state, last), []).append(v.run_id)
+    for (state, last), ids in errors.items():
+        who = (
+            ids[0]
+            if len(ids) == 1
+            else f"{len(ids)} runs ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
+        )
+        lines.append(f"{state} {who}: {last}")
     lines.append("complete" if sweep.complete() else "in progress")
     return "\n".join(lines)

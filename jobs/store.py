@@ -73,6 +73,7 @@ from train.atomic import write_atomic
 from train.errors import UserError
 
 SCHEMA = 1
+DEFAULT_ROOT = "sweeps"  # where sweep create puts sweep folders unless told --root
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
@@ -159,13 +160,22 @@ def is_local_ref(ref: str) -> bool:
     return Path(ref).is_dir()
 
 
+def no_sweep_at(ref: str | Path, what_else: str = "") -> UserError:
+    """The one wording every verb uses for a sweep reference that is no sweep folder; a bare id
+    (what the sweep's folder is named) gets its folder under the default root suggested."""
+    guess = Path(DEFAULT_ROOT) / Path(ref).name
+    if str(ref) != str(guess) and (guess / "sweep.json").is_file():
+        hint = f"did you mean {guess}? (sweep create prints the sweep's folder)"
+    else:
+        hint = "create one with: sweepkit sweep create config/sweep_config.yaml"
+    return UserError(f"no sweep folder at {ref}{what_else}; {hint}")
+
+
 def open_sweep(ref: str | Path) -> LocalSweep:
     """The local sweep at ``ref`` (its folder), checked to exist and to be safe to run."""
     path = Path(ref)
     if not path.is_dir():
-        raise UserError(
-            f"no sweep folder at {path}; create one with: sweepkit sweep create config/sweep_config.yaml"
-        )
+        raise no_sweep_at(ref)
     if not (path / "sweep.json").is_file() or not (path / "sweep.yaml").is_file():
         raise UserError(
             f"{path} is not a sweep folder (no sweep.json / sweep.yaml); pass the folder printed by sweepkit sweep create"

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     create.add_argument(
         "--root",
-        default="sweeps",
+        default=store.DEFAULT_ROOT,
         metavar="DIR",
         help="where local sweep folders go (default: sweeps/); put it on the shared filesystem",
     )

@@ -128,6 +128,8 @@ def test_a_sweep_whose_first_runs_all_fail_stops_its_agents(tmp_path: Path) -> N
     assert "RuntimeError: boom in the fast program" in first.stdout.splitlines()[-1]
     counts = status_json(sweep, tmp_path)["counts"]
     assert counts["failed"] == 3 and counts["pending"] == 0  # two grid points never taken
+    table = sweepkit("status", sweep, cwd=tmp_path).stdout
+    assert table.count("RuntimeError: boom") == 1 and "failed 3 runs (" in table, table
     # a second agent (another array task) refuses at once; with the guard off it goes on
     assert sweepkit("agent", sweep, cwd=tmp_path).returncode == 1
     off = sweepkit("agent", sweep, cwd=tmp_path, env={"SWEEPKIT_MAX_INITIAL_FAILURES": "0"})
@@ -322,7 +324,9 @@ def test_wandb_reference_is_handed_to_wandb_agent(monkeypatch: pytest.MonkeyPatc
     args = agent_mod.argparse.Namespace(sweep="my-team/my-project/ab12cd34", count=1)
     agent_mod.run(args)
     assert calls and calls[0][1:] == ["agent", "--count", "1", "my-team/my-project/ab12cd34"]
-    with pytest.raises(agent_mod.UserError, match="no sweep folder there"):
+    with pytest.raises(
+        agent_mod.UserError, match="no sweep folder at sweeps/missing, nor a W&B reference"
+    ):
         agent_mod.run(agent_mod.argparse.Namespace(sweep="sweeps/missing", count=None))
 
 

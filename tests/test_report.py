@@ -391,7 +391,7 @@ def test_unknown_sweep_reference_is_one_line(
 ) -> None:
     assert main(["report", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no such sweep folder" in err
+    assert len(err.splitlines()) == 1 and "no sweep folder at" in err
 
 
 def test_wandb_reference_without_the_cloud_is_one_line(tmp_path: Path) -> None:

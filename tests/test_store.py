@@ -79,6 +79,11 @@ def test_missing_store_and_not_a_store(tmp_path: Path) -> None:
         and "no sweep folder" in result.stderr
         and "sweepkit sweep create" in result.stderr
     )
+    made = make(tmp_path)  # under tmp_path/sweeps: its bare id, given from tmp_path, is a typo
+    bare = sweepkit("status", made.sweep_id, cwd=tmp_path)
+    assert (
+        f"no sweep folder at {made.sweep_id}; did you mean sweeps/{made.sweep_id}?" in bare.stderr
+    )
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="not a sweep folder"):
         store.open_sweep(str(tmp_path / "empty"))
