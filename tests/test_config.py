@@ -153,6 +153,10 @@ def test_errors_in_files_name_the_file(tmp_path):
         build_config([str(tmp_path / "missing.yaml")], base=BASE)
     with pytest.raises(UserError, match="unexpected argument 'positional'"):
         parse_agent_args(["positional"])
+    with pytest.raises(
+        UserError, match="write --learning_rate=0.1 \\(or --set learning_rate=0.1\\)"
+    ):
+        parse_agent_args(["--learning_rate", "0.1"])
 
 
 @pytest.mark.parametrize(

@@ -427,7 +427,14 @@ def parse_assignment(text: str, source: str) -> tuple[str, Any]:
 def parse_agent_args(args: Iterable[str]) -> dict[str, Any]:
     """Parse ``--key=value`` arguments exactly as ``wandb agent`` passes them (``${args}``)."""
     overrides: dict[str, Any] = {}
-    for arg in args:
+    args = list(args)
+    for i, arg in enumerate(args):
+        value = args[i + 1] if i + 1 < len(args) else "--"
+        if arg.startswith("--") and "=" not in arg and not value.startswith("--"):
+            raise UserError(
+                f"unexpected argument {arg!r}: agent overrides take '=', write "
+                f"{arg}={value} (or --set {arg[2:]}={value})"
+            )
         if not arg.startswith("--") or "=" not in arg:
             raise UserError(
                 f"unexpected argument {arg!r}: the trainer takes --config FILE, --set key=value, "
