@@ -16,6 +16,7 @@ from dataclasses import fields
 from typing import Any
 
 from jobs import store as store_mod
+from jobs.report_analysis import param_names
 from train.errors import UserError
 
 DEFAULT_WATCH_S = 5.0
@@ -125,7 +126,9 @@ def _slurm(slurm: dict[str, Any]) -> str:
 def render(sweep: store_mod.LocalSweep) -> str:
     views = sweep.runs()
     metric_name = sweep.metric_name or "metric"
-    params = sorted({k for v in views for k in v.params})
+    # the definition's swept parameters in its order (columns even before the first run), not
+    # the ones pinned with value: (the same in every row)
+    params = param_names(sweep.definition, views)
     header = ["run", "state", *params, metric_name, "epochs", "host", "slurm", "duration", "tries"]
     rows = []
     for v in sorted(views, key=lambda v: v.started_at or ""):

@@ -84,6 +84,8 @@ def test_missing_store_and_not_a_store(tmp_path: Path) -> None:
     assert (
         f"no sweep folder at {made.sweep_id}; did you mean sweeps/{made.sweep_id}?" in bare.stderr
     )
+    header = sweepkit("status", str(made.path), cwd=tmp_path).stdout.splitlines()[1].split()
+    assert header[:5] == ["run", "state", "a", "b", "c"]  # the swept columns before any run
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="not a sweep folder"):
         store.open_sweep(str(tmp_path / "empty"))
