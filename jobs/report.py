@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     written, analysis = write_report(source, out, png=args.png)
     for path in written:
         print(f"wrote {path}")
+    if args.png and len(written) == 1:
+        print("--png: no figure to write yet (figures need runs with values of the sweep's metric)")
     print(summary_text(source, analysis))
     return 0
 

@@ -295,7 +295,7 @@ def test_provenance_from_runs_submissions_and_lock_file(tmp_path: Path) -> None:
     assert "log_uniform_values" in prov  # the sweep definition
 
 
-def test_png_files(tmp_path: Path) -> None:
+def test_png_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
     runs, spec = driven_sweep(6)
@@ -311,6 +311,12 @@ def test_png_files(tmp_path: Path) -> None:
         with Image.open(path) as image:
             assert image.format == "PNG" and image.width > 600
             assert drawn_fraction(image) > 0.02
+    # no run with a metric yet: no figure, and the CLI says so rather than writing nothing quietly
+    sweep = store_sweep(tmp_path / "empty", {0.1: None})
+    out = tmp_path / "e.html"
+    assert main(["report", str(sweep), "--out", str(out), "--png"]) == 0
+    assert not list(tmp_path.glob("e-*.png"))
+    assert "--png: no figure to write yet" in capsys.readouterr().out
 
 
 # --- through the real store and the CLI --------------------------------------------------------
