@@ -14,6 +14,7 @@ command, image digest, git revision): what a reviewer needs to see or rerun the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -133,11 +134,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"# note: image {profile.image} not found here", file=sys.stderr)
         return 0
 
+    made = [d for d in (target.record_dir, log_dir) if not d.exists()]
     target.record_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)  # sbatch does not create it; the job would die
     if args.launcher == "local":
         return submit_local(script, context, target, profile)
-    job_id, command = submit_slurm(script, target, profile)
+    try:
+        job_id, command = submit_slurm(script, target, profile)
+    except UserError:  # nothing was queued: leave no empty folders behind for it
+        for folder in sorted(made, key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty: something else lives there now
+                folder.rmdir()
+        raise
     record(target, job_id, profile, context, command, "slurm")
     print_watch_hint(job_id, target, profile, context)
     return 0
