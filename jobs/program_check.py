@@ -9,15 +9,20 @@ claims a run (an agent started in the wrong folder would otherwise fail run afte
 submit`` checks them from the folder the job will run in.
 
 The trainer check runs the trainer's own argument parsing and config layering on the very argv the
-agent would build (``sweepdef.build_command``) for sample values of each parameter: every listed
-value, and the ends and middle of each distribution.
+agent would build (``sweepdef.build_command``): first with no values (a fault of the command
+itself), then for each parameter's sample values with the other parameters at their first ones:
+every listed value (nested ones too) and each distribution's median are refused when the trainer
+refuses them; a distribution's tails, which only some draws reach, are warned about.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib.util
+import os
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +40,38 @@ TRAINER_EPOCH_METRICS = (
     "epoch_s",
 )
 TRAINER_FINAL_METRICS = ("best Validation Accuracy", "Test Loss", "Test Accuracy")
-QUANTILES = (0.001, 0.5, 0.999)  # inside every distribution's support, unbounded ones included
+TAIL_QUANTILES = (0.001, 0.999)  # inside every distribution's support, unbounded ones included
 
 
 def command_items(definition: dict[str, Any]) -> list[str]:
     return [str(c) for c in definition.get("command", sweepdef.DEFAULT_COMMAND)]
+
+
+def trainer_args_at(items: list[str], program: str | None) -> int | None:
+    """Where the trainer's own arguments start in a command (or its argv), if it runs the
+    trainer: ``-m train``, ``-m jobs.cli train``, ``sweepkit train`` or program train/__main__.py."""
+    for i, item in enumerate(items):
+        if item == "-m" and items[i + 1 : i + 2] == ["train"]:
+            return i + 2
+        if item == "-m" and items[i + 1 : i + 3] == ["jobs.cli", "train"]:
+            return i + 3
+        if Path(item).name == "sweepkit" and items[i + 1 : i + 2] == ["train"]:
+            return i + 2
+        if (
+            item in ("${program}", program)
+            and program
+            and Path(program).parts[-2:]
+            == (
+                "train",
+                "__main__.py",
+            )
+        ):
+            return i + 1
+    return None
+
+
+def runs_trainer(definition: dict[str, Any]) -> bool:
+    return trainer_args_at(command_items(definition), definition.get("program")) is not None
 
 
 def module_run(definition: dict[str, Any]) -> str | None:
@@ -51,12 +83,19 @@ def module_run(definition: dict[str, Any]) -> str | None:
     return None
 
 
-def runs_trainer(definition: dict[str, Any]) -> bool:
-    return module_run(definition) == "train"
+_ENVVAR = re.compile(r"\$\{envvar:([^}]+)\}")
+
+
+def _expanded(text: str) -> str | None:
+    """``${envvar:NAME}`` replaced as W&B's agent does; None if a variable is not set here."""
+    missing = [name for name in _ENVVAR.findall(text) if name not in os.environ]
+    return None if missing else _ENVVAR.sub(lambda m: os.environ[m[1]], text)
 
 
 def command_files(definition: dict[str, Any]) -> list[tuple[str, str]]:
-    """(what, path) of the files the command needs: the program it names, and each ``--config``."""
+    """(what, path) of the files the command needs: the program it names, and each ``--config``
+    (``--config FILE`` or ``--config=FILE``); paths using an environment variable that is not set
+    here are left out (the agents' environment decides them)."""
     items = command_items(definition)
     files = []
     if "${program}" in items and definition.get("program"):
@@ -64,7 +103,13 @@ def command_files(definition: dict[str, Any]) -> list[tuple[str, str]]:
     for flag, value in zip(items, items[1:], strict=False):
         if flag == "--config":
             files.append(("command --config", value))
-    return files
+    files += [("command --config", i.split("=", 1)[1]) for i in items if i.startswith("--config=")]
+    out = []
+    for what, name in files:
+        path = _expanded(name)
+        if path is not None and not path.startswith("${"):
+            out.append((what, path))
+    return out
 
 
 def check_files(definition: dict[str, Any], source: str, folder: Path) -> None:
@@ -80,13 +125,15 @@ def check_files(definition: dict[str, Any], source: str, folder: Path) -> None:
 
 
 def check_module(definition: dict[str, Any], folder: Path) -> str | None:
-    """A warning when the ``-m`` module cannot be imported here (it may exist only in the image)."""
+    """A warning when the ``-m`` module cannot be found here (it may exist only in the image).
+    Only its top-level package is looked up: finding ``a.b`` would import (run) ``a``."""
     name = module_run(definition)
     if name is None:
         return None
+    top = name.split(".")[0]
     sys.path.insert(0, str(folder))
     try:
-        found = importlib.util.find_spec(name) is not None
+        found = importlib.util.find_spec(top) is not None
     except (ImportError, ValueError):
         found = False
     finally:
@@ -120,51 +167,93 @@ def check_metric(definition: dict[str, Any], source: str) -> None:
     )
 
 
-def samples(spec: dict[str, Any]) -> list[Any]:
-    """Values to try for one parameter: nested parameters as dicts of their first samples."""
+def samples(spec: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """(values every run set must take, values only some draws take) for one parameter: every
+    listed value; a distribution's median, and its tails (0.1% and 99.9%) as the second kind;
+    nested parameters as dicts, each nested value varied with its siblings at their first."""
     if "parameters" in spec:
-        return [{k: samples(v)[0] for k, v in spec["parameters"].items()}]
+        subs = {k: samples(v) for k, v in spec["parameters"].items()}
+        base = {k: musts[0] for k, (musts, _) in subs.items()}
+        musts = [base] + [{**base, k: v} for k, (vs, _) in subs.items() for v in vs[1:]]
+        tails = [{**base, k: v} for k, (_, ts) in subs.items() for v in ts]
+        return musts, tails
     if "value" in spec:
-        return [spec["value"]]
+        return [spec["value"]], []
     if "values" in spec:
-        return list(spec["values"])
+        return list(spec["values"]), []
     from sweeps.params import HyperParameter
 
     param = HyperParameter("p", spec)
-    return list(dict.fromkeys(plain(param.ppf(q)) for q in QUANTILES))
+    with warnings.catch_warnings():  # scipy's, for degenerate distributions (sigma 0)
+        warnings.simplefilter("ignore")
+        median, *tails = (plain(param.ppf(q)) for q in (0.5, *TAIL_QUANTILES))
+    return [median], [t for t in dict.fromkeys(tails) if t != median]
 
 
-def check_parameters(definition: dict[str, Any], source: str) -> None:
-    """The trainer's own parsing and validation of the argv of runs with sample values."""
+ARGS_MACROS = ("${args}",)  # what the trainer reads: --key=value
+
+
+def check_parameters(definition: dict[str, Any], source: str) -> list[str]:
+    """The trainer's own parsing and validation of the argv of runs with sample values; raises
+    on what every run given a value would hit, returns warnings for values only some draws take."""
     from train.cli import add_arguments, parse_args
     from train.config import build_config
 
     sweepdef.quiet_sweeps_import()
     parser_args = _trainer_parser(add_arguments)
+    items = command_items(definition)
+    via_args = any(macro in items for macro in ARGS_MACROS)
 
     def refused(values: dict[str, Any]) -> UserError | None:
         params = {k: {"value": v} for k, v in values.items()}
         argv = sweepdef.build_command(definition, params, Path("config.json"))
+        start = trainer_args_at(argv, definition.get("program"))
         try:
-            args = parse_args(parser_args, argv[argv.index("-m") + 2 :])
-            build_config(args.config, args.agent_overrides, args.set)
+            args = parse_args(parser_args, argv[start:])
+            # without ${args} the values reach the trainer only through wandb.config
+            swept = None if via_args else sweepdef.flat_params(params)
+            cfg = build_config(args.config, args.agent_overrides, args.set, wandb_config=swept)
         except UserError as err:
             return err
+        if swept and cfg["wandb.mode"] == "disabled":
+            return UserError(
+                "the command passes no ${args} and wandb.mode is disabled, so the swept values "
+                "would never reach the trainer; add ${args} to the command"
+            )
         return None
 
-    tries = {name: samples(spec) for name, spec in definition["parameters"].items()}
-    for name, values in tries.items():  # each alone, so that the error names its parameter
-        for value in values:
-            err = refused({name: value})
-            if err is not None:
-                raise UserError(
-                    f"{source}: parameters.{name}: {err} (the trainer would refuse "
-                    f"{name}={value!r} in every run given it)"
-                )
-    together = {name: values[0] for name, values in tries.items()}
-    err = refused(together)  # keys the trainer checks against each other
+    err = refused({})
     if err is not None:
-        raise UserError(f"{source}: parameters: {err} (for the values {together})")
+        hint = "" if via_args else "; the trainer reads --key=value arguments: use ${args}"
+        raise UserError(f"{source}: command: {err}{hint}")
+    tries = {name: samples(spec) for name, spec in definition["parameters"].items()}
+    base = {name: musts[0] for name, (musts, _) in tries.items()}
+    if refused(base) is not None:
+        # find the parameter to blame: the first refused on its own, else the combination
+        for name, (musts, _) in tries.items():
+            if (err := refused({name: musts[0]})) is not None:
+                raise _refusal(source, name, musts[0], err)
+        raise UserError(f"{source}: parameters: {refused(base)} (for the values {base})")
+    warned = []
+    for name, (musts, tails) in tries.items():
+        for value in musts[1:]:
+            if (err := refused({**base, name: value})) is not None:
+                raise _refusal(source, name, value, err)
+        for value in tails:
+            if (err := refused({**base, name: value})) is not None:
+                warned.append(
+                    f"warning: {source}: parameters.{name}: some values its distribution draws "
+                    f"are refused by the trainer, so those runs will fail (e.g. {err})"
+                )
+                break
+    return warned
+
+
+def _refusal(source: str, name: str, value: Any, err: UserError) -> UserError:
+    return UserError(
+        f"{source}: parameters.{name}: {err} (the trainer would refuse {name}={value!r} in "
+        "every run given it)"
+    )
 
 
 def _trainer_parser(add_arguments: Any) -> Any:
@@ -182,8 +271,9 @@ def _trainer_parser(add_arguments: Any) -> Any:
 def check_definition(definition: dict[str, Any], source: str, folder: Path) -> list[str]:
     """Everything that can be checked before a run: raises ``UserError``; returns warnings."""
     check_files(definition, source, folder)
+    warned = []
     if runs_trainer(definition):
         check_metric(definition, source)
-        check_parameters(definition, source)
+        warned += check_parameters(definition, source)
     warning = check_module(definition, folder)
-    return [warning] if warning else []
+    return warned + ([warning] if warning else [])

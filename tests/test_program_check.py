@@ -106,3 +106,67 @@ def test_the_readmes_example_is_what_create_prints(tmp_path: Path) -> None:
     definition["parameters"]["learnig_rate"] = definition["parameters"].pop("learning_rate")
     result = create(tmp_path, definition)
     assert result.stderr.strip().replace(str(tmp_path / "sweep.yaml"), "sweep.yaml") == shown
+
+
+def command(*extra: str) -> list[str]:
+    preset = ["--config", "config/presets/digits.yaml"]
+    return ["${env}", "${interpreter}", "-m", "train", *preset, *extra]
+
+
+@pytest.mark.parametrize(
+    ("definition", "expected"),
+    [
+        (  # the value is refused only together with the preset's dataset, not with the sweep's
+            variant(
+                parameters__dataset={"value": "synthetic"},
+                parameters__num_classes={"values": [100, 1000]},
+            ),
+            "",
+        ),
+        (  # nested values are checked too
+            variant(parameters__checkpoint={"parameters": {"keep": {"values": [1, 0]}}}),
+            "parameters.checkpoint:",
+        ),
+        (  # a fault of the command itself is the command's, not the first parameter's
+            variant(command=command("--set", "num_epoch=1", "${args}")),
+            "command: unknown config key 'num_epoch'",
+        ),
+        (  # without ${args} the values arrive through wandb.config: checked that way
+            variant(command=command(), parameters__learnig_rate={"values": [0.1]}),
+            "parameters.learnig_rate:",
+        ),
+        (  # ... and never arrive when W&B is disabled
+            variant(command=command("--set", "wandb.mode=disabled")),
+            "no ${args} and wandb.mode is disabled",
+        ),
+        (  # a distribution whose tails the trainer refuses: a warning, not a refusal
+            variant(
+                method="random",
+                parameters__learning_rate={"distribution": "normal", "mu": 0.01, "sigma": 0.005},
+            ),
+            "warning: ",
+        ),
+    ],
+    ids=["cross-key", "nested", "command", "no-args", "no-args-disabled", "tails"],
+)
+def test_the_check_follows_how_the_trainer_gets_its_values(
+    tmp_path: Path, definition: dict[str, Any], expected: str
+) -> None:
+    result = create(tmp_path, definition)
+    if expected in ("", "warning: "):
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+    else:
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+
+
+def test_a_config_path_from_an_environment_variable_is_expanded(tmp_path: Path) -> None:
+    definition = variant(command=command()[:-1] + ["${envvar:PRESET}", "${args}"])
+    env = {"PRESET": "config/presets/digits.yaml"}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(definition, sort_keys=False))
+    ok = sweepkit("sweep", "create", str(path), "--root", str(tmp_path / "s"), cwd=REPO, env=env)
+    assert ok.returncode == 0, ok.stderr
+    env = {"PRESET": "config/presets/nope.yaml"}
+    bad = sweepkit("sweep", "create", str(path), "--root", str(tmp_path / "s"), cwd=REPO, env=env)
+    assert bad.returncode == 2 and "config/presets/nope.yaml not found" in bad.stderr
