@@ -148,7 +148,13 @@ class LocalAgent:
                 break
             last_state, rc = self.run_one(result)
             done += 1
-            if last_state == "failed" and rc == EXIT_USAGE:
+            # exit 2 is a bad config or missing input: a broken sweep when nothing worked yet
+            # (a value-dependent refusal in a working sweep is one more failed run)
+            if (
+                last_state == "failed"
+                and rc == EXIT_USAGE
+                and self.sweep.failing_from_the_start(1) is not None
+            ):
                 say(
                     f"run {result.run_id} exited {rc}: a bad config or missing input, which the "
                     f"next runs would hit too; not taking more (its error: {result.run_dir}/output.log)"

@@ -338,25 +338,38 @@ class LocalSweep:
         )
 
     def failing_from_the_start(self, limit: int) -> FoldedRun | None:
-        """The last failed run, when ``limit`` or more runs failed and none has finished or been
-        stopped by hyperband yet: the sign of a broken program or environment, which every new run
-        would hit too (failures after a first success are a sweep's ordinary results)."""
-        runs = self.refresh().values()
+        """The last failed run, when ``limit`` or more runs failed before their first epoch and
+        no run shows the program works (one finished or stopped by hyperband, or one that logged
+        an epoch: a failure after that, or a long run still training, means the sweep is fine):
+        the sign of a broken program or environment, which every new run would hit too."""
+        runs = list(self.refresh().values())
         if any(r.state in ("finished", "stopped") for r in runs):
+            return None
+        if any(r.state == "failed" and (r.last_end or {}).get("epochs") for r in runs):
             return None
         failed = [r for r in runs if r.state == "failed"]
         if len(failed) < limit:
+            return None
+        running = [r for r in runs if r.state == "running"]
+        if any(read_run_json(self.run_dir(r.run_id)).get("epochs") for r in running):
             return None
         return max(failed, key=lambda r: (r.last_end or {}).get("at", 0))
 
     def remaining(self) -> tuple[int | None, int | None]:
         """(planned, remaining): the runs the sweep makes in all, and those no agent holds or has
-        ended (queued runs remain: they need a task). From the journal alone, no run.json read."""
+        ended (queued runs, and runs whose agent is gone, remain: they need a task). From the
+        journal and the leases, no run.json read."""
         planned = self.planned_runs()
         if planned is None:
             return None, None
-        runs = self.refresh().values()
-        taken = sum(1 for r in runs if r.state != "pending" and not r.queued(self.max_retries))
+        now = time.time()
+        taken = sum(
+            1
+            for r in self.refresh().values()
+            if not r.queued(self.max_retries)
+            # a run whose agent is gone is handed out again (claim), so it still needs a task
+            and not (r.state == "running" and self._lease_expired(r, None, now))
+        )
         return planned, max(0, planned - taken)
 
     def counts(self, views: list[RunView] | None = None) -> dict[str, int]:

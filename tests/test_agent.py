@@ -156,6 +156,15 @@ def test_a_run_that_exits_2_stops_the_agent_at_once(tmp_path: Path) -> None:
     assert len(status_json(sweep, tmp_path)["runs"]) == 1  # the second grid point is untouched
 
 
+def test_an_exit_2_after_runs_worked_is_one_more_failed_run(tmp_path: Path) -> None:
+    program = write_program(tmp_path)
+    definition = grid({"lr": [0.1, 0.2], "fail": [0, 2], "epochs": [1]}, program)
+    sweep = create(tmp_path, write_definition(tmp_path, definition))
+    result = sweepkit("agent", sweep, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout  # a value-dependent refusal, not a broken sweep
+    assert "sweep complete: 4 of 4 runs done (2 finished, 2 failed)" in result.stdout
+
+
 def test_a_finished_run_without_the_sweeps_metric_is_warned_about(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid({"lr": [0.5], "epochs": [1]}, program)

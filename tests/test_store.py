@@ -370,7 +370,9 @@ def test_expired_lease_is_crashed_and_handed_out_again_up_to_max_retries(tmp_pat
     gone = store.AgentIdentity(host="node-lost", pid=1)
     first = sweep.claim(gone)
     assert isinstance(first, store.Claim) and not first.resumed
+    assert sweep.remaining() == (1, 0)
     time.sleep(0.3)
+    assert sweep.remaining() == (1, 1)  # its agent is gone: it needs an array task again
     me = store.AgentIdentity()
     again = sweep.claim(me)
     assert (
