@@ -16,7 +16,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-bench/out}
 mkdir -p "$out"
-exec > >(tee -a "$out/gpu_check.log") 2>&1
+exec > >(tee "$out/gpu_check.log") 2>&1
+tee_pid=$!
 export WANDB_MODE=disabled PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 py=${PYTHON:-python3}
 status=0
@@ -94,4 +95,6 @@ step throughput-32 "$py" bench/throughput.py "${tp32[@]}" --out "$out/throughput
 step throughput-32-cifar "$py" bench/throughput.py "${tp32cifar[@]}" --out "$out/throughput-32-cifar.json"
 step trainer preempt_and_resume
 echo "== gpu_check exit $status"
+exec >&- 2>&-
+wait "$tee_pid"  # the log's last lines are written before the script ends
 exit "$status"

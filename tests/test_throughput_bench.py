@@ -26,6 +26,7 @@ def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
     )
     log = (tmp_path / "out" / "gpu_check.log").read_text()
     assert proc.returncode == 0, log
+    assert log.rstrip().endswith("== gpu_check exit 0")
     for step in ("smoke", "throughput-224", "throughput-32", "throughput-32-cifar", "trainer"):
         assert f"== {step} exit 0 (" in log, log
 

@@ -304,11 +304,15 @@ def config_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> l
     config a run folder recorded and the current one (``wandb.*`` and OPERATIONAL_KEYS may differ;
     keys the record lacks, from an older sweepkit, are not compared)."""
     old, new = _flatten(recorded), _flatten(current)
+
+    def same(a: Any, b: Any) -> bool:
+        return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
     return [
         f"{key}: {old[key]!r} -> {new[key]!r}"
         for key in new
         if key in old
-        and old[key] != new[key]
+        and not same(old[key], new[key])
         and key not in OPERATIONAL_KEYS
         and not key.startswith("wandb.")
     ]
