@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or (
         source.path / "report.html" if source.path else Path(f"report-{source.sweep_id}.html")
     )
-    check_out(out, f"--out {out}" if args.out else f"the report file {out}", png=args.png)
+    if args.out is None:  # a given --out was checked above
+        check_out(out, f"the report file {out}", png=args.png)
     written, analysis = write_report(source, out, png=args.png)
     for path in written:
         print(f"wrote {path}")

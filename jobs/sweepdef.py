@@ -64,28 +64,14 @@ def load_definition(path: str | Path, backend: str = "local") -> dict[str, Any]:
     """Read a sweep YAML file and validate it; every problem is a one-line ``UserError``."""
     import yaml
 
-    from train.config import folder_hint, yaml_error_position
+    from train.config import read_yaml_text, yaml_error_position
 
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists():
         raise UserError(
             f"sweep definition {path} does not exist; pass the path of a sweep YAML such as config/sweep_config.yaml"
-        ) from None
-    except IsADirectoryError:
-        raise UserError(f"sweep definition {path} is a folder; {folder_hint(path)}") from None
-    except OSError as err:
-        raise UserError(
-            f"cannot read sweep definition {path}: {err.strerror or err}; check its permissions"
-        ) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"sweep definition {path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
-            f"{err.start}); save it as UTF-8 YAML"
-        ) from None
+        )
+    text = read_yaml_text(path, f"sweep definition {path}")
     try:
         definition = yaml.safe_load(text)
     except yaml.YAMLError as err:
