@@ -81,9 +81,10 @@ def fake_metric(params: dict[str, Any]) -> float:
 
 # ----- set-up: 1,000 finished runs in each store -----------------------------------------------
 def setup_ours(root: Path, method: str) -> Path:
-    from jobs import store, sweepdef
+    from jobs.sweeps import store
+    from jobs.sweeps.definition import quiet_sweeps_import
 
-    sweepdef.quiet_sweeps_import()
+    quiet_sweeps_import()
     next_runs = importlib.import_module("sweeps.run").next_runs
     sweep = store.create_sweep(definition(method), root / "ours", source="bench")
     if method == "grid":
@@ -194,7 +195,7 @@ def setup_optuna(root: Path, method: str) -> Path:
 def worker(args: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     if args.worker == "ours":
-        from jobs import store
+        from jobs.sweeps import store
 
         # what an agent has imported before it claims (imports are reported, not timed, as Optuna's)
         for module in ("sweeps", "sweeps.grid_search", "sweeps.bayes_search", "flufl.lock"):
@@ -366,7 +367,7 @@ AGENT_PROGRAM = "import sys, time\nopen(sys.argv[1], 'w').write(repr(time.time()
 
 def agent_overhead(root: Path, repeats: int) -> dict[str, float]:
     """sweepkit agent process start -> the launched program's first line, less that program's own start-up."""
-    from jobs import store
+    from jobs.sweeps import store
 
     prog = root / "agent_prog.py"
     prog.write_text(AGENT_PROGRAM)
@@ -397,7 +398,7 @@ def agent_overhead(root: Path, repeats: int) -> dict[str, float]:
 
 
 def engine_cost(stores: dict[str, Path]) -> float:
-    from jobs import store
+    from jobs.sweeps import store
 
     sweep = store.open_sweep(stores["ours"])
     sweep.refresh()
@@ -476,9 +477,9 @@ def main() -> None:
         return
     import optuna
 
-    from jobs import sweepdef
+    from jobs.sweeps.definition import quiet_sweeps_import
 
-    sweepdef.quiet_sweeps_import()
+    quiet_sweeps_import()
     N_FINISHED = args.finished
     base = Path(args.dir or tempfile.mkdtemp(prefix="sweep-overhead-"))
     load0 = os.getloadavg()[0]

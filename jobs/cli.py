@@ -7,24 +7,23 @@ Each verb module provides ``add_arguments(parser)`` and ``run(args) -> int``.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import os
 import sys
 
-from train.errors import EXIT_USAGE, UserError
+from train.entry import run_command
+from train.errors import EXIT_USAGE
 
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "train": ("train.cli", "train one run (same as python -m train)"),
     "smoke": ("train.smoke", "one train and one eval step of ResNet-50 on synthetic data"),
     "data": ("train.staging", "stage CIFAR-10 or ImageNet weights on a machine with internet"),
-    "sweep": ("jobs.sweep_cli", "create a sweep (local store or W&B)"),
-    "agent": ("jobs.agent", "run the next runs of a sweep"),
-    "submit": ("jobs.submit", "render the sbatch array for a sweep and submit it"),
-    "status": ("jobs.status", "table of a sweep's runs"),
-    "report": ("jobs.report", "self-contained HTML report of a sweep"),
-    "sync": ("jobs.sync", "upload a local sweep's offline runs to W&B"),
+    "sweep": ("jobs.sweeps.create", "create a sweep (local store or W&B)"),
+    "agent": ("jobs.sweeps.agent", "run the next runs of a sweep"),
+    "submit": ("jobs.slurm.submit", "render the sbatch array for a sweep and submit it"),
+    "status": ("jobs.sweeps.status", "table of a sweep's runs"),
+    "report": ("jobs.report.command", "self-contained HTML report of a sweep"),
+    "sync": ("jobs.sweeps.sync", "upload a local sweep's offline runs to W&B"),
 }
 
 
@@ -47,24 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_USAGE
     module = importlib.import_module(VERBS[verb][0])
-    parser = argparse.ArgumentParser(
-        prog=f"sweepkit {verb}", description=VERBS[verb][1], allow_abbrev=False
-    )
-    module.add_arguments(parser)
-    try:
-        parse = getattr(module, "parse_args", None)
-        args = parse(parser, rest) if parse else parser.parse_args(rest)
-        return int(module.run(args) or 0)
-    except UserError as err:
-        print(f"sweepkit {verb}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`sweepkit status ... | head`): not an error of ours. Point stdout
-        # at /dev/null so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    return run_command(module, f"sweepkit {verb}", VERBS[verb][1], rest)
 
 
 if __name__ == "__main__":

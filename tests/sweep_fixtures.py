@@ -127,7 +127,7 @@ def status_json(sweep: str, cwd: Path) -> dict[str, Any]:
 
 def views(sweep: str, cwd: Path) -> list[Any]:
     """The sweep's runs read in this process (cheaper than sweepkit status --json in a poll loop)."""
-    from jobs import store
+    from jobs.sweeps import store
 
     return store.open_sweep(str(cwd / sweep)).runs()
 

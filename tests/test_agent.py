@@ -25,7 +25,7 @@ from sweep_fixtures import (
     write_program,
 )
 
-from jobs import agent as agent_mod
+from jobs.sweeps import agent as agent_mod
 
 
 def one_run(tmp_path: Path, *extra_create: str, **values: list[object]) -> tuple[str, Path]:

@@ -1,4 +1,5 @@
-"""Static checks CI enforces: ruff (lint and format) and mypy on the code, shellcheck on scripts."""
+"""Static checks CI enforces: ruff (lint and format) and mypy on the code, the import layers
+(import-linter), shellcheck on scripts."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def test_ruff_lint_and_format():
 def test_mypy_on_the_package_code():
     result = run(str(BIN / "mypy"))  # packages and settings from pyproject.toml
     assert result.returncode == 0, result.stdout
+
+
+def test_import_layers_and_no_circles():
+    """The contracts in pyproject.toml: report and slurm on sweeps, sweeps on train, train
+    importing nothing from jobs, and no import circle between sibling modules anywhere."""
+    result = run(str(BIN / "lint-imports"), "--no-cache")
+    assert result.returncode == 0, result.stdout
+    assert "3 kept, 0 broken" in result.stdout, result.stdout
 
 
 def test_shellcheck_on_every_shell_script():

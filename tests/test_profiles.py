@@ -11,8 +11,8 @@ import pytest
 import yaml
 from slurm_fixture import REPO, fast_sweep, sweepkit
 
-from jobs import sbatch_script
-from jobs.profiles import Profile, load_all, load_profile, parse_time_s
+from jobs.slurm import script as sbatch_script
+from jobs.slurm.profiles import Profile, load_all, load_profile, parse_time_s
 from train.errors import UserError
 
 CLUSTER = REPO / "config" / "cluster.yaml"

@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 from jobs.cli import main
-from jobs.report import SweepSource, read_submissions, write_report
-from jobs.report_analysis import analyse, make_axis
-from jobs.sweep_state import RunView
+from jobs.report.analysis import analyse, make_axis
+from jobs.report.command import write_report
+from jobs.report.source import SweepSource, read_submissions
+from jobs.sweeps.state import RunView
 
 PROJECT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -327,8 +328,8 @@ def store_sweep(
 ) -> Path:
     """A real store sweep over learning_rate whose runs end as given (None = failed), written as
     agents and the trainer would (claim, run.json, end record): no training involved."""
-    from jobs.store import AgentIdentity, Claim, create_sweep
-    from jobs.sweepdef import validate
+    from jobs.sweeps.definition import validate
+    from jobs.sweeps.store import AgentIdentity, Claim, create_sweep
 
     spec = validate(
         definition({"learning_rate": {"values": list(finals)}, "epochs": {"value": 2}}),

@@ -31,7 +31,7 @@ from slurm_fixture import (
     wait_for,
 )
 
-from jobs.store import open_sweep
+from jobs.sweeps.store import open_sweep
 
 pytestmark = pytest.mark.slurm
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sweep_fixtures import sweepkit
 
-from jobs import journal, store
+from jobs.sweeps import journal, store
 from train.errors import UserError
 
 GRID_24 = {

@@ -33,8 +33,8 @@ from slurm_fixture import (
     sweepkit,
 )
 
-from jobs import submit
-from jobs.profiles import load_profile
+from jobs.slurm import submit
+from jobs.slurm.profiles import load_profile
 from train.errors import UserError
 
 

@@ -276,7 +276,7 @@ def test_create_wandb_backend_prints_the_reference(tmp_path: Path) -> None:
 def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
     """What sync would upload, and that a recorded upload is not planned again (the upload itself
     needs W&B's cloud; recording is called as sync does after `wandb sync` succeeds)."""
-    from jobs import store, sync
+    from jobs.sweeps import store, sync
 
     program = write_program(tmp_path)
     sweep = create(
@@ -340,7 +340,7 @@ def test_sync_without_a_wandb_login_is_one_line_and_uploads_nothing(tmp_path: Pa
     """No credentials: one line before any `wandb sync`. Every W&B credential source is isolated
     (empty HOME and wandb config folder, no WANDB_* or NETRC) so a real key cannot be picked up;
     the positive checks stop before an upload, which would need W&B's cloud."""
-    from jobs import store
+    from jobs.sweeps import store
 
     program = write_program(tmp_path)
     sweep = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.1]}, program)))
@@ -376,7 +376,7 @@ def test_sync_without_a_wandb_login_is_one_line_and_uploads_nothing(tmp_path: Pa
     assert "W&B credentials" in bad_key.stderr and "40+ characters" in bad_key.stderr
     assert not (tmp_path / sweep / "synced.json").exists()
     # A key where wandb finds one passes the check: in ~/.netrc, or in WANDB_API_KEY.
-    check = [sys.executable, "-c", "from jobs.sync import require_wandb_login as r; r()"]
+    check = [sys.executable, "-c", "from jobs.sweeps.sync import require_wandb_login as r; r()"]
     netrc = home / ".netrc"
     netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'a' * 40}\n")
     netrc.chmod(0o600)

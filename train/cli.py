@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from train.config import Config
 
 log = logging.getLogger("sweepkit")
+# The same words as the verb's line in ``sweepkit --help`` (jobs/cli.py).
+DESCRIPTION = "train one run (same as python -m train)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.cli import main as sweepkit_main
+    """``python -m train``: the same command as ``sweepkit train``."""
+    from train.entry import run_command
 
-    return sweepkit_main(["train", *(sys.argv[1:] if argv is None else argv)])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(sys.modules[__name__], "sweepkit train", DESCRIPTION, argv)

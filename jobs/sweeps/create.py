@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs import program_check, store, sweepdef
+from jobs.sweeps import program_check, store
+from jobs.sweeps.definition import load_definition
 from train.errors import UserError
 
 
@@ -64,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action != "create":  # argparse allows only create; kept for clarity
         raise UserError(f"unknown action {args.action}; use: sweepkit sweep create SWEEP_YAML")
-    definition = sweepdef.load_definition(args.definition, backend=args.backend)
+    definition = load_definition(args.definition, backend=args.backend)
     for warning in program_check.check_definition(definition, str(args.definition), Path.cwd()):
         print(warning, file=sys.stderr)
     if args.backend == "wandb":

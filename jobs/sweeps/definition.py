@@ -372,22 +372,6 @@ def _grid_size(params: dict[str, Any]) -> int:
     return size
 
 
-def flat_params(config: dict[str, Any]) -> dict[str, Any]:
-    """``{name: {value: v}}`` (as the engine and wandb agent hold a run) to ``{dotted.name: v}``."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and value:
-            for k, v in value.items():
-                walk(f"{prefix}.{k}", v)
-        else:
-            flat[prefix] = value
-
-    for name, holder in config.items():
-        walk(name, holder.get("value") if isinstance(holder, dict) else holder)
-    return flat
-
-
 def build_command(
     definition: dict[str, Any], params: dict[str, Any], args_json_file: Path
 ) -> list[str]:

@@ -1,6 +1,6 @@
 """The local twin of ``sbatch --array``: run a rendered sweep script's array tasks here.
 
-``sweepkit submit --launcher local`` (or ``python -m jobs.launch_local SCRIPT``) runs the very
+``sweepkit submit --launcher local`` (or ``python -m jobs.slurm.local SCRIPT``) runs the very
 script that ``sbatch`` would get, with bash, one process per array task, at most ``%N`` at once,
 and the environment SLURM gives a task: ``SLURM_JOB_ID`` (one per task), ``SLURM_ARRAY_JOB_ID``,
 ``SLURM_ARRAY_TASK_ID``, ``SLURM_ARRAY_TASK_{COUNT,MIN,MAX,STEP}``, ``SLURM_JOB_NAME``,
@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from jobs.profiles import parse_time_s
+from jobs.slurm.profiles import parse_time_s
+from jobs.slurm.script import job_environment  # what sweepkit submit gives sbatch
 from train.errors import UserError
 
 KILL_WAIT_S = 30.0  # SLURM's default KillWait: SIGTERM, then SIGKILL this much later
@@ -156,8 +157,6 @@ class LocalArray:
 
     # ----- environment ------------------------------------------------------------------------
     def task_env(self, task: Task) -> dict[str, str]:
-        from jobs.submit import job_environment  # what sweepkit submit gives sbatch
-
         env = job_environment()
         host = socket.gethostname().split(".")[0]
         cpus = self.directives.get("--cpus-per-task")
@@ -345,7 +344,7 @@ def run_array(script: Path, job_id: str, array: str | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m jobs.launch_local",
+        prog="python -m jobs.slurm.local",
         description="run an sbatch array script's tasks as local processes (SLURM's twin)",
     )
     parser.add_argument("script", type=Path, help="a script rendered by sweepkit submit")
@@ -355,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_array(args.script, args.job_id, args.array)
     except UserError as err:
-        print(f"launch_local: error: {err}", file=sys.stderr)
+        print(f"python -m jobs.slurm.local: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -19,14 +19,14 @@ from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from jobs.report_analysis import (
+from jobs.report.analysis import (
     Analysis,
     RunLike,
     finite_metric,
-    flatten,
     format_value,
     is_number,
 )
+from jobs.sweeps.parameters import flatten
 
 BEST_COLOUR = "#d62728"
 NO_METRIC_COLOUR = "#9a9a9a"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.report_analysis import flatten, param_specs
-from jobs.sweep_state import RunView
+from jobs.sweeps.parameters import flatten, param_specs
+from jobs.sweeps.state import RunView
 from train.errors import UserError
 
 # W&B run states -> the kit's states ("killed" is how a stopped run shows up there).
@@ -26,7 +26,7 @@ STATES = {
 
 
 def load_wandb(ref: str) -> Any:
-    from jobs.report import SweepSource
+    from jobs.report.source import SweepSource
 
     try:
         import wandb

@@ -5,7 +5,7 @@ inputs and the sweep metric as target, whose feature importances rank the parame
 beside each parameter's linear (Pearson) correlation with the metric. Categorical parameters are
 one-hot encoded and their columns' importances are summed back into one number per parameter.
 
-Everything here works on plain records that have the attributes of ``jobs.store.RunView``
+Everything here works on plain records that have the attributes of ``jobs.sweeps.store.RunView``
 (``run_id``, ``state``, ``params``, ``metric``, ``epochs``), so it is tested on constructed runs.
 No I/O, no plotting.
 """
@@ -17,6 +17,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from jobs.sweeps.parameters import fixed_params, flatten, param_names, param_specs
 
 # Order in which the report lists states; labels say what each means to a sweep user.
 STATE_LABELS: dict[str, str] = {
@@ -50,35 +52,6 @@ class RunLike(Protocol):
     params: dict[str, Any]
     metric: float | None
     epochs: list[dict[str, Any]]
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested parameter dicts as dotted keys ({"opt": {"lr": 1}} -> {"opt.lr": 1})."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def param_specs(definition: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each parameter's spec from a W&B sweep definition, nested groups as dotted names."""
-    specs: dict[str, dict[str, Any]] = {}
-
-    def walk(parameters: Mapping[str, Any], prefix: str) -> None:
-        for key, spec in parameters.items():
-            if not isinstance(spec, Mapping):
-                continue
-            if isinstance(spec.get("parameters"), Mapping):
-                walk(spec["parameters"], f"{prefix}{key}.")
-            else:
-                specs[f"{prefix}{key}"] = dict(spec)
-
-    walk(definition.get("parameters") or {}, "")
-    return specs
 
 
 def is_number(value: Any) -> bool:
@@ -250,25 +223,6 @@ def metric_of(definition: Mapping[str, Any]) -> tuple[str | None, str]:
     metric = definition.get("metric") or {}
     goal = str(metric.get("goal", "minimize")).lower()
     return metric.get("name"), ("maximize" if goal == "maximize" else "minimize")
-
-
-def fixed_params(definition: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters the definition pins with ``value:``: passed to every run, not swept."""
-    return {
-        name: spec["value"]
-        for name, spec in param_specs(definition).items()
-        if "value" in spec and not {"values", "distribution", "min", "max"} & set(spec)
-    }
-
-
-def param_names(definition: Mapping[str, Any], runs: Iterable[RunLike]) -> list[str]:
-    """Swept parameters: the definition's, in its order, then any others the runs carry;
-    without the fixed (``value:``) ones."""
-    fixed = fixed_params(definition)
-    names = [name for name in param_specs(definition) if name not in fixed]
-    for run in runs:
-        names += [name for name in flatten(run.params) if name not in names and name not in fixed]
-    return names
 
 
 def random_forest_importance(columns: list[list[float]], target: list[float]) -> list[float]:

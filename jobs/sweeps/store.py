@@ -4,7 +4,7 @@ Layout of a sweep folder (the sweep reference is its path)::
 
     sweep.yaml        the validated W&B sweep definition, written once at creation
     sweep.json        {schema, sweep_id, created_at, lease_s, max_retries, ...}, written once
-    journal.jsonl     append-only records, one per line: "<crc32> <json>" (see jobs/journal.py)
+    journal.jsonl     append-only records, one per line: "<crc32> <json>" (see jobs/sweeps/journal.py)
     lock              the flufl.lock taken for every append (claims, results)
     claims/           one empty token per hand-out of a run: <run_id>.<attempt>, made O_EXCL
     leases/           <run_id>.<attempt>.json heartbeats, rewritten by atomic rename
@@ -28,8 +28,8 @@ checked under the lock, so a proposal never exceeds run_cap nor takes a queued r
 A lease expires when its heartbeat is older than ``lease_s``; also at once when the holder was on
 this host and its process is gone, or when the same SLURM array task has been restarted.
 Clocks of the nodes are assumed synchronised (NTP), as flufl.lock also assumes. The records and
-the rules folding them into run states are in jobs/sweep_state.py; the file primitives (lock,
-journal, atomic writes) in jobs/journal.py.
+the rules folding them into run states are in jobs/sweeps/state.py; the file primitives (lock,
+journal, atomic writes) in jobs/sweeps/journal.py.
 """
 
 from __future__ import annotations
@@ -41,15 +41,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs import sweepdef
-from jobs.journal import (
+from jobs.sweeps.definition import planned_runs, quiet_sweeps_import
+from jobs.sweeps.journal import (
     LOCK_LIFETIME_S,
     SHARED_FILE_MODE,
     Journal,
     SweepLock,
     create_exclusive,
 )
-from jobs.sweep_state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
+from jobs.sweeps.parameters import flat_params
+from jobs.sweeps.state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
     ENGINE_STATE,
     FINAL_STATES,
     HOST,
@@ -218,7 +219,7 @@ class LocalSweep:
 
     # ----- reading -------------------------------------------------------------------------
     def planned_runs(self) -> int | None:
-        return sweepdef.planned_runs(self.definition)
+        return planned_runs(self.definition)
 
     def refresh(self) -> dict[str, FoldedRun]:
         for record in self._journal.read_new():
@@ -316,7 +317,7 @@ class LocalSweep:
         return RunView(
             run_id=run.run_id,
             state=state,
-            params=sweepdef.flat_params(run.params),
+            params=flat_params(run.params),
             run_dir=run_dir,
             metric=metric if isinstance(metric, (int, float)) else None,
             epochs=list(info.get("epochs") or []),
@@ -460,7 +461,7 @@ class LocalSweep:
     def _propose(self, n: int) -> list[dict[str, Any]]:
         """``n`` proposals from the engine: what ``sweeps.run.next_runs`` dispatches to, called
         directly, so that a grid or random agent does not import scikit-learn (bayes only, ~0.15 s)."""
-        sweepdef.quiet_sweeps_import()
+        quiet_sweeps_import()
         method = self.definition.get("method")
         if method == "grid":
             from sweeps.grid_search import grid_search_next_runs

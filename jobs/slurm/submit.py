@@ -1,14 +1,14 @@
 """``sweepkit submit SWEEP --profile NAME``: render the sbatch array for a sweep and submit it.
 
-The script is ``jobs/sweep_array.sbatch`` rendered with Jinja2 in strict mode (an undefined value
-is an error, never an empty string) from a cluster profile (``jobs/profiles.py``) and the sweep.
+The script is ``jobs/slurm/sweep_array.sbatch`` rendered with Jinja2 in strict mode (an undefined value
+is an error, never an empty string) from a cluster profile (``jobs/slurm/profiles.py``) and the sweep.
 ``--array auto`` sizes the array to the runs the sweep still has to make, so no task starts an
 agent for an exhausted sweep. The rendered copy is kept beside the sweep, with one line per
 submission in ``SWEEP/slurm/submissions.jsonl`` (job id, profile, array, the exact sbatch
 command, image digest, git revision): what a reviewer needs to see or rerun the job.
 
 ``--launcher local`` runs the same rendered script's array tasks as local processes
-(``jobs/launch_local.py``), with the concurrency and the SLURM variables a task would see.
+(``jobs/slurm/local.py``), with the concurrency and the SLURM variables a task would see.
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.profiles import CONTROL_CHARS, Profile, load_profile
-from jobs.program_check import check_files
-from jobs.sbatch_script import (
+from jobs.slurm.profiles import CONTROL_CHARS, Profile, load_profile
+from jobs.slurm.script import (
     SweepTarget,
     git_revision,
     image_sha256,
+    job_environment,
     render,
     render_context,
 )
+from jobs.sweeps.program_check import check_files
 from train.errors import UserError
 from train.staging import file_digest
 
@@ -158,7 +159,7 @@ def resolve_sweep(ref: str) -> SweepTarget:
         raise UserError(f"sweep reference {ref!r} holds a control character")
     path = Path(ref)
     if path.is_dir():
-        from jobs.store import open_sweep
+        from jobs.sweeps.store import open_sweep
 
         sweep = open_sweep(path)
         folder = path.resolve()
@@ -178,7 +179,7 @@ def resolve_sweep(ref: str) -> SweepTarget:
 def remaining_runs(target: SweepTarget) -> tuple[int | None, int | None]:
     """(planned, remaining): runs the sweep makes in all, and those not taken or done yet."""
     if target.kind == "local":
-        from jobs.store import open_sweep
+        from jobs.sweeps.store import open_sweep
 
         return open_sweep(target.ref).remaining()
     return _wandb_remaining(target.ref)
@@ -188,7 +189,7 @@ def _wandb_remaining(ref: str) -> tuple[int | None, int | None]:
     """Planned and remaining runs of a W&B sweep, from its config and runs (network)."""
     import wandb
 
-    from jobs.sweepdef import planned_runs
+    from jobs.sweeps.definition import planned_runs
 
     try:
         sweep = wandb.Api().sweep(ref)
@@ -234,7 +235,7 @@ def array_spec(spec: str, profile: Profile, target: SweepTarget, runs_per_task: 
 def _method(target: SweepTarget) -> str:
     if target.kind != "local":
         return "?"
-    from jobs.store import open_sweep
+    from jobs.sweeps.store import open_sweep
 
     return str(open_sweep(target.ref).definition.get("method"))
 
@@ -306,24 +307,18 @@ def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[st
         tmp.unlink(missing_ok=True)
 
 
-def job_environment() -> dict[str, str]:
-    """What sbatch passes on to the job (--export=ALL): this environment without the W&B key,
-    which the job reads from its 0600 file, so that SLURM never stores it with the job."""
-    return {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
-
-
 def submit_local(
     script: str, context: dict[str, Any], target: SweepTarget, profile: Profile
 ) -> int:
-    """Run the array here: jobs.launch_local with the same script, concurrency and SLURM env."""
-    from jobs.launch_local import run_array
+    """Run the array here: jobs.slurm.local with the same script, concurrency and SLURM env."""
+    from jobs.slurm.local import run_array
 
     job_id = local_job_id(target.record_dir)
     path = target.record_dir / f"{job_id}.sbatch"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(script)
     os.replace(tmp, path)
-    command = [sys.executable, "-m", "jobs.launch_local", str(path), "--job-id", job_id]
+    command = [sys.executable, "-m", "jobs.slurm.local", str(path), "--job-id", job_id]
     record(target, job_id, profile, context, command, "local")
     print(
         f"Running array {job_id} (tasks {context['array']}) of sweep {target.ref} here with "
@@ -380,7 +375,7 @@ def record(
 
 
 def requirements_lock_sha256() -> str | None:
-    lock = Path(__file__).resolve().parent.parent / "containers" / "requirements.lock"
+    lock = Path(__file__).resolve().parents[2] / "containers" / "requirements.lock"
     return file_digest(lock, "sha256") if lock.is_file() else None
 
 

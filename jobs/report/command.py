@@ -5,47 +5,18 @@ correlation, the metric per epoch, the best run) and what a reviewer needs to re
 (image digest, git revision, lock file hash, sweep definition, rendered sbatch scripts, dates).
 Figures are inline SVG and the page has no scripts and no external links, so it opens anywhere
 without a network. Reads the local store and each run's ``run.json``; a W&B reference
-(entity/project/sweep_id) goes through the W&B public API (``jobs.report_wandb``).
+(entity/project/sweep_id) goes through the W&B public API (``jobs.report.wandb_source``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
-import sys
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.sweep_state import RunView
+from jobs.report.source import SweepSource, load_local
 from train.atomic import write_atomic
 from train.errors import UserError
-from train.staging import file_digest
-
-
-@dataclass
-class Submission:
-    job_id: str
-    info: dict[str, Any]
-    script_name: str
-    script: str | None
-
-
-@dataclass
-class SweepSource:
-    """Everything the report reads, from the local store or from W&B."""
-
-    ref: str
-    sweep_id: str
-    definition: dict[str, Any]
-    runs: list[RunView]
-    path: Path | None = None
-    created_at: str | None = None
-    planned_runs: int | None = None
-    definition_text: str | None = None
-    submissions: list[Submission] = field(default_factory=list)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,110 +61,12 @@ def load_source(ref: str) -> SweepSource:
         return load_local(Path(ref))
     parts = ref.split("/")
     if len(parts) == 3 and all(parts) and not Path(ref).exists():
-        from jobs.report_wandb import load_wandb
+        from jobs.report.wandb_source import load_wandb
 
         return load_wandb(ref)
-    from jobs.store import no_sweep_at
+    from jobs.sweeps.store import no_sweep_at
 
     raise no_sweep_at(ref, ", nor a W&B sweep entity/project/sweep_id")
-
-
-def load_local(path: Path) -> SweepSource:
-    from jobs.store import open_sweep
-
-    sweep = open_sweep(str(path))
-    runs = sweep.runs()
-    source = SweepSource(
-        ref=str(path),
-        sweep_id=sweep.sweep_id,
-        definition=dict(sweep.definition),
-        runs=runs,
-        path=Path(sweep.path),
-        created_at=sweep.created_at,
-        planned_runs=sweep.planned_runs(),
-    )
-    definition_file = Path(sweep.path) / "sweep.yaml"  # the text the engine reads, as written
-    if definition_file.is_file():
-        source.definition_text = definition_file.read_text()
-    source.submissions = read_submissions(Path(sweep.path) / "slurm")
-    return source
-
-
-def read_submissions(folder: Path) -> list[Submission]:
-    """``slurm/submissions.jsonl`` lines with their scripts, plus any script without a line."""
-    submissions: list[Submission] = []
-    log = folder / "submissions.jsonl"
-    lines = log.read_text().splitlines() if log.is_file() else []
-    for line in lines:
-        try:
-            info = json.loads(line)
-        except ValueError:  # a torn last line from an interrupted submit
-            continue
-        if not isinstance(info, dict):
-            continue
-        script = str(info.get("script") or f"slurm/{info.get('job_id')}.sbatch")
-        file = folder.parent / script
-        text = file.read_text() if file.is_file() else None
-        submissions.append(Submission(str(info.get("job_id")), info, script, text))
-    known = {s.script_name for s in submissions}
-    for file in sorted(folder.glob("*.sbatch")) if folder.is_dir() else []:
-        name = f"slurm/{file.name}"
-        if name not in known:
-            submissions.append(Submission(file.stem, {}, name, file.read_text()))
-    return submissions
-
-
-def find_lock_file(source: SweepSource) -> Path | None:
-    """``containers/requirements.lock`` of the project holding the sweep, else of the cwd's."""
-    starts = [source.path.resolve()] if source.path else []
-    starts.append(Path.cwd().resolve())
-    for start in starts:
-        for folder in (start, *start.parents):
-            lock = folder / "containers" / "requirements.lock"
-            if lock.is_file():
-                return lock
-    return None
-
-
-def provenance(source: SweepSource) -> dict[str, Any]:
-    """Recorded provenance, each value with where it came from (runs, submissions, files)."""
-
-    def distinct(key: str) -> list[str]:
-        values = [run.record.get(key) for run in source.runs]
-        values += [s.info.get(key) for s in source.submissions]
-        return sorted({str(v) for v in values if v})
-
-    recorded_locks = sorted(
-        {str(s.info[k]) for s in source.submissions for k in ("lock_sha256",) if s.info.get(k)}
-    )
-    lock = find_lock_file(source)
-    runs = source.runs
-    started = sorted(str(r.started_at) for r in runs if r.started_at)
-    ended = sorted(str(r.ended_at) for r in runs if r.ended_at)
-    return {
-        "image_digests": distinct("image_digest"),
-        "images": sorted({str(s.info["image"]) for s in source.submissions if s.info.get("image")}),
-        "git_revisions": distinct("git_revision"),
-        "lock_recorded": recorded_locks,
-        "lock_path": str(lock) if lock else None,
-        "lock_sha256": file_digest(lock, "sha256") if lock else None,
-        "created_at": source.created_at,
-        "first_started": started[0] if started else None,
-        "last_ended": ended[-1] if ended else None,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def rerun_command(definition: dict[str, Any], params: dict[str, Any]) -> str:
-    """The command the agent ran for these parameters, expanded as ``wandb agent`` does."""
-    from jobs.report_analysis import flatten
-    from jobs.sweepdef import build_command
-
-    holders = {name: {"value": value} for name, value in flatten(params).items()}
-    argv = build_command(definition, holders, Path("args.json"))
-    if argv[:1] == ["/usr/bin/env"]:  # ${env}: the agent's environment, nothing to type
-        argv = argv[1:]
-    return shlex.join(["python" if word == sys.executable else word for word in argv])
 
 
 PNG_FIGURES = ("parallel-coordinates", "importance", "metric-per-epoch")
@@ -231,7 +104,7 @@ def write_report(source: SweepSource, out: Path, png: bool = False) -> tuple[lis
     Atomic: each file is written to a temp file and renamed, so a reader never sees half a page
     and a failed write leaves no temp file behind.
     """
-    from jobs.report_render import render
+    from jobs.report.render import render
 
     page, figures, analysis = render(source)
     written: list[Path] = []
@@ -255,7 +128,7 @@ def _png_writer(fig: Any) -> Any:
 
 def summary_text(source: SweepSource, analysis: Any) -> str:
     """A few lines for the terminal: counts, best run, top parameters."""
-    from jobs.report_analysis import STATE_LABELS, format_value
+    from jobs.report.analysis import STATE_LABELS, format_value
 
     counts = ", ".join(
         f"{n} {STATE_LABELS.get(state, state)}" for state, n in analysis.counts.items() if n

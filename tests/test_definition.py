@@ -11,7 +11,15 @@ import pytest
 import yaml
 from sweep_fixtures import REPO, sweepkit
 
-from jobs import sweepdef
+from jobs.sweeps.definition import (
+    _distributions,
+    args_json,
+    build_command,
+    load_definition,
+    planned_runs,
+    validate,
+)
+from jobs.sweeps.parameters import flat_params
 from train.errors import UserError
 
 GOOD_PARAMS = {"learning_rate": {"values": [0.1, 0.01]}}
@@ -127,7 +135,7 @@ BAD = {
 def test_bad_definition_is_one_line_naming_key_and_allowed(name: str) -> None:
     definition, words = BAD[name]
     with pytest.raises(UserError) as err:
-        sweepdef.validate(definition, "bad.yaml")
+        validate(definition, "bad.yaml")
     message = str(err.value)
     assert "\n" not in message, message
     assert message.startswith("bad.yaml: "), message
@@ -140,7 +148,7 @@ def test_bad_definition_is_one_line_naming_key_and_allowed(name: str) -> None:
 )
 def test_unknown_keys_are_named_briefly(name: str) -> None:
     with pytest.raises(UserError) as err:
-        sweepdef.validate(BAD[name][0], "bad.yaml")
+        validate(BAD[name][0], "bad.yaml")
     assert len(str(err.value)) < 260 and "Additional properties" not in str(err.value)
 
 
@@ -172,10 +180,10 @@ def test_unreadable_files(tmp_path: Path, text: str, words: list[str]) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(text)
     with pytest.raises(UserError) as err:
-        sweepdef.load_definition(path)
+        load_definition(path)
     assert all(w in str(err.value) for w in words) and "\n" not in str(err.value)
     with pytest.raises(UserError, match="does not exist"):
-        sweepdef.load_definition(tmp_path / "missing.yaml")
+        load_definition(tmp_path / "missing.yaml")
 
 
 def test_folder_or_non_utf8_definition_is_one_line(tmp_path: Path) -> None:
@@ -185,11 +193,11 @@ def test_folder_or_non_utf8_definition_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(
         UserError, match=r"sweeps is a folder; pass one of its YAML files, e\.g\. .*grid\.yaml"
     ):
-        sweepdef.load_definition(folder)
+        load_definition(folder)
     control = tmp_path / "control.yaml"
     control.write_bytes(b"method: grid\n\x07x: 1\n")
     with pytest.raises(UserError, match=r"control\.yaml line 2: control character #x0007"):
-        sweepdef.load_definition(control)
+        load_definition(control)
     binary = tmp_path / "b.yaml"
     binary.write_bytes(b"\xff\xfe\x00bad")
     result = sweepkit("sweep", "create", str(binary), "--root", str(tmp_path / "out"), cwd=tmp_path)
@@ -208,7 +216,7 @@ def test_folder_or_non_utf8_definition_is_one_line(tmp_path: Path) -> None:
     ],
 )
 def test_shipped_definitions_are_valid(name: str) -> None:
-    definition = sweepdef.load_definition(REPO / "config" / name)
+    definition = load_definition(REPO / "config" / name)
     assert (
         definition["command"][:4] == ["${env}", "${interpreter}", "-m", "train"]
         and definition["command"][-1] == "${args}"
@@ -216,16 +224,16 @@ def test_shipped_definitions_are_valid(name: str) -> None:
 
 
 def test_seed_sweep_is_reproduced_and_digits_grid_has_four_points() -> None:
-    seed = sweepdef.load_definition(REPO / "config" / "sweep_config.yaml")
+    seed = load_definition(REPO / "config" / "sweep_config.yaml")
     assert seed["method"] == "grid" and seed["metric"] == {
         "name": "Validation Accuracy",
         "goal": "maximize",
     }
     assert seed["parameters"] == {"learning_rate": {"values": [0.1, 0.01]}}
-    assert sweepdef.planned_runs(seed) == 2
-    digits = sweepdef.load_definition(REPO / "config" / "sweeps" / "digits_grid.yaml")
-    assert sweepdef.planned_runs(digits) == 4 and "config/presets/digits.yaml" in digits["command"]
-    bayes = sweepdef.load_definition(REPO / "config" / "sweeps" / "bayes_hyperband.yaml")
+    assert planned_runs(seed) == 2
+    digits = load_definition(REPO / "config" / "sweeps" / "digits_grid.yaml")
+    assert planned_runs(digits) == 4 and "config/presets/digits.yaml" in digits["command"]
+    bayes = load_definition(REPO / "config" / "sweeps" / "bayes_hyperband.yaml")
     assert bayes["method"] == "bayes" and bayes["early_terminate"]["type"] == "hyperband"
 
 
@@ -261,11 +269,9 @@ def test_every_engine_distribution_validates_and_samples() -> None:
         "beta": {"distribution": "beta", "a": 2.0, "b": 3.0},
         "q_beta": {"distribution": "q_beta", "a": 2.0, "b": 3.0, "q": 0.1},
     }
-    assert set(examples) == set(sweepdef._distributions()), (
-        "a distribution of the engine is not covered"
-    )
+    assert set(examples) == set(_distributions()), "a distribution of the engine is not covered"
     definition = base(method="random", parameters={name: spec for name, spec in examples.items()})
-    sweepdef.validate(definition, "all.yaml")
+    validate(definition, "all.yaml")
     run = next_run(definition, [])
     assert run is not None and set(run.config) == set(examples)
 
@@ -277,9 +283,9 @@ def test_nested_parameters_flatten_with_dots() -> None:
             "wandb.mode": {"value": "offline"},
         }
     )
-    sweepdef.validate(definition, "nested.yaml")
-    assert sweepdef.planned_runs(definition) == 2
-    assert sweepdef.flat_params(
+    validate(definition, "nested.yaml")
+    assert planned_runs(definition) == 2
+    assert flat_params(
         {"optimizer": {"value": {"lr": 1, "beta": 0.9}}, "wandb.mode": {"value": "offline"}}
     ) == {
         "optimizer.lr": 1,
@@ -300,14 +306,14 @@ def test_planned_grid_size_is_what_the_engine_enumerates() -> None:
             "e": {"parameters": {"x": {"values": [1, 2]}, "y": {"value": 0}}},
         }
     )
-    sweepdef.validate(definition, "grid.yaml")
+    validate(definition, "grid.yaml")
     enumerated = [r for r in next_runs(definition, [], n=1000) if r is not None]
-    assert sweepdef.planned_runs(definition) == len(enumerated) == 3 * 4 * 4 * 2
+    assert planned_runs(definition) == len(enumerated) == 3 * 4 * 4 * 2
 
 
 def test_planned_runs() -> None:
     assert (
-        sweepdef.planned_runs(
+        planned_runs(
             base(
                 parameters={
                     "a": {"values": [1, 2, 3]},
@@ -318,15 +324,10 @@ def test_planned_runs() -> None:
         )
         == 12
     )
-    assert sweepdef.planned_runs(base(parameters={"a": {"values": [1, 2, 3]}}, run_cap=2)) == 2
+    assert planned_runs(base(parameters={"a": {"values": [1, 2, 3]}}, run_cap=2)) == 2
+    assert planned_runs(base(method="random", parameters={"a": {"min": 0.0, "max": 1.0}})) is None
     assert (
-        sweepdef.planned_runs(base(method="random", parameters={"a": {"min": 0.0, "max": 1.0}}))
-        is None
-    )
-    assert (
-        sweepdef.planned_runs(
-            base(method="random", run_cap=7, parameters={"a": {"min": 0.0, "max": 1.0}})
-        )
+        planned_runs(base(method="random", run_cap=7, parameters={"a": {"min": 0.0, "max": 1.0}}))
         == 7
     )
 
@@ -342,7 +343,7 @@ def test_command_macros_expand_as_wandb_agent_does(tmp_path: Path) -> None:
 
     def expand(*chunks: str, program: str | None = None) -> list[str]:
         definition = {"command": list(chunks), **({"program": program} if program else {})}
-        return sweepdef.build_command(definition, params, json_file)
+        return build_command(definition, params, json_file)
 
     assert expand("${env}", "${interpreter}", "${program}", "${args}", program="train.py") == [
         "/usr/bin/env",
@@ -360,13 +361,13 @@ def test_command_macros_expand_as_wandb_agent_does(tmp_path: Path) -> None:
     ):
         assert expand("x", "${" + macro + "}") == ["x", *expected[macro]], macro
     assert expand("${args_json_file}") == [str(json_file)]
-    assert json.loads(sweepdef.args_json(params)) == {
+    assert json.loads(args_json(params)) == {
         "lr": 0.01,
         "flag": False,
         "wandb.mode": "offline",
     }
     # the default command, when a definition has none, is wandb's: ${env} ${interpreter} ${program} ${args}
-    assert sweepdef.build_command({"program": "p.py"}, params, json_file)[2:] == [
+    assert build_command({"program": "p.py"}, params, json_file)[2:] == [
         "p.py",
         *expected["args"],
     ]
@@ -384,6 +385,6 @@ def test_envvar_macro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "${args}",
         ]
     }
-    sweepdef.validate({**base(), **definition}, "env.yaml")
-    argv = sweepdef.build_command(definition, {"lr": {"value": 1}}, tmp_path / "x.json")
+    validate({**base(), **definition}, "env.yaml")
+    argv = build_command(definition, {"lr": {"value": 1}}, tmp_path / "x.json")
     assert argv[4] == "config/presets/digits.yaml" and argv[-1] == "--lr=1"

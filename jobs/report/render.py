@@ -1,6 +1,6 @@
 """Turn a sweep (``jobs.report.SweepSource``) into the report page: analysis, figures, template.
 
-The template (``jobs/templates/report.html.j2``) is rendered with autoescaping on; only the SVG
+The template (``jobs/report/templates/report.html.j2``) is rendered with autoescaping on; only the SVG
 figures that matplotlib wrote are passed through as markup.
 """
 
@@ -13,26 +13,26 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from jobs.report_analysis import (
+from jobs.report.analysis import (
     STATE_LABELS,
     Analysis,
     analyse,
     finite_metric,
-    flatten,
     format_value,
 )
+from jobs.sweeps.parameters import flatten
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from jobs.report import SweepSource
+    from jobs.report.source import SweepSource
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
 def render(source: SweepSource) -> tuple[str, dict[str, Figure], Analysis]:
     """The HTML page, the figures drawn (for ``--png``) and the analysis behind them."""
-    from jobs import report_plots as plots
+    from jobs.report import plots
 
     analysis = analyse(source.runs, source.definition)
     figures: dict[str, Figure] = {}
@@ -61,7 +61,7 @@ def render(source: SweepSource) -> tuple[str, dict[str, Figure], Analysis]:
 
 
 def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -> dict[str, Any]:
-    from jobs.report import provenance, rerun_command
+    from jobs.report.source import provenance, rerun_command
 
     definition = source.definition
     names = analysis.param_order

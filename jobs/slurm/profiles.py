@@ -3,7 +3,7 @@
 A profile is everything site-specific about an sbatch array job: where it runs (partition,
 account, qos, constraint), what it asks for (CPUs, memory, GPUs, time), how it behaves near its
 end (signal lead time, requeue), and how the agent starts (modules, container runtime, image,
-binds, environment, log names). ``sweepkit submit`` renders ``jobs/sweep_array.sbatch`` from it.
+binds, environment, log names). ``sweepkit submit`` renders ``jobs/slurm/sweep_array.sbatch`` from it.
 
 Validation is strict because a profile value ends up in a shell script: an ``#SBATCH`` line
 cannot be quoted, so a value with a newline, ``;``, a backtick, ``$`` or white space in a
@@ -375,7 +375,7 @@ def default_cluster_config() -> Path:
         return Path(env)
     if DEFAULT_CLUSTER_CONFIG.exists():
         return DEFAULT_CLUSTER_CONFIG
-    return Path(__file__).resolve().parents[1] / DEFAULT_CLUSTER_CONFIG
+    return Path(__file__).resolve().parents[2] / DEFAULT_CLUSTER_CONFIG
 
 
 def load_profile(name: str, path: str | Path | None = None) -> Profile:

@@ -1,8 +1,8 @@
-"""The sbatch array script of a sweep: ``jobs/sweep_array.sbatch`` rendered from a profile.
+"""The sbatch array script of a sweep: ``jobs/slurm/sweep_array.sbatch`` rendered from a profile.
 
 Jinja2 in strict mode (``StrictUndefined``: a value the template uses and the caller did not set
 is an error, never an empty string). Values in ``#SBATCH`` lines were checked by
-``jobs/profiles.py`` (nothing there can be quoted); values in the script body are shell-quoted
+``jobs/slurm/profiles.py`` (nothing there can be quoted); values in the script body are shell-quoted
 with the ``q`` filter. Also the provenance the script prints: git revision and image digest.
 """
 
@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.profiles import CONTROL_CHARS, DIRECTIVE_BAD, Profile
+from jobs.slurm.profiles import CONTROL_CHARS, DIRECTIVE_BAD, Profile
 from train import runrecord
 from train.errors import UserError
 from train.staging import file_digest
@@ -134,7 +134,7 @@ def render(context: dict[str, Any]) -> str:
         return env.get_template(TEMPLATE).render(**context)
     except jinja2.UndefinedError as err:
         raise UserError(
-            f"jobs/{TEMPLATE}: {err}; the template uses a value submit does not set"
+            f"jobs/slurm/{TEMPLATE}: {err}; the template uses a value submit does not set"
         ) from None
 
 
@@ -170,3 +170,9 @@ def image_sha256(image: Path) -> str:
     except OSError:
         pass  # a cache we cannot write only costs time
     return value
+
+
+def job_environment() -> dict[str, str]:
+    """What sbatch passes on to the job (--export=ALL): this environment without the W&B key,
+    which the job reads from its 0600 file, so that SLURM never stores it with the job."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}

@@ -15,8 +15,8 @@ import time
 from dataclasses import fields
 from typing import Any
 
-from jobs import store as store_mod
-from jobs.report_analysis import param_names
+from jobs.sweeps import store as store_mod
+from jobs.sweeps.parameters import param_names
 from train.errors import UserError
 
 DEFAULT_WATCH_S = 5.0

@@ -33,8 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs import program_check, sweepdef
-from jobs import store as store_mod
+from jobs.sweeps import program_check
+from jobs.sweeps import store as store_mod
+from jobs.sweeps.definition import args_json, build_command, validate
+from jobs.sweeps.parameters import flat_params
 from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
 
 POLL_S = 0.25
@@ -130,7 +132,7 @@ class LocalAgent:
         # sweep.yaml launches programs: check it again, in case it was edited since sweep create,
         # and that the files its command names are there from this folder, before taking a run
         source = str(self.sweep.path / "sweep.yaml")
-        sweepdef.validate(self.sweep.definition, source)
+        validate(self.sweep.definition, source)
         program_check.check_files(self.sweep.definition, source, Path.cwd())
         failure_limit = max_initial_failures()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
@@ -184,9 +186,9 @@ class LocalAgent:
         param_path = param_dir / f"config-{claim.run_id}.yaml"
         json_path = param_dir / f"config-{claim.run_id}.json"
         config_util.save_config_file_from_dict(str(param_path), claim.params)
-        argv = sweepdef.build_command(self.sweep.definition, claim.params, json_path)
+        argv = build_command(self.sweep.definition, claim.params, json_path)
         if "${args_json_file}" in [str(c) for c in self.sweep.definition.get("command", [])]:
-            json_path.write_text(sweepdef.args_json(claim.params))
+            json_path.write_text(args_json(claim.params))
         env = dict(os.environ)
         env.pop("WANDB_SERVICE", None)
         env.update(
@@ -208,7 +210,7 @@ class LocalAgent:
         run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.sweep.heartbeat(claim, self.me)
         argv, env = self._launch(claim)
-        values = " ".join(f"{k}={v}" for k, v in sweepdef.flat_params(claim.params).items())
+        values = " ".join(f"{k}={v}" for k, v in flat_params(claim.params).items())
         verb = (
             f"resuming run {claim.run_id} (attempt {claim.k + 1})"
             if claim.resumed

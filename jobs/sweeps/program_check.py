@@ -9,7 +9,7 @@ claims a run (an agent started in the wrong folder would otherwise fail run afte
 submit`` checks them from the folder the job will run in.
 
 The trainer check runs the trainer's own argument parsing and config layering on the very argv the
-agent would build (``sweepdef.build_command``): first with no values (a fault of the command
+agent would build (``build_command``): first with no values (a fault of the command
 itself), then for each parameter's sample values with the other parameters at their first ones:
 every listed value (nested ones too) and each distribution's median are refused when the trainer
 refuses them; a distribution's tails, which only some draws reach, are warned about.
@@ -26,8 +26,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from jobs import sweepdef
-from jobs.sweep_state import plain
+from jobs.sweeps.definition import DEFAULT_COMMAND, build_command, quiet_sweeps_import
+from jobs.sweeps.parameters import flat_params
+from jobs.sweeps.state import plain
 from train.errors import UserError
 
 # What the trainer logs: per epoch (run.json "epochs", W&B history) and at the end (summary).
@@ -44,7 +45,7 @@ TAIL_QUANTILES = (0.001, 0.999)  # inside every distribution's support, unbounde
 
 
 def command_items(definition: dict[str, Any]) -> list[str]:
-    return [str(c) for c in definition.get("command", sweepdef.DEFAULT_COMMAND)]
+    return [str(c) for c in definition.get("command", DEFAULT_COMMAND)]
 
 
 def trainer_args_at(items: list[str], program: str | None) -> int | None:
@@ -199,19 +200,19 @@ def check_parameters(definition: dict[str, Any], source: str) -> list[str]:
     from train.cli import add_arguments, parse_args
     from train.config import build_config
 
-    sweepdef.quiet_sweeps_import()
+    quiet_sweeps_import()
     parser_args = _trainer_parser(add_arguments)
     items = command_items(definition)
     via_args = any(macro in items for macro in ARGS_MACROS)
 
     def refused(values: dict[str, Any]) -> UserError | None:
         params = {k: {"value": v} for k, v in values.items()}
-        argv = sweepdef.build_command(definition, params, Path("config.json"))
+        argv = build_command(definition, params, Path("config.json"))
         start = trainer_args_at(argv, definition.get("program"))
         try:
             args = parse_args(parser_args, argv[start:])
             # without ${args} the values reach the trainer only through wandb.config
-            swept = None if via_args else sweepdef.flat_params(params)
+            swept = None if via_args else flat_params(params)
             cfg = build_config(args.config, args.agent_overrides, args.set, wandb_config=swept)
         except UserError as err:
             return err

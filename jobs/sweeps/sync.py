@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs import store as store_mod
-from jobs.journal import SHARED_FILE_MODE
+from jobs.sweeps import store as store_mod
+from jobs.sweeps.journal import SHARED_FILE_MODE
 from train.atomic import write_atomic
 from train.errors import UserError
 

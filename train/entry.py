@@ -1,0 +1,35 @@
+"""Running one command module (``add_arguments(parser)`` and ``run(args) -> int``, optionally
+``parse_args(parser, argv)``) with the kit's error conventions: a ``UserError`` is one line,
+``sweepkit VERB: error: ...``, and exit code 2.
+
+It lives in ``train`` so that ``python -m train`` (the program every sweep runs) stands alone,
+and ``jobs.cli`` (the ``sweepkit`` console script) dispatches every verb through the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from types import ModuleType
+
+from train.errors import EXIT_USAGE, UserError
+
+
+def run_command(module: ModuleType, prog: str, description: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    module.add_arguments(parser)
+    try:
+        parse = getattr(module, "parse_args", None)
+        args = parse(parser, argv) if parse else parser.parse_args(argv)
+        return int(module.run(args) or 0)
+    except UserError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`sweepkit status ... | head`): not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
