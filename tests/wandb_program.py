@@ -5,12 +5,13 @@ WANDB_SWEEP_PARAM_PATH) and logs one row per epoch with ``step=epoch``, like the
 It writes no run.json: whatever the sweep knows of it comes from its W&B records. Its knobs
 (swept or pinned in a test's definition):
 
-- ``lr``: scales the metric, ``acc(e) = 100 * lr * shape(e) / epochs``;
+- ``lr`` scales the metric; ``shape``: ``rise`` logs ``90 * lr * e / epochs`` at epoch e (its
+  last value is its best), ``peak`` logs ``100 * lr`` at the middle epoch and ``10 * lr`` at the
+  others (its max is far above its last value);
 - ``epochs``, ``epoch_s`` (seconds per epoch);
-- ``shape``: ``rise`` (e), or ``peak`` (rises to the middle epoch, then falls);
 - ``metric``: ``flat`` logs "Validation Accuracy", ``nested`` logs ``{"val": {"acc": ...}}``;
 - ``summary_max``: ``define_metric("Validation Accuracy", summary="max")``;
-- ``set_summary``: sets ``run.summary["Validation Accuracy"]`` to that value at the end;
+- ``set_summary``: sets the metric's summary (``run.summary[...]``) to that value at the end;
 - ``kill_after``: after logging that epoch, waits for wandb to flush, then SIGKILLs itself;
 - ``preempt_after``: on its first attempt, exits 75 after that epoch having checkpointed the
   epoch before it (so the resumed attempt logs that epoch again, with another value).
@@ -36,15 +37,14 @@ start = json.load(open(checkpoint))["epoch"] if os.path.exists(checkpoint) else 
 resumed = start > 0
 epochs = int(cfg.epochs)
 
-def shape(e):
+def value(e):
     if cfg.shape == "peak":
-        middle = (epochs + 1) // 2
-        return e if e <= middle else 2 * middle - e
-    return e
+        return (100.0 if e == (epochs + 1) // 2 else 10.0) * float(cfg.lr)
+    return 90.0 * float(cfg.lr) * e / epochs
 
 for e in range(start + 1, epochs + 1):
     time.sleep(float(cfg.epoch_s))
-    acc = 100.0 * float(cfg.lr) * shape(e) / epochs + (0.5 if resumed else 0.0)
+    acc = value(e) + (0.5 if resumed else 0.0)
     row = {"val": {"acc": acc}} if cfg.metric == "nested" else {"Validation Accuracy": acc}
     row["Train Loss"] = 1.0 / e
     run.log(row, step=e)
@@ -58,6 +58,10 @@ for e in range(start + 1, epochs + 1):
         run.finish(exit_code=75)
         sys.exit(75)
 if cfg.set_summary is not None:
+    run.log({}, step=epochs, commit=True)  # the last row now, so that it does not set the summary after
+if cfg.set_summary is not None and cfg.metric == "nested":
+    run.summary["val"] = {"acc": float(cfg.set_summary)}
+elif cfg.set_summary is not None:
     run.summary["Validation Accuracy"] = float(cfg.set_summary)
 run.finish()
 """
@@ -70,10 +74,7 @@ def write_wandb_program(folder: Path, name: str = "wandb_prog.py") -> Path:
 
 
 def expected(lr: float, epochs: int, shape: str = "rise") -> list[float]:
-    """What the program logs at epochs 1..epochs (first attempt)."""
-    middle = (epochs + 1) // 2
-
-    def at(e: int) -> int:
-        return e if shape != "peak" or e <= middle else 2 * middle - e
-
-    return [100.0 * lr * at(e) / epochs for e in range(1, epochs + 1)]
+    """What the program logs at epochs 1..epochs (on its first attempt)."""
+    if shape == "peak":
+        return [(100.0 if e == (epochs + 1) // 2 else 10.0) * lr for e in range(1, epochs + 1)]
+    return [90.0 * lr * e / epochs for e in range(1, epochs + 1)]
