@@ -272,8 +272,12 @@ def _parameter_mistake(spec: Any) -> str | None:
     if spec.get("values") == []:
         return "values is empty; list at least one value, or pin one with value: v"
     low, high = spec.get("min"), spec.get("max")
-    numbers = all(isinstance(v, int | float) for v in (low, high))
-    if spec.get("distribution") in _LOG_VALUES and numbers and not 0 < low < high:
+    if (
+        spec.get("distribution") in _LOG_VALUES
+        and isinstance(low, int | float)
+        and isinstance(high, int | float)
+        and not 0 < low < high
+    ):
         return (
             f"{spec['distribution']} needs 0 < min < max (got min {low}, max {high}): it "
             "samples the values themselves on a log scale; use uniform to include 0"
