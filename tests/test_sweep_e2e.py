@@ -24,6 +24,8 @@ from sweep_fixtures import (
     write_program,
 )
 
+from jobs.sweeps.wandb_records import RunRecords
+
 
 def run_agents(sweep: str, cwd: Path, n: int, timeout: float = 180) -> list[str]:
     procs = [start_agent(sweep, cwd, cwd / f"agent{i}.log") for i in range(n)]
@@ -143,6 +145,15 @@ def test_digits_grid_end_to_end_with_status_and_sync(tmp_path: Path) -> None:
             info["config"]["batch_size"] == run["params"]["batch_size"] and len(info["epochs"]) == 2
         )
         assert run["metric"] == info["summary"]["Validation Accuracy"]
+        # the trainer's run.json and its W&B records (what the sweep ranks by) agree
+        records = RunRecords(work / run["run_dir"])
+        records.refresh()
+        assert run["metric_source"] == "wandb" and records.exit_code == 0
+        logged = records.history("Validation Accuracy")
+        assert logged == [(e["epoch"], e["Validation Accuracy"]) for e in info["epochs"]]
+        assert records.summary_value("Validation Accuracy") == run["metric"]
+        assert records.config["learning_rate"] == info["config"]["learning_rate"]
+        assert len(run["epochs"]) == len(info["epochs"]) == 2
     table = sweepkit("status", sweep, cwd=work)
     assert (
         table.returncode == 0
