@@ -16,7 +16,8 @@ import pytest
 import yaml
 from wandb_program import expected, write_wandb_program
 
-from jobs.sweeps.wandb_records import BLOCK, RunRecords, Segment, decode, segment_folders
+from jobs.sweeps.wandb_log import BLOCK, decode
+from jobs.sweeps.wandb_records import RunRecords, Segment, segment_folders
 
 WANDB_CLI = str(Path(sys.executable).parent / "wandb")
 
