@@ -27,6 +27,20 @@ from sweep_fixtures import (
 from jobs.sweeps.wandb_records import RunRecords
 
 
+def transaction_log(**run: str) -> bytes:
+    """A wandb transaction log holding one run record (one FULL chunk after the header)."""
+    import struct
+    import zlib
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from jobs.sweeps.wandb_log import FULL, HEADER
+
+    data = pb.Record(run=pb.RunRecord(**run)).SerializeToString()
+    crc = zlib.crc32(data, zlib.crc32(bytes([FULL])))
+    return HEADER + struct.pack("<IHB", crc, len(data), FULL) + data
+
+
 def run_agents(sweep: str, cwd: Path, n: int, timeout: float = 180) -> list[str]:
     procs = [start_agent(sweep, cwd, cwd / f"agent{i}.log") for i in range(n)]
     codes = [p.wait(timeout=timeout) for p in procs]
@@ -323,9 +337,7 @@ def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
         / "wandb"
         / f"offline-run-20260101_000000-{runs[0].run_id}"
         / f"run-{runs[0].run_id}.wandb"
-    ).write_bytes(
-        b":W&B\x00R\x0e\x12" + bytes([len(local.sweep_id)]) + local.sweep_id.encode() + b"\x00"
-    )
+    ).write_bytes(transaction_log(run_id=runs[0].run_id, sweep_id=local.sweep_id))
     warned = sweepkit("sync", sweep, "--dry-run", cwd=tmp_path)
     assert (
         f"recorded W&B sweep id {local.sweep_id}, which W&B's server did not issue" in warned.stderr

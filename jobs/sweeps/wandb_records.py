@@ -90,6 +90,7 @@ class Segment:
         self.run: dict[str, Any] = {}  # run_id, sweep_id, project, entity
         self.summary_options: dict[str, list[str]] = {}  # define_metric(name, summary=...)
         self.exit_code: int | None = None  # None: no exit record (running, or killed)
+        self.records_read = 0
 
     def log_first(self, max_bytes: int) -> None:
         """Fold the records in the log's first ``max_bytes`` (its run record comes first)."""
@@ -99,6 +100,7 @@ class Segment:
         """Fold the records appended since the last call; True if there were any."""
         records = self.log.read_new(final)
         self._fold(records)
+        self.records_read += len(records)
         return bool(records)
 
     def _fold(self, records: list[Any]) -> None:
@@ -216,8 +218,9 @@ class RunRecords:
 
     @property
     def found(self) -> bool:
-        """True if the run wrote any W&B data (a transaction log) in its folder."""
-        return bool(self.segments)
+        """True if the run's W&B data holds any record (a log wandb created but never wrote to,
+        or one that is not a transaction log, is no data: run.json, if any, speaks instead)."""
+        return any(segment.records_read for segment in self.segments)
 
     def _join(self) -> dict[str, Any]:
         if self._joined is None:
