@@ -99,6 +99,27 @@ BAD = {
         ["early_terminate", "Bands"],
     ),
     "cloud-only key": (base(job="entity/project/job:v0"), ["job", "W&B", "--backend wandb"]),
+    # The schema refuses these as a whole; the message says what is wrong, not every form.
+    "log_uniform_values from 0": (
+        base(
+            method="random",
+            parameters={"lr": {"distribution": "log_uniform_values", "min": 0, "max": 1}},
+        ),
+        ["parameters.lr: log_uniform_values needs 0 < min < max (got min 0, max 1)", "uniform"],
+    ),
+    "q_log_uniform_values below 0": (
+        base(
+            method="random",
+            parameters={
+                "lr": {"distribution": "q_log_uniform_values", "min": -1, "max": 2, "q": 1}
+            },
+        ),
+        ["parameters.lr: q_log_uniform_values needs 0 < min < max (got min -1, max 2)"],
+    ),
+    "empty values": (
+        base(parameters={"lr": {"values": []}}),
+        ["parameters.lr: values is empty", "value: v"],
+    ),
     # Unknown keys: the closest valid key, then the allowed ones (as the trainer's config does).
     "top-level typo metrc": (
         base(metrc={"name": "x", "goal": "maximize"}),

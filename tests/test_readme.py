@@ -28,6 +28,7 @@ README = (ROOT / "README.md").read_text()
 BLOCK = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.S | re.M)
 SECTION_TESTS = {
     "Sweeps": "test_sweep_e2e.py",
+    "Bring your own training script": "test_byo_example.py",
     "SLURM": "test_submit.py",
     "Report": "test_report.py",
     "Containers and CI": "test_containers.py",

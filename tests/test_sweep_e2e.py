@@ -24,6 +24,22 @@ from sweep_fixtures import (
     write_program,
 )
 
+from jobs.sweeps.wandb_records import RunRecords
+
+
+def transaction_log(**run: str) -> bytes:
+    """A wandb transaction log holding one run record (one FULL chunk after the header)."""
+    import struct
+    import zlib
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from jobs.sweeps.wandb_log import FULL, HEADER
+
+    data = pb.Record(run=pb.RunRecord(**run)).SerializeToString()
+    crc = zlib.crc32(data, zlib.crc32(bytes([FULL])))
+    return HEADER + struct.pack("<IHB", crc, len(data), FULL) + data
+
 
 def run_agents(sweep: str, cwd: Path, n: int, timeout: float = 180) -> list[str]:
     procs = [start_agent(sweep, cwd, cwd / f"agent{i}.log") for i in range(n)]
@@ -143,6 +159,15 @@ def test_digits_grid_end_to_end_with_status_and_sync(tmp_path: Path) -> None:
             info["config"]["batch_size"] == run["params"]["batch_size"] and len(info["epochs"]) == 2
         )
         assert run["metric"] == info["summary"]["Validation Accuracy"]
+        # the trainer's run.json and its W&B records (what the sweep ranks by) agree
+        records = RunRecords(work / run["run_dir"])
+        records.refresh()
+        assert run["metric_source"] == "wandb" and records.exit_code == 0
+        logged = records.history("Validation Accuracy")
+        assert logged == [(e["epoch"], e["Validation Accuracy"]) for e in info["epochs"]]
+        assert records.summary_value("Validation Accuracy") == run["metric"]
+        assert records.config["learning_rate"] == info["config"]["learning_rate"]
+        assert len(run["epochs"]) == len(info["epochs"]) == 2
     table = sweepkit("status", sweep, cwd=work)
     assert (
         table.returncode == 0
@@ -312,9 +337,7 @@ def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
         / "wandb"
         / f"offline-run-20260101_000000-{runs[0].run_id}"
         / f"run-{runs[0].run_id}.wandb"
-    ).write_bytes(
-        b":W&B\x00R\x0e\x12" + bytes([len(local.sweep_id)]) + local.sweep_id.encode() + b"\x00"
-    )
+    ).write_bytes(transaction_log(run_id=runs[0].run_id, sweep_id=local.sweep_id))
     warned = sweepkit("sync", sweep, "--dry-run", cwd=tmp_path)
     assert (
         f"recorded W&B sweep id {local.sweep_id}, which W&B's server did not issue" in warned.stderr

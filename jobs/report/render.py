@@ -128,8 +128,8 @@ def best_context(source: SweepSource, analysis: Analysis, rerun: Any) -> dict[st
     best = analysis.best
     if best is None:
         return None
-    record = best.record
-    config = record.get("config")
+    # the effective config: run.json's (our trainer's), else the one the run's W&B records hold
+    config = best.record.get("config") or getattr(best, "config", None)
     return {
         "run_id": best.run_id,
         "metric": format_value(finite_metric(best)),

@@ -62,6 +62,7 @@ def _run(run: Any, names: list[str], metric: str | None) -> RunView:
         metric=value if isinstance(value, int | float) else None,
         epochs=epochs,
         summary=summary,
+        config=dict(run.config),
         started_at=getattr(run, "created_at", None),
         attempts=1,
     )

@@ -10,8 +10,11 @@ process group. In addition: ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR`` are the run f
 ``WANDB_MODE`` is ``offline`` unless the environment sets it, and the program's output is kept in
 ``RUN_DIR/output.log`` (and echoed).
 
-While the program runs, a thread renews the run's lease; the agent reads ``RUN_DIR/run.json`` for
-per-epoch metrics and asks hyperband (``sweeps.stop_runs``) whether to stop it: a stop is SIGTERM
+While the program runs, a thread renews the run's lease; the agent reads what the program logged
+(its W&B records in ``RUN_DIR/wandb/``, else ``RUN_DIR/run.json``: ``jobs.sweeps.run_metrics``),
+and at each new value of the sweep's metric asks hyperband (``sweeps.stop_runs``) whether to stop
+it. So that it sees each epoch, the program's wandb flushes its log every second
+(``WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL``, unless the environment sets it). A stop is SIGTERM
 (the trainer checkpoints and exits), SIGKILL after a grace period, recorded as ``stopped``. Exit 0 is
 ``finished``, 75 ``preempted`` (re-queued under the same run id), anything else ``failed`` with the
 tail of the output. SIGTERM, SIGINT or SIGUSR1 to the agent are passed to the program; the run is
@@ -40,6 +43,9 @@ from jobs.sweeps.parameters import flat_params
 from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
 
 POLL_S = 0.25
+# wandb-core flushes a run's transaction log every 15 s by default: a reader would see epochs late
+FLUSH_INTERVAL_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"
+FLUSH_INTERVAL_S = "1"
 STOP_GRACE_S = 60.0  # SIGTERM, then SIGKILL after this long (wandb agent's kill delay is similar)
 LOG_TAIL_LINES = 30
 # A sweep whose first runs all failed is broken (a bad command, data missing on the nodes): agents
@@ -201,6 +207,7 @@ class LocalAgent:
             SWEEPKIT_ATTEMPT=str(claim.k + 1),
         )
         env.setdefault("WANDB_MODE", "offline")
+        env.setdefault(FLUSH_INTERVAL_ENV, FLUSH_INTERVAL_S)
         return argv, env
 
     def run_one(self, claim: store_mod.Claim) -> tuple[str, int]:
@@ -250,7 +257,7 @@ class LocalAgent:
             beat.join()
             self.proc = None
         state = self._record(
-            claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started
+            claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started, env
         )
         return state, rc
 
@@ -275,10 +282,8 @@ class LocalAgent:
         self, claim: store_mod.Claim, log_path: Path, offset: int, lost: threading.Event
     ) -> tuple[int, bool, bool]:
         assert self.proc is not None
-        hyperband = "early_terminate" in self.sweep.definition
+        hyperband = "early_terminate" in self.sweep.definition and self.sweep.metric_name
         seen_epochs = 0
-        run_json = claim.run_dir / "run.json"
-        mtime = 0.0
         stop_sent: float | None = None
         stopped = lost_lease = False
         while True:
@@ -288,14 +293,8 @@ class LocalAgent:
             except subprocess.TimeoutExpired:
                 pass
             offset = _echo(log_path, offset)
-            try:
-                current = run_json.stat().st_mtime
-            except FileNotFoundError:
-                current = mtime
-            if hyperband and current != mtime and stop_sent is None:
-                mtime = current
-                info = store_mod.read_run_json(claim.run_dir)
-                epochs = len(info.get("epochs") or [])
+            if hyperband and stop_sent is None:
+                epochs = len(self.sweep.metrics.history(claim.run_dir))
                 if epochs > seen_epochs:
                     seen_epochs = epochs
                     if self._hyperband_says_stop(claim):
@@ -329,16 +328,13 @@ class LocalAgent:
         log_path: Path,
         log_start: int,
         took: float,
+        env: dict[str, str],
     ) -> str:
+        # the reader has kept what it read while the program ran: a killed program's lost writes
+        # do not take it back
+        logged = self.sweep.metrics.read(claim.run_dir, final=True)
         info = store_mod.read_run_json(claim.run_dir)
-        history = store_mod.metric_history(info, self.sweep.metric_name)
-        metric = (
-            (info.get("summary") or {}).get(self.sweep.metric_name)
-            if self.sweep.metric_name
-            else None
-        )
-        if not isinstance(metric, (int, float)):
-            metric = history[-1] if history else None
+        metric = logged.metric
         error = None
         if stopped:
             state = "stopped"
@@ -355,13 +351,7 @@ class LocalAgent:
                 f"run {claim.run_id} ended ({state}) after its lease was lost; another agent has it now"
             )
             return state
-        result = {
-            "metric": metric,
-            "history": history,
-            "epochs": len(info.get("epochs") or []),
-            "exit_code": rc,
-            "error": error,
-        }
+        result = {**logged.as_end_record(), "exit_code": rc, "error": error}
         if not self.sweep.finish(claim, self.me, state, **result):
             say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
             return state
@@ -371,16 +361,36 @@ class LocalAgent:
             + (" - queued to resume" if state == "preempted" else "")
         )
         if state == "finished" and self.sweep.metric_name and metric is None:
-            logged = {k for e in info.get("epochs") or [] for k in e} | set(
-                info.get("summary") or {}
-            )
-            say(
-                f"warning: run {claim.run_id} finished without a value for the sweep's metric "
-                f"{self.sweep.metric_name!r} (its run.json has: {', '.join(sorted(logged)) or 'none'}); "
-                f"search, hyperband and the report have nothing to rank it by: check metric.name "
-                f"in {self.sweep.path / 'sweep.yaml'}"
-            )
+            say(self._no_metric(claim, logged, env))
         return state
+
+    def _no_metric(self, claim: store_mod.Claim, logged: Any, env: dict[str, str]) -> str:
+        """The warning for a finished run without the sweep's metric, naming the likely cause."""
+        name = self.sweep.metric_name
+        start = (
+            f"warning: run {claim.run_id} finished without a value for the sweep's metric "
+            f"{name!r}; search, hyperband and the report have nothing to rank it by: "
+        )
+        wandb_dir = claim.run_dir / "wandb"
+        if logged.source == "wandb":
+            return start + (
+                f"its W&B run logged {', '.join(logged.logged) or 'nothing'}; check metric.name "
+                f"in {self.sweep.path / 'sweep.yaml'} (nested keys are dotted: val.acc)"
+            )
+        if logged.source == "run.json":
+            return start + (
+                f"its run.json has {', '.join(logged.logged) or 'none'}; check metric.name in "
+                f"{self.sweep.path / 'sweep.yaml'}"
+            )
+        if env.get("WANDB_MODE") == "disabled":
+            return start + (
+                "it ran with WANDB_MODE=disabled, so wandb wrote no data; unset WANDB_MODE for "
+                "the agent (it then runs programs offline), or set WANDB_MODE=offline"
+            )
+        return start + (
+            f"the program wrote no W&B run in {wandb_dir}; it must call wandb.init() (leaving "
+            f"dir= to WANDB_DIR, mode not 'disabled') and wandb.log({{{name!r}: value}})"
+        )
 
 
 def _echo(path: Path, offset: int) -> int:

@@ -247,6 +247,9 @@ def _describe_schema_error(error: Any, backend: str) -> str:
             + "; see W&B's sweep configuration keys"
         )
     if len(path) >= 2 and path[0] == "parameters":
+        specific = _parameter_mistake(error.instance)
+        if specific:
+            return f"{key}: {specific}"
         return f"{key}: {error.instance!r} is not a valid parameter; allowed: {_allowed_parameter_forms()}"
     if path and path[0] == "early_terminate":
         return (
@@ -256,6 +259,30 @@ def _describe_schema_error(error: Any, backend: str) -> str:
     if kind == "type":
         return f"{key}: {error.instance!r} is not of type {error.validator_value}"
     return f"{key}: {error.message}"
+
+
+_LOG_VALUES = ("log_uniform_values", "inv_log_uniform_values", "q_log_uniform_values")
+
+
+def _parameter_mistake(spec: Any) -> str | None:
+    """What is wrong with a parameter the schema refuses as a whole, for the mistakes that its
+    generic message leaves unclear."""
+    if not isinstance(spec, dict):
+        return None
+    if spec.get("values") == []:
+        return "values is empty; list at least one value, or pin one with value: v"
+    low, high = spec.get("min"), spec.get("max")
+    if (
+        spec.get("distribution") in _LOG_VALUES
+        and isinstance(low, int | float)
+        and isinstance(high, int | float)
+        and not 0 < low < high
+    ):
+        return (
+            f"{spec['distribution']} needs 0 < min < max (got min {low}, max {high}): it "
+            "samples the values themselves on a log scale; use uniform to include 0"
+        )
+    return None
 
 
 def _describe_violation(message: str) -> str:

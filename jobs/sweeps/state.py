@@ -79,6 +79,8 @@ class RunView:
     exit_code: int | None = None
     queued: bool = False  # preempted or crashed, waiting to be handed out again
     duration_s: float | None = None  # first claim to last end (or now, while it runs)
+    config: dict[str, Any] = field(default_factory=dict)  # run.json's config, else its W&B config
+    metric_source: str | None = None  # where metric and epochs came from: wandb or run.json
     record: dict[str, Any] = field(default_factory=dict, repr=False)  # run.json as read, {} if none
 
 

@@ -12,8 +12,10 @@ Layout of a sweep folder (the sweep reference is its path)::
     synced.json       what `sweepkit sync` uploaded;  slurm/  what `sweepkit submit` submitted
 
 Journal records: ``claim`` {run, k, params (only when k = 0), at, agent, host, pid, slurm} hands
-attempt k of a run to an agent; ``end`` {run, k, state, metric, history, epochs, exit_code, error,
-at} closes it with finished, failed, stopped, preempted or crashed. A run's state is that of its
+attempt k of a run to an agent; ``end`` {run, k, state, metric, history, epochs, metric_source,
+exit_code, error, at} closes it with finished, failed, stopped, preempted or crashed; metric,
+history and epochs are what the agent read of the run's W&B records (or run.json, metric_source
+says which: jobs/sweeps/run_metrics.py). A run's state is that of its
 last attempt (running if that has no end). Preempted runs, and crashed ones with retries left, go
 back to the queue under the same run id and folder, and are handed out before new runs.
 
@@ -50,6 +52,7 @@ from jobs.sweeps.journal import (
     create_exclusive,
 )
 from jobs.sweeps.parameters import flat_params
+from jobs.sweeps.run_metrics import RunMetricsReader
 from jobs.sweeps.state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
     ENGINE_STATE,
     FINAL_STATES,
@@ -216,6 +219,8 @@ class LocalSweep:
         self._hash_memo: dict[tuple[type, str], str] = {}
         self._param_names = sorted(self.definition.get("parameters") or {})
         self._lock: SweepLock | None = None
+        # what runs logged (their W&B records, else run.json), read incrementally
+        self.metrics = RunMetricsReader(self.metric_name, self.goal)
 
     # ----- reading -------------------------------------------------------------------------
     def planned_runs(self) -> int | None:
@@ -303,15 +308,17 @@ class LocalSweep:
 
     def _view(self, run: FoldedRun, now: float) -> RunView:
         run_dir = self.run_dir(run.run_id)
-        info = read_run_json(run_dir)
         end = run.last_end
         state = run.state
         if state == "running" and self._lease_expired(run, None, now):
             state = "crashed"
-        summary = info.get("summary") or {}
-        metric = summary.get(self.metric_name) if self.metric_name else None
-        if metric is None and end is not None:
-            metric = end.get("metric")
+        logged = self.metrics.read(run_dir, final=state != "running")
+        info = self.metrics.run_json(run_dir)
+        # an ended attempt: what the agent read when it ended (it keeps what a killed program's
+        # lost writes no longer show); else what the run's records say now
+        metric = end.get("metric") if end is not None and state != "running" else None
+        if metric is None:
+            metric = logged.metric
         first, last = run.claims[0], run.claims[-1]
         error = (end or {}).get("error") or info.get("error")
         return RunView(
@@ -320,8 +327,8 @@ class LocalSweep:
             params=flat_params(run.params),
             run_dir=run_dir,
             metric=metric if isinstance(metric, (int, float)) else None,
-            epochs=list(info.get("epochs") or []),
-            summary=summary,
+            epochs=list(logged.epochs),
+            summary=logged.summary,
             host=info.get("host") or last.get("host"),
             slurm=info.get("slurm") or last.get("slurm") or {},
             started_at=iso(first.get("at")),
@@ -336,6 +343,8 @@ class LocalSweep:
                 1,
             ),
             record=info,
+            config=info.get("config") or logged.config,
+            metric_source=logged.source if logged.source != "none" else None,
         )
 
     def failing_from_the_start(self, limit: int) -> FoldedRun | None:
@@ -352,7 +361,7 @@ class LocalSweep:
         if len(failed) < limit:
             return None
         running = [r for r in runs if r.state == "running"]
-        if any(read_run_json(self.run_dir(r.run_id)).get("epochs") for r in running):
+        if any(self.metrics.read(self.run_dir(r.run_id)).epochs for r in running):
             return None
         return max(failed, key=lambda r: (r.last_end or {}).get("at", 0))
 
@@ -426,8 +435,8 @@ class LocalSweep:
 
     def engine_runs(self, live: bool = False) -> list[Any]:
         """The runs as the sweeps engine's SweepRun objects (state, config, metric history), cached
-        per run until a record changes it. ``live``: take running runs' per-epoch history from their
-        run.json (hyperband needs it; the journal has a history only once a run has ended)."""
+        per run until a record changes it. ``live``: take running runs' history of the metric from
+        what they logged so far (hyperband needs it; the journal has one only once a run ended)."""
         from sweeps.run import SweepRun
 
         out = []
@@ -437,9 +446,7 @@ class LocalSweep:
                 end = run.last_end or {}
                 values = end.get("history") or []
                 if live and run.state == "running":
-                    values = metric_history(
-                        read_run_json(self.run_dir(run.run_id)), self.metric_name
-                    )
+                    values = self.metrics.history(self.run_dir(run.run_id))
                 history = [{self.metric_name: v} for v in values] if self.metric_name else []
                 summary = (
                     {self.metric_name: end["metric"]}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps import store as store_mod
+from jobs.sweeps import wandb_records
 from jobs.sweeps.journal import SHARED_FILE_MODE
 from train.atomic import write_atomic
 from train.errors import UserError
@@ -74,14 +75,13 @@ def plan(
         if view.state not in SYNCABLE or view.queued:
             tally["not_ended"] += 1
             continue
-        offline = sweep.run_dir(view.run_id) / "wandb"
         # a folder without a transaction log (a run killed as wandb started) has nothing to
         # upload: wandb sync would say "No runs to sync", exit 0, and it would count as synced
-        paths = sorted(
+        paths = [
             str(p)
-            for p in offline.glob("offline-run-*")
-            if p.is_dir() and any(p.glob("run-*.wandb"))
-        )
+            for p in wandb_records.segment_folders(sweep.run_dir(view.run_id))
+            if p.name.startswith("offline-run-")
+        ]
         if not paths:
             tally["no_wandb_data"] += 1
             continue
@@ -112,25 +112,11 @@ def plan(
 
 
 def _records_sweep_id(offline_run: Path, sweep_id: str) -> bool:
-    """True if the offline run's run record has ``sweep_id`` as its W&B sweep id.
-
-    The transaction log is protobuf; a string field is its length byte then its bytes, so the id
-    as a field is preceded by len(id). The same bytes also occur in the run's ``sweep:<id>`` tag
-    and in paths (``sweeps/<id>/runs``), which this does not count.
-    """
-    needle = sweep_id.encode()
-    for log in offline_run.glob("run-*.wandb"):
-        try:
-            with open(log, "rb") as f:
-                data = f.read(1 << 20)  # the run record comes first
-        except OSError:
-            continue
-        at = data.find(needle)
-        while at != -1:
-            if at > 0 and data[at - 1] == len(needle):
-                return True
-            at = data.find(needle, at + 1)
-    return False
+    """True if the offline run's run record has ``sweep_id`` as its W&B sweep id."""
+    return any(
+        wandb_records.run_record(log).get("sweep_id") == sweep_id
+        for log in offline_run.glob("run-*.wandb")
+    )
 
 
 def require_wandb_login() -> None:

@@ -1,0 +1,162 @@
+"""What a run logged, as the sweep reads it: the one place that turns a run folder into the
+sweep metric, its per-step history, per-epoch rows, summary and config.
+
+The source is the run's own W&B records (``jobs.sweeps.wandb_records``), as W&B's sweep controller
+reads them, for any program; a run folder without W&B data (``WANDB_MODE=disabled``, a program
+that does not use wandb) falls back to ``run.json``, the record our trainer writes. Ranking
+follows W&B: the metric is the summary's value (a ``define_metric`` summary such as ``{"max": v}``,
+or a value the script set with ``run.summary``), else the last logged value; nested names are
+dotted (``val.acc``); hyperband counts the history under that name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs.sweeps.state import metric_history, read_run_json
+from jobs.sweeps.wandb_records import RunRecords
+
+# the summary key W&B's define_metric writes, by the sweep's goal, then the other aggregates
+_AGGREGATES = {
+    "maximize": ("max", "best", "last", "mean", "first", "min"),
+    "minimize": ("min", "best", "last", "mean", "first", "max"),
+}
+
+
+@dataclass
+class RunMetrics:
+    """One run's logged values. ``source``: "wandb", "run.json", or "none" (nothing logged)."""
+
+    source: str
+    metric: float | None = None
+    history: list[float] = field(default_factory=list)  # the metric at each step that logged it
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # {"epoch": step, name: value}
+    summary: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None  # from the W&B exit record (None: none written)
+    logged: list[str] = field(default_factory=list)  # the names it logged, for warnings
+
+    def as_end_record(self) -> dict[str, Any]:
+        """The part of the store's ``end`` record that says what the run logged."""
+        return {
+            "metric": self.metric,
+            "history": self.history,
+            "epochs": len(self.epochs),
+            "metric_source": self.source,
+        }
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def summary_number(value: Any, goal: str) -> float | None:
+    """The number a summary value ranks by: itself, or from a define_metric summary dict the
+    aggregate that matches the goal (``{"max": v}`` when maximizing), else another one."""
+    if is_number(value):
+        return float(value)
+    if isinstance(value, dict):
+        for key in _AGGREGATES.get(goal, _AGGREGATES["minimize"]):
+            if is_number(value.get(key)):
+                return float(value[key])
+    return None
+
+
+def _finite_last(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return finite[-1] if finite else (values[-1] if values else None)
+
+
+class RunMetricsReader:
+    """Reads runs' metrics for one sweep; keeps a reader per run folder, so a second read of a
+    run reads only what its program appended since (the agent polls, status --watch redraws)."""
+
+    def __init__(self, metric_name: str | None, goal: str):
+        self.metric_name = metric_name
+        self.goal = goal
+        self._records: dict[Path, RunRecords] = {}
+        self._run_json: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+    def records(self, run_dir: Path, final: bool = False) -> RunRecords:
+        records = self._records.get(run_dir)
+        if records is None:
+            records = self._records[run_dir] = RunRecords(run_dir)
+        records.refresh(final)
+        return records
+
+    def read(self, run_dir: Path, final: bool = False) -> RunMetrics:
+        """The run's metrics now; ``final``: its program has exited (read to the very end)."""
+        records = self.records(run_dir, final)
+        if records.found:
+            return self._from_wandb(records)
+        return self._from_run_json(self.run_json(run_dir))
+
+    def history(self, run_dir: Path) -> list[float]:
+        """The sweep metric's logged values so far: what hyperband counts, and all a poll of a
+        running run needs (cheaper than ``read``: nothing else is decoded)."""
+        if not self.metric_name:
+            return []
+        records = self.records(run_dir)
+        if records.found:
+            return [float(v) for _, v in records.history(self.metric_name) if is_number(v)]
+        return [float(v) for v in metric_history(self.run_json(run_dir), self.metric_name)]
+
+    def run_json(self, run_dir: Path) -> dict[str, Any]:
+        """run.json, re-read only when it changed (the trainer replaces it each epoch)."""
+        try:
+            mtime = (run_dir / "run.json").stat().st_mtime_ns
+        except OSError:
+            return {}
+        cached = self._run_json.get(run_dir)
+        if cached is None or cached[0] != mtime:
+            cached = self._run_json[run_dir] = (mtime, read_run_json(run_dir))
+        return cached[1]
+
+    def _from_wandb(self, records: RunRecords) -> RunMetrics:
+        name = self.metric_name
+        rows = records.rows
+        epochs = []
+        for row in rows:
+            values = {k: v for k, v in row.items() if not k.startswith("_")}
+            if values:
+                epochs.append({"epoch": row["_step"], **values})
+        history = [float(v) for _, v in records.history(name) if is_number(v)] if name else []
+        metric = summary_number(records.summary_value(name), self.goal) if name else None
+        if metric is None:
+            metric = _finite_last(history)
+        summary = {k: v for k, v in records.summary.items() if not k.startswith("_")}
+        logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
+        return RunMetrics(
+            source="wandb",
+            metric=metric,
+            history=history,
+            epochs=epochs,
+            summary=summary,
+            config=records.config,
+            exit_code=records.exit_code,
+            logged=logged,
+        )
+
+    def _from_run_json(self, info: dict[str, Any]) -> RunMetrics:
+        if not info:
+            return RunMetrics(source="none")
+        name = self.metric_name
+        summary = info.get("summary") or {}
+        history = [float(v) for v in metric_history(info, name)]
+        metric = summary_number(summary.get(name), self.goal) if name else None
+        if metric is None:
+            metric = _finite_last(history)
+        epochs = [e for e in info.get("epochs") or [] if isinstance(e, dict)]
+        logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
+        return RunMetrics(
+            source="run.json",
+            metric=metric,
+            history=history,
+            epochs=epochs,
+            summary=summary,
+            config=info.get("config") or {},
+            logged=logged,
+        )

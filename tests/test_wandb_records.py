@@ -1,0 +1,138 @@
+"""The reader of a run's W&B records against W&B's own reader (``wandb leet inspect``, in the
+wandb-core binary) on the same files, written by a real wandb 0.31 offline run of a plain script;
+and the reader's incremental reads: a log read as it grows, a torn tail, a corrupt chunk."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from wandb_program import expected, write_wandb_program
+
+from jobs.sweeps.wandb_log import BLOCK, decode
+from jobs.sweeps.wandb_records import RunRecords, Segment, segment_folders
+
+WANDB_CLI = str(Path(sys.executable).parent / "wandb")
+
+
+def run_program(folder: Path, **values: Any) -> Path:
+    """Run the plain W&B script offline in ``folder`` with ``values`` in its wandb.config (as an
+    agent passes them); returns the run folder (WANDB_DIR)."""
+    program = write_wandb_program(folder)
+    params = folder / "params.yaml"
+    params.write_text(yaml.safe_dump({k: {"value": v} for k, v in values.items()}))
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(folder),
+        "WANDB_SILENT": "true",
+        "WANDB_SWEEP_PARAM_PATH": str(params),
+        "WANDB_RUN_ID": "testrun1",
+    }
+    result = subprocess.run(
+        [sys.executable, str(program)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run with nested keys, a define_metric summary and 400 epochs (the log spans blocks)."""
+    folder = tmp_path_factory.mktemp("wandb-run")
+    return run_program(folder, lr=0.5, epochs=400, shape="peak", summary_max=1, hidden_units=64)
+
+
+def leet(*args: str) -> str:
+    result = subprocess.run(
+        [WANDB_CLI, "leet", "inspect", *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_reader_agrees_with_wandb_leet_inspect(logged_run: Path) -> None:
+    (folder,) = segment_folders(logged_run)
+    (log,) = folder.glob("run-*.wandb")
+    assert log.stat().st_size > 3 * BLOCK, "the log spans several 32 KiB blocks"
+    records = RunRecords(logged_run)
+    records.refresh()
+    theirs = json.loads(leet("--summary", "--json", str(log)))
+    assert theirs["state"] == "finished" and records.exit_code == theirs["exit_code"] == 0
+    assert records.run["run_id"] == theirs["run_id"] == "testrun1"
+    assert records.config == theirs["config"]
+    assert records.config["hidden_units"] == 64 and records.config["lr"] == 0.5
+    ours = records.summary
+    ours.pop("_wandb", None)
+    assert ours == theirs["summary"]
+    assert theirs["summary"]["Validation Accuracy"] == {"max": 50.0}
+    assert records.rows[-1]["_step"] == theirs["step"] == 400
+
+    history = [json.loads(line) for line in leet("--json", str(log)).splitlines()]
+    rows = [h["history"] for h in history if h.get("type") == "history"]
+    assert [r["step"]["num"] for r in rows] == [r["_step"] for r in records.rows]
+    assert [r["item"] for r in rows] == records.rows
+    assert [v for _, v in records.history("Validation Accuracy")] == expected(0.5, 400, "peak")
+
+
+def test_a_log_read_as_it_grows_gives_each_record_once(logged_run: Path, tmp_path: Path) -> None:
+    """Appended in pieces that cut chunks, records and block trailers: each poll reads only the
+    new bytes and stops at the last complete record; the end result is the full read's."""
+    (source,) = segment_folders(logged_run)
+    (log,) = source.glob("run-*.wandb")
+    data = log.read_bytes()
+    growing = tmp_path / "wandb" / source.name / log.name
+    growing.parent.mkdir(parents=True)
+    growing.write_bytes(b"")
+    records = RunRecords(tmp_path)
+    seen_steps: list[int] = []
+    for cut in [3, 7, 100, 5000, BLOCK - 3, BLOCK + 1, 2 * BLOCK + 5, 70000, len(data) - 10]:
+        with open(growing, "r+b") as f:
+            f.seek(0, 2)
+            f.write(data[f.tell() : cut])
+        records.refresh()
+        segment = records.segments[0] if records.segments else None
+        if segment is not None:
+            assert segment.log.offset <= cut
+            seen_steps = list(segment.history)
+    assert seen_steps and seen_steps == sorted(set(seen_steps)), "no step twice, in order"
+    assert records.exit_code is None, "the exit record is in the last 10 bytes, not read yet"
+    with open(growing, "ab") as f:
+        f.write(data[len(data) - 10 :])
+    assert records.refresh() is True and records.refresh() is False, "a poll with nothing new"
+    full = RunRecords(logged_run)
+    full.refresh()
+    assert records.rows == full.rows and records.summary == full.summary
+    assert records.exit_code == 0
+
+
+def test_a_corrupt_chunk_stops_a_live_read_and_is_skipped_by_a_final_one(
+    logged_run: Path, tmp_path: Path
+) -> None:
+    (source,) = segment_folders(logged_run)
+    copy = tmp_path / "wandb" / source.name
+    shutil.copytree(source, copy)
+    (log,) = copy.glob("run-*.wandb")
+    data = bytearray(log.read_bytes())
+    data[BLOCK + 100] ^= 0xFF  # a byte inside the second block
+    log.write_bytes(bytes(data))
+    live = Segment(log)
+    live.refresh()
+    assert live.log.offset < BLOCK + 100 and live.exit_code is None, "stopped before it"
+    final = Segment(log)
+    final.refresh(final=True)
+    assert final.log.skipped_corrupt == 1 and final.exit_code == 0, "read on past the block"
+    assert len(final.history) < 400 and max(final.history) == 400
+
+
+def test_values_decode_as_json_does() -> None:
+    for text in ["1", "-2", "1.5e+09", '"txt"', "true", "null", '{"max": 1}', "[1, 2]", '"12"']:
+        assert decode(text) == json.loads(text)
+    assert decode("NaN") != decode("NaN") and decode("Infinity") == float("inf")
