@@ -35,6 +35,7 @@ from jobs.slurm.script import (
     git_revision,
     image_sha256,
     job_environment,
+    podman_image_digest,
     render,
     render_context,
 )
@@ -103,7 +104,15 @@ def run(args: argparse.Namespace) -> int:
     log_dir = workdir / (profile.log_dir or target.record_dir / "logs")  # absolute either way
     job_name = profile.job_name or f"sweepkit-{target.sweep_id}"
     image_digest = None
-    if profile.image is not None:
+    if profile.runtime == "podman" and profile.image is not None:
+        image_digest = podman_image_digest(str(profile.image))
+        if image_digest is None and not args.dry_run:
+            raise UserError(
+                f"{profile.source}: profile {profile.name!r}, key 'image': no Podman image "
+                f"{profile.image} here (podman image inspect); build it (ci/build-image.sh "
+                "--engine podman) or fix the name"
+            )
+    elif profile.image is not None:
         if profile.image.is_file():
             image_digest = image_sha256(profile.image)
         elif not args.dry_run:
