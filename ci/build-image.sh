@@ -338,7 +338,15 @@ build_image() {
             ;;
         docker | podman)
             local tag=${TAG:-sweepkit:$short}
-            local cmd=("$ENGINE" build --file "$DOCKERFILE" "${build_args[@]}" --tag "$tag" .)
+            local engine=("$ENGINE") mounts=()
+            if [ "$ENGINE" = podman ]; then
+                # ci/podman.sh adds what this machine needs (runtime, cgroups, limits, host
+                # network); this machine's pip configuration comes in read-only, so that pip in
+                # the build goes where pip here goes (Docker builds take no mounts).
+                engine=(ci/podman.sh)
+                [ "$DRY_RUN" = 1 ] || mapfile -t mounts < <(PYTHON=${PYTHON:-python3} "$ROOT/ci/host-pip-config.sh" build/host-pip)
+            fi
+            local cmd=("${engine[@]}" build --file "$DOCKERFILE" "${build_args[@]}" "${mounts[@]}" --tag "$tag" .)
             local convert=() sif=""
             if [ -n "$SIF_FROM_DOCKER" ]; then
                 sif=${OUTPUT:-build/sweepkit-$short.sif}
@@ -351,12 +359,27 @@ build_image() {
                 [ "${#convert[@]}" -eq 0 ] || show "${convert[@]}"
                 return
             fi
-            command -v "$ENGINE" >/dev/null || die "$ENGINE is not on PATH"
+            command -v "$ENGINE" >/dev/null || die "$ENGINE is not on PATH; install it (Debian: apt-get install $ENGINE) or pick another --engine"
+            local problem
+            if ! problem=$("${engine[@]}" info 2>&1 >/dev/null); then
+                die "$ENGINE cannot run here ($ENGINE info: $(grep -m 1 -i 'error' <<<"$problem" || echo "${problem%%$'\n'*}")); start its daemon or fix its setup"
+            fi
             [ "$NOTEST" = 1 ] && say "warning: --notest applies to Apptainer; the Docker build always runs the self-test"
             say "$(show "${cmd[@]}")"
-            DOCKER_BUILDKIT=1 "${cmd[@]}" || die "$ENGINE build failed"
+            mkdir -p build
+            local log=build/image-build.log
+            local status=0
+            # pipefail: the status is the build's (tee does not fail).
+            DOCKER_BUILDKIT=1 "${cmd[@]}" 2>&1 | tee "$log" >&2 || status=$?
+            if [ "$status" -ne 0 ]; then
+                # pip's line for a hash that PyPI's file does not match names the package.
+                local mismatch
+                mismatch=$(grep -m 1 -E 'Expected sha256|THESE PACKAGES DO NOT MATCH THE HASHES' -A 3 "$log" | grep -m 1 -E '^ *[A-Za-z0-9_.-]+==' | sed 's/^ *//' || true)
+                [ -z "$mismatch" ] || die "a hash in $REQUIREMENTS_LOCK does not match what PyPI serves: $mismatch; regenerate the lock (ci/build-image.sh --requirements) or fix that entry (log: $log)"
+                die "$ENGINE build failed (log: $log)"
+            fi
             echo "image: $tag"
-            echo "id: $("$ENGINE" image inspect --format '{{.Id}}' "$tag")"
+            echo "id: $("${engine[@]}" image inspect --format '{{.Id}}' "$tag")"
             if [ "${#convert[@]}" -gt 0 ]; then
                 command -v apptainer >/dev/null || die "--sif-from-docker needs apptainer on PATH"
                 mkdir -p "$(dirname "$sif")"
