@@ -7,7 +7,9 @@
 #       Apptainer (the default when apptainer or singularity is on PATH): containers/sweepkit.def
 #       -> build/sweepkit-<revision>.sif, with --fakeroot when not root.
 #       Docker or Podman: containers/Dockerfile -> sweepkit:<revision>; with --sif-from-docker,
-#       then converted to a SIF (apptainer build FILE.sif docker-daemon://TAG).
+#       then converted to a SIF (Docker: apptainer build FILE.sif docker-daemon://TAG; Podman,
+#       which has no daemon: podman save --format docker-archive to build/, then apptainer build
+#       FILE.sif docker-archive://ARCHIVE).
 #       --dry-run prints the build command and changes nothing.
 #   ci/build-image.sh --lock [--base NAME:TAG] [--dry-run]
 #       Resolve the base image tag to the digest it points at today (skopeo, crane, or curl
@@ -347,15 +349,21 @@ build_image() {
                 [ "$DRY_RUN" = 1 ] || mapfile -t mounts < <(PYTHON=${PYTHON:-python3} "$ROOT/ci/host-pip-config.sh" build/host-pip)
             fi
             local cmd=("${engine[@]}" build --file "$DOCKERFILE" "${build_args[@]}" "${mounts[@]}" --tag "$tag" .)
-            local convert=() sif=""
+            local convert=() save=() sif="" archive=""
             if [ -n "$SIF_FROM_DOCKER" ]; then
                 sif=${OUTPUT:-build/sweepkit-$short.sif}
                 convert=(apptainer build --force "$sif" "docker-daemon://$tag")
+                if [ "$ENGINE" = podman ]; then
+                    archive="build/sweepkit-$short.docker.tar"
+                    save=(podman save --format docker-archive --output "$archive" "$tag")
+                    convert=(apptainer build --force "$sif" "docker-archive://$archive")
+                fi
             elif [ -n "$OUTPUT" ]; then
                 die "--output names a SIF file; a Docker build takes --tag NAME:TAG (add --sif-from-docker for a SIF)"
             fi
             if [ "$DRY_RUN" = 1 ]; then
                 show "${cmd[@]}"
+                [ "${#save[@]}" -eq 0 ] || show "${save[@]}"
                 [ "${#convert[@]}" -eq 0 ] || show "${convert[@]}"
                 return
             fi
@@ -383,8 +391,14 @@ build_image() {
             if [ "${#convert[@]}" -gt 0 ]; then
                 command -v apptainer >/dev/null || die "--sif-from-docker needs apptainer on PATH"
                 mkdir -p "$(dirname "$sif")"
+                if [ "${#save[@]}" -gt 0 ]; then
+                    rm -f "$archive"
+                    say "$(show "${save[@]}")"
+                    "${save[@]}" || die "podman could not save $tag to $archive"
+                fi
                 say "$(show "${convert[@]}")"
                 "${convert[@]}" || die "apptainer could not convert $tag"
+                [ -z "$archive" ] || rm -f "$archive"
                 local path
                 path=$(cd "$(dirname "$sif")" && pwd)/$(basename "$sif")
                 echo "image: $path"

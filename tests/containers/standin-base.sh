@@ -86,7 +86,7 @@ if ! podman image exists "$tag"; then
     fi
     mapfile -t pip_mounts < <("$ROOT/ci/host-pip-config.sh" "$work/pip")
     say "installing torch $torch and torchvision $torchvision into the stand-in"
-    "${PODMAN[@]}" build --quiet --file "$HERE/standin-base.Containerfile" \
+    "${PODMAN[@]}" build --quiet --layers=false --file "$HERE/standin-base.Containerfile" \
         --build-arg "ROOTFS=$rootfs_tag" --build-arg "TORCH_VERSION=$torch" \
         --build-arg "TORCHVISION_VERSION=$torchvision" --build-arg "RECIPE_SHA256=$recipe" \
         "${pip_mounts[@]}" --tag "$tag" "$work" >build/standin/build.log 2>&1 ||
