@@ -383,7 +383,7 @@ build_image() {
                 # pip's line for a hash that PyPI's file does not match names the package.
                 local mismatch
                 mismatch=$(grep -m 1 -E 'Expected sha256|THESE PACKAGES DO NOT MATCH THE HASHES' -A 3 "$log" | grep -m 1 -E '^ *[A-Za-z0-9_.-]+==' | sed 's/^ *//' || true)
-                [ -z "$mismatch" ] || die "a hash in $REQUIREMENTS_LOCK does not match what PyPI serves: $mismatch; regenerate the lock (ci/build-image.sh --requirements) or fix that entry (log: $log)"
+                [ -z "$mismatch" ] || die "a hash in $REQUIREMENTS_LOCK does not match the file pip got: $mismatch; regenerate the lock (ci/build-image.sh --requirements) or fix that entry (log: $log)"
                 die "$ENGINE build failed (log: $log)"
             fi
             echo "image: $tag"

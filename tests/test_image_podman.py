@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -214,3 +215,39 @@ def test_local_podman_profile_runs_a_grid_in_two_containers_through_slurm(
     # Two agents, two containers, one node: each in a PID namespace of its own.
     namespaces = {c["pid_ns"] for c in journal_claims(ref).values()}
     assert len(namespaces) == 2 and AgentIdentity().pid_ns not in namespaces
+
+
+def test_a_lock_hash_that_the_index_does_not_serve_stops_the_build_in_one_line(
+    standin: dict[str, str], tmp_path: Path
+) -> None:
+    """A checkout whose lock has a wrong sha256 for its first package: the build stops at the
+    locked install with pip's line for that package and the lock file named."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(
+        REPO,
+        copy,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "sweeps", "runs", "*_cache"),
+    )
+    lock = copy / "containers" / "requirements.lock"
+    first, rest = lock.read_text().split("\n    # via", 1)
+    package = next(line for line in first.splitlines() if "==" in line).split(" ")[0]
+    wrong = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, first)
+    lock.write_text(wrong + "\n    # via" + rest)
+    tag = "localhost/sweepkit-test:wrong-hash"
+    try:
+        result = subprocess.run(
+            [str(copy / "ci" / "build-image.sh"), "--engine", "podman", "--tag", tag],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            env={**os.environ, "SWEEPKIT_BASE_LOCK": standin["lock"], "BUILDAH_LAYERS": "false"},
+        )
+    finally:
+        podman("rmi", "--force", tag)
+    assert result.returncode == 2, tail(result)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "build-image: error: a hash in containers/requirements.lock does not match the file pip "
+        f"got: {package} from "
+    ), last
+    assert "ci/build-image.sh --requirements" in last
