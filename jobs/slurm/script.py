@@ -210,6 +210,16 @@ def image_sha256(image: Path) -> str:
     return value
 
 
+def profile_image_digest(profile: Profile) -> str | None:
+    """The profile's image digest, or None when the image is not here: the sha256 of a .sif
+    file, or the digest Podman gives its image."""
+    if profile.image is None:
+        return None
+    if profile.runtime == "podman":
+        return podman_image_digest(str(profile.image))
+    return image_sha256(profile.image) if profile.image.is_file() else None
+
+
 def podman_image_digest(image: str) -> str | None:
     """The digest of a Podman image here (``podman image inspect``), or None when Podman or the
     image is missing. SWEEPKIT_PODMAN names another Podman command, as in the job script."""
