@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `podman` with the settings this machine needs, added only where it needs them; every argument
-# is passed on. ci/build-image.sh, ci/smoke.sh and the tests call Podman through it.
+# is passed on. ci/build-image.sh and the tests call Podman through it; so can ci/smoke.sh
+# (SWEEPKIT_DOCKER=ci/podman.sh) and a job (SWEEPKIT_PODMAN=/path/to/ci/podman.sh).
 #
 #   ci/podman.sh build|run|create ARGS...   podman, plus the fixes below
 #   ci/podman.sh --print-fixes              print the commands with the fixes this machine gets
 #
-# The fixes (each checked here, none applied on a usual systemd machine with cgroup v2):
+# The fixes, each added only when its check below holds (on a systemd machine with cgroup v2 and
+# high limits, none):
 #   --runtime runc            cgroup v1 or hybrid (/sys/fs/cgroup is not cgroup2), when runc is
 #                             installed: crun fails there to set up the container's cgroups
 #   --cgroup-manager cgroupfs no systemd (/run/systemd/system is missing, as in a container or a
