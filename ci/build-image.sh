@@ -7,7 +7,9 @@
 #       Apptainer (the default when apptainer or singularity is on PATH): containers/sweepkit.def
 #       -> build/sweepkit-<revision>.sif, with --fakeroot when not root.
 #       Docker or Podman: containers/Dockerfile -> sweepkit:<revision>; with --sif-from-docker,
-#       then converted to a SIF (apptainer build FILE.sif docker-daemon://TAG).
+#       then converted to a SIF (Docker: apptainer build FILE.sif docker-daemon://TAG; Podman,
+#       which has no daemon: podman save --format docker-archive to build/, then apptainer build
+#       FILE.sif docker-archive://ARCHIVE).
 #       --dry-run prints the build command and changes nothing.
 #   ci/build-image.sh --lock [--base NAME:TAG] [--dry-run]
 #       Resolve the base image tag to the digest it points at today (skopeo, crane, or curl
@@ -338,30 +340,65 @@ build_image() {
             ;;
         docker | podman)
             local tag=${TAG:-sweepkit:$short}
-            local cmd=("$ENGINE" build --file "$DOCKERFILE" "${build_args[@]}" --tag "$tag" .)
-            local convert=() sif=""
+            local engine=("$ENGINE") mounts=()
+            if [ "$ENGINE" = podman ]; then
+                # ci/podman.sh adds what this machine needs (runtime, cgroups, limits, host
+                # network); this machine's pip configuration comes in read-only, so that pip in
+                # the build goes where pip here goes (Docker builds take no mounts).
+                engine=(ci/podman.sh)
+                [ "$DRY_RUN" = 1 ] || mapfile -t mounts < <(PYTHON=${PYTHON:-python3} "$ROOT/ci/host-pip-config.sh" build/host-pip)
+            fi
+            local cmd=("${engine[@]}" build --file "$DOCKERFILE" "${build_args[@]}" "${mounts[@]}" --tag "$tag" .)
+            local convert=() save=() sif="" archive=""
             if [ -n "$SIF_FROM_DOCKER" ]; then
                 sif=${OUTPUT:-build/sweepkit-$short.sif}
                 convert=(apptainer build --force "$sif" "docker-daemon://$tag")
+                if [ "$ENGINE" = podman ]; then
+                    archive="build/sweepkit-$short.docker.tar"
+                    save=(podman save --format docker-archive --output "$archive" "$tag")
+                    convert=(apptainer build --force "$sif" "docker-archive://$archive")
+                fi
             elif [ -n "$OUTPUT" ]; then
                 die "--output names a SIF file; a Docker build takes --tag NAME:TAG (add --sif-from-docker for a SIF)"
             fi
             if [ "$DRY_RUN" = 1 ]; then
                 show "${cmd[@]}"
+                [ "${#save[@]}" -eq 0 ] || show "${save[@]}"
                 [ "${#convert[@]}" -eq 0 ] || show "${convert[@]}"
                 return
             fi
-            command -v "$ENGINE" >/dev/null || die "$ENGINE is not on PATH"
+            command -v "$ENGINE" >/dev/null || die "$ENGINE is not on PATH; install it (Debian: apt-get install $ENGINE) or pick another --engine"
+            local problem
+            if ! problem=$("${engine[@]}" info 2>&1 >/dev/null); then
+                die "$ENGINE cannot run here ($ENGINE info: $(grep -m 1 -i 'error' <<<"$problem" || echo "${problem%%$'\n'*}")); start its daemon or fix its setup"
+            fi
             [ "$NOTEST" = 1 ] && say "warning: --notest applies to Apptainer; the Docker build always runs the self-test"
             say "$(show "${cmd[@]}")"
-            DOCKER_BUILDKIT=1 "${cmd[@]}" || die "$ENGINE build failed"
+            mkdir -p build
+            local log=build/image-build.log
+            local status=0
+            # pipefail: the status is the build's (tee does not fail).
+            DOCKER_BUILDKIT=1 "${cmd[@]}" 2>&1 | tee "$log" >&2 || status=$?
+            if [ "$status" -ne 0 ]; then
+                # pip's line for a hash that PyPI's file does not match names the package.
+                local mismatch
+                mismatch=$(grep -m 1 -E 'Expected sha256|THESE PACKAGES DO NOT MATCH THE HASHES' -A 3 "$log" | grep -m 1 -E '^ *[A-Za-z0-9_.-]+==' | sed 's/^ *//' || true)
+                [ -z "$mismatch" ] || die "a hash in $REQUIREMENTS_LOCK does not match the file pip got: $mismatch; regenerate the lock (ci/build-image.sh --requirements) or fix that entry (log: $log)"
+                die "$ENGINE build failed (log: $log)"
+            fi
             echo "image: $tag"
-            echo "id: $("$ENGINE" image inspect --format '{{.Id}}' "$tag")"
+            echo "id: $("${engine[@]}" image inspect --format '{{.Id}}' "$tag")"
             if [ "${#convert[@]}" -gt 0 ]; then
                 command -v apptainer >/dev/null || die "--sif-from-docker needs apptainer on PATH"
                 mkdir -p "$(dirname "$sif")"
+                if [ "${#save[@]}" -gt 0 ]; then
+                    rm -f "$archive"
+                    say "$(show "${save[@]}")"
+                    "${save[@]}" || die "podman could not save $tag to $archive"
+                fi
                 say "$(show "${convert[@]}")"
                 "${convert[@]}" || die "apptainer could not convert $tag"
+                [ -z "$archive" ] || rm -f "$archive"
                 local path
                 path=$(cd "$(dirname "$sif")" && pwd)/$(basename "$sif")
                 echo "image: $path"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real (SLURM and munge, shellcheck,
-# headless Chromium and its driver), only those missing. Needs root (CI runs as root).
+# headless Chromium and its driver; Podman with runc, iptables for the bridge network of its
+# containers (netavark uses it; Podman only suggests it), and debootstrap for the stand-in base of
+# the image tests), only those missing. Needs root (CI runs as root).
 set -euo pipefail
 
-packages=(slurm-wlm munge shellcheck chromium chromium-driver)
+packages=(slurm-wlm munge shellcheck chromium chromium-driver podman runc iptables debootstrap)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -262,7 +262,7 @@ def test_build_arguments_are_the_ones_both_definitions_use(tmp_path):
     for name, package in (("TORCH_VERSION", "torch"), ("TORCHVISION_VERSION", "torchvision")):
         assert def_arguments()[name] == docker_args()[name] == constraint(package)
 
-    for engine in ("apptainer", "docker"):
+    for engine in ("apptainer", "docker", "podman"):
         argv, values = dry_run_build_args(tmp_path, engine)
         # Apptainer stops on unused build arguments: pass exactly those the files use.
         assert set(values) == used_by_def, engine
@@ -276,8 +276,40 @@ def test_build_arguments_are_the_ones_both_definitions_use(tmp_path):
         if engine == "apptainer":
             assert argv[:2] == ["apptainer", "build"] and argv[-1] == "containers/sweepkit.def"
         else:
-            assert argv[:4] == ["docker", "build", "--file", "containers/Dockerfile"]
+            # Podman through ci/podman.sh, which adds what the machine needs.
+            program = "docker" if engine == "docker" else "ci/podman.sh"
+            assert argv[:4] == [program, "build", "--file", "containers/Dockerfile"]
             assert argv[-1] == "."
+
+
+def test_a_podman_build_becomes_a_sif_through_a_docker_archive(tmp_path):
+    """Podman has no daemon for docker-daemon://: the image is saved to an archive first."""
+    result = run_script(
+        BUILD,
+        "--dry-run",
+        "--engine",
+        "podman",
+        "--sif-from-docker",
+        "--tag",
+        "sweepkit:t1",
+        env={"SWEEPKIT_BASE_LOCK": str(pinned_base_lock(tmp_path))},
+    )
+    assert result.returncode == 0, result.stderr
+    build, save, convert = map(shlex.split, result.stdout.splitlines())
+    assert build[:2] == ["ci/podman.sh", "build"] and build[-3:] == ["--tag", "sweepkit:t1", "."]
+    archive = save[save.index("--output") + 1]
+    assert save == [
+        "podman",
+        "save",
+        "--format",
+        "docker-archive",
+        "--output",
+        archive,
+        "sweepkit:t1",
+    ]
+    assert archive.startswith("build/") and archive.endswith(".docker.tar")
+    assert convert[:3] == ["apptainer", "build", "--force"]
+    assert convert[3].endswith(".sif") and convert[4] == f"docker-archive://{archive}"
 
 
 # --- the base image: pinned, or refused with the lock step named -------------------------------
@@ -455,6 +487,30 @@ def test_workflow_is_a_valid_github_workflow_that_builds_tests_and_keeps_the_sif
 
 
 # --- ci/smoke.sh and the image's self-test -----------------------------------------------------
+
+
+def test_build_names_a_missing_engine_in_one_line(tmp_path):
+    """No podman on PATH: one line naming it and how to get it, before anything is built."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in (
+        *("bash", "env", "git", "sha256sum", "sed", "grep", "head", "tr", "cut", "date"),
+        *("dirname", "id", "cat", "mkdir"),
+    ):
+        found = shutil.which(tool)
+        assert found, tool
+        (tools / tool).symlink_to(found)
+    result = run_script(
+        BUILD,
+        "--engine",
+        "podman",
+        env={"PATH": str(tools), "SWEEPKIT_BASE_LOCK": str(pinned_base_lock(tmp_path))},
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "build-image: error: podman is not on PATH; install it (Debian: apt-get install podman) "
+        "or pick another --engine"
+    ]
 
 
 def test_smoke_script_names_what_is_missing(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,6 +59,8 @@ def test_shipped_profiles_load_with_their_values() -> None:
     assert (gpu.runtime, gpu.gpus, gpu.concurrency, gpu.time_s) == ("apptainer", 1, 2, 4 * 3600)
     assert profiles["gpu-4x"].gpus == 4 and profiles["gpu-4x"].partition == "gpu"  # anchor merge
     assert profiles["local-test"].runtime == "none" and profiles["local-test"].image is None
+    assert (profiles["gpu-podman"].runtime, profiles["gpu-podman"].gpus) == ("podman", 1)
+    assert profiles["local-podman"].runtime == "podman" and profiles["local-podman"].gpus == 0
 
 
 @pytest.mark.parametrize(
@@ -208,13 +211,29 @@ def test_every_shipped_profile_renders_a_script_that_passes_shellcheck(
     assert ("#SBATCH --requeue\n" in text) == profile.requeue
     assert "#SBATCH --open-mode=append\n" in text
     launch = text.split("launch=(\n", 1)[1].split("\n)\n", 1)[0]
+    # The command in the container (after the image; Podman's entry point named before it).
+    entry = re.search(r"--entrypoint (\S+)", launch)
+    command = " ".join(
+        ([entry.group(1)] if entry else []) + launch.split('"$IMAGE"', 1)[-1].split()
+    )
     if kind == "wandb":
-        assert "wandb agent --forward-signals --count 3" in launch and "sweepkit" not in launch
+        assert "wandb agent --forward-signals --count 3" in command and "sweepkit" not in command
         assert "KEY_FILE=" in text and 'WANDB_API_KEY=$(<"$KEY_FILE")' in text
     else:
-        assert "sweepkit agent --count 3" in launch and "wandb" not in launch
+        assert "sweepkit agent --count 3" in command and "wandb" not in command
         assert "WANDB_API_KEY" not in text
-    if profile.container:
+    if profile.runtime == "podman":
+        assert launch.lstrip().startswith('"$PODMAN" run --rm --network host "${podman_flags[@]}"')
+        assert ("--device nvidia.com/gpu=all" in launch) == (profile.gpus > 0)
+        assert all(f"--volume {bind}" in launch for bind in profile.binds if ":" in bind)
+        assert f"--volume {REPO}:{REPO}" in launch and f"--workdir {REPO}" in launch
+        assert "--env 'SLURM_*'" in launch and "--env 'SWEEPKIT_*'" in launch
+        assert all(f"--env {name}" in launch for name in profile.env)
+        entry = "wandb" if kind == "wandb" else "sweepkit"
+        assert f'--entrypoint {entry} "$IMAGE"' in launch and f"IMAGE={profile.image}" in text
+        assert 'if ! "$PODMAN" image exists "$IMAGE"; then' in text
+        assert "SWEEPKIT_NODE=" in text and "--userns=keep-id" in text
+    elif profile.container:
         assert launch.lstrip().startswith(f"{profile.runtime} exec")
         assert ("--nv" in launch) == (profile.gpus > 0)
         assert all(f"--bind {bind}" in launch for bind in profile.binds)

@@ -352,6 +352,12 @@ def test_lease_rules() -> None:
     assert not expired(host=socket.gethostname(), pid=dead.pid, child_pid=os.getpid()), (
         "its program still runs"
     )
+    assert not expired(host=socket.gethostname(), pid=dead.pid, pid_ns="pid:[1]"), (
+        "a holder in another PID namespace on this node (another container): its pid is not ours "
+        "to probe, only its heartbeat tells"
+    )
+    assert expired(host=socket.gethostname(), pid=dead.pid, pid_ns=store.AgentIdentity().pid_ns)
+    assert expired(at=now + 6, host=socket.gethostname(), pid=dead.pid, pid_ns="pid:[1]")
     slurm = {"job_id": "77", "array_task_id": "3", "restart_count": "0"}
     requeued = store.AgentIdentity(
         slurm={"job_id": "77", "array_job_id": "70", "array_task_id": "3", "restart_count": "1"}
@@ -361,6 +367,26 @@ def test_lease_rules() -> None:
     )
     assert expired(slurm=slurm, me=requeued), "the same array task was restarted by SLURM"
     assert not expired(slurm=slurm, me=other_task)
+
+
+def test_a_dead_pid_counts_as_a_crash_only_in_the_claimers_pid_namespace(tmp_path: Path) -> None:
+    """Two containers on one node share its name (SWEEPKIT_NODE) but not their pids: a pid that
+    is gone here may be a live agent there. Its claim then stands until its heartbeat stops."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for pid_ns, crashed in (("pid:[1]", False), (store.AgentIdentity().pid_ns, True)):
+        sweep = make(
+            tmp_path / str(crashed),
+            {**GRID_24, "parameters": {"a": {"values": [1, 2]}}},
+            lease_s=60,
+            max_retries=1,
+        )
+        holder = store.AgentIdentity(pid=dead.pid, pid_ns=pid_ns)
+        first = sweep.claim(holder)
+        assert isinstance(first, store.Claim) and first.run_id
+        again = sweep.claim(store.AgentIdentity())
+        assert isinstance(again, store.Claim)
+        assert (again.run_id == first.run_id and again.resumed) is crashed, pid_ns
 
 
 def test_expired_lease_is_crashed_and_handed_out_again_up_to_max_retries(tmp_path: Path) -> None:

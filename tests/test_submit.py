@@ -146,6 +146,18 @@ def test_missing_image_is_an_error_for_a_real_submission(tmp_path: Path) -> None
     assert "profile 't', key 'image'" in result.stderr and "not found" in result.stderr
     assert not (Path(ref) / "slurm").exists()
 
+    # A Podman image name that Podman does not have here (or no Podman at all): the same one line.
+    podman = {**BASE, "runtime": "podman", "image": "localhost/sweepkit:never-built"}
+    result = sweepkit(
+        "submit", ref, "--profile", "t", "--cluster-config", cluster(tmp_path, t=podman)
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "profile 't', key 'image': no Podman image localhost/sweepkit:never-built" in (
+        result.stderr
+    )
+    assert "ci/build-image.sh --engine podman" in result.stderr
+    assert not (Path(ref) / "slurm").exists()
+
 
 # ----- the local launcher twin ----------------------------------------------------------------
 def test_local_launcher_runs_every_task_two_at_a_time_with_slurm_env(tmp_path: Path) -> None:

@@ -54,6 +54,21 @@ def git_revision(checkout: Path | None = None) -> str | None:
     return head + ("-dirty" if dirty else "")
 
 
+def node_name() -> str:
+    """The machine this process runs on: SWEEPKIT_NODE when set (a container's own host name is
+    its id, so the job script passes the node's name in), else the host name."""
+    return os.environ.get("SWEEPKIT_NODE") or socket.gethostname()
+
+
+def pid_namespace() -> str | None:
+    """This process's PID namespace, e.g. ``pid:[4026531836]``: pids name the same processes only
+    within one (a Podman container has its own; Apptainer shares the host's)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def slurm_ids() -> dict[str, str | None]:
     env = os.environ
     return {
@@ -91,7 +106,7 @@ class RunRecord:
                 "ended_at": None,
                 "train_s": previous.get("timings", {}).get("train_s", 0.0),
             },
-            "host": socket.gethostname(),
+            "host": node_name(),
             "pid": os.getpid(),
             "slurm": slurm_ids(),
             "git_revision": git_revision(),

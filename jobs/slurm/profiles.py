@@ -22,7 +22,7 @@ from typing import Any
 
 from train.errors import UserError
 
-RUNTIMES = ("apptainer", "singularity", "none")
+RUNTIMES = ("apptainer", "singularity", "podman", "none")
 DEFAULT_CLUSTER_CONFIG = Path("config") / "cluster.yaml"
 # Characters that break or inject into an ``#SBATCH --opt=VALUE`` line.
 DIRECTIVE_BAD = re.compile(r"[\s;`$'\"\\#]")
@@ -107,8 +107,8 @@ _KEYS: dict[str, str] = {
     "requeue": "requeue a task whose time limit is near (true/false)",
     "signal_lead_s": "seconds before the time limit that SIGUSR1 arrives (--signal=B:USR1@N)",
     "modules": "environment modules to load before the agent starts",
-    "runtime": "apptainer, singularity or none (agent on the host)",
-    "image": "container image (.sif) path",
+    "runtime": "apptainer, singularity, podman or none (agent on the host)",
+    "image": "container image: a .sif path, or a Podman image NAME:TAG",
     "binds": "bind mounts, SRC[:DST[:ro]]",
     "env": "extra environment variables for the agent and trainer",
     "log_dir": "folder for the task logs (default SWEEP/slurm/logs)",

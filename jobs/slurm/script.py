@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -61,9 +62,16 @@ def launch_lines(
     """The agent command as shell-quoted lines of a bash array (``$SWEEP``/``$IMAGE`` kept)."""
 
     def word(token: str) -> str:
+        if token in _SHELL_WORDS:
+            return _SHELL_WORDS[token]
         return f'"{token}"' if token in ("$SWEEP", "$IMAGE") else shlex.quote(token)
 
     lines: list[list[str]] = []
+    if profile.runtime == "podman":
+        return [
+            " ".join(word(token) for token in line)
+            for line in podman_run(profile, target, runs_per_task, workdir)
+        ]
     if profile.container:
         lines.append([profile.runtime, "exec"] + (["--nv"] if profile.gpus else []))
         binds = list(profile.binds)
@@ -74,6 +82,36 @@ def launch_lines(
         lines.append(["$IMAGE"])
     lines.append(agent_argv(profile, target, runs_per_task))
     return [" ".join(word(token) for token in line) for line in lines]
+
+
+# Launch tokens that stay shell expansions in the rendered array (set by the template).
+_SHELL_WORDS = {"$PODMAN": '"$PODMAN"', "${podman_flags[@]}": '"${podman_flags[@]}"'}
+
+
+def podman_run(
+    profile: Profile, target: SweepTarget, runs_per_task: int, workdir: Path
+) -> list[list[str]]:
+    """``podman run`` of the agent: nothing of the job's environment enters a Podman container
+    unless named, so the SLURM and sweepkit variables (the node's name among them), the threads,
+    the GPU assignment and the profile's env are passed by name; binds keep their paths; the
+    working directory and a sweep folder outside it are bound at the same path."""
+    lines = [["$PODMAN", "run", "--rm", "--network", "host", "${podman_flags[@]}"]]
+    if profile.gpus:
+        lines.append(["--device", "nvidia.com/gpu=all"])  # CDI; CUDA_VISIBLE_DEVICES picks
+    names = ["SLURM_*", "SWEEPKIT_*", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONNOUSERSITE"]
+    if target.kind == "wandb":
+        names.append("WANDB_*")
+    names += [name for name in profile.env if not name.startswith(("SLURM_", "SWEEPKIT_"))]
+    lines += [["--env", name] for name in dict.fromkeys(names)]
+    binds = [bind if ":" in bind else f"{bind}:{bind}" for bind in profile.binds]
+    binds.append(f"{workdir}:{workdir}")
+    if target.kind == "local" and not Path(target.ref).is_relative_to(workdir):
+        binds.append(f"{target.ref}:{target.ref}")
+    lines += [["--volume", bind] for bind in binds]
+    exe, *args = agent_argv(profile, target, runs_per_task)
+    lines.append(["--workdir", str(workdir), "--entrypoint", exe, "$IMAGE"])
+    lines.append(args)
+    return lines
 
 
 def render_context(
@@ -170,6 +208,33 @@ def image_sha256(image: Path) -> str:
     except OSError:
         pass  # a cache we cannot write only costs time
     return value
+
+
+def profile_image_digest(profile: Profile) -> str | None:
+    """The profile's image digest, or None when the image is not here: the sha256 of a .sif
+    file, or the digest Podman gives its image."""
+    if profile.image is None:
+        return None
+    if profile.runtime == "podman":
+        return podman_image_digest(str(profile.image))
+    return image_sha256(profile.image) if profile.image.is_file() else None
+
+
+def podman_image_digest(image: str) -> str | None:
+    """The digest of a Podman image here (``podman image inspect``), or None when Podman or the
+    image is missing. SWEEPKIT_PODMAN names another Podman command, as in the job script."""
+    command = shlex.split(os.environ.get("SWEEPKIT_PODMAN") or "podman")
+    try:
+        out = subprocess.run(
+            [*command, "image", "inspect", "--format", "{{.Digest}}", image],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    digest = out.stdout.strip()
+    return digest if out.returncode == 0 and digest.startswith("sha256:") else None
 
 
 def job_environment() -> dict[str, str]:

@@ -33,8 +33,8 @@ from jobs.slurm.profiles import CONTROL_CHARS, Profile, load_profile
 from jobs.slurm.script import (
     SweepTarget,
     git_revision,
-    image_sha256,
     job_environment,
+    profile_image_digest,
     render,
     render_context,
 )
@@ -102,15 +102,15 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path.cwd()
     log_dir = workdir / (profile.log_dir or target.record_dir / "logs")  # absolute either way
     job_name = profile.job_name or f"sweepkit-{target.sweep_id}"
-    image_digest = None
-    if profile.image is not None:
-        if profile.image.is_file():
-            image_digest = image_sha256(profile.image)
-        elif not args.dry_run:
-            raise UserError(
-                f"{profile.source}: profile {profile.name!r}, key 'image': {profile.image} not "
-                "found; build it (ci/build-image.sh) or fix the path"
-            )
+    image_digest = profile_image_digest(profile)
+    if profile.image is not None and image_digest is None and not args.dry_run:
+        missing = (
+            f"no Podman image {profile.image} here (podman image inspect); build it "
+            "(ci/build-image.sh --engine podman) or fix the name"
+            if profile.runtime == "podman"
+            else f"{profile.image} not found; build it (ci/build-image.sh) or fix the path"
+        )
+        raise UserError(f"{profile.source}: profile {profile.name!r}, key 'image': {missing}")
     if target.kind == "wandb" and not args.dry_run:
         check_key_file(profile)
 

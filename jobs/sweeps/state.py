@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from train import runrecord
-from train.runrecord import slurm_ids
+from train.runrecord import node_name, pid_namespace, slurm_ids
 
-HOST = socket.gethostname()  # this machine: whose pids os.kill can check
+HOST = node_name()  # this machine (the node's name, also inside a container)
+PID_NS = pid_namespace()  # whose pids os.kill can check: those of this PID namespace
 RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "preempted", "stopped")
 FINAL_STATES = ("finished", "failed", "stopped", "crashed")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -55,6 +55,7 @@ class AgentIdentity:
     agent: str = field(default_factory=lambda: new_id(12))
     host: str = HOST
     pid: int = field(default_factory=os.getpid)
+    pid_ns: str | None = PID_NS
     slurm: dict[str, str | None] = field(default_factory=slurm_ids)
 
 
@@ -142,20 +143,25 @@ class FoldedRun:
 def lease_expired(
     lease: dict[str, Any], lease_s: float, me: AgentIdentity | None, now: float
 ) -> bool:
-    """True if the holder of ``lease`` is gone: no heartbeat for ``lease_s``; or it was on this host
-    and neither it nor its program is alive; or ``me`` is the same SLURM array task, restarted."""
+    """True if the holder of ``lease`` is gone: no heartbeat for ``lease_s``; or its pids are ours to
+    check and neither it nor its program is alive; or ``me`` is the same SLURM array task,
+    restarted."""
     if now - float(lease.get("beat_at") or 0) > lease_s:
         return True
-    if (
-        lease.get("host") == HOST
-        and not alive(lease.get("pid"))
-        and not alive(lease.get("child_pid"))
-    ):
+    if pids_comparable(lease) and not alive(lease.get("pid")) and not alive(lease.get("child_pid")):
         return True
     theirs, mine = lease.get("slurm") or {}, (me.slurm if me else {})
     return same_slurm_task(theirs, mine) and int(mine.get("restart_count") or 0) > int(
         theirs.get("restart_count") or 0
     )
+
+
+def pids_comparable(record: dict[str, Any]) -> bool:
+    """True if the pids in a claim or lease name processes this process can probe: the same host
+    and the same PID namespace. Two containers on one node share its name but not their pids.
+    A record without ``pid_ns`` (written before it was recorded, or where /proc has none) counts
+    as this namespace's, as before."""
+    return record.get("host") == HOST and (record.get("pid_ns") or PID_NS) == PID_NS
 
 
 def same_slurm_task(theirs: dict[str, Any] | None, mine: dict[str, Any] | None) -> bool:

@@ -68,6 +68,7 @@ from jobs.sweeps.state import (  # noqa: F401  (re-exported: the store API of th
     lease_expired,
     metric_history,
     new_id,
+    pids_comparable,
     plain,
     read_run_json,
     same_slurm_task,
@@ -402,6 +403,7 @@ class LocalSweep:
             "agent": me.agent,
             "host": me.host,
             "pid": me.pid,
+            "pid_ns": me.pid_ns,
             "child_pid": child_pid,
             "slurm": me.slurm,
         }
@@ -414,7 +416,7 @@ class LocalSweep:
         if (
             now - claim.get("at", 0) < self.lease_s
             and not same_slurm_task(claim.get("slurm"), me.slurm if me else None)
-            and (claim.get("host") != HOST or alive(claim.get("pid")))
+            and (not pids_comparable(claim) or alive(claim.get("pid")))
         ):
             return False  # cannot have expired yet: spare the read of its lease file
         try:
@@ -424,6 +426,7 @@ class LocalSweep:
                 "beat_at": claim.get("at", 0),
                 "host": claim.get("host"),
                 "pid": claim.get("pid"),
+                "pid_ns": claim.get("pid_ns"),
                 "slurm": claim.get("slurm"),
             }
         return lease_expired(lease, self.lease_s, me, now)
@@ -599,6 +602,7 @@ class LocalSweep:
             "agent": me.agent,
             "host": me.host,
             "pid": me.pid,
+            "pid_ns": me.pid_ns,
             "slurm": me.slurm,
         }
         if params is not None:
