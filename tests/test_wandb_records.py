@@ -136,3 +136,12 @@ def test_values_decode_as_json_does() -> None:
     for text in ["1", "-2", "1.5e+09", '"txt"', "true", "null", '{"max": 1}', "[1, 2]", '"12"']:
         assert decode(text) == json.loads(text)
     assert decode("NaN") != decode("NaN") and decode("Infinity") == float("inf")
+
+
+def test_a_summary_ranks_by_the_aggregate_that_matches_the_goal() -> None:
+    from jobs.sweeps.run_metrics import summary_number
+
+    both = {"min": 1.0, "max": 3.0, "last": 2.0}
+    assert summary_number(both, "maximize") == 3.0 and summary_number(both, "minimize") == 1.0
+    assert summary_number({"last": 2}, "maximize") == 2.0 and summary_number(4, "minimize") == 4.0
+    assert summary_number({"mean": "x"}, "maximize") is None and summary_number(True, "x") is None
