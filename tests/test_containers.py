@@ -513,6 +513,32 @@ def test_build_names_a_missing_engine_in_one_line(tmp_path):
     ]
 
 
+def test_build_names_an_engine_that_cannot_run_in_one_line(tmp_path):
+    """A podman that is installed but broken (here a stand-in whose `info` fails as Podman's does
+    without conmon): one line with its error, before any build."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "podman").write_text(
+        "#!/bin/sh\necho 'Error: could not find a working conmon binary (configured options: [])' >&2"
+        "\nexit 125\n"
+    )
+    (tools / "podman").chmod(0o755)
+    result = run_script(
+        BUILD,
+        "--engine",
+        "podman",
+        env={
+            "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+            "SWEEPKIT_BASE_LOCK": str(pinned_base_lock(tmp_path)),
+        },
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "build-image: error: podman cannot run here (podman info: Error: could not find a working "
+        "conmon binary (configured options: [])); start its daemon or fix its setup"
+    ]
+
+
 def test_smoke_script_names_what_is_missing(tmp_path):
     missing = run_script(SMOKE, tmp_path / "nope.sif")
     assert missing.returncode == 2
