@@ -9,6 +9,9 @@
 #   selftest.sh versions   versions only (the end of %post, before any smoke)
 set -eu
 
+# What the image is made of, first: the kit, its revision, torch, CUDA, wandb, the image.
+sweepkit --version
+
 python3 - <<'PY'
 import os
 import sys

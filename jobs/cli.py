@@ -29,7 +29,12 @@ VERBS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     width = max(len(v) for v in VERBS)
-    lines = ["usage: sweepkit VERB [options]   (sweepkit VERB --help for each)", "", "verbs:"]
+    lines = [
+        "usage: sweepkit VERB [options]   (sweepkit VERB --help for each)",
+        "       sweepkit --version       (the kit, its revision, torch, CUDA, wandb, the image)",
+        "",
+        "verbs:",
+    ]
     lines += [f"  {verb:<{width}}  {help_}" for verb, (_, help_) in VERBS.items()]
     return "\n".join(lines)
 
@@ -39,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else EXIT_USAGE
+    if argv[0] == "--version":
+        from train.versions import format_versions, versions
+
+        print(format_versions(versions()))
+        return 0
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
         print(

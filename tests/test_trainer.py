@@ -108,6 +108,11 @@ def test_digits_preset_learns_and_records_run_json(tmp_path):
     )
     assert record["slurm"]["job_id"] == "4242" and record["slurm"]["array_task_id"] == "3"
     assert record["host"] and record["timings"]["ended_at"]
+    # what the run was made of, the same facts as `sweepkit --version`
+    made_of = record["versions"]
+    assert made_of["torch"] == torch.__version__ and made_of["cuda"] == torch.version.cuda
+    assert made_of["wandb"] and made_of["sweepkit"] and made_of["torchvision"]
+    assert made_of["git_revision"] == record["git_revision"]
     assert "Test Accuracy" in proc.stdout and "Validation Accuracy" in proc.stdout
     assert (run_dir / "train.log").read_text().count("epoch ") >= 3
     # a finished run folder is not trained again (a requeued task that already finished)

@@ -4,7 +4,7 @@ Written atomically at start, after every epoch and at the end. Layout (schema 1)
 run_id, sweep_id, state (running | finished | failed | preempted), config (effective, nested),
 metric_names, epochs [{epoch, Train Loss, Validation Loss, Validation Accuracy, images_per_s, lr,
 epoch_s}], summary (last value of each metric, best Validation Accuracy, Test Accuracy/Loss),
-timings, host, pid, slurm ids, git_revision, image_digest, resumed_from, attempt, exit_code, error.
+timings, host, pid, slurm ids, git_revision, image_digest, versions, resumed_from, attempt, exit_code, error.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from train.atomic import write_json_atomic
+from train.versions import git_revision, versions
 
 SCHEMA_VERSION = 1
 METRIC_NAMES = ["Train Loss", "Validation Loss", "Validation Accuracy"]
@@ -25,33 +25,6 @@ METRIC_NAMES = ["Train Loss", "Validation Loss", "Validation Accuracy"]
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def git_revision(checkout: Path | None = None) -> str | None:
-    """HEAD of ``checkout`` (default: this project), ``-dirty`` when tracked files changed.
-
-    Inside an image there is no checkout: the revision the image was built from
-    (SWEEPKIT_GIT_REVISION, set by the job script) is used instead.
-    """
-    if checkout is None:
-        if os.environ.get("SWEEPKIT_GIT_REVISION"):
-            return os.environ["SWEEPKIT_GIT_REVISION"]
-        checkout = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(checkout), *args], capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    head = git("rev-parse", "HEAD")
-    if not head:
-        return None
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return head + ("-dirty" if dirty else "")
 
 
 def node_name() -> str:
@@ -111,6 +84,7 @@ class RunRecord:
             "slurm": slurm_ids(),
             "git_revision": git_revision(),
             "image_digest": os.environ.get("SWEEPKIT_IMAGE_DIGEST"),
+            "versions": versions(),
             "resumed_from": None,
             "attempt": int(previous.get("attempt", 0)) + 1,
             "exit_code": None,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.slurm.profiles import CONTROL_CHARS, DIRECTIVE_BAD, Profile
-from train import runrecord
+from train import versions
 from train.errors import UserError
 from train.staging import file_digest
 
@@ -179,7 +179,7 @@ def render(context: dict[str, Any]) -> str:
 # ----- provenance -----------------------------------------------------------------------------
 def git_revision(workdir: Path) -> str:
     """HEAD of the checkout the job runs in, with -dirty when it has uncommitted changes."""
-    return runrecord.git_revision(workdir) or "unknown"
+    return versions.git_revision(workdir) or "unknown"
 
 
 def image_sha256(image: Path) -> str:

@@ -1,0 +1,101 @@
+"""What a run or an image is made of: the kit's version and git revision, torch, torchvision,
+CUDA and wandb, and the image with its digest when running in one. ``sweepkit --version`` prints
+it, the image's self-test prints it first, and every run records it in ``run.json``.
+
+The image: the job script passes ``SWEEPKIT_IMAGE_DIGEST`` (it hashes the SIF once per
+submission); without it, Podman's ``/run/.containerenv`` names the image and its id,
+and Apptainer names the SIF it runs (``APPTAINER_CONTAINER``; hashing a multi-GB file here would
+cost more than the command, so no digest then).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+# Written by Podman into every container it runs (keys: engine, name, id, image, imageid, ...).
+CONTAINERENV = Path("/run/.containerenv")
+
+
+def git_revision(checkout: Path | None = None) -> str | None:
+    """HEAD of ``checkout`` (default: this project), ``-dirty`` when tracked files changed.
+
+    Inside an image there is no checkout: the revision the image was built from
+    (SWEEPKIT_GIT_REVISION, set by the job script) is used instead, else the image's own label
+    (SWEEPKIT_IMAGE_REVISION, set in the image's environment at build time).
+    """
+    in_image = os.environ.get("SWEEPKIT_IMAGE_REVISION")  # the image's revision label
+    if checkout is None:
+        if os.environ.get("SWEEPKIT_GIT_REVISION"):
+            return os.environ["SWEEPKIT_GIT_REVISION"]
+        checkout = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(checkout), *args], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return in_image if in_image and in_image != "unknown" else None
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return head + ("-dirty" if dirty else "")
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def read_containerenv(path: Path = CONTAINERENV) -> dict[str, str]:
+    """Podman's ``key="value"`` lines; {} outside a Podman container."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    pairs = (line.partition("=") for line in text.splitlines())
+    return {key.strip(): value.strip().strip('"') for key, _, value in pairs if value}
+
+
+def image_identity(containerenv: Path = CONTAINERENV) -> tuple[str | None, str | None]:
+    """(image, digest) this process runs in, as far as it can know them; (None, None) on a host."""
+    env = os.environ
+    image = None
+    digest = env.get("SWEEPKIT_IMAGE_DIGEST")
+    podman = read_containerenv(containerenv)
+    if podman:
+        image = podman.get("image") or None
+        image_id = podman.get("imageid")
+        digest = digest or (f"sha256:{image_id}" if image_id and ":" not in image_id else image_id)
+    apptainer = env.get("APPTAINER_CONTAINER") or env.get("SINGULARITY_CONTAINER")
+    return image or apptainer or None, digest or None
+
+
+def versions(containerenv: Path = CONTAINERENV) -> dict[str, str | None]:
+    """The facts, in the order ``sweepkit --version`` prints them."""
+    import torch  # the trainer imports it anyway; --version is a one-off
+
+    image, digest = image_identity(containerenv)
+    return {
+        "sweepkit": _dist_version("sweepkit"),
+        "git_revision": git_revision(),
+        "torch": torch.__version__,
+        "torchvision": _dist_version("torchvision"),
+        "cuda": torch.version.cuda,
+        "wandb": _dist_version("wandb"),
+        "image": image,
+        "image_digest": digest,
+    }
+
+
+def format_versions(facts: dict[str, str | None]) -> str:
+    width = max(len(key) for key in facts)
+    return "\n".join(f"{key:<{width}}  {value or '-'}" for key, value in facts.items())
