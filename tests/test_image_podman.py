@@ -126,14 +126,18 @@ def test_image_labels_name_its_revision_lock_and_the_standin_base(image: dict[st
         "0.29.1",
     )
     assert info["Config"]["Entrypoint"] == ["sweepkit"]
-    # inside a container the image names itself: its revision label, the versions, its id
+    # inside a container the image names its revision label and versions; Podman tells a
+    # container its image and id (/run/.containerenv) only when it runs privileged
     version = podman("run", "--rm", IMAGE, "--version", timeout=300)
     assert version.returncode == 0, tail(version)
     facts = dict(line.split(None, 1) for line in version.stdout.splitlines())
     assert facts["git_revision"] == labels["org.opencontainers.image.revision"]
     assert facts["torch"].startswith("2.14.1") and facts["torchvision"].startswith("0.29.1")
-    assert facts["image"].endswith(IMAGE.split("/", 1)[1])
-    assert facts["image_digest"] == f"sha256:{info['Id']}"
+    privileged = podman("run", "--rm", "--privileged", IMAGE, "--version", timeout=300)
+    assert privileged.returncode == 0, tail(privileged)
+    facts = dict(line.split(None, 1) for line in privileged.stdout.splitlines())
+    assert facts["image"].endswith(IMAGE.split("/", 1)[1]), facts
+    assert facts["image_digest"] == f"sha256:{info['Id']}", facts
 
 
 def test_smoke_script_runs_the_smoke_in_the_image(image: dict[str, str]) -> None:

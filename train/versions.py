@@ -2,10 +2,11 @@
 CUDA and wandb, and the image with its digest when running in one. ``sweepkit --version`` prints
 it, the image's self-test prints it first, and every run records it in ``run.json``.
 
-The image: the job script passes ``SWEEPKIT_IMAGE_DIGEST`` (it hashes the SIF once per
-submission); without it, Podman's ``/run/.containerenv`` names the image and its id,
-and Apptainer names the SIF it runs (``APPTAINER_CONTAINER``; hashing a multi-GB file here would
-cost more than the command, so no digest then).
+The image: the job script passes ``SWEEPKIT_IMAGE_DIGEST`` (it hashes the image once per
+submission). Without it, Podman's ``/run/.containerenv`` names the image and its id (Podman
+writes them there only for a ``--privileged`` container), and Apptainer names the SIF it runs
+(``APPTAINER_CONTAINER``; hashing a multi-GB file here would cost more than the command, so no
+digest then).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-# Written by Podman into every container it runs (keys: engine, name, id, image, imageid, ...).
+# Written by Podman into every container it runs: ``engine`` always; ``name``, ``id``, ``image``,
+# ``imageid`` ... only in a privileged one.
 CONTAINERENV = Path("/run/.containerenv")
 
 
