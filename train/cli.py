@@ -124,15 +124,9 @@ def _check_same_world(previous: dict[str, Any], world: World, run_dir: Path) -> 
 
     saved = int(previous.get("world_size") or 1)
     if saved != world.size and previous.get("state") != "finished" and has_checkpoint(run_dir):
+        from train.distributed import world_size_changed
+
         raise UserError(world_size_changed(run_dir, saved, world.size))
-
-
-def world_size_changed(run_dir: Path, saved: int, now: int) -> str:
-    return (
-        f"run folder {run_dir} was checkpointed by {saved} data-parallel process(es) and this "
-        f"resume has {now}; resume it with torchrun --nproc-per-node={saved} (or {saved} ranks "
-        "in all), or pass a new --run-dir"
-    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -187,6 +187,15 @@ def _globalise_batchnorm(module: torch.nn.Module) -> None:
             _globalise_batchnorm(child)
 
 
+def world_size_changed(run_dir: object, saved: int, now: int) -> str:
+    """Why a checkpointed run does not resume on another world size (one line)."""
+    return (
+        f"run folder {run_dir} was checkpointed by {saved} data-parallel process(es) and this "
+        f"resume has {now}; resume it with torchrun --nproc-per-node={saved} (or {saved} ranks "
+        "in all), or pass a new --run-dir"
+    )
+
+
 def wrap_model(
     model: torch.nn.Module, world: World, device: torch.device, sync_batchnorm: bool
 ) -> torch.nn.Module:

@@ -26,7 +26,13 @@ import torch
 from train.checkpoint import Position, load_latest_checkpoint, save_checkpoint
 from train.config import Config
 from train.data import load_splits
-from train.distributed import World, check_batch_split, join_world, wrap_model
+from train.distributed import (
+    World,
+    check_batch_split,
+    join_world,
+    world_size_changed,
+    wrap_model,
+)
 from train.errors import UserError
 from train.model import build_model
 from train.optim import make_optimizer, make_scheduler
@@ -146,8 +152,6 @@ def train(
     if state is not None:
         saved_world = int(state.get("world_size", 1))
         if saved_world != world.size:
-            from train.cli import world_size_changed
-
             raise UserError(world_size_changed(run_dir, saved_world, world.size))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
