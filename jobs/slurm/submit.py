@@ -228,7 +228,7 @@ def array_spec(spec: str, profile: Profile, target: SweepTarget, runs_per_task: 
             f"sweep {target.ref} has no runs left ({planned} planned, all taken or done); see "
             "`sweepkit status`; nothing submitted"
         )
-    tasks = math.ceil(remaining / runs_per_task)
+    tasks = math.ceil(remaining / (runs_per_task * profile.agents_per_task))
     return f"1-{tasks}%{min(profile.concurrency, tasks)}"
 
 
