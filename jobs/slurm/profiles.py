@@ -86,6 +86,7 @@ class Profile:
     job_name: str | None = None  # None: sweepkit-<sweep id>
     runs_per_task: int = 1
     agents_per_task: int = 1
+    nodes: int = 1
     wandb_api_key_file: Path = Path("~/.config/sweepkit/wandb_api_key")
     sbatch_extra: tuple[str, ...] = ()
 
@@ -117,6 +118,7 @@ _KEYS: dict[str, str] = {
     "job_name": "job name (default sweepkit-<sweep id>)",
     "runs_per_task": "runs each array task takes from the sweep (agent --count)",
     "agents_per_task": "agents per task, each with its share of the task's GPUs (packing)",
+    "nodes": "nodes per task; one run spans them (its command uses python -m train.launch)",
     "wandb_api_key_file": "file holding the W&B API key, mode 0600",
     "sbatch_extra": "further #SBATCH options, e.g. [--mail-type=FAIL]",
 }
@@ -264,6 +266,13 @@ def _check_profile(source: Path, name: str, raw: Any) -> Profile:
 
     gpus = check.integer("gpus", 0, 0, 64)
     agents = check.integer("agents_per_task", 1, 1, 64)
+    nodes = check.integer("nodes", 1, 1, 4096)
+    if nodes > 1 and agents > 1:
+        raise check.fail(
+            "agents_per_task",
+            f"packs agents while nodes is {nodes}: a task over several nodes runs one run",
+            "use agents_per_task: 1 with nodes, or nodes: 1 to pack",
+        )
     if agents > 1 and (agents > gpus or gpus % agents):
         raise check.fail(
             "agents_per_task",
@@ -350,6 +359,7 @@ def _check_profile(source: Path, name: str, raw: Any) -> Profile:
         job_name=job_name,
         runs_per_task=check.integer("runs_per_task", 1, 1, 10_000),
         agents_per_task=agents,
+        nodes=nodes,
         wandb_api_key_file=_path(check, "wandb_api_key_file", key_file)
         or Path(os.path.expanduser(Profile.wandb_api_key_file)),
         sbatch_extra=extra,
