@@ -12,6 +12,7 @@ the test tells the two apart.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -163,3 +164,29 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(tmp_path):
     assert code != 0
     line = "sweepkit train: error: batch_size=33 does not split over 2 data-parallel processes"
     assert err.count(line) == 1, err  # rank 0 says it once; every rank exits 2
+
+
+@pytest.mark.slow
+def test_the_launcher_passes_sigterm_on_and_exits_75_from_the_record(tmp_path):
+    """torchrun calls ranks that exit 75 a failure; python -m train.launch reports the run."""
+    run_dir = tmp_path / "run"
+    args = ["--config", DIGITS, *sets([*SMALL, "wandb.mode=disabled"]), "--run-dir", str(run_dir)]
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "train.launch", "--nproc-per-node=2", "-m", "train", *args],
+        cwd=ROOT,
+        env=env_without_wandb(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    log = run_dir / "train.log"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and "training resnet18" in log.read_text()):
+        assert launcher.poll() is None, launcher.communicate()
+        time.sleep(0.1)
+    launcher.send_signal(signal.SIGTERM)
+    code, out, err = finish(launcher)
+    assert code == 75, out + err
+    assert "sweepkit launch: " in out and "--standalone" in out
+    record = read_run_json(run_dir)
+    assert record is not None and record["state"] == "preempted" and record["world_size"] == 2
