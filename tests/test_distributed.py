@@ -167,7 +167,8 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_launcher_passes_sigterm_on_and_exits_75_from_the_record(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1])
+def test_the_launcher_passes_a_stop_on_and_exits_75_from_the_record(tmp_path, stop):
     """torchrun calls ranks that exit 75 a failure; python -m train.launch reports the run."""
     run_dir = tmp_path / "run"
     args = ["--config", DIGITS, *sets([*SMALL, "wandb.mode=disabled"]), "--run-dir", str(run_dir)]
@@ -184,7 +185,7 @@ def test_the_launcher_passes_sigterm_on_and_exits_75_from_the_record(tmp_path):
     while time.time() < deadline and not (log.exists() and "training resnet18" in log.read_text()):
         assert launcher.poll() is None, launcher.communicate()
         time.sleep(0.1)
-    launcher.send_signal(signal.SIGTERM)
+    launcher.send_signal(stop)
     code, out, err = finish(launcher)
     assert code == 75, out + err
     assert "sweepkit launch: " in out and "--standalone" in out

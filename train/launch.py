@@ -28,6 +28,7 @@ from types import FrameType
 from train.errors import EXIT_PREEMPTED, EXIT_USAGE
 from train.runrecord import read_run_json
 
+TORCHRUN_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
 USAGE = "usage: python -m train.launch [--nproc-per-node N] -m train [trainer arguments]"
 
 
@@ -68,7 +69,15 @@ def free_port() -> int:
 
 
 def launch_command(nproc: int, trainer_args: list[str]) -> list[str]:
-    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    # torchrun passes on only the signals it is told to; by default it would die of SIGUSR1
+    # (SLURM's lead signal) and leave its ranks running.
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={nproc}",
+        f"--signals-to-handle={TORCHRUN_SIGNALS}",
+    ]
     tasks = int(os.environ.get("SLURM_NTASKS", "1") or 1)
     if tasks <= 1:
         return [*torchrun, "--standalone", "-m", "train", *trainer_args]
