@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from slurm_fixture import BASE, Slurm, cluster, make_sweep, run_infos, sweepkit
+from slurm_fixture import BASE, Slurm, cluster, make_sweep, run_infos, sweepkit, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -102,3 +102,56 @@ def test_launcher_arguments_are_checked_in_one_line() -> None:
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "--nproc-per-node '0' is not a number of processes" in bad.stderr
+
+
+def test_the_lead_signal_reaches_every_rank_the_task_requeues_and_the_run_resumes(
+    slurm: Slurm, tmp_path: Path
+) -> None:
+    ref = make_sweep(
+        tmp_path,
+        {
+            "program": "train",
+            "command": [
+                "${env}",
+                "${interpreter}",
+                "-m",
+                "train.launch",
+                "--nproc-per-node=1",
+                *TRAINER[:4],
+                "--model_name=resnet18",
+                "--num_epochs=2",
+                "--sample_ratio=0.25",
+                "--stem=cifar",
+                "--image_size=16",
+                "--device=cpu",
+                "--deterministic=true",
+                "${args}",
+            ],
+            "method": "grid",
+            "metric": {"name": "Validation Accuracy", "goal": "maximize"},
+            "parameters": {"learning_rate": {"values": [0.001]}},
+        },
+    )
+    profiles = cluster(tmp_path, multi={**BASE, "nodes": 2})
+    dry = sweepkit("submit", ref, "--profile", "multi", "--cluster-config", profiles, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    path = tmp_path / "multi.sbatch"
+    path.write_text(dry.stdout.rsplit("# sbatch command:", 1)[0])
+    (Path(ref) / "slurm" / "logs").mkdir(parents=True)
+    job = slurm.run("sbatch", "--parsable", "--nodes=1", str(path)).stdout.strip().split(";")[0]
+
+    def training() -> bool:
+        return any("training resnet18" in p.read_text() for p in Path(ref).glob("runs/*/train.log"))
+
+    wait_for(training, 300, "the run's ranks to train")
+    # what SLURM sends signal_lead_s before the time limit: USR1 to the batch shell
+    slurm.run("scancel", "--batch", "--signal=USR1", job)
+    slurm.wait_done(job, timeout=400)
+
+    infos = run_infos(ref)
+    assert len(infos) == 1
+    info = infos[0]
+    assert info["state"] == "finished" and info["attempt"] == 2, info
+    assert info["world_size"] == 2 and info["resumed_from"] is not None
+    log = next((Path(ref) / "slurm" / "logs").glob("*.out")).read_text()
+    assert "SIGUSR1" in log and "requeueing job" in log and "restart 1" in log, log
