@@ -4,6 +4,8 @@
 
 ``--key=value`` arguments are the agent's overrides (``${args}``); ``--set`` wins over everything.
 Exit codes: 0 finished, 1 failed, 2 bad config or input, 75 preempted (rerun to resume).
+Under torchrun every rank runs this; rank 0 chooses the run folder and reads the swept values, and
+shares both, so all ranks train the same run; only rank 0 writes or prints for it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import traceback
 import uuid
@@ -21,6 +24,7 @@ from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserE
 
 if TYPE_CHECKING:
     from train.config import Config
+    from train.distributed import World
 
 log = logging.getLogger("sweepkit")
 # The same words as the verb's line in ``sweepkit --help`` (jobs/cli.py).
@@ -72,18 +76,22 @@ def resolve_run_dir(arg: str | None) -> tuple[Path, str]:
     return Path("runs") / run_id, run_id
 
 
-def _setup_logging(run_dir: Path, log_file: str) -> None:
-    log.setLevel(logging.INFO)
+def _setup_logging(run_dir: Path, log_file: str, world: World) -> None:
+    """Rank 0 logs to the console and ``train.log``; other ranks only their warnings, tagged."""
+    log.setLevel(logging.INFO if world.is_main else logging.WARNING)
     log.propagate = False
     for handler in list(log.handlers):
         log.removeHandler(handler)
         handler.close()
     console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    to_file = logging.FileHandler(run_dir / log_file)
-    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    console.setFormatter(
+        logging.Formatter("%(message)s" if world.is_main else f"rank {world.rank}: %(message)s")
+    )
     log.addHandler(console)
-    log.addHandler(to_file)
+    if world.is_main:
+        to_file = logging.FileHandler(run_dir / log_file)
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(to_file)
 
 
 def _check_same_run(previous: dict[str, Any], cfg: Config, run_dir: Path, run_id: str) -> None:
@@ -109,9 +117,21 @@ def _check_same_run(previous: dict[str, Any], cfg: Config, run_dir: Path, run_id
         )
 
 
+def _check_same_world(previous: dict[str, Any], world: World, run_dir: Path) -> None:
+    """A checkpointed run resumes with the world size it was trained with (refused before the
+    folder changes; the trainer checks the checkpoint itself again)."""
+    from train.checkpoint import has_checkpoint
+
+    saved = int(previous.get("world_size") or 1)
+    if saved != world.size and previous.get("state") != "finished" and has_checkpoint(run_dir):
+        from train.distributed import world_size_changed
+
+        raise UserError(world_size_changed(run_dir, saved, world.size))
+
+
 def run(args: argparse.Namespace) -> int:
     from train.config import build_config
-    from train.runrecord import RunRecord, now_iso, read_run_json
+    from train.distributed import join_world, leave_world, world_from_env
 
     cfg = build_config(args.config, args.agent_overrides, args.set)
     if args.print_config:
@@ -119,14 +139,40 @@ def run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(cfg.nested(), sort_keys=False), end="")
         return EXIT_OK
-    run_dir, run_id = resolve_run_dir(args.run_dir)
+    world = world_from_env()
+    if not world.distributed:
+        return _run(args, cfg, world)
+    join_world(world, cfg.device)
+    try:
+        return _run(args, cfg, world)
+    except UserError:
+        if world.is_main:
+            raise  # printed once, by rank 0; every rank exits 2
+        return EXIT_USAGE
+    finally:
+        # Past this point the run's outcome is settled on every rank. torchrun sends SIGTERM to
+        # the ranks still running once the first one exits non-zero (75 too): ignoring it lets each
+        # rank leave with its own exit code rather than die of that signal.
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_IGN)
+        leave_world()
+
+
+def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
+    from train.config import build_config
+    from train.runrecord import RunRecord, now_iso, read_run_json
+
+    run_dir, run_id = world.share(resolve_run_dir(args.run_dir))
     previous = read_run_json(run_dir)
+    if previous:
+        _check_same_world(previous, world, run_dir)
     if previous and not os.environ.get("WANDB_SWEEP_ID"):
         # under an agent the swept values may arrive only later, through wandb.config; the agent
         # relaunches a run with its own values by construction
         _check_same_run(previous, cfg, run_dir, run_id)
     if previous and previous.get("state") == "finished":
-        print(f"run {run_id} in {run_dir} already finished; nothing to do")
+        if world.is_main:
+            print(f"run {run_id} in {run_dir} already finished; nothing to do")
         return EXIT_OK
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -134,24 +180,25 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"cannot create run folder {run_dir}: {err.strerror}; pass --run-dir to a writable path"
         ) from None
-    _setup_logging(run_dir, cfg.log_file)
+    _setup_logging(run_dir, cfg.log_file, world)
 
     from train.tracking import Tracker
     from train.trainer import StopSignal, train
 
     stop = StopSignal().install()
-    record = RunRecord(run_dir, run_id, cfg.nested(), previous)
+    record = RunRecord(run_dir, run_id, cfg.nested(), previous, persist=world.is_main)
+    record.data["world_size"] = world.size
     tracker = None
     code = EXIT_FAILED
     try:
-        tracker = Tracker(cfg, run_dir, run_id)
-        swept = tracker.swept_values()
+        tracker = Tracker(cfg, run_dir, run_id, enabled=world.is_main)
+        swept = world.share(tracker.swept_values())
         if swept:
             # wandb.config holds the sweep's choice: layer it (below --set) and record the result.
             cfg = build_config(args.config, args.agent_overrides, args.set, wandb_config=swept)
             tracker.record_config(cfg)
         record.update(config=cfg.nested())
-        state = train(cfg, run_dir, record, tracker, stop)
+        state = train(cfg, run_dir, record, tracker, stop, world)
         code = EXIT_PREEMPTED if state == "preempted" else EXIT_OK
         record.data["timings"]["ended_at"] = None if state == "preempted" else now_iso()
         record.update(state=state, exit_code=code)

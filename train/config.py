@@ -116,6 +116,9 @@ SCHEMA: dict[str, Key] = {
     "deterministic": Key(bool, False, "deterministic algorithms (bit-identical resume on CPU)"),
     "device": Key(str, "auto", "auto (cuda if present), cuda or cpu", ("auto", "cuda", "cpu")),
     "limit_train_batches": Key(int, 0, "stop each epoch after this many batches (0: all)", min=0),
+    "sync_batchnorm": Key(
+        bool, True, "under torchrun, BatchNorm over the global batch, as in one process"
+    ),
     # --- checkpoints ---
     "checkpoint.every_epochs": Key(
         int, 1, "checkpoint every N epochs (and always on a stop signal)", min=1

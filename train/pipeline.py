@@ -6,6 +6,11 @@ seeded by (seed, epoch), so a batch depends only on (seed, epoch, step): a run r
 sees exactly the batches an uninterrupted run would, on any device. Crop (pad 4), flip, the
 uint8->float conversion, normalisation, resize and channels_last all run batched on the device.
 
+In a data-parallel run (``world`` of several ranks) ``batch_size`` is the global batch: every rank
+draws the same epoch plan, and rank r takes the r-th equal share of each global batch, so the
+steps of an epoch and the images each step sees are those of one process with that batch. Each
+evaluation split is cut into one contiguous part per rank.
+
 ``loader: workers`` is the seed's pipeline (PIL transforms in DataLoader worker processes); it is
 the baseline the throughput benchmark compares against. Validation and test batches are never
 augmented in either pipeline.
@@ -20,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from train.config import Config
+from train.distributed import World
 
 PAD = 4
 # ImageNet statistics: the pretrained weights expect them and the seed used them.
@@ -106,8 +112,10 @@ class DeviceLoader:
         train: bool,
         seed: int = 0,
         augment: str = "crop_flip",
+        world: World | None = None,
     ):
         self.augment = augment
+        self.world = world or World()
         self.images = images.to(device, non_blocking=True)
         self.labels = labels.to(device, non_blocking=True)
         self.batch_size = batch_size
@@ -134,8 +142,10 @@ class DeviceLoader:
         order, dy, dx, flip = (
             t.to(self.device, non_blocking=True) for t in (plan.order, plan.dy, plan.dx, plan.flip)
         )
+        share = bs // self.world.size  # this rank's part of each global batch
         for step in range(start_step, len(self)):
-            sl = slice(step * bs, (step + 1) * bs)
+            first = step * bs + self.world.rank * share
+            sl = slice(first, first + share)
             idx = order[sl]
             images = random_crop_flip(self.images[idx], dy[sl], dx[sl], flip[sl])
             yield self.normalize(images), self.labels[idx]
@@ -160,20 +170,29 @@ class _PILDataset(torch.utils.data.Dataset):
 class _OffsetSampler(torch.utils.data.Sampler[int]):
     """A seeded permutation per epoch that can start part-way through (mid-epoch resume)."""
 
-    def __init__(self, n: int, seed: int, shuffle: bool):
+    def __init__(self, n: int, seed: int, shuffle: bool, batch_size: int, world: World):
         self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.batch_size, self.world = batch_size, world
         self.epoch, self.skip = 0, 0
 
-    def __iter__(self) -> Iterator[int]:
+    def _rank_order(self) -> torch.Tensor:
         order = (
             plan_epoch(self.n, self.seed, self.epoch).order
             if self.shuffle
             else torch.arange(self.n)
         )
-        return iter(order[self.skip :].tolist())
+        if not self.world.distributed:
+            return order
+        # this rank's share of every whole global batch (training drops the ragged last one)
+        steps, share = self.n // self.batch_size, self.batch_size // self.world.size
+        batches = order[: steps * self.batch_size].view(steps, self.world.size, share)
+        return batches[:, self.world.rank].reshape(-1)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rank_order()[self.skip :].tolist())
 
     def __len__(self) -> int:
-        return self.n - self.skip
+        return len(self._rank_order()) - self.skip
 
 
 class WorkersLoader:
@@ -193,8 +212,11 @@ class WorkersLoader:
         channels_last: bool,
         seed: int = 0,
         augment: str = "crop_flip",
+        world: World | None = None,
     ):
         from torchvision import transforms as T
+
+        world = world or World()
 
         steps: list = []
         if train and augment != "none":
@@ -202,12 +224,15 @@ class WorkersLoader:
         if train and augment == "crop_flip":
             steps.append(T.RandomHorizontalFlip())
         steps += [T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(MEAN, STD)]
-        self.sampler = _OffsetSampler(len(labels), seed, shuffle=train)
+        # evaluation splits arrive already cut to this rank's part
+        sampler_world = world if train else World()
+        self.sampler = _OffsetSampler(len(labels), seed, train, batch_size, sampler_world)
         self.batch_size, self.train, self.device = batch_size, train, device
+        share = batch_size // world.size if train else batch_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.loader = torch.utils.data.DataLoader(
             _PILDataset(images, labels, T.Compose(steps)),
-            batch_size=batch_size,
+            batch_size=share,
             sampler=self.sampler,
             num_workers=num_workers,
             pin_memory=pin_memory and device.type == "cuda",
@@ -220,7 +245,8 @@ class WorkersLoader:
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
     def epoch(self, epoch: int = 0, start_step: int = 0) -> Iterator[Batch]:
-        self.sampler.epoch, self.sampler.skip = epoch, start_step * self.batch_size
+        share = self.batch_size // self.sampler.world.size if self.train else self.batch_size
+        self.sampler.epoch, self.sampler.skip = epoch, start_step * share
         for x, y in self.loader:
             yield (
                 x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
@@ -232,10 +258,21 @@ Loader = DeviceLoader | WorkersLoader
 
 
 def make_loader(
-    cfg: Config, images: torch.Tensor, labels: torch.Tensor, device: torch.device, *, train: bool
+    cfg: Config,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    *,
+    train: bool,
+    world: World | None = None,
 ) -> Loader:
-    """The loader ``cfg.loader`` names, for the training or an evaluation split."""
+    """The loader ``cfg.loader`` names, for the training or an evaluation split (``world``: this
+    rank's share of it in a data-parallel run)."""
+    world = world or World()
     batch_size = cfg.batch_size if train else cfg.eval_batch_size
+    if not train and world.distributed:
+        part = world.local_slice(len(labels))
+        images, labels = images[part], labels[part]
     if cfg.loader == "workers":
         return WorkersLoader(
             images,
@@ -249,6 +286,7 @@ def make_loader(
             channels_last=cfg.channels_last,
             seed=cfg.seed,
             augment=cfg.augment,
+            world=world,
         )
     normalize = Normalizer(device, cfg.image_size, cfg.channels_last)
     return DeviceLoader(
@@ -260,4 +298,5 @@ def make_loader(
         train=train,
         seed=cfg.seed,
         augment=cfg.augment,
+        world=world,
     )

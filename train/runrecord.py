@@ -4,7 +4,8 @@ Written atomically at start, after every epoch and at the end. Layout (schema 1)
 run_id, sweep_id, state (running | finished | failed | preempted), config (effective, nested),
 metric_names, epochs [{epoch, Train Loss, Validation Loss, Validation Accuracy, images_per_s, lr,
 epoch_s}], summary (last value of each metric, best Validation Accuracy, Test Accuracy/Loss),
-timings, host, pid, slurm ids, git_revision, image_digest, versions, resumed_from, attempt, exit_code, error.
+timings, host, pid, slurm ids, git_revision, image_digest, versions, resumed_from, attempt, exit_code, error,
+world_size (data-parallel processes; 1 outside torchrun).
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ class RunRecord:
         run_id: str,
         config: dict[str, Any],
         previous: dict[str, Any] | None = None,
+        persist: bool = True,
     ):
-        """``previous``: the run.json already in ``run_dir`` if the caller has read it."""
+        """``previous``: the run.json already in ``run_dir`` if the caller has read it.
+        ``persist=False``: kept in memory only (the ranks of a data-parallel run but rank 0)."""
         self.path = run_dir / "run.json"
+        self.persist = persist
         previous = (previous if previous is not None else read_run_json(run_dir)) or {}
         self.data: dict[str, Any] = {
             "schema": SCHEMA_VERSION,
@@ -97,7 +101,8 @@ class RunRecord:
 
     def write(self) -> None:
         self.data["timings"]["updated_at"] = now_iso()
-        write_json_atomic(self.path, self.data)
+        if self.persist:
+            write_json_atomic(self.path, self.data)
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from train.distributed import World
 from train.errors import UserError
 
 log = logging.getLogger("sweepkit")
@@ -103,19 +104,28 @@ def evaluate(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
     precision: str,
+    world: World | None = None,
 ) -> tuple[float, float]:
-    """(mean loss, accuracy in percent) over ``batches``; never augmented, eager module."""
+    """(mean loss, accuracy in percent) over ``batches``; never augmented, eager module.
+
+    In a data-parallel run each rank passes its part of the split and gets the whole split's
+    figures (the sums are all-reduced)."""
     model.eval()
     precision = resolve_precision(precision, device)
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    count = 0
+    seen = 0
     for x, y in batches:
         with torch.autocast(device.type, dtype=DTYPES[precision], enabled=precision != "fp32"):
             logits = model(x)
         total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
-        count += len(y)
-    if count == 0:
+        seen += len(y)
+    if world is not None:
+        total_loss, correct, count_t = world.sum(
+            total_loss, correct, torch.tensor(seen, device=device)
+        )
+        seen = int(count_t)
+    if seen == 0:
         return float("nan"), float("nan")
-    return float(total_loss) / count, 100.0 * float(correct) / count
+    return float(total_loss) / seen, 100.0 * float(correct) / seen

@@ -17,9 +17,10 @@ from train.config import Config
 class Tracker:
     """Mirror of the run's metrics in W&B; every method is a no-op when disabled."""
 
-    def __init__(self, cfg: Config, run_dir: Path, run_id: str):
+    def __init__(self, cfg: Config, run_dir: Path, run_id: str, enabled: bool = True):
+        """``enabled=False``: no W&B run (the ranks of a data-parallel run but rank 0)."""
         self.run: Any = None
-        if cfg["wandb.mode"] == "disabled":
+        if cfg["wandb.mode"] == "disabled" or not enabled:
             return
         os.environ.setdefault("WANDB_DIR", str(run_dir))
         os.environ.setdefault("WANDB_SILENT", "true")

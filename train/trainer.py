@@ -4,6 +4,8 @@ Read top to bottom: ``train`` sets up data, model and optimiser, resumes from th
 checkpoint, then loops. A stop signal (SIGUSR1 from SLURM's --signal, SIGTERM from preemption,
 scancel or a hyperband stop) is noted by ``StopSignal`` and acted on between steps: the step
 finishes, a checkpoint of the exact position is written and the run ends ``preempted``.
+Under torchrun every rank runs this loop on its share of each batch (see distributed.py); the ranks
+agree on a stop after each step, and rank 0 alone writes checkpoints, run.json and W&B.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import math
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,20 @@ import torch
 from train.checkpoint import Position, load_latest_checkpoint, save_checkpoint
 from train.config import Config
 from train.data import load_splits
+from train.distributed import (
+    World,
+    check_batch_split,
+    join_world,
+    world_size_changed,
+    wrap_model,
+)
 from train.errors import UserError
 from train.model import build_model
 from train.optim import make_optimizer, make_scheduler
 from train.pipeline import make_loader
+from train.progress import Progress
 from train.runrecord import RunRecord
-from train.step import TrainStep, evaluate, pick_device
+from train.step import TrainStep, evaluate
 from train.tracking import Tracker
 
 log = logging.getLogger("sweepkit")
@@ -78,32 +87,6 @@ def seed_everything(cfg: Config, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-class Progress:
-    """A live progress line on a terminal; nothing per step in a batch job's log."""
-
-    def __init__(self, total_epochs: int, steps: int):
-        self.live = sys.stderr.isatty()
-        self.total_epochs, self.steps = total_epochs, steps
-        self.last = 0.0
-
-    def update(
-        self, epoch: int, step: int, loss: torch.Tensor, images: int, elapsed: float
-    ) -> None:
-        now = time.monotonic()
-        if not self.live or now - self.last < 0.5:
-            return
-        self.last = now
-        rate = images / elapsed if elapsed > 0 else 0.0
-        sys.stderr.write(
-            f"\repoch {epoch + 1}/{self.total_epochs} [{step}/{self.steps}] loss {loss.item():.4f} {rate:,.0f} img/s "
-        )
-        sys.stderr.flush()
-
-    def end_epoch(self) -> None:
-        if self.live:
-            sys.stderr.write("\r\033[K")
-
-
 @dataclass
 class EpochSums:
     """Training-loss sums of the current epoch (kept in checkpoints for mid-epoch resume)."""
@@ -113,9 +96,18 @@ class EpochSums:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop: StopSignal) -> str:
-    """Train to completion or to a stop signal; returns the final state."""
-    device = pick_device(cfg.device)
+def train(
+    cfg: Config,
+    run_dir: Path,
+    record: RunRecord,
+    tracker: Tracker,
+    stop: StopSignal,
+    world: World | None = None,
+) -> str:
+    """Train to completion or to a stop signal; returns the final state (the same on every rank)."""
+    world = world or World()
+    device = join_world(world, cfg.device)
+    rank_batch = check_batch_split(cfg.batch_size, world)
     use_allotted_cpus()
     seed_everything(cfg, device)
     splits = load_splits(
@@ -127,9 +119,9 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
         synthetic_size=cfg.synthetic_size,
         num_classes=cfg.num_classes,
     )
-    train_loader = make_loader(cfg, splits.train_x, splits.train_y, device, train=True)
-    val_loader = make_loader(cfg, splits.val_x, splits.val_y, device, train=False)
-    test_loader = make_loader(cfg, splits.test_x, splits.test_y, device, train=False)
+    train_loader = make_loader(cfg, splits.train_x, splits.train_y, device, train=True, world=world)
+    val_loader = make_loader(cfg, splits.val_x, splits.val_y, device, train=False, world=world)
+    test_loader = make_loader(cfg, splits.test_x, splits.test_y, device, train=False, world=world)
     steps_per_epoch = len(train_loader)
     if cfg.limit_train_batches:
         steps_per_epoch = min(steps_per_epoch, cfg.limit_train_batches)
@@ -145,7 +137,7 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
     optimizer = make_optimizer(cfg, model, device)
     scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
     step_fn = TrainStep(
-        model,
+        wrap_model(model, world, device, cfg.sync_batchnorm),
         optimizer,
         device=device,
         precision=cfg.precision,
@@ -158,6 +150,9 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
     position, sums = Position(0, 0), EpochSums()
     state = load_latest_checkpoint(run_dir)
     if state is not None:
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != world.size:
+            raise UserError(world_size_changed(run_dir, saved_world, world.size))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -168,7 +163,7 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
         log.info("resuming from epoch %d step %d", position.epoch, position.step)
     record.update(epochs=sums.history)
     log.info(
-        "training %s on %s (%d train / %d val / %d test images) on %s, %s, %d steps/epoch",
+        "training %s on %s (%d train / %d val / %d test images) on %s, %s, %d steps/epoch%s",
         cfg.model_name,
         cfg.dataset,
         len(splits.train_y),
@@ -177,9 +172,14 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
         device,
         step_fn.precision,
         steps_per_epoch,
+        f", {world.size} data-parallel processes of batch {rank_batch}"
+        if world.distributed
+        else "",
     )
 
     def checkpoint(at: Position) -> None:
+        if not world.is_main:
+            return
         save_checkpoint(
             run_dir,
             at,
@@ -191,24 +191,36 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
                 "epoch_loss": sums.loss,
                 "epoch_samples": sums.samples,
                 "history": sums.history,
+                "world_size": world.size,
             },
             keep=cfg["checkpoint.keep"],
         )
 
     def preempt(at: Position) -> str:
         checkpoint(at)
+        world.barrier()  # no rank exits before rank 0's checkpoint is on disk
+        if not world.is_main:
+            log.warning("stopped with the other ranks at epoch %d step %d", at.epoch, at.step)
         log.info(
             "%s received: checkpointed at epoch %d step %d; exiting to be resumed",
-            stop.name,
+            stop.name or "stop agreed by the ranks",
             at.epoch,
             at.step,
         )
         return "preempted"
 
-    progress = Progress(cfg.num_epochs, steps_per_epoch)
+    def stop_agreed() -> bool:
+        return world.agree_stop(stop.requested, device)
+
+    def epoch_loss(loss_sum: torch.Tensor, images: int) -> tuple[float, int]:
+        """This epoch's (loss sum, images) so far, over every rank."""
+        total, count = world.sum(loss_sum, torch.tensor(images, device=device))
+        return float(total), int(count)
+
+    progress = Progress(cfg.num_epochs, steps_per_epoch, enabled=world.is_main)
     for epoch in range(position.epoch, cfg.num_epochs):
         start_step = position.step if epoch == position.epoch else 0
-        if stop.requested:
+        if stop_agreed():
             return preempt(Position(epoch, start_step))
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         images, started = 0, time.perf_counter()
@@ -221,17 +233,19 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
             scheduler.step()
             loss_sum += loss.double() * len(y)
             images += len(y)
-            progress.update(epoch, i + 1, loss, images, time.perf_counter() - started)
-            if stop.requested and i + 1 < steps_per_epoch:
-                sums.loss, sums.samples = sums.loss + float(loss_sum), sums.samples + images
+            progress.update(epoch, i + 1, loss, images * world.size, time.perf_counter() - started)
+            if i + 1 < steps_per_epoch and stop_agreed():
+                loss_total, images_total = epoch_loss(loss_sum, images)
+                sums.loss, sums.samples = sums.loss + loss_total, sums.samples + images_total
                 progress.end_epoch()
                 return preempt(Position(epoch, i + 1))
         if device.type == "cuda":
             torch.cuda.synchronize()
+        loss_total, images = epoch_loss(loss_sum, images)
         train_s = time.perf_counter() - started
         progress.end_epoch()
-        train_loss = (sums.loss + float(loss_sum)) / max(1, sums.samples + images)
-        val_loss, val_acc = evaluate(model, val_loader.epoch(), device, step_fn.precision)
+        train_loss = (sums.loss + loss_total) / max(1, sums.samples + images)
+        val_loss, val_acc = evaluate(model, val_loader.epoch(), device, step_fn.precision, world)
         if not math.isfinite(train_loss):
             raise FloatingPointError(
                 f"training loss is {train_loss} at epoch {epoch + 1}; lower learning_rate"
@@ -272,19 +286,23 @@ def train(cfg: Config, run_dir: Path, record: RunRecord, tracker: Tracker, stop:
         )
         tracker.log(metrics, epoch=epoch + 1)
         done = Position(epoch + 1, 0)
+        stopping = stop_agreed()
         if (
             (epoch + 1) % cfg["checkpoint.every_epochs"] == 0
             or epoch + 1 == cfg.num_epochs
-            or stop.requested
+            or stopping
         ):
             checkpoint(done)
-        if stop.requested and epoch + 1 < cfg.num_epochs:
+        if stopping and epoch + 1 < cfg.num_epochs:
+            world.barrier()
             log.info(
-                "%s received: checkpointed at epoch %d; exiting to be resumed", stop.name, epoch + 1
+                "%s received: checkpointed at epoch %d; exiting to be resumed",
+                stop.name or "stop agreed by the ranks",
+                epoch + 1,
             )
             return "preempted"
 
-    test_loss, test_acc = evaluate(model, test_loader.epoch(), device, step_fn.precision)
+    test_loss, test_acc = evaluate(model, test_loader.epoch(), device, step_fn.precision, world)
     record.data["summary"].update({"Test Loss": test_loss, "Test Accuracy": test_acc})
     tracker.log({"Test Loss": test_loss, "Test Accuracy": test_acc}, epoch=cfg.num_epochs)
     tracker.summary(record.data["summary"])

@@ -9,7 +9,10 @@ after a requeue. It honours the script's ``#SBATCH`` lines that matter on one ma
 ``--chdir``, ``--output`` (with %x %A %a %j %N %u, appended), ``--time`` (SIGTERM to the task's
 processes at the limit, SIGKILL 30 s later), ``--signal=B:SIG@lead`` (the signal to the batch
 shell ``lead`` seconds before the limit) and ``--requeue`` (a task that asks for a requeue is run
-again, as SLURM would). Resource requests (partition, memory, GPUs) are not enforced. Ctrl-C or
+again, as SLURM would). GPUs, when the launcher's environment lists them in
+``CUDA_VISIBLE_DEVICES``: each task gets the ``--gres=gpu:N`` count of them as its own
+``CUDA_VISIBLE_DEVICES`` and ``SLURM_JOB_GPUS``, as SLURM hands them out, and a task waits until
+that many are free. Other resource requests (partition, memory) are not enforced. Ctrl-C or
 SIGTERM to the launcher is ``scancel``: every task gets SIGTERM, and the runs checkpoint.
 """
 
@@ -118,6 +121,16 @@ class Task:
     signalled: bool = False
     terminated_at: float | None = None
     requeue_file: Path | None = None
+    gpus: list[str] = field(default_factory=list)
+
+
+def gres_gpus(value: str | None) -> int:
+    """The GPU count of a ``--gres`` value (``gpu:2``, ``gpu:a100:2``); 0 without one."""
+    for item in (value or "").split(","):
+        parts = item.split(":")
+        if parts[0] == "gpu":
+            return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return 0
 
 
 class LocalArray:
@@ -141,6 +154,18 @@ class LocalArray:
         self.time_s = parse_time_s(time_text) if time_text else None
         self.signal_name, self.signal_lead = self._signal()
         self.requeue = "--requeue" in self.directives.options
+        self.gpus_per_task = gres_gpus(self.directives.get("--gres"))
+        listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+        # None: no GPUs listed here, so none are handed out (tasks see this environment as is)
+        self.free_gpus: list[str] | None = (
+            [d for d in listed.split(",") if d.strip()] if listed is not None else None
+        )
+        if self.free_gpus is not None and self.gpus_per_task > len(self.free_gpus):
+            raise UserError(
+                f"{script}: each task asks for {self.gpus_per_task} GPU(s) (--gres) but "
+                f"CUDA_VISIBLE_DEVICES lists {len(self.free_gpus)} here; list more, or lower "
+                "gpus in the profile"
+            )
         self.tmp = Path(tempfile.mkdtemp(prefix=f"sweepkit-local-{job_id}-"))
         self.cancelled = False
 
@@ -193,6 +218,8 @@ class LocalArray:
         if cpus:
             env["SLURM_CPUS_PER_TASK"] = cpus
             env["SLURM_CPUS_ON_NODE"] = cpus
+        if task.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = env["SLURM_JOB_GPUS"] = ",".join(task.gpus)
         if task.restarts:
             env["SLURM_RESTART_COUNT"] = str(task.restarts)
         else:
@@ -200,7 +227,13 @@ class LocalArray:
         return env
 
     # ----- running ----------------------------------------------------------------------------
+    def gpus_free(self) -> bool:
+        return self.free_gpus is None or len(self.free_gpus) >= self.gpus_per_task
+
     def start(self, task: Task) -> None:
+        if self.free_gpus is not None and self.gpus_per_task:
+            task.gpus = self.free_gpus[: self.gpus_per_task]
+            del self.free_gpus[: self.gpus_per_task]
         task.requeue_file = self.tmp / f"requeue-{task.job_id}-{task.restarts}"
         log = Path(
             expand_output(
@@ -261,7 +294,9 @@ class LocalArray:
         previous = _install_cancel(self)
         try:
             while queue or running:
-                while queue and len(running) < self.limit and not self.cancelled:
+                while (
+                    queue and len(running) < self.limit and self.gpus_free() and not self.cancelled
+                ):
                     task = queue.popleft()
                     self.start(task)
                     running.append(task)
@@ -278,6 +313,9 @@ class LocalArray:
                     if code is None:
                         continue
                     running.remove(task)
+                    if self.free_gpus is not None:
+                        self.free_gpus = sorted([*self.free_gpus, *task.gpus], key=_device_order)
+                        task.gpus = []
                     took = now - task.started
                     asked = task.requeue_file is not None and task.requeue_file.exists()
                     if asked and self.requeue and not self.cancelled:
@@ -301,6 +339,10 @@ class LocalArray:
         if self.cancelled:
             return 128 + signal.SIGTERM
         return 1 if failures else 0
+
+
+def _device_order(device: str) -> tuple[int, str]:
+    return (int(device), "") if device.isdigit() else (1 << 30, device)
 
 
 def _signum(name: str) -> int:

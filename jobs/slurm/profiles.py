@@ -85,6 +85,8 @@ class Profile:
     log_name: str = "%x-%A_%a.out"
     job_name: str | None = None  # None: sweepkit-<sweep id>
     runs_per_task: int = 1
+    agents_per_task: int = 1
+    nodes: int = 1
     wandb_api_key_file: Path = Path("~/.config/sweepkit/wandb_api_key")
     sbatch_extra: tuple[str, ...] = ()
 
@@ -115,6 +117,8 @@ _KEYS: dict[str, str] = {
     "log_name": "log file name pattern (default %x-%A_%a.out)",
     "job_name": "job name (default sweepkit-<sweep id>)",
     "runs_per_task": "runs each array task takes from the sweep (agent --count)",
+    "agents_per_task": "agents per task, each with its share of the task's GPUs (packing)",
+    "nodes": "nodes per task; one run spans them (its command uses python -m train.launch)",
     "wandb_api_key_file": "file holding the W&B API key, mode 0600",
     "sbatch_extra": "further #SBATCH options, e.g. [--mail-type=FAIL]",
 }
@@ -261,6 +265,21 @@ def _check_profile(source: Path, name: str, raw: Any) -> Profile:
         raise check.fail("mem", f"{mem!r} is not a SLURM memory size", "write e.g. 16G or 4000M")
 
     gpus = check.integer("gpus", 0, 0, 64)
+    agents = check.integer("agents_per_task", 1, 1, 64)
+    nodes = check.integer("nodes", 1, 1, 4096)
+    if nodes > 1 and agents > 1:
+        raise check.fail(
+            "agents_per_task",
+            f"packs agents while nodes is {nodes}: a task over several nodes runs one run",
+            "use agents_per_task: 1 with nodes, or nodes: 1 to pack",
+        )
+    if agents > 1 and (agents > gpus or gpus % agents):
+        raise check.fail(
+            "agents_per_task",
+            f"{agents} agents cannot share {gpus} GPU(s) evenly (each agent gets gpus / "
+            "agents_per_task of them)",
+            "set gpus to a multiple of agents_per_task, or agents_per_task: 1",
+        )
     gpu_type = check.text("gpu_type", directive=True)
     if gpu_type and ("," in gpu_type or ":" in gpu_type):
         raise check.fail("gpu_type", f"{gpu_type!r} is not one type", "write e.g. a100")
@@ -339,6 +358,8 @@ def _check_profile(source: Path, name: str, raw: Any) -> Profile:
         log_name=log_name,
         job_name=job_name,
         runs_per_task=check.integer("runs_per_task", 1, 1, 10_000),
+        agents_per_task=agents,
+        nodes=nodes,
         wandb_api_key_file=_path(check, "wandb_api_key_file", key_file)
         or Path(os.path.expanduser(Profile.wandb_api_key_file)),
         sbatch_extra=extra,

@@ -98,6 +98,15 @@ def run(args: argparse.Namespace) -> int:
     runs_per_task = profile.runs_per_task if args.runs_per_task is None else args.runs_per_task
     if runs_per_task < 1:
         raise UserError(f"--runs-per-task {runs_per_task}: use 1 or more")
+    if target.kind == "local":
+        from jobs.slurm.shape import check_command_fits
+        from jobs.sweeps.store import open_sweep
+
+        warning = check_command_fits(
+            profile, open_sweep(target.ref).definition, f"{target.ref}/sweep.yaml"
+        )
+        if warning:
+            print(warning, file=sys.stderr)
     array = array_spec(args.array, profile, target, runs_per_task)
     workdir = Path.cwd()
     log_dir = workdir / (profile.log_dir or target.record_dir / "logs")  # absolute either way
@@ -228,7 +237,7 @@ def array_spec(spec: str, profile: Profile, target: SweepTarget, runs_per_task: 
             f"sweep {target.ref} has no runs left ({planned} planned, all taken or done); see "
             "`sweepkit status`; nothing submitted"
         )
-    tasks = math.ceil(remaining / runs_per_task)
+    tasks = math.ceil(remaining / (runs_per_task * profile.agents_per_task))
     return f"1-{tasks}%{min(profile.concurrency, tasks)}"
 
 

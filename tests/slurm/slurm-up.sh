@@ -112,9 +112,13 @@ KillWait=20
 MinJobAge=600
 InactiveLimit=0
 SlurmdTimeout=60
-$cpus_line NodeAddr=127.0.0.1 State=UNKNOWN
+# Two fake GPUs (character devices every Linux has), so that SLURM itself sets
+# CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS for --gres=gpu:N jobs (packing tests).
+GresTypes=gpu
+$cpus_line Gres=gpu:2 NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
+    printf 'Name=gpu File=/dev/tty0\nName=gpu File=/dev/tty1\n' >"$STATE/gres.conf"
     mv "$CONF.tmp" "$CONF"
 }
 
