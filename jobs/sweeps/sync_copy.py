@@ -11,6 +11,7 @@ have. The originals are never written; the copy is removed once its upload is do
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -92,4 +93,8 @@ def write_copy(offline_run: Path, copy: Path, sweep_id: str) -> None:
 
 
 def remove_copies(sweep_path: Path, run_id: str) -> None:
+    """Remove the run's copies, and the copies' folder once it is empty."""
     shutil.rmtree(sweep_path / COPIES / run_id, ignore_errors=True)
+    # not empty: another run's copies are still there (a sync running beside this one)
+    with contextlib.suppress(OSError):
+        (sweep_path / COPIES).rmdir()
