@@ -75,7 +75,8 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     assert not list(sweep.rglob("run.json")), "the script writes no run.json"
     page = (sweep / "report.html").read_text()
     assert all(r["run_id"] in page for r in runs.values()) and "batch_size: 64" in page
-    # the runs carry the local sweep id as their W&B sweep id: sync says W&B would refuse them
+    # the runs carry the local sweep id as their W&B sweep id: sync plans them from copies
+    # without it (tests/test_sweep_e2e.py checks those copies and their upload)
     plan = subprocess.run(
         [sys.executable, "-m", "jobs.cli", "sync", str(sweep), "--project", "p", "--dry-run"],
         cwd=folder,
@@ -84,4 +85,6 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
         text=True,
     )
     assert plan.returncode == 0 and "2 run(s) to upload" in plan.stdout, plan.stderr
-    assert "sweep ... not found" in plan.stderr
+    assert "2 run(s) name the local sweep id" in plan.stdout and plan.stderr == "", plan.stderr
+    assert "uploaded from a copy without it" in plan.stdout
+    assert plan.stdout.count(f"{sweep}/.sync/") == 2 and not (sweep / ".sync").exists()

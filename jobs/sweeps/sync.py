@@ -5,7 +5,9 @@ of a resumed run) tagged ``sweep:<sweep id>`` by the trainer. Once a run has end
 stopped, failed, or crashed for good) this uploads it with ``wandb sync``, all its attempts in one
 command so W&B joins them in order, and records it in ``SWEEP/synced.json`` so that the next
 ``sweepkit sync`` skips it. Compute nodes usually cannot reach W&B: run this on a login node.
-``--dry-run`` prints the plan (the exact commands) and changes nothing.
+``--dry-run`` prints the plan (the exact commands) and changes nothing. A run whose W&B data names
+the local sweep id as its W&B sweep (a user's script under the agent) is uploaded from a rewritten
+copy without it (``jobs.sweeps.sync_copy``); ``synced.json`` records the original folders.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps import store as store_mod
-from jobs.sweeps import wandb_records
+from jobs.sweeps import sync_copy, wandb_records
 from jobs.sweeps.journal import SHARED_FILE_MODE
 from train.atomic import write_atomic
 from train.errors import UserError
@@ -89,34 +91,31 @@ def plan(
         if set(paths) <= done:
             tally["already_synced"] += 1
             continue
+        # {original folder: its copy without the local sweep id} for the folders that name it
+        copies = {
+            p: str(sync_copy.copy_folder(sweep.path, view.run_id, Path(p)))
+            for p in paths
+            if sync_copy.carries_sweep_id(Path(p), sweep.sweep_id)
+        }
         command = [
             _wandb_cli(),
             "sync",
             "--project",
             project,
             *(["--entity", entity] if entity else []),
-            *paths,
+            *(copies.get(p, p) for p in paths),
         ]
-        carries = any(_records_sweep_id(Path(p), sweep.sweep_id) for p in paths)
         todo.append(
             {
                 "run_id": view.run_id,
                 "state": view.state,
                 "paths": paths,
+                "copies": copies,
                 "command": command,
-                "carries_sweep_id": carries,
             }
         )
         tally["to_sync"] += 1
     return todo, tally
-
-
-def _records_sweep_id(offline_run: Path, sweep_id: str) -> bool:
-    """True if the offline run's run record has ``sweep_id`` as its W&B sweep id."""
-    return any(
-        wandb_records.run_record(log).get("sweep_id") == sweep_id
-        for log in offline_run.glob("run-*.wandb")
-    )
 
 
 def require_wandb_login() -> None:
@@ -161,22 +160,39 @@ def run(args: argparse.Namespace) -> int:
         f"{tally['already_synced']} already synced, {tally['not_ended']} not ended, {tally['no_wandb_data']} without W&B data"
     )
     for item in todo:
-        print(f"  # run {item['run_id']} ({item['state']}, tagged sweep:{sweep.sweep_id})")
+        copied = "; from a copy without the local sweep id" if item["copies"] else ""
+        print(f"  # run {item['run_id']} ({item['state']}, tagged sweep:{sweep.sweep_id}{copied})")
         print("  " + " ".join(item["command"]))
-    if any(item["carries_sweep_id"] for item in todo):
+    copied_runs = sum(1 for item in todo if item["copies"])
+    if copied_runs:
         print(
-            f"sweepkit sync: warning: some runs recorded W&B sweep id {sweep.sweep_id}, which W&B's server did not issue; "
-            "it refuses such runs ('sweep ... not found', wandb/wandb#8115). Runs of a local sweep should be started "
-            "without WANDB_SWEEP_ID reaching wandb.init (they keep the tag sweep:<id>).",
-            file=sys.stderr,
+            f"{copied_runs} run(s) name the local sweep id {sweep.sweep_id} as their W&B sweep, which W&B's server "
+            f"refuses: they are uploaded from a copy without it (tagged sweep:{sweep.sweep_id}) made under "
+            f"{sweep.path / sync_copy.COPIES}; the originals are not changed"
         )
     if args.dry_run or not todo:
         if args.dry_run:
-            print("dry run: nothing uploaded")
+            print("dry run: nothing uploaded, no copy made")
         return 0
     failed = 0
     for item in todo:
-        result = subprocess.run(item["command"])
+        try:
+            for original, copy in item["copies"].items():
+                sync_copy.write_copy(Path(original), Path(copy), sweep.sweep_id)
+        except OSError as err:
+            sync_copy.remove_copies(sweep.path, item["run_id"])
+            failed += 1
+            print(
+                f"sweepkit sync: cannot copy run {item['run_id']} without the local sweep id: {err}; nothing uploaded for it, "
+                "it will be retried next time",
+                file=sys.stderr,
+            )
+            continue
+        try:
+            result = subprocess.run(item["command"])
+        finally:
+            if item["copies"]:
+                sync_copy.remove_copies(sweep.path, item["run_id"])
         if result.returncode != 0:
             failed += 1
             print(

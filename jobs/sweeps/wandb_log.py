@@ -6,6 +6,8 @@ byte and the data) | uint16 length | uint8 type | data``, type FULL, FIRST, MIDD
 block's tail shorter than a chunk header is padding. Each record is a
 ``wandb.proto.wandb_internal_pb2.Record``. The file grows while it is read, so a read stops at the
 last complete record and the next one starts there, reading only what was appended.
+``write_log`` is the inverse: records (as bytes, or protos) into a new log, chunked and padded as
+wandb-core writes them, so that the records read from a log write it again byte for byte.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from train.atomic import write_atomic
 
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32768
@@ -39,6 +44,22 @@ class TransactionLog:
         """Records completed since the last call. ``final``: the writer has stopped, so a chunk
         that fails its CRC is corrupt (skipped to the next block) rather than not written yet.
         ``max_bytes``: read at most that much (the records that fit)."""
+        from google.protobuf.message import DecodeError
+        from wandb.proto.wandb_internal_pb2 import Record  # type: ignore[attr-defined]
+
+        records = []
+        for payload in self.read_payloads(final, max_bytes):
+            record = Record()
+            try:
+                record.ParseFromString(payload)
+                records.append(record)
+            except DecodeError:  # damaged beyond its CRC, or a newer wandb's record
+                self.skipped_corrupt += 1
+        return records
+
+    def read_payloads(self, final: bool = False, max_bytes: int = -1) -> list[bytes]:
+        """As ``read_new``, each record as the bytes written (a proto serialised again need not
+        be the same bytes: wandb-core's Go encoder orders fields its own way)."""
         try:
             size = os.stat(self.path).st_size
         except OSError:
@@ -58,10 +79,7 @@ class TransactionLog:
                 self.bad_header = True
                 return []
             pos = len(HEADER)
-        from google.protobuf.message import DecodeError
-        from wandb.proto.wandb_internal_pb2 import Record  # type: ignore[attr-defined]
-
-        records = []
+        records: list[bytes] = []
         parts: list[bytes] = []
         record_start = pos
         while True:
@@ -96,15 +114,41 @@ class TransactionLog:
                 record_start = pos
                 continue
             if kind in (FULL, LAST):
-                record = Record()
-                try:
-                    record.ParseFromString(b"".join(parts))
-                    records.append(record)
-                except DecodeError:  # damaged beyond its CRC, or a newer wandb's record
-                    self.skipped_corrupt += 1
+                records.append(b"".join(parts))
                 parts, record_start = [], pos
         self.offset = base + record_start
         return records
+
+
+def encode(records: Iterable[Any]) -> bytes:
+    """A transaction log holding ``records`` (bytes, or protos to serialise), in order: the
+    header, then each record in chunks that fill each 32 KiB block (FULL if it fits, else FIRST,
+    MIDDLE..., LAST); a block tail shorter than a chunk header is zero padding, as LevelDB's
+    writer leaves it (a tail of exactly a header holds an empty FIRST chunk)."""
+    out = bytearray(HEADER)
+    for record in records:
+        data = record if isinstance(record, bytes) else record.SerializeToString()
+        first = True
+        while True:
+            left = BLOCK - len(out) % BLOCK
+            if left < CHUNK_HEADER:
+                out += bytes(left)
+                continue
+            take = min(len(data), left - CHUNK_HEADER)
+            piece, data = data[:take], data[take:]
+            last = not data
+            kind = (FULL if last else FIRST) if first else (LAST if last else MIDDLE)
+            crc = zlib.crc32(piece, _TYPE_CRC[kind])
+            out += struct.pack("<IHB", crc, take, kind) + piece
+            first = False
+            if last:
+                break
+    return bytes(out)
+
+
+def write_log(path: Path, records: Iterable[Any], mode: int | None = None) -> None:
+    """Write ``records`` as a new transaction log at ``path`` (atomically: all or nothing)."""
+    write_atomic(path, encode(records), mode)
 
 
 def decode(text: str) -> Any:
