@@ -1,13 +1,11 @@
-"""Data-parallel trials on the CPU: real torchrun, two gloo ranks, digits.
+"""Data-parallel trials on the CPU: real torchrun, two gloo ranks.
 
-Tolerance (stated in the README): with ``sync_batchnorm`` (the default), two ranks of batch 16
-train as one process of batch 32 does, up to fp32 rounding. The rounding is not nothing: the
-sums run in another order, and a ResNet amplifies such differences (a max-pool or ReLU whose
-inputs are within 1e-7 of a tie routes its gradient elsewhere); in float64 the two agree to
-1e-14. Measured on this workload (2026-12-02, 2-core CPU): per-epoch Train Loss within 0.2%,
-final Validation and Test Accuracy within 3 points. The test allows 0.5% and 4 points. Without
-synchronised BatchNorm the same runs differ by 2-4% in Train Loss and 13 points in accuracy, so
-the test tells the two apart.
+Equivalence is checked where it is exact: a few float64 steps of the trainer's own parts
+(``tests/ddp_float64_steps.py``) under two ranks give the parameters one process gets with the
+global batch, to 1e-9. fp32 training runs are not compared with each other: a ResNet amplifies the
+rounding of sums taken in another order (a ReLU input within 1e-7 of zero routes its gradient
+elsewhere), and how far two healthy runs drift apart depends on the CPU. The fp32 end-to-end run
+asserts what is robust instead: one record, rank 0 alone writes, and the run learns.
 """
 
 from __future__ import annotations
@@ -19,9 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from ddp_float64_steps import CASES, steps
 from test_trainer import DIGITS, ROOT, env_without_wandb
 
 from train.checkpoint import load_latest_checkpoint
+from train.distributed import World
 from train.runrecord import read_run_json
 
 # ResNet-18 with the CIFAR stem (no max-pool: fewer near-ties) at 16 px on a quarter of digits.
@@ -76,43 +77,87 @@ def rank_pids(launcher_pid: int, ranks: int) -> dict[int, int]:
     raise AssertionError("torchrun's ranks did not start")
 
 
-@pytest.mark.slow
-def test_two_ranks_train_as_one_process_with_the_global_batch(tmp_path):
-    env = env_without_wandb(WANDB_MODE="offline")
-    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
-    one = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "train",
-            "--config",
-            DIGITS,
-            *sets(SMALL),
-            "--run-dir",
-            str(one_dir),
-        ],
+FLOAT64_TOLERANCE = 1e-9  # float64 sums in another order differ by ~1e-15 relative
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Largest absolute difference per tensor (the integer batch counters included)."""
+    assert a.keys() == b.keys()
+    return {k: float((a[k].double() - b[k].double()).abs().max()) for k in a}
+
+
+@pytest.fixture(scope="module")
+def two_rank_float64(tmp_path_factory) -> Path:
+    """Each case of ddp_float64_steps.py run once under torchrun with two gloo ranks."""
+    out = tmp_path_factory.mktemp("ddp64")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+        + [str(ROOT / "tests" / "ddp_float64_steps.py"), str(out)],
         cwd=ROOT,
-        env=env,
+        env=env_without_wandb(),
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert one.returncode == 0, one.stdout + one.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def ranks(out: Path, case: str) -> list[dict[str, torch.Tensor]]:
+    return [torch.load(out / f"{case}-rank{r}.pt") for r in (0, 1)]
+
+
+def test_two_ranks_take_the_steps_of_one_process_with_the_global_batch(two_rank_float64):
+    """sync_batchnorm (the default): averaged gradients and global-batch BatchNorm statistics."""
+    reference = CASES["sync_batchnorm"](World())
+    rank0, rank1 = ranks(two_rank_float64, "sync_batchnorm")
+    assert max(max_difference(rank0, rank1).values()) == 0.0  # DDP keeps the replicas identical
+    differences = max_difference(reference, rank0)
+    assert max(differences.values()) <= FLOAT64_TOLERANCE, sorted(
+        differences.items(), key=lambda kv: -kv[1]
+    )[:5]
+    # the steps trained: the comparison is not of two initialisations
+    moved = max_difference(reference, steps(World(), sync_batchnorm=True, count=0))
+    assert max(v for k, v in moved.items() if not k.endswith("num_batches_tracked")) > 1e-3
+
+
+def test_without_synchronised_batchnorm_the_ranks_train_another_model(two_rank_float64):
+    """What the check above tells apart: per-rank BatchNorm statistics change the steps."""
+    reference = CASES["rank_batchnorm"](World())
+    rank0, _ = ranks(two_rank_float64, "rank_batchnorm")
+    assert max(max_difference(reference, rank0).values()) > 1e-6
+
+
+def test_the_cpu_batchnorm_twin_is_batchnorm_over_the_global_batch(two_rank_float64):
+    """GlobalBatchNorm2d on two ranks' halves = BatchNorm2d on the whole batch, gradients included."""
+    reference = CASES["batchnorm_twin"](World())
+    for rank, got in enumerate(ranks(two_rank_float64, "batchnorm_twin")):
+        rows = World(rank=rank, size=2).local_slice(len(reference["out"]))
+        expected = {**reference, "out": reference["out"][rows]}
+        expected["input_grad"] = reference["input_grad"][rows]
+        differences = max_difference(expected, got)
+        assert max(differences.values()) <= FLOAT64_TOLERANCE, differences
+
+
+@pytest.mark.slow
+def test_two_ranks_train_one_run_that_learns(tmp_path):
+    """fp32 end to end under torchrun: one record and one W&B run, written by rank 0, that learn."""
+    run_dir = tmp_path / "two"
+    settings = ["num_epochs=2", "sample_ratio=0.5", "device=cpu"]
+    env = env_without_wandb(WANDB_MODE="offline")
     code, out, err = finish(
-        torchrun(2, ["--config", DIGITS, *sets(SMALL), "--run-dir", str(two_dir)], env=env)
+        torchrun(2, ["--config", DIGITS, *sets(settings), "--run-dir", str(run_dir)], env=env)
     )
     assert code == 0, out + err
     assert "2 data-parallel processes of batch 16" in out
     assert out.count("finished: Validation Accuracy") == 1  # rank 0 alone reports
-    # one record, one W&B run, one train.log: rank 0's
-    single, double = read_run_json(one_dir), read_run_json(two_dir)
-    assert single and double and double["state"] == "finished"
-    assert len(list((two_dir / "wandb").glob("offline-run-*"))) == 1
-    assert sorted(p.name for p in two_dir.iterdir()) == sorted(p.name for p in one_dir.iterdir())
-    for a, b in zip(single["epochs"], double["epochs"], strict=True):
-        assert abs(a["Train Loss"] - b["Train Loss"]) <= 0.005 * a["Train Loss"], (a, b)
-    for name in ("Validation Accuracy", "Test Accuracy"):
-        assert abs(single["summary"][name] - double["summary"][name]) <= 4.0, name
+    record = read_run_json(run_dir)
+    assert record is not None and record["state"] == "finished" and record["world_size"] == 2
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    assert sorted(p.name for p in run_dir.glob("*.log")) == ["train.log"]
+    # ten classes: chance is 10%; this workload reaches ~90% in two epochs of one process
+    assert record["summary"]["Test Accuracy"] >= 50.0, record["summary"]
+    assert record["summary"]["Validation Accuracy"] >= 50.0, record["summary"]
 
 
 @pytest.mark.slow
