@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         ) from None
     _setup_logging(run_dir, cfg.log_file, world)
 
+    from train.checkpoint import trim_after_finish
     from train.tracking import Tracker
     from train.trainer import StopSignal, train
 
@@ -202,6 +203,8 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         code = EXIT_PREEMPTED if state == "preempted" else EXIT_OK
         record.data["timings"]["ended_at"] = None if state == "preempted" else now_iso()
         record.update(state=state, exit_code=code)
+        if state == "finished" and world.is_main:
+            trim_after_finish(run_dir, cfg["checkpoint.keep_after_finish"])
         return code
     except UserError as err:
         code = EXIT_USAGE
