@@ -225,6 +225,7 @@ def array_spec(spec: str, profile: Profile, target: SweepTarget, runs_per_task: 
                 f"--array {spec!r} is not an sbatch array spec; write e.g. 1-12%2, 0-7:2 or "
                 "1,3,5, or auto"
             )
+        _check_array_ranges(spec)
         return spec if "%" in spec else f"{spec}%{profile.concurrency}"
     planned, remaining = remaining_runs(target)
     if planned is None or remaining is None:
@@ -239,6 +240,21 @@ def array_spec(spec: str, profile: Profile, target: SweepTarget, runs_per_task: 
         )
     tasks = math.ceil(remaining / (runs_per_task * profile.agents_per_task))
     return f"1-{tasks}%{min(profile.concurrency, tasks)}"
+
+
+def _check_array_ranges(spec: str) -> None:
+    """What sbatch would refuse only after the submission is recorded: an empty range (5-1), a
+    zero step, a %0 limit."""
+    from jobs.slurm.local import expand_array
+
+    try:
+        ids, limit = expand_array(spec)
+    except UserError as err:
+        raise UserError(
+            f"--array {spec!r}: {err}; write ranges as FIRST-LAST with FIRST <= LAST"
+        ) from None
+    if limit == 0:
+        raise UserError(f"--array {spec!r}: %0 would run no task at once; write e.g. %2")
 
 
 def _method(target: SweepTarget) -> str:
