@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -414,6 +415,6 @@ def print_watch_hint(
         f"run(s) each) for sweep {target.ref} with profile {profile.name!r}.\n"
         f"  script: {target.record_dir / (job_id + '.sbatch')}\n"
         f"  logs:   {log}\n"
-        f"  watch:  squeue -j {job_id}    sweepkit status {target.ref}\n"
+        f"  watch:  squeue -j {job_id}    sweepkit status {shlex.quote(target.ref)}\n"
         f"  cancel: scancel {job_id}"
     )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -179,7 +180,7 @@ class LocalAgent:
         return (
             f"not taking runs: at least {limit} runs of this sweep failed and none finished (last: "
             f"run {last.run_id}, exit {end.get('exit_code')}: {error[-1] if error else 'no output'}); "
-            f"fix the cause (sweepkit status {self.sweep.path} shows each error), then start a new "
+            f"fix the cause (sweepkit status {shlex.quote(str(self.sweep.path))} shows each error), then start a new "
             f"sweep, or run agents with {MAX_INITIAL_FAILURES_ENV}=0 to go on with this one"
         )
 

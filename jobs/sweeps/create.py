@@ -9,6 +9,7 @@ Only the reference goes to stdout (``SWEEP=$(sweepkit sweep create ...)``); the 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(
-        f"next: sweepkit agent {sweep.path}    (or: sweepkit submit {sweep.path})", file=sys.stderr
+        f"next: sweepkit agent {shlex.quote(str(sweep.path))}    "
+        f"(or: sweepkit submit {shlex.quote(str(sweep.path))})",
+        file=sys.stderr,
     )
     return 0
 

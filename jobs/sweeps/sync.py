@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     for item in todo:
         copied = "; from a copy without the local sweep id" if item["copies"] else ""
         print(f"  # run {item['run_id']} ({item['state']}, tagged sweep:{sweep.sweep_id}{copied})")
-        print("  " + " ".join(item["command"]))
+        print("  " + shlex.join(item["command"]))
     copied_runs = sum(1 for item in todo if item["copies"])
     if copied_runs:
         print(
