@@ -60,7 +60,7 @@ def text_as_text() -> Iterator[None]:
     """Build and save figures inside this: tick labels are made when a figure is drawn."""
     from matplotlib import rc_context
 
-    with rc_context(figure_rc()), warnings.catch_warnings():
+    with rc_context(figure_rc()), warnings.catch_warnings():  # type: ignore[arg-type]
         # no CJK font here: the SVG keeps the text for the browser; per-glyph warnings help nobody
         warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
         yield
