@@ -15,6 +15,7 @@ drawn as written, whatever they hold.
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,7 +61,16 @@ def text_as_text() -> Iterator[None]:
     """Build and save figures inside this: tick labels are made when a figure is drawn."""
     from matplotlib import rc_context
 
-    with rc_context(figure_rc()), warnings.catch_warnings():  # type: ignore[arg-type]
-        # no CJK font here: the SVG keeps the text for the browser; per-glyph warnings help nobody
-        warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
-        yield
+    # the CJK fonts have one weight: a bold title in them is drawn regular, which matplotlib's
+    # font manager logs as a warning ("Failed to find font weight bold") each time
+    fonts_log = logging.getLogger("matplotlib.font_manager")
+    level = fonts_log.level
+    fonts_log.setLevel(logging.ERROR)
+    try:
+        with rc_context(figure_rc()), warnings.catch_warnings():  # type: ignore[arg-type]
+            # no CJK font here: the SVG keeps the text for the browser; per-glyph warnings help
+            # nobody
+            warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
+            yield
+    finally:
+        fonts_log.setLevel(level)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
 import os
@@ -40,8 +41,10 @@ from jobs.slurm.script import (
     render_context,
 )
 from jobs.sweeps.program_check import check_files
+from train.atomic import write_atomic
 from train.errors import UserError
 from train.staging import file_digest
+from train.write_errors import as_user_error
 
 SBATCH_TIMEOUT_S = 120
 _ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
@@ -146,18 +149,34 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     made = [d for d in (target.record_dir, log_dir) if not d.exists()]
-    target.record_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)  # sbatch does not create it; the job would die
-    if args.launcher == "local":
-        return submit_local(script, context, target, profile)
     try:
-        job_id, command = submit_slurm(script, target, profile)
-    except UserError:  # nothing was queued: leave no empty folders behind for it
+        target.record_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)  # sbatch does not create it; the job would die
+        if args.launcher == "local":
+            job_id, path = prepare_local(script, context, target, profile)
+        else:
+            job_id, command = submit_slurm(script, target, profile)
+    except (UserError, OSError) as err:  # nothing was queued: leave no empty folders behind for it
         for folder in sorted(made, key=lambda d: len(d.parts), reverse=True):
             with contextlib.suppress(OSError):  # not empty: something else lives there now
                 folder.rmdir()
+        if isinstance(err, OSError):
+            raise as_user_error(
+                err,
+                err.filename or target.record_dir,
+                "free space there, or fix the mount; nothing was submitted",
+            ) from None
         raise
-    record(target, job_id, profile, context, command, "slurm")
+    if args.launcher == "local":
+        return run_local(path, job_id, context, target, profile)
+    try:
+        record(target, job_id, profile, context, command, "slurm")
+    except OSError as err:
+        raise as_user_error(
+            err,
+            target.record_dir / "submissions.jsonl",
+            f"job {job_id} is queued (squeue -j {job_id}) but not recorded; free space there",
+        ) from None
     print_watch_hint(job_id, target, profile, context)
     return 0
 
@@ -333,19 +352,29 @@ def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[st
         tmp.unlink(missing_ok=True)
 
 
-def submit_local(
+def prepare_local(
     script: str, context: dict[str, Any], target: SweepTarget, profile: Profile
+) -> tuple[str, Path]:
+    """Keep the script as SWEEP/slurm/<job id>.sbatch and record the submission (taking the
+    script back if the record cannot be written); returns (job id, script path)."""
+    job_id = local_job_id(target.record_dir)
+    path = target.record_dir / f"{job_id}.sbatch"
+    write_atomic(path, script.encode(), 0o644)
+    command = [sys.executable, "-m", "jobs.slurm.local", str(path), "--job-id", job_id]
+    try:
+        record(target, job_id, profile, context, command, "local")
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+    return job_id, path
+
+
+def run_local(
+    path: Path, job_id: str, context: dict[str, Any], target: SweepTarget, profile: Profile
 ) -> int:
     """Run the array here: jobs.slurm.local with the same script, concurrency and SLURM env."""
     from jobs.slurm.local import run_array
 
-    job_id = local_job_id(target.record_dir)
-    path = target.record_dir / f"{job_id}.sbatch"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(script)
-    os.replace(tmp, path)
-    command = [sys.executable, "-m", "jobs.slurm.local", str(path), "--job-id", job_id]
-    record(target, job_id, profile, context, command, "local")
     print(
         f"Running array {job_id} (tasks {context['array']}) of sweep {target.ref} here with "
         f"profile {profile.name!r}; logs in {context['log_dir']}",
@@ -390,12 +419,18 @@ def record(
         "host": socket.gethostname(),
     }
     line = (json.dumps(entry) + "\n").encode()
-    fd = os.open(
-        target.record_dir / "submissions.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-    )
+    fd_path = str(target.record_dir / "submissions.jsonl")
+    fd = os.open(fd_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, line) < len(line):  # a full disk: what fits, and no error yet
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), fd_path)
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # no torn line left in the record
+            raise
     finally:
         os.close(fd)
 

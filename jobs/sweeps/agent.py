@@ -40,8 +40,10 @@ from typing import Any
 from jobs.sweeps import program_check
 from jobs.sweeps import store as store_mod
 from jobs.sweeps.definition import args_json, build_command, validate
+from jobs.sweeps.end_record import end_patience_s, record_end_durably
 from jobs.sweeps.parameters import flat_params
 from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
+from train.write_errors import refusal_line
 
 POLL_S = 0.25
 # wandb-core flushes a run's transaction log every 15 s by default: a reader would see epochs late
@@ -270,14 +272,20 @@ class LocalAgent:
             self._beat_reader = store_mod.LocalSweep(self.sweep.path)
         own = self._beat_reader
         interval = max(0.2, self.sweep.lease_s / 4)
-        own.heartbeat(claim, self.me, child_pid)
-        while not stop.wait(interval):
+        failing = False
+        while True:
             try:
                 own.heartbeat(claim, self.me, child_pid)
                 if own.lost(claim):
                     lost.set()
+                failing = False
             except (OSError, UserError) as err:
-                say(f"warning: heartbeat failed: {err}")
+                if not failing:  # once per spell (a full disk fails every beat)
+                    line = refusal_line(err) if isinstance(err, OSError) else str(err)
+                    say(f"warning: heartbeat failed: {line}")
+                failing = True
+            if stop.wait(interval):
+                return
 
     def _watch(
         self, claim: store_mod.Claim, log_path: Path, offset: int, lost: threading.Event
@@ -353,7 +361,15 @@ class LocalAgent:
             )
             return state
         result = {**logged.as_end_record(), "exit_code": rc, "error": error}
-        if not self.sweep.finish(claim, self.me, state, **result):
+        finished = record_end_durably(
+            lambda: self.sweep.finish(claim, self.me, state, **result),
+            str(self.sweep.path / "journal.jsonl"),
+            claim.run_id,
+            state,
+            end_patience_s(self.sweep.lease_s),
+            say,
+        )
+        if not finished:
             say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
             return state
         shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""
