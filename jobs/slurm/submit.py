@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         target.record_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)  # sbatch does not create it; the job would die
+        _share_with_lab(target, made)
         if args.launcher == "local":
             job_id, path = prepare_local(script, context, target, profile)
         else:
@@ -352,6 +353,23 @@ def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[st
         tmp.unlink(missing_ok=True)
 
 
+def _lab_gid(target: SweepTarget) -> int | None:
+    from jobs.sweeps.lab_group import sweep_group
+
+    return sweep_group(Path(target.ref)) if target.kind == "local" else None
+
+
+def _share_with_lab(target: SweepTarget, made: list[Path]) -> None:
+    """In a lab-shared sweep, the slurm/ folders this submit made are the group's too, so that
+    every member's submit records there (jobs/sweeps/lab_group.py)."""
+    from jobs.sweeps.lab_group import share_folder
+
+    gid = _lab_gid(target)
+    if gid is not None:
+        for folder in made:
+            share_folder(folder, gid)
+
+
 def prepare_local(
     script: str, context: dict[str, Any], target: SweepTarget, profile: Profile
 ) -> tuple[str, Path]:
@@ -423,6 +441,8 @@ def record(
     fd = os.open(fd_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
+        if size == 0 and os.fstat(fd).st_uid == os.geteuid() and _lab_gid(target) is not None:
+            os.fchmod(fd, 0o664)  # made now, by us: every lab member appends to it
         try:
             if os.write(fd, line) < len(line):  # a full disk: what fits, and no error yet
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), fd_path)

@@ -55,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"local: a run whose agent sends no heartbeat for this long is crashed and handed out again (default {store.DEFAULT_LEASE_S:g})",
     )
     create.add_argument(
+        "--group",
+        metavar="NAME",
+        help="local: share the sweep with this Unix group (a lab): group-owned, setgid, "
+        "group-writable, so that every member can run its agents (default: yours alone)",
+    )
+    create.add_argument(
         "--max-retries",
         type=int,
         default=store.DEFAULT_MAX_RETRIES,
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         lease_s=args.lease,
         max_retries=args.max_retries,
         extra={"project": project, "entity": entity},
+        group=args.group,
     )
     planned = sweep.planned_runs()
     size = (

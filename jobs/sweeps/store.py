@@ -40,13 +40,13 @@ import contextlib
 import json
 import os
 import shutil
-import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from jobs.sweeps import lab_group
 from jobs.sweeps.definition import planned_runs, quiet_sweeps_import
 from jobs.sweeps.journal import (
     LOCK_LIFETIME_S,
@@ -106,16 +106,15 @@ OPTIMISTIC_TRIES = 3
 
 def check_permissions(path: Path) -> None:
     """A sweep definition launches programs: refuse a store that other users can write to."""
+    shared = lab_group.sweep_group(path)
     for item in (path, path / "sweep.yaml", path / "sweep.json", path / "journal.jsonl"):
         try:
-            mode = item.stat().st_mode
+            info = item.stat()
         except FileNotFoundError:
             continue
-        if mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise UserError(
-                f"{item} is writable by other users (mode {stat.filemode(mode)}); a sweep definition launches programs, "
-                f"so sweepkit refuses it: run chmod go-w {item}"
-            )
+        why = lab_group.refusal(item, info.st_mode, info.st_gid, shared)
+        if why is not None:
+            raise UserError(why)
 
 
 def create_sweep(
@@ -125,8 +124,13 @@ def create_sweep(
     lease_s: float = DEFAULT_LEASE_S,
     max_retries: int = DEFAULT_MAX_RETRIES,
     extra: dict[str, Any] | None = None,
+    group: str | None = None,
 ) -> LocalSweep:
-    """Make a new sweep folder under ``root`` (built in a temp folder and renamed into place)."""
+    """Make a new sweep folder under ``root`` (built in a temp folder and renamed into place);
+    ``group``: shared with that Unix group (jobs/sweeps/lab_group.py)."""
+    gid = lab_group.group_id(group) if group is not None else None
+    if group is not None:
+        extra = {**(extra or {}), "group": group}
 
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -145,7 +149,9 @@ def create_sweep(
             break
     tmp = root / f".{sweep_id}.creating"
     try:
-        _build_sweep_folder(tmp, final, sweep_id, definition, source, lease_s, max_retries, extra)
+        _build_sweep_folder(
+            tmp, final, sweep_id, definition, source, lease_s, max_retries, extra, gid
+        )
     except OSError as err:
         # a full or read-only disk: no half-made folder is left behind
         shutil.rmtree(tmp, ignore_errors=True)
@@ -164,11 +170,14 @@ def _build_sweep_folder(
     lease_s: float,
     max_retries: int,
     extra: dict[str, Any] | None,
+    gid: int | None,
 ) -> None:
     import yaml
 
     tmp.mkdir(mode=0o755)
     os.chmod(tmp, 0o755)  # whatever the umask: group-writable stores are refused later
+    if gid is not None:
+        lab_group.share_folder(tmp, gid)
     meta = {
         "schema": SCHEMA,
         "sweep_id": sweep_id,
@@ -183,9 +192,13 @@ def _build_sweep_folder(
     write_atomic(tmp / "sweep.yaml", definition_text.encode(), SHARED_FILE_MODE)
     write_atomic(tmp / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode(), SHARED_FILE_MODE)
     write_atomic(tmp / "journal.jsonl", b"", SHARED_FILE_MODE)
+    if gid is not None:
+        lab_group.share_file(tmp / "journal.jsonl", gid)  # every member's agent appends
     for sub in ("claims", "leases", "runs"):
         (tmp / sub).mkdir(mode=0o755)
         os.chmod(tmp / sub, 0o755)
+        if gid is not None:
+            lab_group.share_folder(tmp / sub, gid)
     os.rename(tmp, final)
 
 
@@ -267,6 +280,7 @@ class LocalSweep:
             GRID_DRAWN_AHEAD if self.definition.get("method") == "grid" else RANDOM_FIRST_DRAW
         )
         self._hash_memo: dict[tuple[type, str], str] = {}
+        self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
         self._warned: set[str] = set()  # runs reconciled from their own records, warned about
         self._param_names = sorted(self.definition.get("parameters") or {})
         self._lock: SweepLock | None = None
@@ -603,7 +617,7 @@ class LocalSweep:
                     run_id = new_id()
                     try:
                         # exclusive: ids never collide
-                        self.run_dir(run_id).mkdir(mode=0o755)
+                        lab_group.make_dir(self.run_dir(run_id), self.group_id)
                         break
                     except FileExistsError:
                         continue
