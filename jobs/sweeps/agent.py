@@ -41,6 +41,7 @@ from jobs.sweeps import program_check
 from jobs.sweeps import store as store_mod
 from jobs.sweeps.definition import args_json, build_command, validate
 from jobs.sweeps.end_record import end_patience_s, record_end_durably
+from jobs.sweeps.failure_reason import failure_text
 from jobs.sweeps.parameters import flat_params
 from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
 from train.write_errors import refusal_line
@@ -353,7 +354,7 @@ class LocalAgent:
             state = "preempted"
         else:
             state = "failed"
-            error = _tail(log_path, log_start) or f"exit code {rc}"
+            error = failure_text(_tail(log_path, log_start)) or f"exit code {rc}"
             _note_failure(claim.run_dir, self.sweep.sweep_id, info, rc, error)
         if lost_lease:
             say(
