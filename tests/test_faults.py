@@ -215,6 +215,40 @@ def test_an_agent_on_a_full_or_read_only_sweep_claims_nothing(
     assert journal_intact(sweep) == []
 
 
+def free_one_page(ballast: Path) -> None:
+    """Give back exactly one page (4 KiB) of a filled tmpfs: room for one small file's data."""
+    os.truncate(ballast, ballast.stat().st_size - 4096)
+
+
+def test_a_claim_with_no_room_for_its_record_takes_back_its_run_folder(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """One page free: the lock is taken (its claim file uses the page), then the claim record
+    does not fit. The claim takes back the run folder it made and lets the lock go."""
+    sweep = _sweep_on(small_disk, tmp_path, [0.1])
+    ballast = fill(small_disk)
+    free_one_page(ballast)
+    full = sweepkit("agent", str(sweep), cwd=tmp_path, timeout=120)
+    one_line_exit_2(full, "no space left on the device", str(sweep / "journal.jsonl"))
+    assert leftovers(sweep) == [] and journal_intact(sweep) == []
+    assert list((sweep / "runs").iterdir()) == [], "no half-made run folder"
+
+
+def test_a_journal_append_that_only_partly_fits_is_taken_back(small_disk: Path) -> None:
+    from jobs.sweeps.journal import Journal, encode
+
+    path = small_disk / "journal.jsonl"
+    first = {"t": "claim", "run": "a", "k": 0}
+    path.write_bytes(encode(first))
+    ballast = fill(small_disk)
+    free_one_page(ballast)
+    journal = Journal(path)
+    with pytest.raises(OSError) as err:
+        journal.append([{"t": "end", "run": "a", "k": 0, "pad": "x" * 20000}])  # > one page
+    assert err.value.errno == 28 and err.value.filename == str(path)
+    assert path.read_bytes() == encode(first), "what part of the record fitted is taken back"
+
+
 # ----- a torn end record ---------------------------------------------------------------------------
 def test_a_torn_end_record_leaves_a_finished_run_finished(tmp_path: Path) -> None:
     """A node dies while appending the end record: the journal's last line is cut mid-line."""

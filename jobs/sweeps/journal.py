@@ -34,7 +34,8 @@ from train.errors import UserError
 from train.write_errors import as_user_error
 
 # A sweep's shared files: readable by the team (status, report), writable only by their owner (a
-# group-writable store is refused), whatever the umask.
+# group-writable store is refused unless it was shared with a lab group: lab_group.py), whatever
+# the umask.
 SHARED_FILE_MODE = 0o644
 LOCK_LIFETIME_S = 60  # a claim holds the lock for milliseconds; a holder silent this long is dead
 LOCK_TIMEOUT_S = 600
