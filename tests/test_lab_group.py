@@ -139,6 +139,19 @@ def test_two_lab_members_run_agents_for_one_shared_sweep(lab: Path) -> None:
     assert owners == {a, b}, "each member's agent made one run"
     assert all(p.stat().st_gid == gid for p in (sweep / "runs").iterdir())
 
+    # both members' submissions are recorded in the sweep's slurm/ (the local launcher twin)
+    cluster = lab / "cluster.yaml"
+    profile = {"partition": "debug", "time": "00:10:00", "concurrency": 1, "runtime": "none"}
+    cluster.write_text(yaml.safe_dump({"profiles": {"t": profile}}))
+    for member in (a, b):
+        submitted = as_member(
+            member, lab, "submit", str(sweep), "--profile", "t", "--cluster-config", str(cluster),
+            "--launcher", "local", "--array", "1-1",
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    lines = (sweep / "slurm" / "submissions.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and (sweep / "slurm").stat().st_gid == gid
+
     # world-writable stays refused, even for a shared sweep
     sweep.chmod(0o2777)
     refused = as_member(b, lab, "status", str(sweep))

@@ -292,6 +292,9 @@ def test_text_is_text_math_signs_and_cjk_names_draw_without_warnings(tmp_path: P
     assert len(written) == 4
     # a CJK font from the system packages covers the glyphs: drawn, not boxes (matplotlib warns
     # "Glyph ... missing from font(s)" for every glyph no font in the family has)
+    assert len(figure_rc()["font.family"]) > 1, (
+        "no CJK font on this machine: run tests/install-system-deps.sh (fonts-wqy-microhei)"
+    )
     with rc_context(figure_rc()), warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = Figure()
