@@ -2,10 +2,12 @@
 # Installs the Debian packages the test suite drives for real (SLURM and munge, shellcheck,
 # headless Chromium and its driver; Podman with runc, iptables for the bridge network of its
 # containers (netavark uses it; Podman only suggests it), and debootstrap for the stand-in base of
-# the image tests), only those missing. Needs root (CI runs as root).
+# the image tests), and a CJK font for the report's figures (fonts-wqy-microhei), only those
+# missing. Needs root (CI runs as root).
 set -euo pipefail
 
-packages=(slurm-wlm munge shellcheck chromium chromium-driver podman runc iptables debootstrap)
+packages=(slurm-wlm munge shellcheck chromium chromium-driver podman runc iptables debootstrap
+  fonts-wqy-microhei)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

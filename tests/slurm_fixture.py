@@ -158,7 +158,8 @@ def record(state, step, code=None):
             "attempt": int(os.environ.get("SWEEPKIT_ATTEMPT", 1)), "exit_code": code,
             "error": None, "step": step,
             "env": {k: v for k, v in os.environ.items()
-                    if k.startswith(("SLURM_", "OMP_", "CUDA_VISIBLE_DEVICES", "SWEEPKIT_AGENT_SLOT"))}}
+                    if k.startswith(("SLURM_", "OMP_", "CUDA_VISIBLE_DEVICES", "SWEEPKIT_AGENT_SLOT",
+                                     "PROFILE_"))}}
     tmp = run_dir / "run.json.tmp"
     tmp.write_text(json.dumps(info))
     os.replace(tmp, run_dir / "run.json")

@@ -118,6 +118,29 @@ def test_failed_program_records_log_tail(tmp_path: Path) -> None:
     )
 
 
+def test_a_run_that_could_not_reach_wandb_says_so_in_status(tmp_path: Path) -> None:
+    """WANDB_MODE=online on a node without network. The W&B server is out of reach here for
+    real: a port nothing listens on (what W&B's cloud is from this machine, whose network is
+    closed), with a key of the right shape and a short init_timeout."""
+    from wandb_program import write_wandb_program
+
+    program = write_wandb_program(tmp_path)
+    sweep = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.5]}, program)))
+    env = {
+        "WANDB_MODE": "online",
+        "WANDB_BASE_URL": "http://127.0.0.1:9",
+        "WANDB_API_KEY": "k" * 40,
+        "WANDB_INIT_TIMEOUT": "5",
+    }
+    result = sweepkit("agent", sweep, cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 0 and "failed (exit 1" in result.stdout, result.stdout
+    table = sweepkit("status", sweep, cwd=tmp_path).stdout
+    assert "W&B could not reach its server (http://127.0.0.1:9)" in table, table
+    assert "\x1b" not in table, "no terminal escape codes"
+    run = the_run(sweep, tmp_path)
+    assert "\x1b" not in str(run["error"]) and "CommError" in str(run["error"])
+
+
 def test_a_sweep_whose_first_runs_all_fail_stops_its_agents(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid({"lr": [0.1, 0.2, 0.3, 0.4, 0.5], "fail": [1]}, program)
@@ -249,7 +272,10 @@ def test_kill_9_of_agent_mid_run_is_recovered_by_another_agent(tmp_path: Path) -
     after = the_run(sweep, tmp_path)
     assert after["state"] == "finished" and after["attempts"] == 2 and len(after["epochs"]) == 12
     journal = (tmp_path / sweep / "journal.jsonl").read_text()
-    assert '"state":"crashed"' in journal and "lease expired" in journal
+    # the orphaned program checkpointed and recorded itself preempted: its own record says how
+    # attempt 1 ended (not "crashed"), and it was resumed all the same
+    assert '"reconciled_from":"run.json"' in journal and '"state":"preempted"' in journal
+    assert "has no end record in the journal" in second.stderr
 
 
 def test_frozen_node_lease_expires_and_run_is_handed_out_again(tmp_path: Path) -> None:

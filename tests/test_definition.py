@@ -4,6 +4,7 @@ expand into the same command lines as wandb agent builds."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,24 @@ def test_bad_definition_on_the_command_line_exits_2_with_one_line(tmp_path: Path
     assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir()), (
         "no half-made sweep folder"
     )
+
+
+def test_the_next_hint_is_shell_quoted_so_pasting_it_runs_only_sweepkit(tmp_path: Path) -> None:
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(yaml.safe_dump(base()))
+    root = tmp_path / "a b;touch PWNED;$(touch PWNED2)"
+    result = sweepkit("sweep", "create", str(spec), "--root", str(root), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    path = result.stdout.strip()
+    hint = next(line for line in result.stderr.splitlines() if line.startswith("next: "))
+    pasted = hint.removeprefix("next: ").split("    (or: ")[0]
+    # what a user's shell does with the pasted line, with sweepkit standing in as a printer
+    shell = subprocess.run(
+        ["bash", "-c", 'sweepkit() { printf "%s\\n" "$@"; }\n' + pasted],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert shell.stdout.splitlines() == ["agent", path]
+    assert not any(tmp_path.glob("PWNED*")), "nothing hidden in the folder name ran"
 
 
 @pytest.mark.parametrize(

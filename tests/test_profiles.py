@@ -97,6 +97,10 @@ ERRORS = [
     ({"time": "4h"}, "time", "not a SLURM time limit"),
     ({"time": "00:05:00", "signal_lead_s": 300}, "signal_lead_s", "not shorter"),
     ({"mem": "lots"}, "mem", "memory size"),
+    # a bare number is megabytes to sbatch: 64 would be 64 MB; the line says which unit is meant
+    ({"mem": 64}, "mem", "no unit, and SLURM would read it as 64 MB; write 64G for gigabytes"),
+    ({"env": {"DATA": "$(id)/data"}}, "env.DATA", "command substitution"),
+    ({"env": {"DATA": "`id`/data"}}, "env.DATA", "command substitution"),
     ({"gpus": -1}, "gpus", "is -1"),
     ({"gpus": "two"}, "gpus", "whole number"),
     ({"concurrency": 0}, "concurrency", "is 0"),
@@ -281,7 +285,7 @@ def test_gpu_type_account_extra_and_modules_render(tmp_path: Path) -> None:
         "#SBATCH --mail-type=FAIL",
         "#SBATCH --exclusive",
         "module load apptainer/1.3 cuda/12.4",
-        "export TORCH_HOME='/cache/torch dir'",
+        'export TORCH_HOME="/cache/torch dir"',
     ):
         assert line + "\n" in text, line
 

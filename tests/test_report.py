@@ -264,6 +264,44 @@ def test_non_numeric_and_hostile_values(tmp_path: Path) -> None:
     assert "<svg" in section(page, "parallel-coordinates")
 
 
+def test_text_is_text_math_signs_and_cjk_names_draw_without_warnings(tmp_path: Path) -> None:
+    import warnings
+
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    from jobs.report.figure_text import figure_rc
+
+    hostile = "$SCRATCH/data_$\\frac{"  # mathtext would stop the report: ParseSyntaxException
+    metric = "验证准确率"  # a CJK metric name
+    values = [hostile, "plain", "$x$"]
+    runs = [
+        Run(f"r{i}", "finished", {"学习率": v}, float(i), [{"epoch": 1, metric: float(i)}])
+        for i, v in enumerate(values)
+    ]
+    spec = {
+        **definition({"学习率": {"values": values}}),
+        "metric": {"name": metric, "goal": "maximize"},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no font or mathtext warning, as an error
+        written, _ = write_report(source(runs, spec), tmp_path / "r.html", png=True)
+    page = (tmp_path / "r.html").read_text()
+    pc = section(page, "parallel-coordinates")
+    assert "$SCRATCH/data_$\\frac{" in pc and "学习率" in pc  # drawn as written, as SVG text
+    assert len(written) == 4
+    # a CJK font from the system packages covers the glyphs: drawn, not boxes (matplotlib warns
+    # "Glyph ... missing from font(s)" for every glyph no font in the family has)
+    assert len(figure_rc()["font.family"]) > 1, (
+        "no CJK font on this machine: run tests/install-system-deps.sh (fonts-wqy-microhei)"
+    )
+    with rc_context(figure_rc()), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = Figure()
+        fig.text(0.1, 0.5, metric + " 学习率")
+        fig.savefig(io.BytesIO(), format="png")
+
+
 def test_provenance_from_runs_submissions_and_lock_file(tmp_path: Path) -> None:
     sweep = tmp_path / "proj" / "sweeps" / "abc"
     (sweep / "slurm").mkdir(parents=True)

@@ -70,6 +70,15 @@ def test_array_auto_follows_runs_per_task_and_user_specs_get_the_profile_limit(
     assert "#SBATCH --array=1-5%5\n" in dry_run(ref, one).stdout  # never a limit above the size
     bad = dry_run(ref, config, "--array", "1-x")
     assert bad.returncode == 2 and "is not an sbatch array spec" in bad.stderr
+    # an empty range or a zero limit: refused before anything is recorded, dry run or not
+    for spec, words in (("5-1", "'5-1' is empty"), ("1-4%0", "%0 would run no task")):
+        assert words in dry_run(ref, config, "--array", spec).stderr
+        real = sweepkit(
+            "submit", ref, "--profile", "t", "--cluster-config", config, "--launcher", "local",
+            "--array", spec,
+        )  # fmt: skip
+        assert real.returncode == 2 and words in real.stderr and len(real.stderr.splitlines()) == 1
+        assert not (Path(ref) / "slurm").exists(), "nothing recorded"
 
 
 def test_array_auto_needs_a_sized_sweep(tmp_path: Path) -> None:
@@ -194,6 +203,27 @@ def test_local_launcher_runs_every_task_two_at_a_time_with_slurm_env(tmp_path: P
         f"sweepkit-{Path(ref).name}-{job['job_id']}_{n}.out" for n in range(1, 5)
     ]
     assert all("== sweepkit task" in p.read_text() and "host:" in p.read_text() for p in logs)
+
+
+def test_profile_env_expands_on_the_node_when_the_job_starts(tmp_path: Path) -> None:
+    ref = fast_sweep(tmp_path, points=2, steps=1, step_s=0.1)
+    env = {
+        "WANDB_MODE": "offline",
+        "PROFILE_DATA": "$HOME/data_${SLURM_ARRAY_TASK_ID}",
+        "PROFILE_LITERAL": 'costs \\$5, says "hi" \\ back',
+    }
+    config = cluster(tmp_path, t={**BASE, "env": env})
+    result = sweepkit(
+        "submit", ref, "--profile", "t", "--cluster-config", config, "--launcher", "local",
+        env={**os.environ, "HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    script = (Path(ref) / str(submitted_job(ref)["script"])).read_text()
+    # the script holds the variables, not the submitting host's values
+    assert 'export PROFILE_DATA="$HOME/data_${SLURM_ARRAY_TASK_ID}"\n' in script
+    seen = sorted((i["env"]["PROFILE_DATA"], i["env"]["PROFILE_LITERAL"]) for i in run_infos(ref))
+    literal = 'costs $5, says "hi" \\ back'
+    assert seen == [(f"{tmp_path}/home/data_{n}", literal) for n in (1, 2)]
 
 
 def test_local_launcher_signals_at_the_lead_time_and_requeues(tmp_path: Path) -> None:

@@ -159,6 +159,10 @@ def test_digits_grid_end_to_end_with_status_and_sync(tmp_path: Path) -> None:
             info["config"]["batch_size"] == run["params"]["batch_size"] and len(info["epochs"]) == 2
         )
         assert run["metric"] == info["summary"]["Validation Accuracy"]
+        # a finished run keeps its final weights only: at most 60 MB, not 270 MB of checkpoints
+        folder = work / run["run_dir"]
+        assert [p.name for p in (folder / "checkpoints").iterdir()] == ["final.pt"]
+        assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) <= 60 * 2**20
         # the trainer's run.json and its W&B records (what the sweep ranks by) agree
         records = RunRecords(work / run["run_dir"])
         records.refresh()

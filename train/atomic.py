@@ -49,9 +49,22 @@ def write_atomic(
             os.fsync(handle.fileno())
         os.chmod(tmp, umask_mode() if mode is None else mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        _name_the_path(err, path)
         raise
+
+
+def _name_the_path(err: BaseException, path: Path) -> None:
+    """An OSError from writing through a file object names no file: name ``path``, the file
+    being written, so that the user's error line says where (also behind a library's wrapper)."""
+    seen: BaseException | None = err
+    for _ in range(8):
+        if seen is None:
+            return
+        if isinstance(seen, OSError) and seen.filename is None:
+            seen.filename = str(path)
+        seen = seen.__cause__ or seen.__context__
 
 
 def write_json_atomic(path: Path, data: Any, mode: int | None = None) -> None:

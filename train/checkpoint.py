@@ -1,5 +1,9 @@
 """Checkpoints: written atomically, several kept, a corrupt newest one skipped for an older one.
 
+Once a run has finished (and run.json says so) nobody resumes it: ``checkpoint.keep_after_finish``
+then trims the folder to the final weights alone (``final``, the default), to nothing (``none``)
+or leaves the resume checkpoints (``all``). A preempted or running run keeps its resume checkpoints.
+
 A checkpoint holds everything a resumed run needs to continue as if never interrupted: model,
 optimiser, scheduler and grad-scaler state, the position (``epoch`` completed epochs plus
 ``step`` batches into the next one), the partial epoch's loss sums and the metric history.
@@ -8,6 +12,7 @@ Batches depend only on (seed, epoch, step) (see pipeline.py), so no RNG state is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -76,3 +81,28 @@ def load_latest_checkpoint(run_dir: Path) -> dict[str, Any] | None:
                 f"{err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}",
             )
     return None
+
+
+FINAL_WEIGHTS = "final.pt"
+
+
+def save_final_weights(run_dir: Path, model_state: dict[str, Any], epochs: int) -> Path:
+    """The finished model's weights alone (no optimizer, scheduler or scaler state), loadable with
+    ``torch.load(path, weights_only=True)["model"]``."""
+    path = checkpoint_dir(run_dir) / FINAL_WEIGHTS
+    write_atomic(path, lambda handle: torch.save({"model": model_state, "epoch": epochs}, handle))
+    return path
+
+
+def trim_after_finish(run_dir: Path, keep_after_finish: str) -> None:
+    """Delete what a finished run no longer needs (see the module's docstring). Called only once
+    run.json records the run as finished, so that a crash in between leaves a resumable run."""
+    if keep_after_finish == "all":
+        return
+    for _, path in _listed(run_dir):
+        path.unlink(missing_ok=True)
+    folder = checkpoint_dir(run_dir)
+    if keep_after_finish == "none":
+        (folder / FINAL_WEIGHTS).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # absent, or holds files that are not ours
+            folder.rmdir()

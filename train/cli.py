@@ -11,6 +11,7 @@ shares both, so all ranks train the same run; only rank 0 writes or prints for i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
+from train.write_errors import refusal_in, refusal_line
 
 if TYPE_CHECKING:
     from train.config import Config
@@ -76,6 +78,15 @@ def resolve_run_dir(arg: str | None) -> tuple[Path, str]:
     return Path("runs") / run_id, run_id
 
 
+class _RunLog(logging.FileHandler):
+    """train.log. On a full or read-only disk a line that cannot be written is dropped quietly
+    (the console has it): logging's default prints a traceback to stderr for every line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if refusal_in(sys.exc_info()[1] or Exception()) is None:
+            super().handleError(record)
+
+
 def _setup_logging(run_dir: Path, log_file: str, world: World) -> None:
     """Rank 0 logs to the console and ``train.log``; other ranks only their warnings, tagged."""
     log.setLevel(logging.INFO if world.is_main else logging.WARNING)
@@ -89,7 +100,7 @@ def _setup_logging(run_dir: Path, log_file: str, world: World) -> None:
     )
     log.addHandler(console)
     if world.is_main:
-        to_file = logging.FileHandler(run_dir / log_file)
+        to_file = _RunLog(run_dir / log_file)
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(to_file)
 
@@ -182,6 +193,7 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         ) from None
     _setup_logging(run_dir, cfg.log_file, world)
 
+    from train.checkpoint import trim_after_finish
     from train.tracking import Tracker
     from train.trainer import StopSignal, train
 
@@ -202,19 +214,38 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         code = EXIT_PREEMPTED if state == "preempted" else EXIT_OK
         record.data["timings"]["ended_at"] = None if state == "preempted" else now_iso()
         record.update(state=state, exit_code=code)
+        if state == "finished" and world.is_main:
+            trim_after_finish(run_dir, cfg["checkpoint.keep_after_finish"])
         return code
     except UserError as err:
         code = EXIT_USAGE
         record.update(state="failed", exit_code=code, error=str(err))
         raise
     except Exception as err:
-        code = EXIT_FAILED
-        log.error("%s", traceback.format_exc().rstrip())
-        record.update(state="failed", exit_code=code, error=f"{err.__class__.__name__}: {err}")
-        return code
+        refusal = refusal_in(err)
+        if refusal is None:
+            code = _failed(record, err)
+            return code
+        # a full or read-only disk under a checkpoint or run.json: the last good checkpoint is
+        # intact (written atomically); one line, and run.json says it if it still can
+        code = EXIT_USAGE
+        line = refusal_line(
+            refusal, fix="free space in the run folder's filesystem and rerun to resume"
+        )
+        log.error("%s", line)
+        with contextlib.suppress(OSError):
+            record.update(state="failed", exit_code=code, error=line)
+        raise UserError(line) from None
     finally:
         if tracker is not None:
             tracker.finish(code, preempted=code == EXIT_PREEMPTED)
+
+
+def _failed(record: Any, err: BaseException) -> int:
+    """An unexpected error: the traceback in train.log, the error in run.json; exit 1."""
+    log.error("%s", traceback.format_exc().rstrip())
+    record.update(state="failed", exit_code=EXIT_FAILED, error=f"{err.__class__.__name__}: {err}")
+    return EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:

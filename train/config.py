@@ -124,6 +124,13 @@ SCHEMA: dict[str, Key] = {
         int, 1, "checkpoint every N epochs (and always on a stop signal)", min=1
     ),
     "checkpoint.keep": Key(int, 2, "checkpoints kept (older ones are deleted)", min=1),
+    "checkpoint.keep_after_finish": Key(
+        str,
+        "final",
+        "what a finished run keeps: final weights only (final), nothing (none), every checkpoint"
+        " with optimizer state (all)",
+        ("none", "final", "all"),
+    ),
     # --- W&B ---
     "wandb.mode": Key(
         str,
@@ -299,6 +306,7 @@ OPERATIONAL_KEYS = (
     "device",
     "checkpoint.every_epochs",
     "checkpoint.keep",
+    "checkpoint.keep_after_finish",
 )
 
 

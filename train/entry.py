@@ -33,3 +33,11 @@ def run_command(module: ModuleType, prog: str, description: str, argv: list[str]
         # at /dev/null so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:
+        # a full, read-only or foreign filesystem under any write: one line naming the path
+        from train.write_errors import is_write_refusal, refusal_line
+
+        if not is_write_refusal(err):
+            raise
+        print(f"{prog}: error: {refusal_line(err)}", file=sys.stderr)
+        return EXIT_USAGE

@@ -23,7 +23,12 @@ from typing import Any
 
 import torch
 
-from train.checkpoint import Position, load_latest_checkpoint, save_checkpoint
+from train.checkpoint import (
+    Position,
+    load_latest_checkpoint,
+    save_checkpoint,
+    save_final_weights,
+)
 from train.config import Config
 from train.data import load_splits
 from train.distributed import (
@@ -303,6 +308,8 @@ def train(
             return "preempted"
 
     test_loss, test_acc = evaluate(model, test_loader.epoch(), device, step_fn.precision, world)
+    if world.is_main and cfg["checkpoint.keep_after_finish"] == "final":
+        save_final_weights(run_dir, model.state_dict(), cfg.num_epochs)
     record.data["summary"].update({"Test Loss": test_loss, "Test Accuracy": test_acc})
     tracker.log({"Test Loss": test_loss, "Test Accuracy": test_acc}, epoch=cfg.num_epochs)
     tracker.summary(record.data["summary"])

@@ -123,7 +123,13 @@ def write_report(source: SweepSource, out: Path, png: bool = False) -> tuple[lis
 
 
 def _png_writer(fig: Any) -> Any:
-    return lambda handle: fig.savefig(handle, format="png", dpi=150)
+    from jobs.report.figure_text import text_as_text
+
+    def write(handle: Any) -> None:
+        with text_as_text():  # tick labels are made as the figure is drawn
+            fig.savefig(handle, format="png", dpi=150)
+
+    return write
 
 
 def summary_text(source: SweepSource, analysis: Any) -> str:

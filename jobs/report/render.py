@@ -33,21 +33,25 @@ TEMPLATES = Path(__file__).parent / "templates"
 def render(source: SweepSource) -> tuple[str, dict[str, Figure], Analysis]:
     """The HTML page, the figures drawn (for ``--png``) and the analysis behind them."""
     from jobs.report import plots
+    from jobs.report.figure_text import text_as_text
 
     analysis = analyse(source.runs, source.definition)
     figures: dict[str, Figure] = {}
     svgs: dict[str, Markup] = {}
-    if analysis.enough:
-        fig, tips = plots.parallel_coordinates(analysis)
-        figures["parallel-coordinates"] = fig
-        svgs["parallel-coordinates"] = Markup(plots.to_svg(fig, "pc", tips))
-        if analysis.params:
-            figures["importance"] = plots.importance_bars(analysis)
-            svgs["importance"] = Markup(plots.to_svg(figures["importance"], "imp"))
     epoch_metric = plots.per_epoch_metric(source.runs, analysis.metric_name)
-    if epoch_metric is not None:
-        figures["metric-per-epoch"] = plots.metric_per_epoch(source.runs, epoch_metric, analysis)
-        svgs["metric-per-epoch"] = Markup(plots.to_svg(figures["metric-per-epoch"], "epoch"))
+    with text_as_text():
+        if analysis.enough:
+            fig, tips = plots.parallel_coordinates(analysis)
+            figures["parallel-coordinates"] = fig
+            svgs["parallel-coordinates"] = Markup(plots.to_svg(fig, "pc", tips))
+            if analysis.params:
+                figures["importance"] = plots.importance_bars(analysis)
+                svgs["importance"] = Markup(plots.to_svg(figures["importance"], "imp"))
+        if epoch_metric is not None:
+            figures["metric-per-epoch"] = plots.metric_per_epoch(
+                source.runs, epoch_metric, analysis
+            )
+            svgs["metric-per-epoch"] = Markup(plots.to_svg(figures["metric-per-epoch"], "epoch"))
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html", "j2"], default=True),

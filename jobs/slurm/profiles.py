@@ -29,7 +29,7 @@ DIRECTIVE_BAD = re.compile(r"[\s;`$'\"\\#]")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MEM = re.compile(r"^[0-9]+[KMGT]?$")
+_MEM = re.compile(r"^[0-9]+[KMGT]$")
 _EXTRA = re.compile(r"^--[a-z][a-z0-9-]*(=\S+)?$")
 # Options the template already sets from profile keys: an extra copy would silently disagree.
 _RESERVED_EXTRA = (
@@ -261,6 +261,13 @@ def _check_profile(source: Path, name: str, raw: Any) -> Profile:
         )
 
     mem = check.text("mem", directive=True)
+    if mem is not None and mem.isdigit():
+        # sbatch reads a bare number as megabytes: `mem: 64` would ask for 64 MB
+        raise check.fail(
+            "mem",
+            f"{mem!r} has no unit, and SLURM would read it as {mem} MB",
+            f"write {mem}G for gigabytes, or {mem}M if megabytes were meant",
+        )
     if mem is not None and not _MEM.match(mem):
         raise check.fail("mem", f"{mem!r} is not a SLURM memory size", "write e.g. 16G or 4000M")
 
@@ -294,6 +301,12 @@ def _check_profile(source: Path, name: str, raw: Any) -> Profile:
         if isinstance(value, dict | list) or value is None:
             raise check.fail(f"env.{key}", f"{value!r} is not a plain value", "quote it")
         text = str(value).lower() if isinstance(value, bool) else str(value)
+        if "$(" in text or "`" in text:
+            raise check.fail(
+                f"env.{key}",
+                f"{text!r} holds a command substitution, which a job would run on the node",
+                "write the value, or $VAR / ${VAR} (expanded on the node when the job starts)",
+            )
         env[key] = check.text_value(f"env.{key}", text, directive=False)
 
     binds = tuple(_expand(check, f"binds[{i}]", b) for i, b in enumerate(check.strings("binds")))

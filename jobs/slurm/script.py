@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -168,6 +169,7 @@ def render(context: dict[str, Any]) -> str:
         autoescape=False,
     )
     env.filters["q"] = lambda value: shlex.quote(str(value))
+    env.filters["dq"] = job_time_quote
     try:
         return env.get_template(TEMPLATE).render(**context)
     except jinja2.UndefinedError as err:
@@ -235,6 +237,14 @@ def podman_image_digest(image: str) -> str | None:
         return None
     digest = out.stdout.strip()
     return digest if out.returncode == 0 and digest.startswith("sha256:") else None
+
+
+def job_time_quote(value: str) -> str:
+    """``value`` in double quotes: ``$VAR`` and ``${VAR}`` expand when the job runs, on the node
+    (profiles refuse command substitution); ``\\$`` keeps a literal ``$``; any other backslash and
+    every double quote stand for themselves."""
+    escaped = re.sub(r"\\(?!\$)", r"\\\\", str(value)).replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def job_environment() -> dict[str, str]:

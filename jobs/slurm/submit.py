@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -39,8 +41,10 @@ from jobs.slurm.script import (
     render_context,
 )
 from jobs.sweeps.program_check import check_files
+from train.atomic import write_atomic
 from train.errors import UserError
 from train.staging import file_digest
+from train.write_errors import as_user_error
 
 SBATCH_TIMEOUT_S = 120
 _ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
@@ -145,18 +149,35 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     made = [d for d in (target.record_dir, log_dir) if not d.exists()]
-    target.record_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)  # sbatch does not create it; the job would die
-    if args.launcher == "local":
-        return submit_local(script, context, target, profile)
     try:
-        job_id, command = submit_slurm(script, target, profile)
-    except UserError:  # nothing was queued: leave no empty folders behind for it
+        target.record_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)  # sbatch does not create it; the job would die
+        _share_with_lab(target, made)
+        if args.launcher == "local":
+            job_id, path = prepare_local(script, context, target, profile)
+        else:
+            job_id, command = submit_slurm(script, target, profile)
+    except (UserError, OSError) as err:  # nothing was queued: leave no empty folders behind for it
         for folder in sorted(made, key=lambda d: len(d.parts), reverse=True):
             with contextlib.suppress(OSError):  # not empty: something else lives there now
                 folder.rmdir()
+        if isinstance(err, OSError):
+            raise as_user_error(
+                err,
+                err.filename or target.record_dir,
+                "free space there, or fix the mount; nothing was submitted",
+            ) from None
         raise
-    record(target, job_id, profile, context, command, "slurm")
+    if args.launcher == "local":
+        return run_local(path, job_id, context, target, profile)
+    try:
+        record(target, job_id, profile, context, command, "slurm")
+    except OSError as err:
+        raise as_user_error(
+            err,
+            target.record_dir / "submissions.jsonl",
+            f"job {job_id} is queued (squeue -j {job_id}) but not recorded; free space there",
+        ) from None
     print_watch_hint(job_id, target, profile, context)
     return 0
 
@@ -225,6 +246,7 @@ def array_spec(spec: str, profile: Profile, target: SweepTarget, runs_per_task: 
                 f"--array {spec!r} is not an sbatch array spec; write e.g. 1-12%2, 0-7:2 or "
                 "1,3,5, or auto"
             )
+        _check_array_ranges(spec)
         return spec if "%" in spec else f"{spec}%{profile.concurrency}"
     planned, remaining = remaining_runs(target)
     if planned is None or remaining is None:
@@ -239,6 +261,21 @@ def array_spec(spec: str, profile: Profile, target: SweepTarget, runs_per_task: 
         )
     tasks = math.ceil(remaining / (runs_per_task * profile.agents_per_task))
     return f"1-{tasks}%{min(profile.concurrency, tasks)}"
+
+
+def _check_array_ranges(spec: str) -> None:
+    """What sbatch would refuse only after the submission is recorded: an empty range (5-1), a
+    zero step, a %0 limit."""
+    from jobs.slurm.local import expand_array
+
+    try:
+        ids, limit = expand_array(spec)
+    except UserError as err:
+        raise UserError(
+            f"--array {spec!r}: {err}; write ranges as FIRST-LAST with FIRST <= LAST"
+        ) from None
+    if limit == 0:
+        raise UserError(f"--array {spec!r}: %0 would run no task at once; write e.g. %2")
 
 
 def _method(target: SweepTarget) -> str:
@@ -316,19 +353,46 @@ def submit_slurm(script: str, target: SweepTarget, profile: Profile) -> tuple[st
         tmp.unlink(missing_ok=True)
 
 
-def submit_local(
+def _lab_gid(target: SweepTarget) -> int | None:
+    from jobs.sweeps.lab_group import sweep_group
+
+    return sweep_group(Path(target.ref)) if target.kind == "local" else None
+
+
+def _share_with_lab(target: SweepTarget, made: list[Path]) -> None:
+    """In a lab-shared sweep, the slurm/ folders this submit made are the group's too, so that
+    every member's submit records there (jobs/sweeps/lab_group.py)."""
+    from jobs.sweeps.lab_group import share_folder
+
+    gid = _lab_gid(target)
+    if gid is not None:
+        for folder in made:
+            share_folder(folder, gid)
+
+
+def prepare_local(
     script: str, context: dict[str, Any], target: SweepTarget, profile: Profile
+) -> tuple[str, Path]:
+    """Keep the script as SWEEP/slurm/<job id>.sbatch and record the submission (taking the
+    script back if the record cannot be written); returns (job id, script path)."""
+    job_id = local_job_id(target.record_dir)
+    path = target.record_dir / f"{job_id}.sbatch"
+    write_atomic(path, script.encode(), 0o644)
+    command = [sys.executable, "-m", "jobs.slurm.local", str(path), "--job-id", job_id]
+    try:
+        record(target, job_id, profile, context, command, "local")
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+    return job_id, path
+
+
+def run_local(
+    path: Path, job_id: str, context: dict[str, Any], target: SweepTarget, profile: Profile
 ) -> int:
     """Run the array here: jobs.slurm.local with the same script, concurrency and SLURM env."""
     from jobs.slurm.local import run_array
 
-    job_id = local_job_id(target.record_dir)
-    path = target.record_dir / f"{job_id}.sbatch"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(script)
-    os.replace(tmp, path)
-    command = [sys.executable, "-m", "jobs.slurm.local", str(path), "--job-id", job_id]
-    record(target, job_id, profile, context, command, "local")
     print(
         f"Running array {job_id} (tasks {context['array']}) of sweep {target.ref} here with "
         f"profile {profile.name!r}; logs in {context['log_dir']}",
@@ -373,12 +437,20 @@ def record(
         "host": socket.gethostname(),
     }
     line = (json.dumps(entry) + "\n").encode()
-    fd = os.open(
-        target.record_dir / "submissions.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-    )
+    fd_path = str(target.record_dir / "submissions.jsonl")
+    fd = os.open(fd_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        if size == 0 and os.fstat(fd).st_uid == os.geteuid() and _lab_gid(target) is not None:
+            os.fchmod(fd, 0o664)  # made now, by us: every lab member appends to it
+        try:
+            if os.write(fd, line) < len(line):  # a full disk: what fits, and no error yet
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), fd_path)
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # no torn line left in the record
+            raise
     finally:
         os.close(fd)
 
@@ -398,6 +470,6 @@ def print_watch_hint(
         f"run(s) each) for sweep {target.ref} with profile {profile.name!r}.\n"
         f"  script: {target.record_dir / (job_id + '.sbatch')}\n"
         f"  logs:   {log}\n"
-        f"  watch:  squeue -j {job_id}    sweepkit status {target.ref}\n"
+        f"  watch:  squeue -j {job_id}    sweepkit status {shlex.quote(target.ref)}\n"
         f"  cancel: scancel {job_id}"
     )

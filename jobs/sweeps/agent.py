@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -39,8 +40,11 @@ from typing import Any
 from jobs.sweeps import program_check
 from jobs.sweeps import store as store_mod
 from jobs.sweeps.definition import args_json, build_command, validate
+from jobs.sweeps.end_record import end_patience_s, record_end_durably
+from jobs.sweeps.failure_reason import failure_text
 from jobs.sweeps.parameters import flat_params
 from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
+from train.write_errors import refusal_line
 
 POLL_S = 0.25
 # wandb-core flushes a run's transaction log every 15 s by default: a reader would see epochs late
@@ -179,7 +183,7 @@ class LocalAgent:
         return (
             f"not taking runs: at least {limit} runs of this sweep failed and none finished (last: "
             f"run {last.run_id}, exit {end.get('exit_code')}: {error[-1] if error else 'no output'}); "
-            f"fix the cause (sweepkit status {self.sweep.path} shows each error), then start a new "
+            f"fix the cause (sweepkit status {shlex.quote(str(self.sweep.path))} shows each error), then start a new "
             f"sweep, or run agents with {MAX_INITIAL_FAILURES_ENV}=0 to go on with this one"
         )
 
@@ -269,14 +273,20 @@ class LocalAgent:
             self._beat_reader = store_mod.LocalSweep(self.sweep.path)
         own = self._beat_reader
         interval = max(0.2, self.sweep.lease_s / 4)
-        own.heartbeat(claim, self.me, child_pid)
-        while not stop.wait(interval):
+        failing = False
+        while True:
             try:
                 own.heartbeat(claim, self.me, child_pid)
                 if own.lost(claim):
                     lost.set()
+                failing = False
             except (OSError, UserError) as err:
-                say(f"warning: heartbeat failed: {err}")
+                if not failing:  # once per spell (a full disk fails every beat)
+                    line = refusal_line(err) if isinstance(err, OSError) else str(err)
+                    say(f"warning: heartbeat failed: {line}")
+                failing = True
+            if stop.wait(interval):
+                return
 
     def _watch(
         self, claim: store_mod.Claim, log_path: Path, offset: int, lost: threading.Event
@@ -344,7 +354,7 @@ class LocalAgent:
             state = "preempted"
         else:
             state = "failed"
-            error = _tail(log_path, log_start) or f"exit code {rc}"
+            error = failure_text(_tail(log_path, log_start)) or f"exit code {rc}"
             _note_failure(claim.run_dir, self.sweep.sweep_id, info, rc, error)
         if lost_lease:
             say(
@@ -352,7 +362,15 @@ class LocalAgent:
             )
             return state
         result = {**logged.as_end_record(), "exit_code": rc, "error": error}
-        if not self.sweep.finish(claim, self.me, state, **result):
+        finished = record_end_durably(
+            lambda: self.sweep.finish(claim, self.me, state, **result),
+            str(self.sweep.path / "journal.jsonl"),
+            claim.run_id,
+            state,
+            end_patience_s(self.sweep.lease_s),
+            say,
+        )
+        if not finished:
             say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
             return state
         shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""

@@ -9,6 +9,7 @@ Only the reference goes to stdout (``SWEEP=$(sweepkit sweep create ...)``); the 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"local: a run whose agent sends no heartbeat for this long is crashed and handed out again (default {store.DEFAULT_LEASE_S:g})",
     )
     create.add_argument(
+        "--group",
+        metavar="NAME",
+        help="local: share the sweep with this Unix group (a lab): group-owned, setgid, "
+        "group-writable, so that every member can run its agents (default: yours alone)",
+    )
+    create.add_argument(
         "--max-retries",
         type=int,
         default=store.DEFAULT_MAX_RETRIES,
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         lease_s=args.lease,
         max_retries=args.max_retries,
         extra={"project": project, "entity": entity},
+        group=args.group,
     )
     planned = sweep.planned_runs()
     size = (
@@ -95,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(
-        f"next: sweepkit agent {sweep.path}    (or: sweepkit submit {sweep.path})", file=sys.stderr
+        f"next: sweepkit agent {shlex.quote(str(sweep.path))}    "
+        f"(or: sweepkit submit {shlex.quote(str(sweep.path))})",
+        file=sys.stderr,
     )
     return 0
 

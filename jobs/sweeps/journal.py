@@ -17,6 +17,8 @@ locking is unsafe, and where any writer can be killed (SIGKILL, node loss) in th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import os
@@ -29,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from train.errors import UserError
+from train.write_errors import as_user_error
 
 # A sweep's shared files: readable by the team (status, report), writable only by their owner (a
-# group-writable store is refused), whatever the umask.
+# group-writable store is refused unless it was shared with a lab group: lab_group.py), whatever
+# the umask.
 SHARED_FILE_MODE = 0o644
 LOCK_LIFETIME_S = 60  # a claim holds the lock for milliseconds; a holder silent this long is dead
 LOCK_TIMEOUT_S = 600
@@ -90,7 +94,20 @@ class SweepLock:
             raise UserError(
                 f"cannot write the sweep lock {self.path}: {err.strerror}; the sweep folder must be writable by you"
             ) from None
+        except OSError as err:
+            self._remove_own_claim_files()
+            raise as_user_error(err, self.path) from None
         return self
+
+    def _remove_own_claim_files(self) -> None:
+        """flufl.lock takes the lock by linking a claim file of its own (``lock|host|pid|n``) to
+        the lock's name; a write that failed (full disk) must leave neither behind."""
+        with contextlib.suppress(OSError):
+            self._lock.unlock(unconditionally=True)
+        claim = getattr(self._lock, "_claimfile", None)
+        if claim:
+            with contextlib.suppress(OSError):
+                os.unlink(claim)
 
     def still_held(self) -> bool:
         """True if the lock is still ours (not broken by another agent after its lifetime)."""
@@ -219,8 +236,19 @@ class Journal:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 lines.insert(0, b"\n")  # close a torn line so it cannot swallow ours
-            os.write(fd, b"".join(lines))
-            os.fsync(fd)
+            data = b"".join(lines)
+            try:
+                written = os.write(fd, data)
+                if written < len(data):  # a full disk takes what fits and says so only next time
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+                os.fsync(fd)
+            except OSError as err:
+                # take back what part of ours made it: the journal stays as it was, intact
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                if err.filename is None:
+                    err.filename = str(self.path)
+                raise
         finally:
             os.close(fd)
         return size, lines
@@ -233,7 +261,11 @@ def create_exclusive(path: Path, data: bytes = b"") -> bool:
     except FileExistsError:
         return False
     try:
-        os.write(fd, data)
-    finally:
+        if os.write(fd, data) < len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    except OSError:
         os.close(fd)
+        path.unlink(missing_ok=True)  # ours: a token that says nothing is not left behind
+        raise
+    os.close(fd)
     return True

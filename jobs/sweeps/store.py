@@ -36,13 +36,17 @@ journal, atomic writes) in jobs/sweeps/journal.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import stat
+import shutil
+import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from jobs.sweeps import lab_group
 from jobs.sweeps.definition import planned_runs, quiet_sweeps_import
 from jobs.sweeps.journal import (
     LOCK_LIFETIME_S,
@@ -52,6 +56,8 @@ from jobs.sweeps.journal import (
     create_exclusive,
 )
 from jobs.sweeps.parameters import flat_params
+from jobs.sweeps.reconcile import Reconciled, reconcile
+from jobs.sweeps.reconcile import warning as reconcile_warning
 from jobs.sweeps.run_metrics import RunMetricsReader
 from jobs.sweeps.state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
     ENGINE_STATE,
@@ -76,6 +82,7 @@ from jobs.sweeps.state import (  # noqa: F401  (re-exported: the store API of th
 )
 from train.atomic import write_atomic
 from train.errors import UserError
+from train.write_errors import as_user_error
 
 SCHEMA = 1
 DEFAULT_ROOT = "sweeps"  # where sweep create puts sweep folders unless told --root
@@ -99,16 +106,15 @@ OPTIMISTIC_TRIES = 3
 
 def check_permissions(path: Path) -> None:
     """A sweep definition launches programs: refuse a store that other users can write to."""
+    shared = lab_group.sweep_group(path)
     for item in (path, path / "sweep.yaml", path / "sweep.json", path / "journal.jsonl"):
         try:
-            mode = item.stat().st_mode
+            info = item.stat()
         except FileNotFoundError:
             continue
-        if mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise UserError(
-                f"{item} is writable by other users (mode {stat.filemode(mode)}); a sweep definition launches programs, "
-                f"so sweepkit refuses it: run chmod go-w {item}"
-            )
+        why = lab_group.refusal(item, info.st_mode, info.st_gid, shared)
+        if why is not None:
+            raise UserError(why)
 
 
 def create_sweep(
@@ -118,9 +124,13 @@ def create_sweep(
     lease_s: float = DEFAULT_LEASE_S,
     max_retries: int = DEFAULT_MAX_RETRIES,
     extra: dict[str, Any] | None = None,
+    group: str | None = None,
 ) -> LocalSweep:
-    """Make a new sweep folder under ``root`` (built in a temp folder and renamed into place)."""
-    import yaml
+    """Make a new sweep folder under ``root`` (built in a temp folder and renamed into place);
+    ``group``: shared with that Unix group (jobs/sweeps/lab_group.py)."""
+    gid = lab_group.group_id(group) if group is not None else None
+    if group is not None:
+        extra = {**(extra or {}), "group": group}
 
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -138,8 +148,36 @@ def create_sweep(
         if not final.exists():
             break
     tmp = root / f".{sweep_id}.creating"
+    try:
+        _build_sweep_folder(
+            tmp, final, sweep_id, definition, source, lease_s, max_retries, extra, gid
+        )
+    except OSError as err:
+        # a full or read-only disk: no half-made folder is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise as_user_error(
+            err, err.filename or root, f"free space in {root} or pass --root to another folder"
+        ) from None
+    return LocalSweep(final)
+
+
+def _build_sweep_folder(
+    tmp: Path,
+    final: Path,
+    sweep_id: str,
+    definition: dict[str, Any],
+    source: str,
+    lease_s: float,
+    max_retries: int,
+    extra: dict[str, Any] | None,
+    gid: int | None,
+) -> None:
+    import yaml
+
     tmp.mkdir(mode=0o755)
     os.chmod(tmp, 0o755)  # whatever the umask: group-writable stores are refused later
+    if gid is not None:
+        lab_group.share_folder(tmp, gid)
     meta = {
         "schema": SCHEMA,
         "sweep_id": sweep_id,
@@ -154,11 +192,35 @@ def create_sweep(
     write_atomic(tmp / "sweep.yaml", definition_text.encode(), SHARED_FILE_MODE)
     write_atomic(tmp / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode(), SHARED_FILE_MODE)
     write_atomic(tmp / "journal.jsonl", b"", SHARED_FILE_MODE)
+    if gid is not None:
+        lab_group.share_file(tmp / "journal.jsonl", gid)  # every member's agent appends
     for sub in ("claims", "leases", "runs"):
         (tmp / sub).mkdir(mode=0o755)
         os.chmod(tmp / sub, 0o755)
+        if gid is not None:
+            lab_group.share_folder(tmp / sub, gid)
     os.rename(tmp, final)
-    return LocalSweep(final)
+
+
+def _last_written(run_dir: Path, default: float) -> float:
+    """When a run reconciled from its records last wrote them: the end time its records imply."""
+    times = []
+    for name in ("run.json", "output.log"):
+        with contextlib.suppress(OSError):
+            times.append((run_dir / name).stat().st_mtime)
+    return max(times, default=default)
+
+
+@contextlib.contextmanager
+def _undone_on_failure(undo: Callable[[], None]) -> Iterator[None]:
+    """A claim whose journal append failed (a full or read-only disk) takes back what it made
+    (its token, its run folder), so that nothing half-made stays behind."""
+    try:
+        yield
+    except OSError:
+        with contextlib.suppress(OSError):
+            undo()
+        raise
 
 
 def is_local_ref(ref: str) -> bool:
@@ -218,6 +280,8 @@ class LocalSweep:
             GRID_DRAWN_AHEAD if self.definition.get("method") == "grid" else RANDOM_FIRST_DRAW
         )
         self._hash_memo: dict[tuple[type, str], str] = {}
+        self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
+        self._warned: set[str] = set()  # runs reconciled from their own records, warned about
         self._param_names = sorted(self.definition.get("parameters") or {})
         self._lock: SweepLock | None = None
         # what runs logged (their W&B records, else run.json), read incrementally
@@ -311,8 +375,16 @@ class LocalSweep:
         run_dir = self.run_dir(run.run_id)
         end = run.last_end
         state = run.state
+        reconciled = None
         if state == "running" and self._lease_expired(run, None, now):
-            state = "crashed"
+            reconciled = self._reconciled(run)
+            state = "crashed" if reconciled is None else reconciled[0].state
+            if reconciled is not None:
+                end = {
+                    **reconciled[1],
+                    "at": _last_written(run_dir, now),
+                    "exit_code": reconciled[0].exit_code,
+                }
         logged = self.metrics.read(run_dir, final=state != "running")
         info = self.metrics.run_json(run_dir)
         # an ended attempt: what the agent read when it ended (it keeps what a killed program's
@@ -513,21 +585,7 @@ class LocalSweep:
                     for r in list(self._open.values())
                     if r.state == "running" and self._lease_expired(r, me, now)
                 ]
-                records: list[dict[str, Any]] = []
-                for run in expired:
-                    holder = run.claims[-1]
-                    error = f"lease expired: no heartbeat from agent {holder.get('agent')} on {holder.get('host')} (pid {holder.get('pid')}) for {self.lease_s:g} s"
-                    records.append(
-                        {
-                            "t": "end",
-                            "run": run.run_id,
-                            "k": run.k,
-                            "state": "crashed",
-                            "at": now,
-                            "error": error,
-                            "by": me.agent,
-                        }
-                    )
+                records = [self._expired_end(run, me, now) for run in expired]
                 if records:
                     self._append(records)
                 for run in sorted(
@@ -536,7 +594,9 @@ class LocalSweep:
                 ):
                     k = run.k + 1
                     if self._take_token(run.run_id, k, me) and lock.still_held():
-                        self._append([self._claim_record(run.run_id, k, None, me)])
+                        token = self.path / "claims" / f"{run.run_id}.{k}"
+                        with _undone_on_failure(token.unlink):
+                            self._append([self._claim_record(run.run_id, k, None, me)])
                         return Claim(
                             run.run_id, k, run.params, self.run_dir(run.run_id), resumed=True
                         )
@@ -557,7 +617,7 @@ class LocalSweep:
                     run_id = new_id()
                     try:
                         # exclusive: ids never collide
-                        self.run_dir(run_id).mkdir(mode=0o755)
+                        lab_group.make_dir(self.run_dir(run_id), self.group_id)
                         break
                     except FileExistsError:
                         continue
@@ -565,10 +625,43 @@ class LocalSweep:
                     raise UserError(
                         f"the sweep lock {self.path / 'lock'} was broken while this agent held it (a stalled filesystem?); rerun the agent"
                     )
-                self._append([self._claim_record(run_id, 0, params, me)])
+                with _undone_on_failure(self.run_dir(run_id).rmdir):
+                    self._append([self._claim_record(run_id, 0, params, me)])
                 self._ahead = [(key, p) for key, p in self._ahead if p is not params]
                 return Claim(run_id, 0, params, self.run_dir(run_id), resumed=False)
         raise AssertionError("unreachable: the last try proposes under the lock")
+
+    def _reconciled(self, run: FoldedRun) -> tuple[Reconciled, dict[str, Any]] | None:
+        """How a running run whose lease is gone ended, by its own records (jobs/sweeps/reconcile.py),
+        with what it logged; None if they do not say it ended. Warns once per run."""
+        run_dir = self.run_dir(run.run_id)
+        logged = self.metrics.read(run_dir, final=True)
+        outcome = reconcile(self.metrics.run_json(run_dir), logged.exit_code)
+        if outcome is None:
+            return None
+        if run.run_id not in self._warned:
+            self._warned.add(run.run_id)
+            print(reconcile_warning(run.run_id, outcome), file=sys.stderr)
+        return outcome, logged.as_end_record()
+
+    def _expired_end(self, run: FoldedRun, me: AgentIdentity, now: float) -> dict[str, Any]:
+        """The end record of an attempt whose lease expired: what the run's own records say when
+        they say it ended (a finished run stays finished), else crashed."""
+        end: dict[str, Any] = {"t": "end", "run": run.run_id, "k": run.k, "at": now, "by": me.agent}
+        found = self._reconciled(run)
+        if found is not None:
+            outcome, logged = found
+            return {
+                **end,
+                **logged,
+                "state": outcome.state,
+                "exit_code": outcome.exit_code,
+                "error": outcome.error,
+                "reconciled_from": outcome.source,
+            }
+        holder = run.claims[-1]
+        error = f"lease expired: no heartbeat from agent {holder.get('agent')} on {holder.get('host')} (pid {holder.get('pid')}) for {self.lease_s:g} s"
+        return {**end, "state": "crashed", "error": error}
 
     def _append(self, records: list[dict[str, Any]]) -> None:
         """Append records (the caller holds the lock) and fold them in, with no re-read when this

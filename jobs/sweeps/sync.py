@@ -13,8 +13,10 @@ copy without it (``jobs.sweeps.sync_copy``); ``synced.json`` records the origina
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,6 +29,7 @@ from jobs.sweeps import sync_copy, wandb_records
 from jobs.sweeps.journal import SHARED_FILE_MODE
 from train.atomic import write_atomic
 from train.errors import UserError
+from train.write_errors import as_user_error, is_write_refusal
 
 SYNCABLE = ("finished", "stopped", "failed", "crashed")
 
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     for item in todo:
         copied = "; from a copy without the local sweep id" if item["copies"] else ""
         print(f"  # run {item['run_id']} ({item['state']}, tagged sweep:{sweep.sweep_id}{copied})")
-        print("  " + " ".join(item["command"]))
+        print("  " + shlex.join(item["command"]))
     copied_runs = sum(1 for item in todo if item["copies"])
     if copied_runs:
         print(
@@ -181,6 +184,13 @@ def run(args: argparse.Namespace) -> int:
                 sync_copy.write_copy(Path(original), Path(copy), sweep.sweep_id)
         except OSError as err:
             sync_copy.remove_copies(sweep.path, item["run_id"])
+            refusal = _write_refusal(err)
+            if refusal is not None:  # every later copy would fail alike: stop here, in one line
+                raise as_user_error(
+                    refusal,
+                    fix=f"free space in {sweep.path} and rerun sync: runs uploaded so far are "
+                    "recorded, the rest are uploaded then",
+                ) from None
             failed += 1
             print(
                 f"sweepkit sync: cannot copy run {item['run_id']} without the local sweep id: {err}; nothing uploaded for it, "
@@ -200,9 +210,30 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             continue
-        _remember(sweep, item, entity, project)
+        try:
+            _remember(sweep, item, entity, project)
+        except OSError as err:
+            raise as_user_error(
+                err,
+                sweep.path / "synced.json",
+                f"run {item['run_id']} was uploaded but is not recorded as synced; free space "
+                "there and rerun sync (wandb sync uploads it again, to the same W&B run)",
+            ) from None
     print(f"synced {len(todo) - failed} of {len(todo)} run(s)")
     return 1 if failed else 0
+
+
+def _write_refusal(err: OSError) -> OSError | None:
+    """The full or read-only disk behind a failed copy: ``shutil.copytree`` goes on past each
+    file it cannot copy and raises one ``shutil.Error`` listing (source, copy, reason) texts."""
+    if is_write_refusal(err):
+        return err
+    if isinstance(err, shutil.Error) and err.args and isinstance(err.args[0], list):
+        for entry in err.args[0]:
+            for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                if len(entry) == 3 and f"[Errno {code}]" in str(entry[2]):
+                    return OSError(code, os.strerror(code), str(entry[1]))
+    return None
 
 
 def _remember(
