@@ -33,8 +33,8 @@ test: system-deps setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check train jobs tests bench
-	$(BIN)/ruff format --check train jobs tests bench
+	$(BIN)/ruff check train jobs sweepkit tests bench
+	$(BIN)/ruff format --check train jobs sweepkit tests bench
 	$(BIN)/mypy
 
 # Re-pin the development environment after changing dependencies in pyproject.toml.

@@ -127,6 +127,8 @@ def max_initial_failures() -> int:
 class LocalAgent:
     """Claims runs from a local sweep and runs them one after another."""
 
+    runs_program = True  # launches the sweep's program (the function agent calls a function)
+
     def __init__(self, sweep: store_mod.LocalSweep):
         self.sweep = sweep
         self.me = store_mod.AgentIdentity()
@@ -144,11 +146,13 @@ class LocalAgent:
         # sweep.yaml launches programs: check it again, in case it was edited since sweep create,
         # and that the files its command names are there from this folder, before taking a run
         source = str(self.sweep.path / "sweep.yaml")
-        validate(self.sweep.definition, source)
-        program_check.check_files(self.sweep.definition, source, Path.cwd())
+        validate(self.sweep.definition, source, program=self.runs_program)
+        self._check_program(source)
         failure_limit = max_initial_failures()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-            signal.signal(signum, self._on_signal)
+        # signal handlers can only be set from the main thread (an API caller may be elsewhere)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                signal.signal(signum, self._on_signal)
         done = 0
         last_state = None
         while (count is None or done < count) and self.signalled is None:
@@ -178,6 +182,9 @@ class LocalAgent:
             say(f"stopped by signal {signal.Signals(self.signalled).name}")
             return EXIT_PREEMPTED if last_state == "preempted" else EXIT_OK
         return EXIT_OK
+
+    def _check_program(self, source: str) -> None:
+        program_check.check_files(self.sweep.definition, source, Path.cwd())
 
     def _broken_sweep(self, last: Any, limit: int) -> str:
         end = last.last_end or {}

@@ -60,7 +60,9 @@ def quiet_sweeps_import() -> None:
     import sweeps  # noqa: F401
 
 
-def load_definition(path: str | Path, backend: str = "local") -> dict[str, Any]:
+def load_definition(
+    path: str | Path, backend: str = "local", program: bool = True
+) -> dict[str, Any]:
     """Read a sweep YAML file and validate it; every problem is a one-line ``UserError``."""
     import yaml
 
@@ -81,17 +83,22 @@ def load_definition(path: str | Path, backend: str = "local") -> dict[str, Any]:
         raise UserError(
             f"{path}: a sweep definition is a mapping with method, metric and parameters; the file is empty or not a mapping"
         )
-    return validate(definition, str(path), backend=backend)
+    return validate(definition, str(path), backend=backend, program=program)
 
 
 def validate(
-    definition: dict[str, Any], source: str = "sweep definition", backend: str = "local"
+    definition: dict[str, Any],
+    source: str = "sweep definition",
+    backend: str = "local",
+    program: bool = True,
 ) -> dict[str, Any]:
     """Return ``definition`` unchanged if the engine can run it, else raise a one-line UserError.
-    Unknown keys that W&B accepts with a warning (``TOLERATED_UNKNOWN_KEYS``) get that warning."""
+    Unknown keys that W&B accepts with a warning (``TOLERATED_UNKNOWN_KEYS``) get that warning.
+    ``program``: the sweep launches a program (False: a function runs each run, as under
+    ``wandb.agent(function=...)``, and the definition needs no ``program``)."""
     tolerated = _check_keys(definition, source)
     try:
-        _validate_known(definition, source, backend, tolerated)
+        _validate_known(definition, source, backend, tolerated, program)
     except UserError as err:
         # a hyperband that cannot be built beside an unknown early_terminate key: the key (a
         # misspelt min_iter, say) is the likelier cause, and its message names the fix
@@ -109,7 +116,11 @@ def validate(
 
 
 def _validate_known(
-    definition: dict[str, Any], source: str, backend: str, tolerated: list[UserError]
+    definition: dict[str, Any],
+    source: str,
+    backend: str,
+    tolerated: list[UserError],
+    program: bool = True,
 ) -> None:
     quiet_sweeps_import()
     from sweeps.config import schema_violations_from_proposed_config
@@ -142,7 +153,7 @@ def _validate_known(
         raise UserError(f"{source}: {_describe_violation(violations[0])}")
     if backend == "local":
         _check_local(definition, source)
-    _check_command(definition, source)
+    _check_command(definition, source, program)
 
 
 def _deprecation_notes(params: dict[str, Any]) -> list[str]:
@@ -404,7 +415,7 @@ def _check_local(definition: dict[str, Any], source: str) -> None:
             raise UserError(f"{source}: early_terminate: {err}") from None
 
 
-def _check_command(definition: dict[str, Any], source: str) -> None:
+def _check_command(definition: dict[str, Any], source: str, program: bool = True) -> None:
     command = definition.get("command", DEFAULT_COMMAND)
     uses_program = False
     for item in command:
@@ -417,7 +428,7 @@ def _check_command(definition: dict[str, Any], source: str) -> None:
                     f"{source}: command: unknown macro ${{{macro}}}; allowed: {allowed}"
                 )
             uses_program = uses_program or macro == "program"
-    if uses_program and not definition.get("program"):
+    if program and uses_program and not definition.get("program"):
         raise UserError(
             f"{source}: program: missing; the command uses ${{program}} (set program: or write command: without it)"
         )
