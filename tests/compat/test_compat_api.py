@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,26 @@ def test_function_api_hyperband_stops_the_weak_run(tmp_path: Path) -> None:
     assert runs[0.1]["state"] == "stopped" and 1 <= len(runs[0.1]["metric_history"]) < 6
     for lr in (0.9, 0.8):
         assert runs[lr]["state"] == "finished" and len(runs[lr]["metric_history"]) == 6
+
+
+def test_the_readme_python_example_runs_as_shown(tmp_path: Path) -> None:
+    """The README's Python block ("Bring your own training script"), run as a user's script."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Bring your own training script", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"^```python\n(.*?)^```", section, re.S | re.M)
+    user_folder(tmp_path)  # beside the user's own train.py and jobs/
+    (tmp_path / "example.py").write_text(block)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "example.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (ref,) = [p.relative_to(tmp_path) for p in (tmp_path / "sweeps").iterdir()]
+    snap = json.loads(cli(tmp_path, "status", str(ref), "--json").stdout)
+    metrics = sorted(r["metric"] for r in snap["runs"] if r["state"] == "finished")
+    assert metrics == pytest.approx([0.9, 9.0])
