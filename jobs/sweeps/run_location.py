@@ -32,9 +32,14 @@ it was seen in and the one it started in.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from jobs.sweeps.wandb_records import run_record
+
+# a look costs a readlink per open file of the program's processes (a trainer with data loader
+# workers holds hundreds): once a second is soon enough for hyperband, which acts per epoch
+SCAN_INTERVAL_S = 1.0
 
 
 def log_name(run_id: str) -> str:
@@ -131,12 +136,16 @@ class RunLocator:
         self.pid = pid
         self.cwds = {start_cwd.absolute()}
         self.linked: set[Path] = set()
+        self._scanned_at = 0.0
 
     def poll(self) -> bool:
         """Look at the program's open files once; True when this attempt's run is found (the
         caller stops polling then)."""
         if self.linked:
             return True
+        if time.monotonic() - self._scanned_at < SCAN_INTERVAL_S:
+            return False
+        self._scanned_at = time.monotonic()
         self.cwds |= working_folders(self.pid)
         for log in open_logs(self.pid, self.run_id):
             if link_into(self.run_dir, log.parent):
