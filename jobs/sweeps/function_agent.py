@@ -77,9 +77,9 @@ class FunctionAgent(LocalAgent):
     def run_one(self, claim: store_mod.Claim) -> tuple[str, int]:
         import wandb
 
+        claim.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         _, env = self._launch(claim)
         run_dir = Path(env["SWEEPKIT_RUN_DIR"])
-        run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.sweep.heartbeat(claim, self.me)
         values = " ".join(f"{k}={v}" for k, v in flat_params(claim.params).items())
         say(f"starting run {claim.run_id} (attempt {claim.k + 1}) in {run_dir}: {values}")
