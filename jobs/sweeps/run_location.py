@@ -26,7 +26,9 @@ Once found, the run's folder is linked into ``RUN_DIR/wandb/`` under its own nam
 reader (status in another process, the report, sync, an agent that resumes the run) finds it as if
 the program had written it there. A program that ended before a poll saw its files is found after
 the fact by name (``run-<id>.wandb``, its run record naming the sweep) under the working folders
-it was seen in and the one it started in.
+it was seen in and the one it started in. (So a program whose W&B run opens and closes between two
+polls, 0.25 s apart, and that put it outside those folders, is not found (a training run stays open
+far longer).
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ from pathlib import Path
 
 from jobs.sweeps.wandb_records import run_record
 
-# a look costs a readlink per open file of the program's processes (a trainer with data loader
-# workers holds hundreds): once a second is soon enough for hyperband, which acts per epoch
+# a look at the open files costs a readlink per open file of the program's processes (a trainer
+# with data loader workers holds hundreds): every poll while the program starts (a short one may
+# live a second), then once a second, soon enough for hyperband, which acts per epoch. Working
+# folders (one readlink per process) are noted at every poll, for the search after the fact.
+EVERY_POLL_FOR_S = 30.0
 SCAN_INTERVAL_S = 1.0
 
 
@@ -136,6 +141,7 @@ class RunLocator:
         self.pid = pid
         self.cwds = {start_cwd.absolute()}
         self.linked: set[Path] = set()
+        self._started = time.monotonic()
         self._scanned_at = 0.0
 
     def poll(self) -> bool:
@@ -143,10 +149,11 @@ class RunLocator:
         caller stops polling then)."""
         if self.linked:
             return True
-        if time.monotonic() - self._scanned_at < SCAN_INTERVAL_S:
-            return False
-        self._scanned_at = time.monotonic()
         self.cwds |= working_folders(self.pid)
+        now = time.monotonic()
+        if now - self._started > EVERY_POLL_FOR_S and now - self._scanned_at < SCAN_INTERVAL_S:
+            return False
+        self._scanned_at = now
         for log in open_logs(self.pid, self.run_id):
             if link_into(self.run_dir, log.parent):
                 self.linked.add(log.parent)

@@ -32,7 +32,9 @@ def test_scripts_that_chdir_and_pass_dir_keep_their_metrics(tmp_path: Path) -> N
     write_wandb_program(tmp_path)
     # every run changes into sub/ first; dir="." then puts all their W&B runs in one folder
     spec = grid("Validation Accuracy", "maximize", lr=[0.5, 1.0], init_dir=[None, ".", "elsewhere"])
-    spec["parameters"].update(chdir={"value": "sub"}, epochs={"value": 2})
+    # epoch_s: a run's W&B data stays open for more than one of the agent's polls (0.25 s), as any
+    # real training run's does; one over sooner is found afterwards only where the agent saw it work
+    spec["parameters"].update(chdir={"value": "sub"}, epochs={"value": 2}, epoch_s={"value": 0.3})
     ref = create_default_root(tmp_path, spec)
     run_agent(tmp_path, ref)
     snap, rows = status(tmp_path, ref)
@@ -65,6 +67,7 @@ def test_batch_logging_no_step_and_own_wandb_dir(tmp_path: Path) -> None:
         shape={"value": "peak"},
         lr={"value": 1.0},
         own_wandb_dir={"value": "mine"},
+        epoch_s={"value": 0.3},
     )
     ref = create_default_root(tmp_path, spec)
     run_agent(tmp_path, ref)
