@@ -26,9 +26,8 @@ Once found, the run's folder is linked into ``RUN_DIR/wandb/`` under its own nam
 reader (status in another process, the report, sync, an agent that resumes the run) finds it as if
 the program had written it there. A program that ended before a poll saw its files is found after
 the fact by name (``run-<id>.wandb``, its run record naming the sweep) under the working folders
-it was seen in and the one it started in. (So a program whose W&B run opens and closes between two
-polls, 0.25 s apart, and that put it outside those folders, is not found (a training run stays open
-far longer).
+it was seen in and the one it started in. So a program whose W&B run opens and closes between two
+polls (0.25 s apart) outside those folders is not found; a training run stays open far longer.
 """
 
 from __future__ import annotations
