@@ -156,3 +156,87 @@ def test_the_readme_python_example_runs_as_shown(tmp_path: Path) -> None:
     snap = json.loads(cli(tmp_path, "status", str(ref), "--json").stdout)
     metrics = sorted(r["metric"] for r in snap["runs"] if r["state"] == "finished")
     assert metrics == pytest.approx([0.9, 9.0])
+
+
+PROGRAM_SCRIPT = r"""
+import json, os, signal, sys, threading
+import sweepkit
+
+sweep = sweepkit.sweep(sys.argv[1])  # a sweep YAML's path, with its own program
+rc = sweepkit.agent(sweep, count=1)  # no function: the program runs as under sweepkit agent
+print("RESULT " + json.dumps({"sweep": sweep, "rc": rc}))
+"""
+
+SIGNAL_SCRIPT = r"""
+import json, os, signal, threading, time
+import wandb
+import sweepkit
+
+def train():
+    run = wandb.init(config={"lr": 0.1})
+    run.log({"acc": 1.0})
+    # the cluster preempts the job: SIGTERM to this process while the function runs
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    for _ in range(600):
+        time.sleep(0.05)
+
+sweep = sweepkit.sweep({"method": "grid", "metric": {"name": "acc", "goal": "maximize"},
+                        "parameters": {"lr": {"values": [0.1, 0.2]}}})
+rc = sweepkit.agent(sweep, function=train)
+print("RESULT " + json.dumps({"sweep": sweep, "rc": rc}))
+"""
+
+
+def test_agent_without_a_function_runs_the_sweeps_program(tmp_path: Path) -> None:
+    from sweep_fixtures import write_definition
+    from wandb_program import expected, write_wandb_program
+
+    folder = user_folder(tmp_path)
+    write_wandb_program(folder)
+    write_definition(
+        folder,
+        {
+            "program": "wandb_prog.py",
+            "method": "grid",
+            "metric": {"name": "Validation Accuracy", "goal": "maximize"},
+            "parameters": {"lr": {"values": [0.5]}, "epochs": {"value": 2}},
+        },
+    )
+    (folder / "run.py").write_text(PROGRAM_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "run.py", "sweep.yaml"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "sweepkit agent: starting run" in proc.stdout
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["rc"] == 0
+    (run,) = json.loads(cli(folder, "status", result["sweep"], "--json").stdout)["runs"]
+    assert run["state"] == "finished" and run["metric"] == pytest.approx(expected(0.5, 2)[-1])
+
+
+def test_a_signal_preempts_the_functions_run_and_the_agent_exits_75(tmp_path: Path) -> None:
+    folder = user_folder(tmp_path)
+    (folder / "run.py").write_text(SIGNAL_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "run.py"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["rc"] == 75, "stopped by a signal while a run was preempted"
+    (run,) = json.loads(cli(folder, "status", result["sweep"], "--json").stdout)["runs"]
+    assert run["state"] == "preempted" and run["queued"], "queued to resume under its id"
+    assert run["metric"] == 1.0
