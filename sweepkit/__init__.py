@@ -16,7 +16,9 @@ launches the sweep's program as ``sweepkit agent`` does. It returns the CLI agen
 The kit's own packages are named ``jobs`` and ``train``, names a user's folder may hold too (a
 ``train.py`` beside a notebook). So the kit's modules are imported from the kit's install, whatever
 is first on ``sys.path``, and hold those names in ``sys.modules`` only while a call into the kit
-runs: the user's ``train`` and ``jobs`` (imported before or after) stay theirs.
+runs: the user's ``train`` and ``jobs`` (imported before or after) stay theirs. One limit: an
+``import train`` that the function itself runs while the agent calls it gets the kit's (import
+the user's at the top of their module, as Python code does).
 """
 
 from __future__ import annotations

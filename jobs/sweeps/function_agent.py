@@ -115,6 +115,7 @@ class FunctionAgent(LocalAgent):
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+            wandb.teardown()  # a later wandb.init() of the caller's reads its own settings again
         locator.finish()
         rc = int(outcome.get("rc", 1))
         if self.signalled is not None and not stopped and rc != 0:

@@ -141,3 +141,27 @@ def test_hyperband_reads_runs_written_elsewhere_while_they_train(tmp_path: Path)
     stopped = {r.name for r in hyperband_stop_runs(engine, spec)}
     assert stopped == {runs[0.1]["run_id"]}
     assert os.path.isdir(tmp_path / "sub" / "wandb")
+
+
+def test_every_path_the_agent_hands_over_is_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As from wandb agent, whatever the (relative, default) sweep root: the parameter file, the
+    args-json file, WANDB_DIR and the run and sweep folders."""
+    from jobs.sweeps import store
+    from jobs.sweeps.agent import LocalAgent
+
+    write_wandb_program(tmp_path)
+    spec = grid("Validation Accuracy", "maximize", lr=[0.5])
+    spec["command"] = ["${env}", "${interpreter}", "${program}", "${args_json_file}"]
+    ref = create_default_root(tmp_path, spec)
+    monkeypatch.chdir(tmp_path)
+    sweep = store.open_sweep(ref)
+    claim = sweep.claim(store.AgentIdentity())
+    assert isinstance(claim, store.Claim) and not claim.run_dir.is_absolute()
+    claim.run_dir.mkdir(parents=True, exist_ok=True)
+    argv, env = LocalAgent(sweep)._launch(claim)
+    for key in ("WANDB_DIR", "WANDB_SWEEP_PARAM_PATH", "SWEEPKIT_RUN_DIR", "SWEEPKIT_SWEEP_DIR"):
+        assert os.path.isabs(env[key]), (key, env[key])
+    assert Path(env["WANDB_SWEEP_PARAM_PATH"]).is_file()
+    assert os.path.isabs(argv[-1]) and Path(argv[-1]).is_file(), argv
