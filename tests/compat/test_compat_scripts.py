@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from compat_fixtures import create_default_root, report_page, run_agent, shown, status
+from sweep_fixtures import sweepkit
 from wandb_program import expected, write_wandb_program
 
 
@@ -56,6 +57,13 @@ def test_scripts_that_chdir_and_pass_dir_keep_their_metrics(tmp_path: Path) -> N
         assert (link / f"run-{run['run_id']}.wandb").is_file()
     assert len(list((tmp_path / "sub" / "wandb").glob("offline-run-*"))) == 2
     assert snap["best"] in {r["run_id"] for r in snap["runs"] if r["params"]["lr"] == 1.0}
+    # sync uploads each run from where it was written, through its link
+    plan = sweepkit("sync", ref, "--project", "p", "--dry-run", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "6 run(s) to upload" in plan.stdout
+    for run in snap["runs"]:
+        (link,) = (tmp_path / run["run_dir"] / "wandb").glob(f"*-{run['run_id']}")
+        assert f"# run {run['run_id']} (finished" in plan.stdout and link.name in plan.stdout
 
 
 def test_batch_logging_no_step_and_own_wandb_dir(tmp_path: Path) -> None:
