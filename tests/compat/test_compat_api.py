@@ -240,3 +240,77 @@ def test_a_signal_preempts_the_functions_run_and_the_agent_exits_75(tmp_path: Pa
     (run,) = json.loads(cli(folder, "status", result["sweep"], "--json").stdout)["runs"]
     assert run["state"] == "preempted" and run["queued"], "queued to resume under its id"
     assert run["metric"] == 1.0
+
+
+LEASE_SCRIPT = r"""
+import os, sys, time
+import wandb
+import sweepkit
+
+def train():
+    run = wandb.init(config={"lr": 0.1})
+    steps = 600 if os.environ["SWEEPKIT_ATTEMPT"] == "1" else 3  # a long first attempt
+    for step in range(steps):
+        run.log({"acc": float(step)})
+        time.sleep(0.05)
+
+if sys.argv[1] == "create":
+    print("SWEEP " + sweepkit.sweep({"method": "grid", "metric": {"name": "acc", "goal": "maximize"},
+                                     "parameters": {"lr": {"values": [0.1]}}}, lease_s=4))
+else:
+    print("RC " + str(sweepkit.agent(sys.argv[1], function=train, count=1)), flush=True)
+"""
+
+
+def test_a_frozen_function_agent_loses_its_lease_and_another_finishes_the_run(
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP the process running the function (a hung node): its heartbeats stop, the run is
+    handed to another agent after the lease; when the first wakes up, it sees the lease lost,
+    stops its function's run and records nothing, as the CLI agent does."""
+    import signal
+    import time
+
+    folder = user_folder(tmp_path)
+    (folder / "lease.py").write_text(LEASE_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def python(*args: str, **kw: Any) -> Any:
+        return subprocess.run(
+            [sys.executable, "lease.py", *args],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            **kw,
+        )
+
+    made = python("create")
+    assert made.returncode == 0, made.stderr
+    ref = made.stdout.split("SWEEP ")[1].strip()
+    with open(tmp_path / "a1.log", "w") as log:
+        first = subprocess.Popen(
+            [sys.executable, "lease.py", ref],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "starting run" not in (tmp_path / "a1.log").read_text():
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.2)
+        time.sleep(1.0)
+        first.send_signal(signal.SIGSTOP)
+        time.sleep(5.0)  # past the 4 s lease
+        second = python(ref)
+        assert second.returncode == 0 and "RC 0" in second.stdout, second.stdout + second.stderr
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=120) == 0
+    out = (tmp_path / "a1.log").read_text()
+    assert "lease lost" in out and "another agent has it now" in out, out[-2000:]
+    (run,) = json.loads(cli(folder, "status", ref, "--json").stdout)["runs"]
+    assert run["state"] == "finished" and run["attempts"] == 2, run
