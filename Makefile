@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # version in constraints.txt (re-run when either file changes).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench,compat]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,8 +33,8 @@ test: system-deps setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check train jobs tests bench
-	$(BIN)/ruff format --check train jobs tests bench
+	$(BIN)/ruff check train jobs sweepkit tests bench
+	$(BIN)/ruff format --check train jobs sweepkit tests bench
 	$(BIN)/mypy
 
 # Re-pin the development environment after changing dependencies in pyproject.toml.

@@ -3,7 +3,7 @@ this machine: a refused port, and a server name that does not resolve)."""
 
 from __future__ import annotations
 
-from jobs.sweeps.failure_reason import failure_text, plain, wandb_unreachable
+from jobs.sweeps.failure import failure_text, strip_ansi, wandb_unreachable
 
 NO_DNS = (
     "wandb.errors.errors.CommError: Timed out while retrying: Post "
@@ -34,4 +34,4 @@ def test_other_failures_are_left_as_they_are_without_colour_codes() -> None:
     boom = "Traceback (most recent call last):\nRuntimeError: boom\n"
     assert wandb_unreachable(boom) is None and failure_text(boom) == boom.rstrip()
     assert wandb_unreachable("CommError: permission denied for project") is None
-    assert plain("\x1b[1;34mwandb\x1b[0m: hi") == "wandb: hi"
+    assert strip_ansi("\x1b[1;34mwandb\x1b[0m: hi") == "wandb: hi"

@@ -9,9 +9,16 @@ It writes no run.json: whatever the sweep knows of it comes from its W&B records
   last value is its best), ``peak`` logs ``100 * lr`` at the middle epoch and ``10 * lr`` at the
   others (its max is far above its last value);
 - ``epochs``, ``epoch_s`` (seconds per epoch);
-- ``metric``: ``flat`` logs "Validation Accuracy", ``nested`` logs ``{"val": {"acc": ...}}``;
-- ``summary_max``: ``define_metric("Validation Accuracy", summary="max")``;
+- ``metric``: ``flat`` logs "Validation Accuracy", ``nested`` logs ``{"val": {"acc": ...}}``,
+  ``slash`` logs ``{"val/acc": ...}``;
+- ``summary_max``, ``summary_min``: ``define_metric(<the metric's name>, summary="max"|"min")``;
 - ``set_summary``: sets the metric's summary (``run.summary[...]``) to that value at the end;
+- ``chdir``: changes its working folder to that subfolder before ``wandb.init`` (as Hydra does);
+- ``init_dir``: passes ``dir=`` that folder to ``wandb.init`` (Lightning's ``save_dir="."``);
+- ``own_wandb_dir``: sets ``WANDB_DIR`` to that folder itself before ``wandb.init``;
+- ``no_step``: logs without ``step=`` (W&B numbers the rows itself);
+- ``batches``: logs "batch_loss" that many times per epoch (one row each, no ``step=``), then
+  the epoch's metric in a row of its own;
 - ``kill_after``: after logging that epoch, waits for wandb to flush, then SIGKILLs itself;
 - ``preempt_after``: on its first attempt, exits 75 after that epoch having checkpointed the
   epoch before it (so the resumed attempt logs that epoch again, with another value).
@@ -27,12 +34,30 @@ import wandb
 
 defaults = {"lr": 0.1, "epochs": 3, "epoch_s": 0.0, "shape": "rise", "metric": "flat",
             "summary_max": 0, "set_summary": None, "kill_after": 0, "preempt_after": 0,
-            "hidden_units": 32}
-run = wandb.init(config=defaults, resume="allow")
+            "hidden_units": 32, "summary_min": 0, "chdir": "", "init_dir": None,
+            "own_wandb_dir": None, "no_step": 0, "batches": 0}
+agent_dir = os.environ.get("WANDB_DIR", ".")  # before own_wandb_dir changes it
+# the knobs that act before wandb.init reads the parameters: from the file the agent names
+import yaml
+swept = {k: v["value"] for k, v in yaml.safe_load(open(os.environ["WANDB_SWEEP_PARAM_PATH"])).items() if isinstance(v, dict)}
+early = {**defaults, **swept}
+if early["chdir"]:
+    os.makedirs(early["chdir"], exist_ok=True)
+    os.chdir(early["chdir"])
+if early["own_wandb_dir"]:
+    os.makedirs(early["own_wandb_dir"], exist_ok=True)
+    os.environ["WANDB_DIR"] = os.path.abspath(early["own_wandb_dir"])
+init_dir = early["init_dir"]
+if init_dir:
+    os.makedirs(init_dir, exist_ok=True)
+run = wandb.init(config=defaults, resume="allow", **({"dir": init_dir} if init_dir else {}))
 cfg = run.config
+key = {"nested": "val.acc", "slash": "val/acc"}.get(cfg.metric, "Validation Accuracy")
 if cfg.summary_max:
-    run.define_metric("Validation Accuracy", summary="max")
-checkpoint = os.path.join(os.environ.get("WANDB_DIR", "."), "checkpoint.json")
+    run.define_metric(key, summary="max")
+if cfg.summary_min:
+    run.define_metric(key, summary="min")
+checkpoint = os.path.join(agent_dir, "checkpoint.json")
 start = json.load(open(checkpoint))["epoch"] if os.path.exists(checkpoint) else 0
 resumed = start > 0
 epochs = int(cfg.epochs)
@@ -45,9 +70,19 @@ def value(e):
 for e in range(start + 1, epochs + 1):
     time.sleep(float(cfg.epoch_s))
     acc = value(e) + (0.5 if resumed else 0.0)
-    row = {"val": {"acc": acc}} if cfg.metric == "nested" else {"Validation Accuracy": acc}
+    if cfg.metric == "nested":
+        row = {"val": {"acc": acc}}
+    elif cfg.metric == "slash":
+        row = {"val/acc": acc}
+    else:
+        row = {"Validation Accuracy": acc}
     row["Train Loss"] = 1.0 / e
-    run.log(row, step=e)
+    for b in range(int(cfg.batches)):
+        run.log({"batch_loss": 1.0 / (e + b)})
+    if cfg.no_step or cfg.batches:
+        run.log(row)
+    else:
+        run.log(row, step=e)
     print(f"epoch {e}: {acc:.3f}", flush=True)
     if int(cfg.kill_after) == e:
         time.sleep(3.0)  # wandb flushes every WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL seconds

@@ -20,6 +20,7 @@ from jobs.report.analysis import (
     finite_metric,
     format_value,
 )
+from jobs.sweeps.failure import error_line
 from jobs.sweeps.parameters import flatten
 
 if TYPE_CHECKING:
@@ -145,6 +146,11 @@ def best_context(source: SweepSource, analysis: Analysis, rerun: Any) -> dict[st
     }
 
 
+def epochs_logged(run: Any) -> int:
+    """Values logged under the sweep's metric (what hyperband counts), else rows logged."""
+    return len(run.metric_history) if run.metric_history else len(run.epochs or [])
+
+
 def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[dict[str, Any]]:
     """Every run, the analysed ones first (best first), then the rest by run id."""
     ranked = {id(r): i for i, r in enumerate(analysis.analysed)}
@@ -164,12 +170,12 @@ def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[
                 "best": run is analysis.best,
                 "metric": "—" if finite_metric(run) is None else format_value(finite_metric(run)),
                 "params": [format_value(params[n]) if n in params else "" for n in names],
-                "epochs": len(run.epochs or []),
+                "epochs": epochs_logged(run),
                 "train_s": f"{train_s:.1f}" if isinstance(train_s, int | float) else "",
                 "host": run.host or record.get("host") or "",
                 "job": f"{job}_{task}" if job and task else (job or ""),
                 "attempts": run.attempts or record.get("attempt") or "",
-                "error": (run.error or record.get("error") or "")[:300],
+                "error": error_line(run.error or record.get("error") or "")[:300],
             }
         )
     return rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.sweeps.parameters import flatten, param_specs
+from jobs.sweeps.run_metrics import is_number, ranked_metric, summary_lookup
 from jobs.sweeps.state import RunView
 from train.errors import UserError
 
@@ -35,8 +36,9 @@ def load_wandb(ref: str) -> Any:
         sweep = api.sweep(ref)
         definition = dict(sweep.config)
         metric = (definition.get("metric") or {}).get("name")
+        goal = (definition.get("metric") or {}).get("goal", "minimize")
         names = list(param_specs(definition))
-        runs = [_run(run, names, metric) for run in sweep.runs]
+        runs = [_run(run, names, metric, goal) for run in sweep.runs]
     except Exception as err:  # any failure to reach or read W&B is one line for the user
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise UserError(
@@ -46,21 +48,24 @@ def load_wandb(ref: str) -> Any:
     return SweepSource(ref=ref, sweep_id=ref.split("/")[-1], definition=definition, runs=runs)
 
 
-def _run(run: Any, names: list[str], metric: str | None) -> RunView:
+def _run(run: Any, names: list[str], metric: str | None, goal: str = "minimize") -> RunView:
     config = flatten(dict(run.config))
     epochs = []
     if metric:
         for row in run.history(keys=[metric], pandas=False):
             epochs.append({"epoch": row.get("epoch", row.get("_step")), metric: row.get(metric)})
     summary = dict(run.summary)
-    value = summary.get(metric) if metric else None
+    history = [e[metric] for e in epochs if is_number(e[metric])] if metric else []
+    # the same rule as a local sweep's runs (define_metric's {"max": v}, dotted names, last value)
+    value = ranked_metric(summary_lookup(summary, metric), history, goal) if metric else None
     return RunView(
         run_id=run.id,
         state=STATES.get(run.state, run.state),
         params={name: config[name] for name in names if name in config},
         run_dir=None,
-        metric=value if isinstance(value, int | float) else None,
+        metric=value,
         epochs=epochs,
+        metric_history=[float(v) for v in history],
         summary=summary,
         config=dict(run.config),
         started_at=getattr(run, "created_at", None),

@@ -6,12 +6,16 @@ store and launches the program the way ``wandb agent`` does (``wandb/wandb_agent
 ``_command_run``): the command's macros expanded by W&B's own helpers, the run's values written as
 ``{name: {value: v}}`` YAML to ``$WANDB_DIR/wandb/sweep-<sweep>/config-<run>.yaml`` and named by
 ``WANDB_SWEEP_PARAM_PATH``, ``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` set, the program in its own
-process group. In addition: ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR`` are the run folder in the sweep,
+process group. Every path it hands over is absolute, as ``wandb agent``'s are, so a program that
+changes its working folder still finds them. In addition: ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR``
+are the run folder in the sweep,
 ``WANDB_MODE`` is ``offline`` unless the environment sets it, and the program's output is kept in
 ``RUN_DIR/output.log`` (and echoed).
 
-While the program runs, a thread renews the run's lease; the agent reads what the program logged
-(its W&B records in ``RUN_DIR/wandb/``, else ``RUN_DIR/run.json``: ``jobs.sweeps.run_metrics``),
+While the program runs, a thread renews the run's lease; the agent finds the program's W&B run
+by its id wherever the program writes it (``dir=``, a changed working folder:
+``jobs.sweeps.run_location`` links it into ``RUN_DIR/wandb/``) and reads what it logged (else
+``RUN_DIR/run.json``: ``jobs.sweeps.run_metrics``),
 and at each new value of the sweep's metric asks hyperband (``sweeps.stop_runs``) whether to stop
 it. So that it sees each epoch, the program's wandb flushes its log every second
 (``WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL``, unless the environment sets it). A stop is SIGTERM
@@ -41,8 +45,9 @@ from jobs.sweeps import program_check
 from jobs.sweeps import store as store_mod
 from jobs.sweeps.definition import args_json, build_command, validate
 from jobs.sweeps.end_record import end_patience_s, record_end_durably
-from jobs.sweeps.failure_reason import failure_text
+from jobs.sweeps.failure import error_line, failure_text
 from jobs.sweeps.parameters import flat_params
+from jobs.sweeps.run_location import RunLocator
 from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
 from train.write_errors import refusal_line
 
@@ -125,6 +130,8 @@ def max_initial_failures() -> int:
 class LocalAgent:
     """Claims runs from a local sweep and runs them one after another."""
 
+    runs_program = True  # launches the sweep's program (the function agent calls a function)
+
     def __init__(self, sweep: store_mod.LocalSweep):
         self.sweep = sweep
         self.me = store_mod.AgentIdentity()
@@ -142,11 +149,13 @@ class LocalAgent:
         # sweep.yaml launches programs: check it again, in case it was edited since sweep create,
         # and that the files its command names are there from this folder, before taking a run
         source = str(self.sweep.path / "sweep.yaml")
-        validate(self.sweep.definition, source)
-        program_check.check_files(self.sweep.definition, source, Path.cwd())
+        validate(self.sweep.definition, source, program=self.runs_program)
+        self._check_program(source)
         failure_limit = max_initial_failures()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-            signal.signal(signum, self._on_signal)
+        # signal handlers can only be set from the main thread (an API caller may be elsewhere)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                signal.signal(signum, self._on_signal)
         done = 0
         last_state = None
         while (count is None or done < count) and self.signalled is None:
@@ -177,13 +186,17 @@ class LocalAgent:
             return EXIT_PREEMPTED if last_state == "preempted" else EXIT_OK
         return EXIT_OK
 
+    def _check_program(self, source: str) -> None:
+        program_check.check_files(self.sweep.definition, source, Path.cwd())
+
     def _broken_sweep(self, last: Any, limit: int) -> str:
         end = last.last_end or {}
-        error = str(end.get("error") or "").strip().splitlines()
+        error = error_line(str(end.get("error") or ""))
         return (
             f"not taking runs: at least {limit} runs of this sweep failed and none finished (last: "
-            f"run {last.run_id}, exit {end.get('exit_code')}: {error[-1] if error else 'no output'}); "
-            f"fix the cause (sweepkit status {shlex.quote(str(self.sweep.path))} shows each error), then start a new "
+            f"run {last.run_id}, exit {end.get('exit_code')}: {error or 'no output'}); "
+            f"fix the cause (sweepkit status {shlex.quote(str(self.sweep.path))} shows each error), "
+            "then start a new "
             f"sweep, or run agents with {MAX_INITIAL_FAILURES_ENV}=0 to go on with this one"
         )
 
@@ -191,7 +204,9 @@ class LocalAgent:
         from wandb.sdk.lib import config_util
 
         sweep_id = self.sweep.sweep_id
-        run_dir = claim.run_dir
+        # absolute, as wandb agent gives them: a program that changes its working folder (Hydra,
+        # os.chdir) still finds its parameters and WANDB_DIR whatever --root was relative to
+        run_dir = Path(os.path.abspath(claim.run_dir))
         param_dir = run_dir / "wandb" / f"sweep-{sweep_id}"
         param_path = param_dir / f"config-{claim.run_id}.yaml"
         json_path = param_dir / f"config-{claim.run_id}.json"
@@ -207,7 +222,7 @@ class LocalAgent:
             WANDB_SWEEP_PARAM_PATH=str(param_path),
             WANDB_DIR=str(run_dir),
             SWEEPKIT_RUN_DIR=str(run_dir),
-            SWEEPKIT_SWEEP_DIR=str(self.sweep.path),
+            SWEEPKIT_SWEEP_DIR=os.path.abspath(self.sweep.path),
             SWEEPKIT_ATTEMPT=str(claim.k + 1),
         )
         env.setdefault("WANDB_MODE", "offline")
@@ -246,6 +261,14 @@ class LocalAgent:
                 preexec_fn=_die_with_parent,
             )
         started = time.time()
+        # the program's W&B run, wherever it writes it (dir=, a changed working folder)
+        locator = RunLocator(
+            Path(env["SWEEPKIT_RUN_DIR"]),
+            claim.run_id,
+            self.sweep.sweep_id,
+            self.proc.pid,
+            Path.cwd(),
+        )
         if self.signalled is not None:  # a signal between claim and launch: pass it on now
             self.proc.send_signal(signal.SIGTERM)
         lost = threading.Event()
@@ -255,11 +278,12 @@ class LocalAgent:
         )
         beat.start()
         try:
-            rc, stopped, lost_lease = self._watch(claim, log_path, log_start, lost)
+            rc, stopped, lost_lease = self._watch(claim, log_path, log_start, lost, locator)
         finally:
             stop_beating.set()
             beat.join()
             self.proc = None
+        locator.finish()
         state = self._record(
             claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started, env
         )
@@ -289,11 +313,17 @@ class LocalAgent:
                 return
 
     def _watch(
-        self, claim: store_mod.Claim, log_path: Path, offset: int, lost: threading.Event
+        self,
+        claim: store_mod.Claim,
+        log_path: Path,
+        offset: int,
+        lost: threading.Event,
+        locator: RunLocator,
     ) -> tuple[int, bool, bool]:
         assert self.proc is not None
         hyperband = "early_terminate" in self.sweep.definition and self.sweep.metric_name
         seen_epochs = 0
+        located = False
         stop_sent: float | None = None
         stopped = lost_lease = False
         while True:
@@ -303,6 +333,7 @@ class LocalAgent:
             except subprocess.TimeoutExpired:
                 pass
             offset = _echo(log_path, offset)
+            located = located or locator.poll()
             if hyperband and stop_sent is None:
                 epochs = len(self.sweep.metrics.history(claim.run_dir))
                 if epochs > seen_epochs:
@@ -406,8 +437,9 @@ class LocalAgent:
                 "the agent (it then runs programs offline), or set WANDB_MODE=offline"
             )
         return start + (
-            f"the program wrote no W&B run in {wandb_dir}; it must call wandb.init() (leaving "
-            f"dir= to WANDB_DIR, mode not 'disabled') and wandb.log({{{name!r}: value}})"
+            f"the program wrote no W&B run for run id {claim.run_id} (none in {wandb_dir}, none "
+            f"open by its processes); it must call wandb.init() (mode not 'disabled', id left "
+            f"to WANDB_RUN_ID) and wandb.log({{{name!r}: value}})"
         )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps import program_check, store
-from jobs.sweeps.definition import load_definition
+from jobs.sweeps.definition import load_definition, missing_goal_warning
 from train.errors import UserError
 
 
@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     definition = load_definition(args.definition, backend=args.backend)
     for warning in program_check.check_definition(definition, str(args.definition), Path.cwd()):
         print(warning, file=sys.stderr)
+    goal_warning = missing_goal_warning(definition, str(args.definition))
+    if goal_warning:
+        print(goal_warning, file=sys.stderr)
     if args.backend == "wandb":
         print(_create_wandb(definition, args.entity, args.project))
         return 0

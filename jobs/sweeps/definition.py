@@ -60,7 +60,9 @@ def quiet_sweeps_import() -> None:
     import sweeps  # noqa: F401
 
 
-def load_definition(path: str | Path, backend: str = "local") -> dict[str, Any]:
+def load_definition(
+    path: str | Path, backend: str = "local", program: bool = True
+) -> dict[str, Any]:
     """Read a sweep YAML file and validate it; every problem is a one-line ``UserError``."""
     import yaml
 
@@ -81,30 +83,63 @@ def load_definition(path: str | Path, backend: str = "local") -> dict[str, Any]:
         raise UserError(
             f"{path}: a sweep definition is a mapping with method, metric and parameters; the file is empty or not a mapping"
         )
-    return validate(definition, str(path), backend=backend)
+    return validate(definition, str(path), backend=backend, program=program)
 
 
 def validate(
-    definition: dict[str, Any], source: str = "sweep definition", backend: str = "local"
+    definition: dict[str, Any],
+    source: str = "sweep definition",
+    backend: str = "local",
+    program: bool = True,
 ) -> dict[str, Any]:
-    """Return ``definition`` unchanged if the engine can run it, else raise a one-line UserError."""
+    """Return ``definition`` unchanged if the engine can run it, else raise a one-line UserError.
+    Unknown keys that W&B accepts with a warning (``TOLERATED_UNKNOWN_KEYS``) get that warning.
+    ``program``: the sweep launches a program (False: a function runs each run, as under
+    ``wandb.agent(function=...)``, and the definition needs no ``program``)."""
+    tolerated = _check_keys(definition, source)
+    try:
+        _validate_known(definition, source, backend, tolerated, program)
+    except UserError as err:
+        # a hyperband that cannot be built beside an unknown early_terminate key: the key (a
+        # misspelt min_iter, say) is the likelier cause, and its message names the fix
+        hyperband = [e for e in tolerated if e.args[0].startswith(f"{source}: early_terminate.")]
+        if hyperband and err.args[0].startswith(f"{source}: early_terminate"):
+            raise hyperband[0] from None
+        raise
+    for error in tolerated:
+        print(
+            f"sweepkit: warning: {error}; W&B's sweep engine ignores it (W&B accepts it with "
+            "this warning: remove it to silence this)",
+            file=sys.stderr,
+        )
+    return definition
+
+
+def _validate_known(
+    definition: dict[str, Any],
+    source: str,
+    backend: str,
+    tolerated: list[UserError],
+    program: bool = True,
+) -> None:
     quiet_sweeps_import()
     from sweeps.config import schema_violations_from_proposed_config
     from sweeps.config.schema import validator
 
-    _check_keys(definition, source)
     # Parameters that are not mappings make the sweeps check raise; report them first, by name.
     params = definition.get("parameters")
     if isinstance(params, dict):
         _check_parameter_shapes(params, source, "parameters")
+    # the rest is checked as the engine sees it: without the keys it never reads
+    checked = _without_unknown_keys(definition) if tolerated else definition
     errors = sorted(
-        validator.iter_errors(definition),
+        validator.iter_errors(checked),
         key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
     )
     if errors:
         raise UserError(f"{source}: {_describe_schema_error(errors[0], backend)}")
     try:
-        violations = schema_violations_from_proposed_config(definition)
+        violations = schema_violations_from_proposed_config(checked)
     except ValueError as err:
         raise UserError(f"{source}: {err}") from None
     deprecated = _deprecation_notes(definition.get("parameters") or {})
@@ -118,8 +153,7 @@ def validate(
         raise UserError(f"{source}: {_describe_violation(violations[0])}")
     if backend == "local":
         _check_local(definition, source)
-    _check_command(definition, source)
-    return definition
+    _check_command(definition, source, program)
 
 
 def _deprecation_notes(params: dict[str, Any]) -> list[str]:
@@ -172,19 +206,46 @@ def _unknown_key(source: str, where: str, key: Any, kind: str, allowed: list[str
     )
 
 
-def _check_keys(definition: dict[str, Any], source: str) -> None:
-    """Unknown keys at the top level, in ``metric`` and in ``early_terminate``, with the closest
-    valid key (the schema's own message names neither; parameters: ``_check_parameter_shapes``)."""
+# Where an unknown key is W&B's warning rather than an error. W&B's server checks a definition
+# with the ``sweeps`` package's schema and creates the sweep whatever it finds, handing the
+# violations back as warnings (``configValidationWarnings``, printed by
+# ``wandb.sdk.launch.sweeps.utils.handle_sweep_config_violations``). Whether the sweep then runs
+# is up to the engine: it reads the keys it knows at the top level, in ``metric`` and in
+# ``early_terminate`` (``hyperband_stop_runs`` takes its own keys from the section) and never
+# looks at others, so an unknown key there changes nothing and the sweep is created with the
+# warning. An unknown key inside a parameter makes ``fill_parameter`` match no distribution
+# (``Parameter ... is malformed``): the engine cannot draw it, so that is refused, as is any other
+# violation (a wrong type or value, a missing key), and a hyperband that cannot be built.
+TOLERATED_UNKNOWN_KEYS = ((), ("metric",), ("early_terminate",))
+
+
+def _without_unknown_keys(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition without the unknown keys of ``TOLERATED_UNKNOWN_KEYS``' sections."""
     allowed = _allowed_keys()
+    cleaned = {k: v for k, v in definition.items() if k in allowed["sweep"]}
+    for part in ("metric", "early_terminate"):
+        if isinstance(cleaned.get(part), dict):
+            cleaned[part] = {k: v for k, v in cleaned[part].items() if k in allowed[part]}
+    return cleaned
+
+
+def _check_keys(definition: dict[str, Any], source: str) -> list[UserError]:
+    """Unknown keys at the top level, in ``metric`` and in ``early_terminate``, each with the
+    closest valid key (the schema's own message names neither; parameters:
+    ``_check_parameter_shapes``): W&B warns about them and creates the sweep
+    (``TOLERATED_UNKNOWN_KEYS``), so they are returned as warnings, not raised."""
+    allowed = _allowed_keys()
+    found = []
     for key in definition:
         if key not in allowed["sweep"]:
-            raise _unknown_key(source, str(key), key, "sweep", allowed["sweep"])
+            found.append(_unknown_key(source, str(key), key, "sweep", allowed["sweep"]))
     for part in ("metric", "early_terminate"):
         section = definition.get(part)
         if isinstance(section, dict):
             for key in section:
                 if key not in allowed[part]:
-                    raise _unknown_key(source, f"{part}.{key}", key, part, allowed[part])
+                    found.append(_unknown_key(source, f"{part}.{key}", key, part, allowed[part]))
+    return found
 
 
 def _check_parameter_shapes(params: dict[str, Any], source: str, prefix: str) -> None:
@@ -354,7 +415,7 @@ def _check_local(definition: dict[str, Any], source: str) -> None:
             raise UserError(f"{source}: early_terminate: {err}") from None
 
 
-def _check_command(definition: dict[str, Any], source: str) -> None:
+def _check_command(definition: dict[str, Any], source: str, program: bool = True) -> None:
     command = definition.get("command", DEFAULT_COMMAND)
     uses_program = False
     for item in command:
@@ -367,10 +428,23 @@ def _check_command(definition: dict[str, Any], source: str) -> None:
                     f"{source}: command: unknown macro ${{{macro}}}; allowed: {allowed}"
                 )
             uses_program = uses_program or macro == "program"
-    if uses_program and not definition.get("program"):
+    if program and uses_program and not definition.get("program"):
         raise UserError(
             f"{source}: program: missing; the command uses ${{program}} (set program: or write command: without it)"
         )
+
+
+def missing_goal_warning(definition: dict[str, Any], source: str) -> str | None:
+    """The warning for a metric without ``goal``: W&B minimizes then (``sweeps`` takes goal
+    ``minimize`` by default), which ranks a run of accuracy upside down, without a word."""
+    metric = definition.get("metric")
+    if not isinstance(metric, dict) or not metric.get("name") or "goal" in metric:
+        return None
+    return (
+        f"sweepkit: warning: {source}: metric.goal is not set, so W&B's default minimize applies "
+        f"and the lowest {metric['name']!r} ranks best; set metric.goal: maximize (or minimize) "
+        "to say which"
+    )
 
 
 def planned_runs(definition: dict[str, Any]) -> int | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps.state import metric_history, read_run_json
-from jobs.sweeps.wandb_records import RunRecords
+from jobs.sweeps.wandb_records import RunRecords, summary_lookup
 
 # the summary key W&B's define_metric writes, by the sweep's goal, then the other aggregates
 _AGGREGATES = {
@@ -68,6 +68,17 @@ def summary_number(value: Any, goal: str) -> float | None:
 def _finite_last(values: list[float]) -> float | None:
     finite = [v for v in values if math.isfinite(v)]
     return finite[-1] if finite else (values[-1] if values else None)
+
+
+def ranked_metric(summary_value: Any, history: list[Any], goal: str) -> float | None:
+    """The number a run ranks by, W&B's rule, the one place it lives (status, the agent, the
+    local and the W&B-backed report all use it): the summary's value (a number, or from a
+    define_metric summary such as ``{"max": v}`` the aggregate that matches the goal), else the
+    last finite value logged under the metric's name."""
+    value = summary_number(summary_value, goal)
+    if value is not None:
+        return value
+    return _finite_last([float(v) for v in history if is_number(v)])
 
 
 class RunMetricsReader:
@@ -124,9 +135,7 @@ class RunMetricsReader:
             if values:
                 epochs.append({"epoch": row["_step"], **values})
         history = [float(v) for _, v in records.history(name) if is_number(v)] if name else []
-        metric = summary_number(records.summary_value(name), self.goal) if name else None
-        if metric is None:
-            metric = _finite_last(history)
+        metric = ranked_metric(records.summary_value(name), history, self.goal) if name else None
         summary = {k: v for k, v in records.summary.items() if not k.startswith("_")}
         logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
         return RunMetrics(
@@ -146,9 +155,7 @@ class RunMetricsReader:
         name = self.metric_name
         summary = info.get("summary") or {}
         history = [float(v) for v in metric_history(info, name)]
-        metric = summary_number(summary.get(name), self.goal) if name else None
-        if metric is None:
-            metric = _finite_last(history)
+        metric = ranked_metric(summary_lookup(summary, name), history, self.goal) if name else None
         epochs = [e for e in info.get("epochs") or [] if isinstance(e, dict)]
         logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
         return RunMetrics(

@@ -82,6 +82,9 @@ class RunView:
     duration_s: float | None = None  # first claim to last end (or now, while it runs)
     config: dict[str, Any] = field(default_factory=dict)  # run.json's config, else its W&B config
     metric_source: str | None = None  # where metric and epochs came from: wandb or run.json
+    # the sweep metric's logged values in order: their count is the run's epochs as hyperband
+    # counts them (a script that logs every batch has many more rows than epochs)
+    metric_history: list[float] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict, repr=False)  # run.json as read, {} if none
 
 

@@ -16,6 +16,7 @@ from dataclasses import fields
 from typing import Any
 
 from jobs.sweeps import store as store_mod
+from jobs.sweeps.failure import error_line
 from jobs.sweeps.parameters import param_names
 from train.errors import UserError
 
@@ -123,13 +124,40 @@ def _slurm(slurm: dict[str, Any]) -> str:
     return str(slurm.get("job_id") or "-")
 
 
+OWN_COLUMNS = ("run", "state", "epochs", "host", "slurm", "duration", "tries")
+PARAM_PREFIX = "param:"
+
+
+def param_header(name: str, metric_name: str) -> str:
+    """A parameter's column name: its own, or ``param:NAME`` where that is one of status's
+    own columns (a swept ``epochs`` is not the epochs logged)."""
+    taken = (*OWN_COLUMNS, metric_name)
+    return PARAM_PREFIX + name if name in taken or name.startswith(PARAM_PREFIX) else name
+
+
+def epochs_logged(view: store_mod.RunView, metric_name: str | None) -> int:
+    """The values logged under the sweep's metric, which hyperband counts as epochs (rows, for
+    a sweep without a metric)."""
+    return len(view.metric_history) if metric_name else len(view.epochs)
+
+
 def render(sweep: store_mod.LocalSweep) -> str:
     views = sweep.runs()
     metric_name = sweep.metric_name or "metric"
     # the definition's swept parameters in its order (columns even before the first run), not
     # the ones pinned with value: (the same in every row)
     params = param_names(sweep.definition, views)
-    header = ["run", "state", *params, metric_name, "epochs", "host", "slurm", "duration", "tries"]
+    header = [
+        "run",
+        "state",
+        *(param_header(p, metric_name) for p in params),
+        metric_name,
+        "epochs",
+        "host",
+        "slurm",
+        "duration",
+        "tries",
+    ]
     rows = []
     for v in sorted(views, key=lambda v: v.started_at or ""):
         state = v.state + (" (queued)" if v.queued else "")
@@ -139,7 +167,7 @@ def render(sweep: store_mod.LocalSweep) -> str:
                 state,
                 *(_fmt(v.params.get(p)) for p in params),
                 _fmt(v.metric),
-                str(len(v.epochs)),
+                str(epochs_logged(v, sweep.metric_name)),
                 v.host or "-",
                 _slurm(v.slurm),
                 _fmt_duration(v.duration_s),
@@ -165,7 +193,7 @@ def render(sweep: store_mod.LocalSweep) -> str:
     errors: dict[tuple[str, str], list[str]] = {}
     for v in views:
         if v.state in ("failed", "crashed") and v.error:
-            last = (v.error.strip().splitlines() or [""])[-1][:200]
+            last = error_line(v.error)[:200]
             errors.setdefault((v.state, last), []).append(v.run_id)
     for (state, last), ids in errors.items():
         who = (

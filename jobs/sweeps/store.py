@@ -418,6 +418,7 @@ class LocalSweep:
             record=info,
             config=info.get("config") or logged.config,
             metric_source=logged.source if logged.source != "none" else None,
+            metric_history=list(logged.history or (end or {}).get("history") or []),
         )
 
     def failing_from_the_start(self, limit: int) -> FoldedRun | None:

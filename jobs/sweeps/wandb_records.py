@@ -167,10 +167,18 @@ def segment_folders(run_dir: Path) -> list[Path]:
         return []
     found = []
     for entry in entries:
-        if entry.name.startswith(SEGMENT_PREFIXES) and entry.is_dir(follow_symlinks=False):
+        if entry.name.startswith(SEGMENT_PREFIXES) and _segment_entry(entry, run_dir.name):
             found.append(Path(entry.path))
     found.sort(key=_segment_order)
     return [p for p in found if _log_in(p) is not None]
+
+
+def _segment_entry(entry: os.DirEntry[str], run_id: str) -> bool:
+    """A W&B run folder of this run: a folder, or a link the agent made to one the program
+    wrote elsewhere (``jobs.sweeps.run_location``), which must hold this run's own log."""
+    if entry.is_dir(follow_symlinks=False):
+        return True
+    return entry.is_symlink() and (Path(entry.path) / f"run-{run_id}.wandb").is_file()
 
 
 def _segment_order(folder: Path) -> tuple[str, str]:
@@ -201,11 +209,15 @@ class RunRecords:
             names = [e.name for e in os.scandir(self.run_dir / "wandb")]
         except OSError:
             names = []
+        own_log = f"run-{self.run_dir.name}.wandb"
         for name in names:
             folder = self.run_dir / "wandb" / name
             if name.startswith(SEGMENT_PREFIXES) and folder not in self._known:
                 log = _log_in(folder)  # None while wandb.init is still creating it
-                if log is not None and folder.is_dir() and not folder.is_symlink():
+                # a link is one the agent made to where the program wrote the run: only to a
+                # folder holding this run's own log (jobs.sweeps.run_location)
+                linked_ok = not folder.is_symlink() or (log is not None and log.name == own_log)
+                if log is not None and folder.is_dir() and linked_ok:
                     self._known.add(folder)
                     self.segments.append(Segment(log))
                     self.segments.sort(key=lambda s: _segment_order(s.log.path.parent))
@@ -288,15 +300,20 @@ class RunRecords:
 
     def summary_value(self, key: str) -> Any:
         """The summary's value for a dotted name: the flat key, else the nested path."""
-        summary = self._join()["summary"]
-        if key in summary:
-            return summary[key]
-        node: Any = summary
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return summary_lookup(self._join()["summary"], key)
+
+
+def summary_lookup(summary: dict[str, Any], name: str) -> Any:
+    """A summary's value for a metric name: the key itself (``val/acc``, or a flat ``val.acc``),
+    else the nested path of a dotted name (``{"val": {"acc": v}}`` for ``val.acc``)."""
+    if name in summary:
+        return summary[name]
+    node: Any = summary
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _reaggregate(summary: dict[str, Any], name: str, flags: list[str], logged: list[Any]) -> None:
