@@ -431,6 +431,16 @@ class LocalSweep:
             }
         return lease_expired(lease, self.lease_s, me, now)
 
+    def _expired_leases(self, me: AgentIdentity) -> list[str]:
+        """The running runs whose lease looks expired now, by their claim and lease file (read
+        without the lock)."""
+        now = time.time()
+        return [
+            r.run_id
+            for r in list(self._open.values())
+            if r.state == "running" and self._lease_expired(r, me, now)
+        ]
+
     # ----- handing out runs ----------------------------------------------------------------
     def _can_add(self) -> bool:
         cap = self.definition.get("run_cap")
@@ -505,12 +515,16 @@ class LocalSweep:
             else:
                 proposals = self._propose(1)
             seen_at = self._journal.offset
+            suspects = self._expired_leases(me)  # outside the lock: a lease read per running run
             with self.lock() as lock:
                 self.refresh()
                 now = time.time()
+                # under the lock, only the suspects' leases are read again (a heartbeat may have
+                # come meanwhile): the hold does not grow with the number of running runs; a lease
+                # that expires meanwhile is found by the next claim
                 expired = [
                     r
-                    for r in list(self._open.values())
+                    for r in (self._runs[run_id] for run_id in suspects)
                     if r.state == "running" and self._lease_expired(r, me, now)
                 ]
                 records: list[dict[str, Any]] = []
