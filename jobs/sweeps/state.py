@@ -114,6 +114,7 @@ class FoldedRun:
         self.ends: dict[int, dict[str, Any]] = {}
         self.grid_key: tuple[str, ...] | None = None  # the engine's hash of its grid point
         self.engine_run: Any = None  # its SweepRun, rebuilt when a record changes it
+        self.bayes_run: Any = None  # the same as bayes reads it (jobs/sweeps/engine_view.py)
 
     @property
     def k(self) -> int:

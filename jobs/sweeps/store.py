@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps.definition import planned_runs, quiet_sweeps_import
+from jobs.sweeps.engine_view import bayes_history, bayes_run_class, limited_threads
 from jobs.sweeps.journal import (
     LOCK_LIFETIME_S,
     SHARED_FILE_MODE,
@@ -244,10 +245,10 @@ class LocalSweep:
                 run = self._runs[run_id] = FoldedRun(run_id, record["params"])
             if record.get("k") == len(run.claims):
                 run.claims.append(record)
-                run.engine_run = None
+                run.engine_run = run.bayes_run = None
         elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
             run.ends.setdefault(record["k"], record)
-            run.engine_run = None
+            run.engine_run = run.bayes_run = None
             metric, target = record.get("metric"), self._target
             if (
                 record.get("state") == "finished"
@@ -478,6 +479,29 @@ class LocalSweep:
             out.append(cached)
         return out
 
+    def bayes_runs(self) -> list[Any]:
+        """The runs as bayes search reads them (jobs/sweeps/engine_view.py): an ended run's
+        history cut to what bayes reads, its extrema memoised; cached per run until a record
+        changes it. Running runs go as they are: bayes reads only their swept values."""
+        cls = bayes_run_class()
+        out = []
+        for run in self._runs.values():
+            if run.bayes_run is None:
+                end = run.last_end or {}
+                values = bayes_history(end.get("history") or [])
+                name = self.metric_name
+                run.bayes_run = cls(
+                    name=run.run_id,
+                    state=ENGINE_STATE[run.state],
+                    config=run.params,
+                    history=[{name: v} for v in values] if name else [],
+                    summary_metrics=(
+                        {name: end["metric"]} if name and end.get("metric") is not None else {}
+                    ),
+                )
+            out.append(run.bayes_run)
+        return out
+
     def _propose(self, n: int) -> list[dict[str, Any]]:
         """``n`` proposals from the engine: what ``sweeps.run.next_runs`` dispatches to, called
         directly, so that a grid or random agent does not import scikit-learn (bayes only, ~0.15 s)."""
@@ -495,7 +519,8 @@ class LocalSweep:
         else:
             from sweeps.bayes_search import bayes_search_next_runs
 
-            proposals = bayes_search_next_runs(self.engine_runs(), self.definition, n=n)
+            with limited_threads():
+                proposals = bayes_search_next_runs(self.bayes_runs(), self.definition, n=n)
         return [plain(p.config) for p in proposals if p is not None]
 
     def claim(self, me: AgentIdentity) -> Claim | NoClaim:
