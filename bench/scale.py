@@ -147,23 +147,31 @@ def build(
     return {"random": sweep.path, "bayes": bayes.path}
 
 
+# A small launcher runs each measured command: a child forked from this (large) process would count
+# this process's pages in its peak RSS.
+LAUNCHER = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+rc = subprocess.call(sys.argv[1:])
+wall = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"rc": rc, "wall": wall, "rss_kb": peak}), file=sys.stderr)
+"""
+
+
 def timed_process(
     argv: list[str], cwd: Path, stdout: Any = subprocess.DEVNULL
 ) -> tuple[float, float]:
     """(wall s, peak RSS MB) of a fresh process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *argv], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss / 1024
+    lines = proc.stderr.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"rc": proc.returncode}
+    if result["rc"] != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({result['rc']}):\n{proc.stderr}")
+    return result["wall"], result["rss_kb"] / 1024
 
 
 # ----- workers (fresh processes) ----------------------------------------------------------------
@@ -301,6 +309,52 @@ def lock_holds(path: Path, claims: int) -> float:
     return statistics.median(held)
 
 
+# ----- answers: the fast paths against a full replay ----------------------------------------------
+def check_answers(stores: dict[str, Path]) -> str:
+    """Compare what the fast paths say with a full replay (a fresh reader of the whole journal that
+    reads every run's own W&B records): the same runs, states, metrics, epochs and best run, and the
+    same GP data for bayes. Raises SystemExit naming the first difference."""
+    import io
+
+    from sweeps.bayes_search import _construct_gp_data, bayes_baseline_validate_and_fill
+
+    from jobs.sweeps import status, store
+
+    fast, full = store.open_sweep(stores["random"]), store.open_sweep(stores["random"])
+    light, read = fast.runs(read_ended=False), full.runs()
+
+    def facts(v: store.RunView) -> tuple[Any, ...]:
+        return (v.run_id, v.state, v.metric, v.epoch_count, v.attempts, v.params, v.error)
+
+    for a, b in zip(light, read, strict=True):
+        if facts(a) != facts(b):
+            raise SystemExit(f"fast path differs from a full replay:\n  {facts(a)}\n  {facts(b)}")
+    best_fast, best_full = status.best_run(fast, light), status.best_run(full, read)
+    assert best_fast is not None and best_full is not None
+    if best_fast.run_id != best_full.run_id:
+        raise SystemExit(f"best run: {best_fast.run_id} (fast) against {best_full.run_id}")
+    streamed = io.StringIO()
+    status.write_json(fast, streamed)
+    if json.loads(streamed.getvalue()) != json.loads(json.dumps(status.snapshot(full))):
+        raise SystemExit("status --json (streamed) differs from the document of a full read")
+    bayes = store.open_sweep(stores["bayes"])
+    bayes.refresh()
+    config = bayes_baseline_validate_and_fill(bayes.definition)
+    cut, whole = (
+        _construct_gp_data(bayes.bayes_runs(), config),
+        _construct_gp_data(bayes.engine_runs(), config),
+    )
+    for a, b in zip(cut[1:], whole[1:], strict=True):
+        if repr(a.tolist() if hasattr(a, "tolist") else a) != repr(
+            b.tolist() if hasattr(b, "tolist") else b
+        ):
+            raise SystemExit("bayes: the GP data from cut histories differs from full histories")
+    return (
+        f"fast paths agree with a full replay: {len(read)} runs (states, metrics, epochs, "
+        f"attempts), best run {best_full.run_id}, status --json, bayes GP data"
+    )
+
+
 # ----- the table ---------------------------------------------------------------------------------
 def measure(
     root: Path, stores: dict[str, Path], optuna_log: Path, args: argparse.Namespace
@@ -373,6 +427,11 @@ def main() -> None:
     parser.add_argument(
         "--no-record", action="store_true", help="do not append to bench/RESULTS.md"
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check that the fast paths give a full replay's answers at each size",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -393,9 +452,12 @@ def main() -> None:
             stores = build(root, n, args.running, templates, program, args.epochs)
             optuna_log = setup_optuna(root, n, args.epochs)
             built = time.perf_counter() - started
+            if args.check:
+                print(check_answers(stores), flush=True)
             results[n] = measure(root, stores, optuna_log, args)
             print(
-                f"N={n}: built in {built:.0f} s, measured; sweeps {stores}",
+                f"N={n}: built in {built:.0f} s, measured; random sweep {stores['random']}, "
+                f"bayes sweep {stores['bayes']}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -85,8 +85,11 @@ def test_a_claim_reads_no_lease_per_running_run_under_the_lock(tmp_path: Path) -
 def test_bayes_gets_the_same_gp_data_and_proposal_from_cut_histories(
     tmp_path: Path, goal: str, impute: str
 ) -> None:
-    from sweeps.bayes_search import _construct_gp_data, bayes_search_next_runs
-    from sweeps.config import fill_validate_schema
+    from sweeps.bayes_search import (
+        _construct_gp_data,
+        bayes_baseline_validate_and_fill,
+        bayes_search_next_runs,
+    )
 
     definition = {
         **RANDOM,
@@ -109,7 +112,7 @@ def test_bayes_gets_the_same_gp_data_and_proposal_from_cut_histories(
     for _ in range(3):  # running runs: only their swept values count
         assert isinstance(sweep.claim(me), store.Claim)
     sweep.refresh()
-    config = fill_validate_schema(sweep.definition)
+    config = bayes_baseline_validate_and_fill(sweep.definition)
     full, cut = sweep.engine_runs(), sweep.bayes_runs()
     assert any(len(r.history) > 3 for r in full) and all(len(r.history) <= 3 for r in cut)
     # (the parameter set, then sample X, current X, y: what the GP is fit on)

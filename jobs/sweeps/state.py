@@ -83,6 +83,8 @@ class RunView:
     config: dict[str, Any] = field(default_factory=dict)  # run.json's config, else its W&B config
     metric_source: str | None = None  # where metric and epochs came from: wandb or run.json
     record: dict[str, Any] = field(default_factory=dict, repr=False)  # run.json as read, {} if none
+    # how many epochs it logged: len(epochs), or from its end record where epochs were not read
+    epoch_count: int = 0
 
 
 @dataclass

@@ -300,13 +300,49 @@ class LocalSweep:
     def run_dir(self, run_id: str) -> Path:
         return self.path / "runs" / run_id
 
-    def runs(self) -> list[RunView]:
-        """Every run with its state, swept values, metric and what its run.json says."""
+    def runs(self, read_ended: bool = True) -> list[RunView]:
+        """Every run with its state, swept values, metric and what its run.json says.
+        ``read_ended=False``: an ended run whose end record holds what its agent read of it
+        (metric, epoch count, summary) is shown from that record, with no read of its folder
+        (its ``epochs`` rows, ``config`` and ``record`` stay empty); only the others are read."""
         now = time.time()
         views = []
         for run in self.refresh().values():
-            views.append(self._view(run, now))
+            view = None if read_ended else self._ended_view(run)
+            views.append(view if view is not None else self._view(run, now))
         return views
+
+    def run_view(self, run_id: str) -> RunView:
+        """One run (as in ``runs()``, its records read), from the journal as last read."""
+        return self._view(self._runs[run_id], time.time())
+
+    def _ended_view(self, run: FoldedRun) -> RunView | None:
+        """An ended run as its journal records say, or None if they do not say enough."""
+        end = run.last_end
+        if end is None or not isinstance(end.get("epochs"), int) or "metric_source" not in end:
+            return None
+        first, last = run.claims[0], run.claims[-1]
+        state = run.state
+        metric = end.get("metric")
+        return RunView(
+            run_id=run.run_id,
+            state=state,
+            params=flat_params(run.params),
+            run_dir=self.run_dir(run.run_id),
+            metric=metric if isinstance(metric, (int, float)) else None,
+            summary=dict(end.get("summary") or {}),
+            host=last.get("host"),
+            slurm=last.get("slurm") or {},
+            started_at=iso(first.get("at")),
+            ended_at=iso(end.get("at")),
+            attempts=len(run.claims),
+            error=end.get("error") if state in ("failed", "crashed") else None,
+            exit_code=end.get("exit_code"),
+            queued=run.queued(self.max_retries),
+            duration_s=round(end["at"] - first.get("at", end["at"]), 1),
+            metric_source=end.get("metric_source") if end.get("metric_source") != "none" else None,
+            epoch_count=end["epochs"],
+        )
 
     def _view(self, run: FoldedRun, now: float) -> RunView:
         run_dir = self.run_dir(run.run_id)
@@ -347,6 +383,7 @@ class LocalSweep:
             record=info,
             config=info.get("config") or logged.config,
             metric_source=logged.source if logged.source != "none" else None,
+            epoch_count=len(logged.epochs),
         )
 
     def failing_from_the_start(self, limit: int) -> FoldedRun | None:
