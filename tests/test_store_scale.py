@@ -135,3 +135,66 @@ def extremum(run: Any, kind: str) -> Any:
         return run.metric_extremum("acc", kind)
     except ValueError as err:
         return type(err)
+
+
+@pytest.mark.parametrize(
+    "early_terminate",
+    [
+        {"type": "hyperband", "min_iter": 2},
+        {"type": "hyperband", "min_iter": 1, "eta": 2, "strict": True},
+        {"type": "hyperband", "max_iter": 27, "s": 3, "eta": 3},
+    ],
+)
+@pytest.mark.parametrize("goal", ["maximize", "minimize"])
+def test_hyperband_check_decides_as_the_engine(early_terminate: dict[str, Any], goal: str) -> None:
+    """The kept band values give the engine's decision for every running run, as runs end, are
+    resumed and log more epochs (random sweeps, compared with sweeps.stop_runs on all runs)."""
+    from sweeps.run import SweepRun, stop_runs
+
+    from jobs.sweeps import hyperband_check
+
+    definition = {
+        **RANDOM,
+        "metric": {"name": "acc", "goal": goal},
+        "early_terminate": early_terminate,
+    }
+    bands, eta, strict = hyperband_check.bands_and_eta(definition)
+    ended = hyperband_check.BandValues(bands, goal == "maximize")
+    rng = random.Random(5)
+    runs: dict[str, dict[str, Any]] = {}  # name -> {"end": record or None, "history": [...]}
+    decisions = 0
+    for step in range(60):
+        for _ in range(rng.randint(1, 4)):  # new runs, and runs that log an epoch or end
+            name = f"r{len(runs)}"
+            runs[name] = {"end": None, "history": []}
+        for run in runs.values():
+            roll = rng.random()
+            if run["end"] is None and roll < 0.6:
+                run["history"].append(round(rng.gauss(0, 1), 2))  # ties are common
+            elif run["end"] is None and roll < 0.7:
+                run["end"] = {"history": list(run["history"])}
+            elif run["end"] is not None and roll < 0.02:  # resumed
+                run["end"] = None
+        engine_runs = [
+            SweepRun(
+                name=name,
+                state="running" if run["end"] is None else "finished",
+                history=[{"acc": v} for v in run["history"]],
+            )
+            for name, run in runs.items()
+        ]
+        stopped = {r.name for r in stop_runs(definition, engine_runs)}
+        for name, run in runs.items():
+            ended.update(name, run["end"])
+        live = {
+            name: hyperband_check.valid(run["history"], goal == "maximize")
+            for name, run in runs.items()
+            if run["end"] is None
+        }
+        for name, history in live.items():
+            ours = hyperband_check.says_stop(
+                history, bands, eta, strict, ended, list(live.values())
+            )
+            assert ours == (name in stopped), (step, name)
+            decisions += ours
+    assert decisions > 10  # the rule did stop runs, not only let them go on

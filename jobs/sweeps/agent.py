@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import program_check
+from jobs.sweeps import hyperband_check, program_check
 from jobs.sweeps import store as store_mod
 from jobs.sweeps.definition import args_json, build_command, validate
 from jobs.sweeps.parameters import flat_params
@@ -127,6 +127,7 @@ class LocalAgent:
         self.signalled: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._beat_reader: store_mod.LocalSweep | None = None
+        self._hyperband: tuple[hyperband_check.BandValues, float, bool] | None = None
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.signalled = signum
@@ -313,11 +314,26 @@ class LocalAgent:
         return rc, stopped, lost_lease
 
     def _hyperband_says_stop(self, claim: store_mod.Claim) -> bool:
-        from sweeps.run import stop_runs
-
-        self.sweep.refresh()
-        to_stop = stop_runs(self.sweep.definition, self.sweep.engine_runs(live=True))
-        return any(r.name == claim.run_id for r in to_stop)
+        """The engine's hyperband rule for this run (jobs/sweeps/hyperband_check.py): the ended
+        runs' values at the bands kept between calls, the running runs' histories read live."""
+        if self._hyperband is None:
+            bands, eta, strict = hyperband_check.bands_and_eta(self.sweep.definition)
+            ended = hyperband_check.BandValues(bands, self.sweep.goal == "maximize")
+            self._hyperband = (ended, eta, strict)
+        ended, eta, strict = self._hyperband
+        running: list[list[float]] = []
+        mine: list[float] = []
+        for run in self.sweep.refresh().values():
+            end = run.last_end
+            if end is None:  # running
+                ended.update(run.run_id, None)
+                live = self.sweep.metrics.history(self.sweep.run_dir(run.run_id))
+                running.append(hyperband_check.valid(live, ended.maximize))
+                if run.run_id == claim.run_id:
+                    mine = running[-1]
+            else:
+                ended.update(run.run_id, end)
+        return hyperband_check.says_stop(mine, ended.bands, eta, strict, ended, running)
 
     def _record(
         self,
