@@ -12,8 +12,8 @@ process group. In addition: ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR`` are the run f
 
 While the program runs, a thread renews the run's lease; the agent reads what the program logged
 (its W&B records in ``RUN_DIR/wandb/``, else ``RUN_DIR/run.json``: ``jobs.sweeps.run_metrics``),
-and at each new value of the sweep's metric asks hyperband (``sweeps.stop_runs``) whether to stop
-it. So that it sees each epoch, the program's wandb flushes its log every second
+and at each new value of the sweep's metric applies hyperband's rule (``sweeps.stop_runs``'s, from
+kept band values: ``jobs.sweeps.hyperband_check``) to decide whether to stop it. So that it sees each epoch, the program's wandb flushes its log every second
 (``WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL``, unless the environment sets it). A stop is SIGTERM
 (the trainer checkpoints and exits), SIGKILL after a grace period, recorded as ``stopped``. Exit 0 is
 ``finished``, 75 ``preempted`` (re-queued under the same run id), anything else ``failed`` with the
