@@ -38,13 +38,16 @@ def bayes_run_class() -> type:
 
         def metric_extremum(self, metric_name: str, kind: str) -> Any:
             key = (metric_name, kind)
-            hit = self._extrema.get(key)
+            # the private dict itself: pydantic's attribute lookup of ``_extrema`` costs 2 us,
+            # 40,000 times a claim at 20,000 runs
+            memo = self.__pydantic_private__["_extrema"]
+            hit = memo.get(key)
             if hit is None:
                 try:
                     hit = (True, super().metric_extremum(metric_name, kind))
                 except ValueError as err:
                     hit = (False, str(err))
-                self._extrema[key] = hit
+                memo[key] = hit
             if hit[0]:
                 return hit[1]
             raise ValueError(hit[1])
