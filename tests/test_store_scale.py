@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -147,8 +148,9 @@ def extremum(run: Any, kind: str) -> Any:
 )
 @pytest.mark.parametrize("goal", ["maximize", "minimize"])
 def test_hyperband_check_decides_as_the_engine(early_terminate: dict[str, Any], goal: str) -> None:
-    """The kept band values give the engine's decision for every running run, as runs end, are
-    resumed and log more epochs (random sweeps, compared with sweeps.stop_runs on all runs)."""
+    """The kept band values give the engine's decision for every running run, as runs start, end,
+    are resumed and log more epochs (random sweeps, compared with sweeps.stop_runs on all runs),
+    looking only at the runs that can have changed."""
     from sweeps.run import SweepRun, stop_runs
 
     from jobs.sweeps import hyperband_check
@@ -184,8 +186,13 @@ def test_hyperband_check_decides_as_the_engine(early_terminate: dict[str, Any], 
             for name, run in runs.items()
         ]
         stopped = {r.name for r in stop_runs(definition, engine_runs)}
-        for name, run in runs.items():
-            ended.update(name, run["end"])
+        # as the agent does: only the runs that are new, open now or open before are looked at
+        folded = {
+            name: SimpleNamespace(run_id=name, last_end=run["end"]) for name, run in runs.items()
+        }
+        open_runs = {name: f for name, f in folded.items() if f.last_end is None}
+        for looked in ended.to_look_at(folded, open_runs):
+            ended.update(looked.run_id, looked.last_end)
         live = {
             name: hyperband_check.valid(run["history"], goal == "maximize")
             for name, run in runs.items()

@@ -323,7 +323,8 @@ class LocalAgent:
         ended, eta, strict = self._hyperband
         running: list[list[float]] = []
         mine: list[float] = []
-        for run in self.sweep.refresh().values():
+        runs = self.sweep.refresh()
+        for run in ended.to_look_at(runs, self.sweep.open_runs()):
             end = run.last_end
             if end is None:  # running
                 ended.update(run.run_id, None)

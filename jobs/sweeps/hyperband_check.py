@@ -16,6 +16,7 @@ on random sweeps).
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from typing import Any
 
@@ -61,6 +62,21 @@ class BandValues:
         self.maximize = maximize
         self.sorted: dict[int, list[float]] = {b: [] for b in bands}
         self._by_run: dict[str, tuple[Any, list[float]]] = {}  # run -> (its end record, history)
+        self._seen = 0  # runs looked at, in the order they appeared
+        self._open_before: set[str] = set()
+
+    def to_look_at(self, runs: dict[str, Any], open_runs: dict[str, Any]) -> list[Any]:
+        """The runs whose part may have changed since the last call: runs new to ``runs`` (a dict
+        in the order runs appeared), the running and queued ones now (``open_runs``), and those
+        that were then. A run that ended and is not queued never changes again: not looked at."""
+        new = list(itertools.islice(runs.values(), self._seen, None))
+        self._seen = len(runs)
+        out = {run.run_id: run for run in new}
+        for run_id in self._open_before:
+            out.setdefault(run_id, runs[run_id])
+        out.update(open_runs)
+        self._open_before = set(open_runs)
+        return list(out.values())
 
     def update(self, run_id: str, end: dict[str, Any] | None) -> None:
         """Count the run as ended with ``end`` (None: it is running or queued again, not ended)."""

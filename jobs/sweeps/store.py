@@ -469,6 +469,10 @@ class LocalSweep:
             }
         return lease_expired(lease, self.lease_s, me, now)
 
+    def open_runs(self) -> dict[str, FoldedRun]:
+        """The running and queued runs by id, as last read (``refresh`` reads on)."""
+        return self._open
+
     def _expired_leases(self, me: AgentIdentity) -> list[str]:
         """The running runs whose lease looks expired now, by their claim and lease file (read
         without the lock)."""
