@@ -13,8 +13,8 @@ Layout of a sweep folder (the sweep reference is its path)::
 
 Journal records: ``claim`` {run, k, params (only when k = 0), at, agent, host, pid, slurm} hands
 attempt k of a run to an agent; ``end`` {run, k, state, metric, history, epochs, metric_source,
-exit_code, error, at} closes it with finished, failed, stopped, preempted or crashed; metric,
-history and epochs are what the agent read of the run's W&B records (or run.json, metric_source
+summary, exit_code, error, at} closes it with finished, failed, stopped, preempted or crashed; metric,
+history, epochs (a count) and summary (its numbers) are what the agent read of the run's W&B records (or run.json, metric_source
 says which: jobs/sweeps/run_metrics.py). A run's state is that of its
 last attempt (running if that has no end). Preempted runs, and crashed ones with retries left, go
 back to the queue under the same run id and folder, and are handed out before new runs.
