@@ -72,6 +72,11 @@ def load_source(ref: str) -> SweepSource:
 PNG_FIGURES = ("parallel-coordinates", "importance", "metric-per-epoch")
 
 
+def csv_path(out: Path) -> Path:
+    """Where a report of more runs than its table lists writes every run, beside the page."""
+    return out.with_name(f"{out.stem}-runs.csv")
+
+
 def png_path(out: Path, figure: str) -> Path:
     return out.with_name(f"{out.stem}-{figure}.png")
 
@@ -104,11 +109,14 @@ def write_report(source: SweepSource, out: Path, png: bool = False) -> tuple[lis
     Atomic: each file is written to a temp file and renamed, so a reader never sees half a page
     and a failed write leaves no temp file behind.
     """
-    from jobs.report.render import render
+    from jobs.report.render import TABLE_ROWS, render, runs_csv
 
-    page, figures, analysis = render(source)
+    csv = csv_path(out) if len(source.runs) > TABLE_ROWS else None
+    page, figures, analysis = render(source, csv.name if csv else None)
     written: list[Path] = []
     targets: list[tuple[Path, Any]] = [(out, page.encode("utf-8"))]
+    if csv is not None:
+        targets.append((csv, runs_csv(source, analysis)))
     if png:
         targets += [(png_path(out, name), _png_writer(fig)) for name, fig in figures.items()]
     for path, data in targets:

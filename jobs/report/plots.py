@@ -31,6 +31,8 @@ from jobs.sweeps.parameters import flatten
 BEST_COLOUR = "#d62728"
 NO_METRIC_COLOUR = "#9a9a9a"
 STATE_STYLES = {"finished": "-", "stopped": "--", "running": "-", "preempted": "-."}
+FAINT_ABOVE = 200  # parallel coordinates: past this many runs, all but the best drawn faint
+VIVID_RUNS = 50
 PER_EPOCH_FALLBACKS = ("Validation Accuracy", "Validation Loss", "Train Loss")
 
 
@@ -57,12 +59,34 @@ def parallel_coordinates(analysis: Analysis) -> tuple[Figure, dict[str, str]]:
     ax = fig.add_subplot()
     cmap, norm = metric_colours(analysis)
     tooltips: dict[str, str] = {}
-    # Worst first, so the best runs are drawn on top.
-    for index, run in enumerate(reversed(analysis.analysed)):
+
+    def heights(run: Any) -> list[float]:
+        params = flatten(run.params)
+        ys = [axis.position(params.get(axis.name)) for axis in axes[:-1]]
+        return [*ys, axes[-1].position(finite_metric(run) or 0.0)]
+
+    # Worst first, so the best runs are drawn on top. Past FAINT_ABOVE runs, all but the best
+    # VIVID_RUNS are one faint raster layer (no markers, no tooltips): thousands of vector lines
+    # make a solid block and megabytes of SVG.
+    ordered = list(reversed(analysis.analysed))
+    faint = ordered[: len(ordered) - VIVID_RUNS] if len(ordered) > FAINT_ABOVE else []
+    if faint:
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(
+            LineCollection(
+                [list(zip(range(len(axes)), heights(run), strict=True)) for run in faint],
+                colors=[cmap(norm(finite_metric(run) or 0.0)) for run in faint],
+                linewidths=0.6,
+                alpha=max(0.03, min(0.4, 40 / len(faint))),
+                zorder=1.5,
+                rasterized=True,
+            )
+        )
+    for index, run in enumerate(ordered[len(faint) :]):
         params = flatten(run.params)
         metric = finite_metric(run) or 0.0  # analysed runs all have a finite metric
-        ys = [axis.position(params.get(axis.name)) for axis in axes[:-1]]
-        ys.append(axes[-1].position(metric))
+        ys = heights(run)
         best = run is analysis.best
         gid = f"run-{index}"
         ax.plot(

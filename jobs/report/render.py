@@ -31,15 +31,25 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def render(source: SweepSource) -> tuple[str, dict[str, Figure], Analysis]:
-    """The HTML page, the figures drawn (for ``--png``) and the analysis behind them."""
+# The page's table lists at most this many runs (the analysed ones first, best first); a bigger
+# sweep's every run goes to a CSV file beside the page, which the page links.
+TABLE_ROWS = 100
+CSV_COLUMNS = ("run_id", "state", "metric", "epochs", "train_s", "host", "job", "attempts", "error")
+
+
+def render(
+    source: SweepSource, csv_name: str | None = None
+) -> tuple[str, dict[str, Figure], Analysis]:
+    """The HTML page, the figures drawn (for ``--png``) and the analysis behind them. ``csv_name``:
+    the CSV of every run beside the page, which it links when its table is cut to TABLE_ROWS."""
     from jobs.report import plots
     from jobs.report.figure_text import text_as_text
 
     analysis = analyse(source.runs, source.definition)
     figures: dict[str, Figure] = {}
     svgs: dict[str, Markup] = {}
-    epoch_metric = plots.per_epoch_metric(source.runs, analysis.metric_name)
+    epoch_runs, epoch_note = runs_per_epoch(source.runs, analysis)
+    epoch_metric = plots.per_epoch_metric(epoch_runs, analysis.metric_name)
     with text_as_text():
         if analysis.enough:
             fig, tips = plots.parallel_coordinates(analysis)
@@ -49,9 +59,7 @@ def render(source: SweepSource) -> tuple[str, dict[str, Figure], Analysis]:
                 figures["importance"] = plots.importance_bars(analysis)
                 svgs["importance"] = Markup(plots.to_svg(figures["importance"], "imp"))
         if epoch_metric is not None:
-            figures["metric-per-epoch"] = plots.metric_per_epoch(
-                source.runs, epoch_metric, analysis
-            )
+            figures["metric-per-epoch"] = plots.metric_per_epoch(epoch_runs, epoch_metric, analysis)
             svgs["metric-per-epoch"] = Markup(plots.to_svg(figures["metric-per-epoch"], "epoch"))
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -60,9 +68,32 @@ def render(source: SweepSource) -> tuple[str, dict[str, Figure], Analysis]:
         lstrip_blocks=True,
     )
     page = env.get_template("report.html.j2").render(
-        **context(source, analysis, epoch_metric), figures=svgs
+        **context(source, analysis, epoch_metric),
+        figures=svgs,
+        epoch_note=epoch_note,
+        csv_name=csv_name,
+        faint_runs=len(analysis.analysed) > plots.FAINT_ABOVE and plots.VIVID_RUNS,
     )
     return page, figures, analysis
+
+
+def runs_per_epoch(runs: list[Any], analysis: Analysis) -> tuple[list[Any], str | None]:
+    """The runs whose curves the per-epoch plot draws: every run in a sweep of up to
+    ``EPOCH_RUNS`` runs; above, the ``EPOCH_BEST`` best (by the sweep's metric) and as many of the
+    running runs, the best so far (a note says so)."""
+    from jobs.report.source import EPOCH_BEST, EPOCH_RUNS
+
+    if len(runs) <= EPOCH_RUNS:
+        return runs, None
+    best = analysis.analysed[:EPOCH_BEST]
+    running = [r for r in runs if r.state == "running"]
+    sign = -1.0 if analysis.goal == "maximize" else 1.0
+    running.sort(key=lambda r: (finite_metric(r) is None, sign * (finite_metric(r) or 0.0)))
+    chosen = best + running[:EPOCH_BEST]
+    note = f"the {len(best)} best of {len(analysis.analysed)} runs with a value"
+    if running:
+        note += f" and {min(len(running), EPOCH_BEST)} of the {len(running)} running runs"
+    return chosen, note
 
 
 def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -> dict[str, Any]:
@@ -102,7 +133,7 @@ def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -
         "fixed": [(name, format_value(value)) for name, value in analysis.fixed.items()],
         "epoch_metric": epoch_metric,
         "param_names": names,
-        "runs": run_rows(source, analysis, names),
+        "runs": run_rows(source, analysis, names)[:TABLE_ROWS],
         "provenance": provenance(source),
         "definition_yaml": source.definition_text
         or yaml.safe_dump(definition, sort_keys=False, default_flow_style=False),
@@ -146,9 +177,19 @@ def best_context(source: SweepSource, analysis: Analysis, rerun: Any) -> dict[st
     }
 
 
-def epochs_logged(run: Any) -> int:
-    """Values logged under the sweep's metric (what hyperband counts), else rows logged."""
-    return len(run.metric_history) if run.metric_history else len(run.epochs or [])
+def runs_csv(source: SweepSource, analysis: Analysis) -> bytes:
+    """Every run as the page's table has it (plus each swept value), one CSV row per run."""
+    import csv
+    import io
+
+    names = analysis.param_order
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*CSV_COLUMNS[:3], *names, *CSV_COLUMNS[3:]])
+    for row in run_rows(source, analysis, names):
+        cells = [row[c] for c in CSV_COLUMNS]
+        writer.writerow([*cells[:3], *row["params"], *cells[3:]])
+    return buffer.getvalue().encode()
 
 
 def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[dict[str, Any]]:
@@ -170,7 +211,7 @@ def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[
                 "best": run is analysis.best,
                 "metric": "—" if finite_metric(run) is None else format_value(finite_metric(run)),
                 "params": [format_value(params[n]) if n in params else "" for n in names],
-                "epochs": epochs_logged(run),
+                "epochs": run.epoch_count or len(run.epochs or []),
                 "train_s": f"{train_s:.1f}" if isinstance(train_s, int | float) else "",
                 "host": run.host or record.get("host") or "",
                 "job": f"{job}_{task}" if job and task else (job or ""),

@@ -44,9 +44,22 @@ class SweepSource:
     submissions: list[Submission] = field(default_factory=list)
 
 
+# A sweep of up to this many runs has every run's curve per epoch; a bigger one the best of them
+# (and its running runs): each run's epochs are read from its own records, the rest of an ended
+# run from its end record (status does the same).
+EPOCH_RUNS = 40
+EPOCH_BEST = 20
+
+
 def load_local(path: Path) -> SweepSource:
     sweep = open_sweep(str(path))
-    runs = sweep.runs()
+    runs = sweep.runs(read_ended=False)
+    for run in runs:
+        if not run.record and run.run_dir is not None:  # run.json: provenance, timings
+            run.record = sweep.metrics.run_json(run.run_dir)
+            run.config = run.config or run.record.get("config") or {}
+    read = {r.run_id for r in runs} if len(runs) <= EPOCH_RUNS else set(best_ids(sweep, runs))
+    runs = [sweep.run_view(r.run_id) if r.run_id in read and not r.epochs else r for r in runs]
     source = SweepSource(
         ref=str(path),
         sweep_id=sweep.sweep_id,
@@ -61,6 +74,13 @@ def load_local(path: Path) -> SweepSource:
         source.definition_text = definition_file.read_text()
     source.submissions = read_submissions(Path(sweep.path) / "slurm")
     return source
+
+
+def best_ids(sweep: Any, runs: list[RunView]) -> list[str]:
+    """The ``EPOCH_BEST`` best finished or stopped runs by the sweep's metric and goal."""
+    scored = [r for r in runs if r.metric is not None and r.state in ("finished", "stopped")]
+    scored.sort(key=lambda r: r.metric or 0.0, reverse=sweep.goal == "maximize")
+    return [r.run_id for r in scored[:EPOCH_BEST]]
 
 
 def read_submissions(folder: Path) -> list[Submission]:

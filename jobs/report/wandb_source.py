@@ -66,6 +66,7 @@ def _run(run: Any, names: list[str], metric: str | None, goal: str = "minimize")
         metric=value,
         epochs=epochs,
         metric_history=[float(v) for v in history],
+        epoch_count=len(history),
         summary=summary,
         config=dict(run.config),
         started_at=getattr(run, "created_at", None),

@@ -15,9 +15,10 @@ are the run folder in the sweep,
 While the program runs, a thread renews the run's lease; the agent finds the program's W&B run
 by its id wherever the program writes it (``dir=``, a changed working folder:
 ``jobs.sweeps.run_location`` links it into ``RUN_DIR/wandb/``) and reads what it logged (else
-``RUN_DIR/run.json``: ``jobs.sweeps.run_metrics``),
-and at each new value of the sweep's metric asks hyperband (``sweeps.stop_runs``) whether to stop
-it. So that it sees each epoch, the program's wandb flushes its log every second
+``RUN_DIR/run.json``: ``jobs.sweeps.run_metrics``), and at each new value of the sweep's metric
+applies hyperband's rule (``sweeps.stop_runs``'s, from kept band values:
+``jobs.sweeps.hyperband_check``) to decide whether to stop it. So that it sees each epoch, the
+program's wandb flushes its log every second
 (``WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL``, unless the environment sets it). A stop is SIGTERM
 (the trainer checkpoints and exits), SIGKILL after a grace period, recorded as ``stopped``. Exit 0 is
 ``finished``, 75 ``preempted`` (re-queued under the same run id), anything else ``failed`` with the
@@ -41,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import program_check
+from jobs.sweeps import hyperband_check, program_check
 from jobs.sweeps import store as store_mod
 from jobs.sweeps.definition import args_json, build_command, validate
 from jobs.sweeps.end_record import end_patience_s, record_end_durably
@@ -138,6 +139,7 @@ class LocalAgent:
         self.signalled: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._beat_reader: store_mod.LocalSweep | None = None
+        self._hyperband: tuple[hyperband_check.BandValues, float, bool] | None = None
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.signalled = signum
@@ -354,11 +356,27 @@ class LocalAgent:
         return rc, stopped, lost_lease
 
     def _hyperband_says_stop(self, claim: store_mod.Claim) -> bool:
-        from sweeps.run import stop_runs
-
-        self.sweep.refresh()
-        to_stop = stop_runs(self.sweep.definition, self.sweep.engine_runs(live=True))
-        return any(r.name == claim.run_id for r in to_stop)
+        """The engine's hyperband rule for this run (jobs/sweeps/hyperband_check.py): the ended
+        runs' values at the bands kept between calls, the running runs' histories read live."""
+        if self._hyperband is None:
+            bands, eta, strict = hyperband_check.bands_and_eta(self.sweep.definition)
+            ended = hyperband_check.BandValues(bands, self.sweep.goal == "maximize")
+            self._hyperband = (ended, eta, strict)
+        ended, eta, strict = self._hyperband
+        running: list[list[float]] = []
+        mine: list[float] = []
+        runs = self.sweep.refresh()
+        for run in ended.to_look_at(runs, self.sweep.open_runs()):
+            end = run.last_end
+            if end is None:  # running
+                ended.update(run.run_id, None)
+                live = self.sweep.metrics.history(self.sweep.run_dir(run.run_id))
+                running.append(hyperband_check.valid(live, ended.maximize))
+                if run.run_id == claim.run_id:
+                    mine = running[-1]
+            else:
+                ended.update(run.run_id, end)
+        return hyperband_check.says_stop(mine, ended.bands, eta, strict, ended, running)
 
     def _record(
         self,

@@ -46,6 +46,8 @@ class RunMetrics:
             "history": self.history,
             "epochs": len(self.epochs),
             "metric_source": self.source,
+            # its numbers (not media or tables): status shows an ended run from this record alone
+            "summary": {k: v for k, v in self.summary.items() if is_number(v)},
         }
 
 
@@ -104,6 +106,11 @@ class RunMetricsReader:
         if records.found:
             return self._from_wandb(records)
         return self._from_run_json(self.run_json(run_dir))
+
+    def forget(self, run_dir: Path | None) -> None:
+        """Drop what was read of a run (a caller that reads each run once: status --json)."""
+        self._records.pop(run_dir, None)  # type: ignore[arg-type]
+        self._run_json.pop(run_dir, None)  # type: ignore[arg-type]
 
     def history(self, run_dir: Path) -> list[float]:
         """The sweep metric's logged values so far: what hyperband counts, and all a poll of a

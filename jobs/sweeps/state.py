@@ -86,6 +86,8 @@ class RunView:
     # counts them (a script that logs every batch has many more rows than epochs)
     metric_history: list[float] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict, repr=False)  # run.json as read, {} if none
+    # how many epochs it logged: len(epochs), or from its end record where epochs were not read
+    epoch_count: int = 0
 
 
 @dataclass
@@ -117,6 +119,7 @@ class FoldedRun:
         self.ends: dict[int, dict[str, Any]] = {}
         self.grid_key: tuple[str, ...] | None = None  # the engine's hash of its grid point
         self.engine_run: Any = None  # its SweepRun, rebuilt when a record changes it
+        self.bayes_run: Any = None  # the same as bayes reads it (jobs/sweeps/engine_view.py)
 
     @property
     def k(self) -> int:

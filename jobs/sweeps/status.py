@@ -1,9 +1,15 @@
 """``sweepkit status SWEEP [--json] [--watch [SECONDS]]``: a local sweep's runs at a glance.
 
 One row per run (id, state, swept values, the sweep metric, epochs, host, SLURM job and array ids,
-duration, attempts), then counts by state and the best run by the sweep's metric and goal.
-``--json`` prints the same as one JSON document for scripts; ``--watch`` redraws it every few
-seconds until the sweep is complete (or Ctrl-C).
+duration, attempts), then counts by state and the best run by the sweep's metric and goal. A sweep
+of more than ``TABLE_RUNS`` runs lists its best runs, its running and queued runs and its failed
+and crashed runs (``--all``: every run). ``--json`` prints one JSON document for scripts, one run
+per line, written as each run is read; ``--watch`` redraws every few seconds until the sweep is
+complete (or Ctrl-C).
+
+An ended run is shown from what its agent recorded when it ended (its end record: metric, epoch
+count, summary), so a table costs a read of the journal plus the running runs' own records, whatever
+the number of ended runs; ``--json`` reads every run's records (it prints their epochs).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 import sys
 import time
 from dataclasses import fields
-from typing import Any
+from typing import Any, TextIO
 
 from jobs.sweeps import store as store_mod
 from jobs.sweeps.failure import error_line
@@ -21,6 +27,8 @@ from jobs.sweeps.parameters import param_names
 from train.errors import UserError
 
 DEFAULT_WATCH_S = 5.0
+TABLE_RUNS = 40  # above this, the table lists the runs worth seeing (--all: every run)
+BEST_SHOWN = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"redraw every SECONDS (default {DEFAULT_WATCH_S:g}) until the sweep is complete or Ctrl-C",
     )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every run (a sweep of more than {TABLE_RUNS} runs lists its best, running and failed runs)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,10 +65,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--watch {args.watch:g}: must be a positive number of seconds")
     try:
         while True:
-            text = json.dumps(snapshot(sweep), indent=2) if args.json else render(sweep)
             if args.watch is not None and sys.stdout.isatty():
                 sys.stdout.write("\033[H\033[2J")  # redraw in place
-            print(text, flush=True)
+            if args.json:
+                write_json(sweep, sys.stdout)
+            else:
+                print(render(sweep, show_all=args.all), flush=True)
             if args.watch is None or sweep.complete():
                 return 0
             time.sleep(args.watch)
@@ -75,9 +90,8 @@ def best_run(
     return pick(scored, key=lambda v: v.metric if v.metric is not None else 0.0)
 
 
-def snapshot(sweep: store_mod.LocalSweep) -> dict[str, Any]:
-    views = sweep.runs()
-    counts = sweep.counts(views)
+def header(sweep: store_mod.LocalSweep, views: list[store_mod.RunView]) -> dict[str, Any]:
+    """The JSON document's fields besides its runs."""
     best = best_run(sweep, views)
     return {
         "sweep_id": sweep.sweep_id,
@@ -86,17 +100,36 @@ def snapshot(sweep: store_mod.LocalSweep) -> dict[str, Any]:
         "metric": sweep.definition.get("metric"),
         "planned_runs": sweep.planned_runs(),
         "complete": sweep.complete(),
-        "counts": counts,
+        "counts": sweep.counts(views),
         "best": best.run_id if best else None,
-        # run.json itself stays out: its epochs and summary are fields already
-        "runs": [
-            {
-                **{f.name: getattr(v, f.name) for f in fields(v) if f.name != "record"},
-                "run_dir": str(v.run_dir),
-            }
-            for v in views
-        ],
     }
+
+
+def as_json(view: store_mod.RunView) -> dict[str, Any]:
+    # run.json itself stays out: its epochs and summary are fields already
+    return {
+        **{f.name: getattr(view, f.name) for f in fields(view) if f.name != "record"},
+        "run_dir": str(view.run_dir),
+    }
+
+
+def snapshot(sweep: store_mod.LocalSweep) -> dict[str, Any]:
+    views = sweep.runs()
+    return {**header(sweep, views), "runs": [as_json(v) for v in views]}
+
+
+def write_json(sweep: store_mod.LocalSweep, out: TextIO) -> None:
+    """``snapshot`` as one JSON document, written run by run: each run's records are read, written
+    and let go, so memory does not grow with the number of runs."""
+    light = sweep.runs(read_ended=False)
+    text = json.dumps(header(sweep, light), indent=2)
+    out.write(text[: text.rindex("}")].rstrip() + ',\n  "runs": [')
+    for i, run_id in enumerate(v.run_id for v in light):
+        view = sweep.run_view(run_id)
+        out.write(("," if i else "") + "\n    " + json.dumps(as_json(view)))
+        sweep.metrics.forget(view.run_dir)
+    out.write("\n  ]\n}\n")
+    out.flush()
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -135,14 +168,8 @@ def param_header(name: str, metric_name: str) -> str:
     return PARAM_PREFIX + name if name in taken or name.startswith(PARAM_PREFIX) else name
 
 
-def epochs_logged(view: store_mod.RunView, metric_name: str | None) -> int:
-    """The values logged under the sweep's metric, which hyperband counts as epochs (rows, for
-    a sweep without a metric)."""
-    return len(view.metric_history) if metric_name else len(view.epochs)
-
-
-def render(sweep: store_mod.LocalSweep) -> str:
-    views = sweep.runs()
+def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
+    views = sweep.runs(read_ended=False)
     metric_name = sweep.metric_name or "metric"
     # the definition's swept parameters in its order (columns even before the first run), not
     # the ones pinned with value: (the same in every row)
@@ -158,28 +185,29 @@ def render(sweep: store_mod.LocalSweep) -> str:
         "duration",
         "tries",
     ]
-    rows = []
-    for v in sorted(views, key=lambda v: v.started_at or ""):
+
+    def row(v: store_mod.RunView) -> list[str]:
         state = v.state + (" (queued)" if v.queued else "")
-        rows.append(
-            [
-                v.run_id,
-                state,
-                *(_fmt(v.params.get(p)) for p in params),
-                _fmt(v.metric),
-                str(epochs_logged(v, sweep.metric_name)),
-                v.host or "-",
-                _slurm(v.slurm),
-                _fmt_duration(v.duration_s),
-                str(v.attempts),
-            ]
-        )
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+        return [
+            v.run_id,
+            state,
+            *(_fmt(v.params.get(p)) for p in params),
+            _fmt(v.metric),
+            str(v.epoch_count),
+            v.host or "-",
+            _slurm(v.slurm),
+            _fmt_duration(v.duration_s),
+            str(v.attempts),
+        ]
+
+    by_start = sorted(views, key=lambda v: v.started_at or "")
     lines = [f"sweep {sweep.sweep_id} ({sweep.definition.get('method')}, {sweep.path})"]
-    lines += [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
+    if show_all or len(views) <= TABLE_RUNS:
+        lines += _table(header, [row(v) for v in by_start])
+    else:
+        for title, chosen in _sections(sweep, views, by_start):
+            lines.append(title)
+            lines += ["  " + line for line in _table(header, [row(v) for v in chosen])]
     planned = sweep.planned_runs()
     summary = ", ".join(f"{n} {s}" for s, n in sweep.counts(views).items() if n) or "no runs yet"
     lines.append(f"runs: {summary}" + (f" (of {planned} planned)" if planned is not None else ""))
@@ -202,5 +230,40 @@ def render(sweep: store_mod.LocalSweep) -> str:
             else f"{len(ids)} runs ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
         )
         lines.append(f"{state} {who}: {last}")
+    if not show_all and len(views) > TABLE_RUNS:
+        lines.append(f"(--all lists all {len(views)} runs)")
     lines.append("complete" if sweep.complete() else "in progress")
     return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+
+
+def _sections(
+    sweep: store_mod.LocalSweep, views: list[store_mod.RunView], by_start: list[store_mod.RunView]
+) -> list[tuple[str, list[store_mod.RunView]]]:
+    """The runs worth seeing in a big sweep: its best, those running or queued, those that failed
+    (the last ones of each, newest last)."""
+    scored = [v for v in views if v.metric is not None and v.state in ("finished", "stopped")]
+    scored.sort(key=lambda v: v.metric or 0.0, reverse=sweep.goal == "maximize")
+    out = [
+        (f"best {min(BEST_SHOWN, len(scored))} of {len(scored)} scored runs:", scored[:BEST_SHOWN])
+    ]
+    for title, states in (
+        ("running or queued", None),
+        ("failed or crashed", ("failed", "crashed")),
+    ):
+        if states is None:
+            chosen = [v for v in by_start if v.state == "running" or v.queued]
+        else:
+            chosen = [v for v in by_start if v.state in states and not v.queued]
+        if chosen:
+            shown = chosen[-TABLE_RUNS:]
+            more = f", the last {len(shown)} shown" if len(shown) < len(chosen) else ""
+            out.append((f"{title}: {len(chosen)}{more}", shown))
+    return out

@@ -13,8 +13,8 @@ Layout of a sweep folder (the sweep reference is its path)::
 
 Journal records: ``claim`` {run, k, params (only when k = 0), at, agent, host, pid, slurm} hands
 attempt k of a run to an agent; ``end`` {run, k, state, metric, history, epochs, metric_source,
-exit_code, error, at} closes it with finished, failed, stopped, preempted or crashed; metric,
-history and epochs are what the agent read of the run's W&B records (or run.json, metric_source
+summary, exit_code, error, at} closes it with finished, failed, stopped, preempted or crashed; metric,
+history, epochs (a count) and summary (its numbers) are what the agent read of the run's W&B records (or run.json, metric_source
 says which: jobs/sweeps/run_metrics.py). A run's state is that of its
 last attempt (running if that has no end). Preempted runs, and crashed ones with retries left, go
 back to the queue under the same run id and folder, and are handed out before new runs.
@@ -48,6 +48,7 @@ from typing import Any
 
 from jobs.sweeps import lab_group
 from jobs.sweeps.definition import planned_runs, quiet_sweeps_import
+from jobs.sweeps.engine_view import bayes_history, bayes_run_class, limited_threads
 from jobs.sweeps.journal import (
     LOCK_LIFETIME_S,
     SHARED_FILE_MODE,
@@ -271,6 +272,7 @@ class LocalSweep:
         self.metric_name: str | None = (self.definition.get("metric") or {}).get("name")
         self.goal: str = (self.definition.get("metric") or {}).get("goal", "minimize")
         self._journal = Journal(path / "journal.jsonl")
+        self._runs_root = path / "runs"
         self._runs: dict[str, FoldedRun] = {}
         self._open: dict[str, FoldedRun] = {}
         self._target = (self.definition.get("metric") or {}).get("target")
@@ -308,10 +310,10 @@ class LocalSweep:
                 run = self._runs[run_id] = FoldedRun(run_id, record["params"])
             if record.get("k") == len(run.claims):
                 run.claims.append(record)
-                run.engine_run = None
+                run.engine_run = run.bayes_run = None
         elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
             run.ends.setdefault(record["k"], record)
-            run.engine_run = None
+            run.engine_run = run.bayes_run = None
             metric, target = record.get("metric"), self._target
             if (
                 record.get("state") == "finished"
@@ -363,13 +365,54 @@ class LocalSweep:
     def run_dir(self, run_id: str) -> Path:
         return self.path / "runs" / run_id
 
-    def runs(self) -> list[RunView]:
-        """Every run with its state, swept values, metric and what its run.json says."""
+    def runs(self, read_ended: bool = True) -> list[RunView]:
+        """Every run with its state, swept values, metric and what its run.json says.
+        ``read_ended=False``: an ended run whose end record holds what its agent read of it
+        (metric, epoch count, summary) is shown from that record, with no read of its folder
+        (its ``epochs`` rows, ``config`` and ``record`` stay empty); only the others are read."""
         now = time.time()
         views = []
         for run in self.refresh().values():
-            views.append(self._view(run, now))
+            view = None if read_ended else self._ended_view(run)
+            views.append(view if view is not None else self._view(run, now))
         return views
+
+    def run_view(self, run_id: str) -> RunView:
+        """One run (as in ``runs()``, its records read), from the journal as last read."""
+        return self._view(self._runs[run_id], time.time())
+
+    def _ended_view(self, run: FoldedRun) -> RunView | None:
+        """An ended run as its journal records say, or None if they do not say enough."""
+        end = run.last_end
+        if end is None or not isinstance(end.get("epochs"), int) or "metric_source" not in end:
+            return None
+        first, last = run.claims[0], run.claims[-1]
+        state = str(end["state"])
+        metric = end.get("metric")
+        # (the folder joined once to the runs' root, the queue rule from the end record read: a
+        # status of 20,000 runs spent a third of its time in pathlib and the run state properties)
+        queued = state == "preempted" or (state == "crashed" and run.crashes <= self.max_retries)
+        return RunView(
+            run_id=run.run_id,
+            state=state,
+            params=flat_params(run.params),
+            run_dir=self._runs_root / run.run_id,
+            metric=metric if isinstance(metric, (int, float)) else None,
+            summary=dict(end.get("summary") or {}),
+            host=last.get("host"),
+            slurm=last.get("slurm") or {},
+            started_at=iso(first.get("at")),
+            ended_at=iso(end.get("at")),
+            attempts=len(run.claims),
+            error=end.get("error") if state in ("failed", "crashed") else None,
+            exit_code=end.get("exit_code"),
+            queued=queued,
+            duration_s=round(end["at"] - first.get("at", end["at"]), 1),
+            metric_source=end.get("metric_source") if end.get("metric_source") != "none" else None,
+            metric_history=list(end.get("history") or []),
+            # values logged under the sweep's metric, as hyperband counts epochs (rows without one)
+            epoch_count=len(end.get("history") or []) if self.metric_name else end["epochs"],
+        )
 
     def _view(self, run: FoldedRun, now: float) -> RunView:
         run_dir = self.run_dir(run.run_id)
@@ -394,6 +437,7 @@ class LocalSweep:
             metric = logged.metric
         first, last = run.claims[0], run.claims[-1]
         error = (end or {}).get("error") or info.get("error")
+        history = list(logged.history or (end or {}).get("history") or [])
         return RunView(
             run_id=run.run_id,
             state=state,
@@ -418,7 +462,8 @@ class LocalSweep:
             record=info,
             config=info.get("config") or logged.config,
             metric_source=logged.source if logged.source != "none" else None,
-            metric_history=list(logged.history or (end or {}).get("history") or []),
+            metric_history=history,
+            epoch_count=len(history) if self.metric_name else len(logged.epochs),
         )
 
     def failing_from_the_start(self, limit: int) -> FoldedRun | None:
@@ -504,6 +549,20 @@ class LocalSweep:
             }
         return lease_expired(lease, self.lease_s, me, now)
 
+    def open_runs(self) -> dict[str, FoldedRun]:
+        """The running and queued runs by id, as last read (``refresh`` reads on)."""
+        return self._open
+
+    def _expired_leases(self, me: AgentIdentity) -> list[str]:
+        """The running runs whose lease looks expired now, by their claim and lease file (read
+        without the lock)."""
+        now = time.time()
+        return [
+            r.run_id
+            for r in list(self._open.values())
+            if r.state == "running" and self._lease_expired(r, me, now)
+        ]
+
     # ----- handing out runs ----------------------------------------------------------------
     def _can_add(self) -> bool:
         cap = self.definition.get("run_cap")
@@ -541,6 +600,29 @@ class LocalSweep:
             out.append(cached)
         return out
 
+    def bayes_runs(self) -> list[Any]:
+        """The runs as bayes search reads them (jobs/sweeps/engine_view.py): an ended run's
+        history cut to what bayes reads, its extrema memoised; cached per run until a record
+        changes it. Running runs go as they are: bayes reads only their swept values."""
+        cls = bayes_run_class()
+        out = []
+        for run in self._runs.values():
+            if run.bayes_run is None:
+                end = run.last_end or {}
+                values = bayes_history(end.get("history") or [])
+                name = self.metric_name
+                run.bayes_run = cls(
+                    name=run.run_id,
+                    state=ENGINE_STATE[run.state],
+                    config=run.params,
+                    history=[{name: v} for v in values] if name else [],
+                    summary_metrics=(
+                        {name: end["metric"]} if name and end.get("metric") is not None else {}
+                    ),
+                )
+            out.append(run.bayes_run)
+        return out
+
     def _propose(self, n: int) -> list[dict[str, Any]]:
         """``n`` proposals from the engine: what ``sweeps.run.next_runs`` dispatches to, called
         directly, so that a grid or random agent does not import scikit-learn (bayes only, ~0.15 s)."""
@@ -558,7 +640,8 @@ class LocalSweep:
         else:
             from sweeps.bayes_search import bayes_search_next_runs
 
-            proposals = bayes_search_next_runs(self.engine_runs(), self.definition, n=n)
+            with limited_threads():
+                proposals = bayes_search_next_runs(self.bayes_runs(), self.definition, n=n)
         return [plain(p.config) for p in proposals if p is not None]
 
     def claim(self, me: AgentIdentity) -> Claim | NoClaim:
@@ -578,12 +661,16 @@ class LocalSweep:
             else:
                 proposals = self._propose(1)
             seen_at = self._journal.offset
+            suspects = self._expired_leases(me)  # outside the lock: a lease read per running run
             with self.lock() as lock:
                 self.refresh()
                 now = time.time()
+                # under the lock, only the suspects' leases are read again (a heartbeat may have
+                # come meanwhile): the hold does not grow with the number of running runs; a lease
+                # that expires meanwhile is found by the next claim
                 expired = [
                     r
-                    for r in list(self._open.values())
+                    for r in (self._runs[run_id] for run_id in suspects)
                     if r.state == "running" and self._lease_expired(r, me, now)
                 ]
                 records = [self._expired_end(run, me, now) for run in expired]
