@@ -660,3 +660,18 @@ VERBS_OF_SWEEPKIT = (
     "report",
     "sync",
 )
+
+
+def test_both_definitions_copy_every_package_the_project_installs() -> None:
+    """pip installs the project in the image from what was copied: a package pyproject.toml lists
+    but neither definition copies fails the build at its install step (seen with sweepkit/)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    tops = {name.split(".")[0] for name in project["tool"]["setuptools"]["packages"]}
+    dockerfile, definition = DOCKERFILE.read_text(), DEF.read_text()
+    ignore = DOCKERIGNORE.read_text().splitlines()
+    for top in sorted(tops):
+        assert f"COPY {top} /opt/sweepkit/{top}\n" in dockerfile, top
+        assert f"    {top} /opt/sweepkit/{top}\n" in definition, top
+        assert f"!{top}" in ignore, top
