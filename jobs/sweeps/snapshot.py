@@ -27,10 +27,12 @@ The (de)serialisation is pure (``dump``, ``load``, ``covers``); ``read`` and ``w
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import sys
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,25 +50,38 @@ WRITE_AFTER_BYTES = 1_000_000
 
 
 class SnapshotRun(FoldedRun):
-    """A run loaded from a snapshot: its state from the index, its records parsed when first read."""
+    """A run loaded from a snapshot: its state from the index, its records parsed when first read.
+    Loading one is a few attribute stores (a fresh agent loads thousands): the rest are class
+    defaults until set."""
 
-    def __init__(self, run_id: str, state: str, k: int, crashes: int, raw: bytes):
-        self.run_id = run_id
-        self.raw: bytes | None = raw  # its records as JSON until parsed
-        self._state, self._k, self._crashes = state, k, crashes
-        self._params: dict[str, Any] = {}
-        self._claims: list[dict[str, Any]] = []
-        self._ends: dict[int, dict[str, Any]] = {}
-        self.grid_key = None
-        self.engine_run = None
-        self.bayes_run = None
+    grid_key = None
+    engine_run = None
+    bayes_run = None
+    _params: dict[str, Any]
+    _claims: list[dict[str, Any]]
+    _ends: dict[int, dict[str, Any]]
+
+    def __init__(self, entry: list[Any], blob: bytes):
+        self.run_id = entry[0]
+        self._entry: list[Any] | None = entry  # [run_id, state, k, crashes, start, length]
+        self._blob = blob
+
+    @property
+    def raw(self) -> bytes | None:
+        """Its records as JSON (params, claims, ends), until they are parsed."""
+        if self._entry is None:
+            return None
+        start, length = self._entry[4], self._entry[5]
+        return self._blob[start : start + length]
 
     def _parse(self) -> None:
-        if self.raw is not None:
-            params, claims, ends = json.loads(self.raw)
+        raw = self.raw
+        if raw is not None:
+            params, claims, ends = json.loads(raw)
             self._params, self._claims = params, claims
             self._ends = {int(e["k"]): e for e in ends}
-            self.raw = None
+            self._entry = None
+            del self._blob
 
     @property  # type: ignore[override]
     def params(self) -> dict[str, Any]:
@@ -100,15 +115,15 @@ class SnapshotRun(FoldedRun):
 
     @property
     def k(self) -> int:
-        return self._k if self.raw is not None else super().k
+        return self._entry[2] if self._entry is not None else super().k
 
     @property
     def state(self) -> str:
-        return self._state if self.raw is not None else super().state
+        return self._entry[1] if self._entry is not None else super().state
 
     @property
     def crashes(self) -> int:
-        return self._crashes if self.raw is not None else super().crashes
+        return self._entry[3] if self._entry is not None else super().crashes
 
 
 @dataclass
@@ -152,6 +167,17 @@ def dump(snapshot: Snapshot) -> bytes:
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + rest
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load(data: bytes) -> Snapshot | str:
     """The snapshot in a file's bytes, or why it cannot be used (pure)."""
     try:
@@ -167,9 +193,8 @@ def load(data: bytes) -> Snapshot | str:
         index_len = int(header["index_len"])
         index = json.loads(bytes(rest[:index_len]))
         blob = bytes(rest[index_len:])
-        runs: dict[str, FoldedRun] = {}
-        for run_id, state, k, crashes, start, length in index:
-            runs[run_id] = SnapshotRun(run_id, state, k, crashes, blob[start : start + length])
+        with _no_gc():  # thousands of new objects, none cyclic: the collector would rescan them
+            runs: dict[str, FoldedRun] = {entry[0]: SnapshotRun(entry, blob) for entry in index}
         return Snapshot(
             int(header["offset"]),
             int(header["head_crc"]),
