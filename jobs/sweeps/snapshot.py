@@ -61,7 +61,7 @@ class SnapshotRun(FoldedRun):
     _claims: list[dict[str, Any]]
     _ends: dict[int, dict[str, Any]]
 
-    def __init__(self, entry: list[Any], blob: bytes):
+    def __init__(self, entry: list[Any], blob: memoryview):
         self.run_id = entry[0]
         self._entry: list[Any] | None = entry  # [run_id, state, k, crashes, start, length]
         self._blob = blob
@@ -72,7 +72,7 @@ class SnapshotRun(FoldedRun):
         if self._entry is None:
             return None
         start, length = self._entry[4], self._entry[5]
-        return self._blob[start : start + length]
+        return bytes(self._blob[start : start + length])
 
     def _parse(self) -> None:
         raw = self.raw
@@ -192,7 +192,7 @@ def load(data: bytes) -> Snapshot | str:
             return "its checksum does not match (a torn or foreign file)"
         index_len = int(header["index_len"])
         index = json.loads(bytes(rest[:index_len]))
-        blob = bytes(rest[index_len:])
+        blob = rest[index_len:]  # not copied: each run's slice is copied when it is parsed
         with _no_gc():  # thousands of new objects, none cyclic: the collector would rescan them
             runs: dict[str, FoldedRun] = {entry[0]: SnapshotRun(entry, blob) for entry in index}
         return Snapshot(
