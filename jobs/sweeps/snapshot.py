@@ -191,9 +191,9 @@ def load(data: bytes) -> Snapshot | str:
         if zlib.crc32(rest) != header["crc"]:
             return "its checksum does not match (a torn or foreign file)"
         index_len = int(header["index_len"])
-        index = json.loads(bytes(rest[:index_len]))
         blob = rest[index_len:]  # not copied: each run's slice is copied when it is parsed
         with _no_gc():  # thousands of new objects, none cyclic: the collector would rescan them
+            index = json.loads(bytes(rest[:index_len]))
             runs: dict[str, FoldedRun] = {entry[0]: SnapshotRun(entry, blob) for entry in index}
         return Snapshot(
             int(header["offset"]),

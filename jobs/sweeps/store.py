@@ -309,7 +309,8 @@ class LocalSweep:
             self._open = {
                 run_id: run
                 for run_id, run in found.runs.items()
-                if run.state == "running" or run.queued(self.max_retries)
+                if run.state in ("running", "preempted", "crashed")
+                and (run.state == "running" or run.queued(self.max_retries))
             }
             self._journal.offset = self._snapshot_at = found.offset
 
