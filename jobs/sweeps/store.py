@@ -5,6 +5,7 @@ Layout of a sweep folder (the sweep reference is its path)::
     sweep.yaml        the validated W&B sweep definition, written once at creation
     sweep.json        {schema, sweep_id, created_at, lease_s, max_retries, ...}, written once
     journal.jsonl     append-only records, one per line: "<crc32> <json>" (see jobs/sweeps/journal.py)
+    journal.snapshot  the journal's fold up to a byte offset, rewritten by agents (jobs/sweeps/snapshot.py)
     lock              the flufl.lock taken for every append (claims, results)
     claims/           one empty token per hand-out of a run: <run_id>.<attempt>, made O_EXCL
     leases/           <run_id>.<attempt>.json heartbeats, rewritten by atomic rename
