@@ -251,3 +251,18 @@ def test_concurrent_claims_and_snapshot_writers_agree_with_a_full_replay(
     full = full_replay(sweep.path)
     assert seen == full
     assert sum(k + 1 for _, k, *_ in full["runs"].values()) == 4 * 8  # every claim, once
+
+
+def test_a_killed_writers_temporary_file_is_removed_once_stale(tmp_path: Path) -> None:
+    sweep = store.create_sweep(DEFINITION, tmp_path, source="test")
+    work(sweep, 3, seed=1)
+    old = sweep.path / f".{snapshot.SNAPSHOT_NAME}.node7.4242.tmp"
+    recent = sweep.path / f".{snapshot.SNAPSHOT_NAME}.node8.4343.tmp"
+    old.write_bytes(b"half a snapsh")
+    recent.write_bytes(b"being written")
+    hours_ago = time.time() - 2 * snapshot.STALE_TMP_S
+    os.utime(old, (hours_ago, hours_ago))
+    assert sweep.write_snapshot(force=True)
+    assert not old.exists() and recent.exists()  # another host may still be writing that one
+    reader, seen = from_snapshot(sweep.path)
+    assert loaded_from_snapshot(reader) and seen == full_replay(sweep.path)

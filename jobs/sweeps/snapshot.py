@@ -17,8 +17,8 @@ only the running and queued runs: its start is the index (a few dozen bytes a ru
 
 Written to a temporary file, fsynced and renamed over the old one (atomic on POSIX and NFS), by
 any agent, with or without the lock: two writers each leave a whole, true snapshot; the one renamed
-last wins, whichever offset it covers. A killed writer leaves at most its temporary file. Anything
-wrong with a snapshot means a full replay, with one warning; the journal alone stays the truth, and
+last wins, whichever offset it covers. A killed writer leaves at most its temporary file (the next
+writer removes it once it is an hour old). Anything wrong with a snapshot means a full replay, with one warning; the journal alone stays the truth, and
 a sweep without a snapshot (written before they existed) is read as before.
 
 The (de)serialisation is pure (``dump``, ``load``, ``covers``); ``read`` and ``write`` do the I/O.
@@ -31,6 +31,7 @@ import gc
 import json
 import os
 import sys
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ CHECK_BYTES = 4096  # journal bytes checksummed at its head and before the offse
 # (about 1,000 ended runs): rarely enough that writing it (a second or so at 20,000 runs, outside
 # the lock) stays off the claims' path, often enough that the tail a fresh agent replays is small.
 WRITE_AFTER_BYTES = 1_000_000
+# A temporary snapshot file this old was left by a writer killed mid-write: the next writer removes it.
+STALE_TMP_S = 3600
 
 
 class SnapshotRun(FoldedRun):
@@ -288,8 +291,17 @@ def write(
             os.close(fd)
         os.chmod(tmp, SHARED_FILE_MODE)
         os.replace(tmp, path)
+        _remove_stale_tmp(sweep_dir)
         return True
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink()
         return False
+
+
+def _remove_stale_tmp(sweep_dir: Path) -> None:
+    now = time.time()
+    for leftover in sweep_dir.glob(f".{SNAPSHOT_NAME}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > STALE_TMP_S:
+                leftover.unlink()
