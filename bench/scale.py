@@ -12,7 +12,9 @@ The running runs were claimed ``2 x lease_s`` ago by agents on other hosts that 
 fresh, as long runs on a cluster do. Then it measures:
 
 * status, status --json, report: ``sweepkit`` in a fresh process, wall time and peak RSS;
-* fresh claim (random): a fresh process opens the sweep and claims one run (imports untimed);
+* fresh claim (random): a fresh process opens the sweep and claims one run (imports untimed),
+  once replaying the whole journal (no snapshot, none written), then from the journal's snapshot
+  (written through ``LocalSweep.write_snapshot``, jobs/sweeps/snapshot.py) and its tail;
   Optuna's JournalStorage + JournalFileBackend holding N finished trials: load_study + ask +
   suggest, the same way;
 * warm claim p50 (bayes): the same journal under a bayes definition, claims by one warm agent;
@@ -176,8 +178,11 @@ def timed_process(
 
 # ----- workers (fresh processes) ----------------------------------------------------------------
 def worker(args: argparse.Namespace) -> None:
-    if args.worker == "ours":
-        from jobs.sweeps import store
+    if args.worker in ("ours", "ours-journal"):
+        from jobs.sweeps import snapshot, store
+
+        if args.worker == "ours-journal":  # the whole journal replayed, no snapshot written
+            snapshot.WRITE_AFTER_BYTES = sys.maxsize
 
         store.quiet_sweeps_import()
         import sweeps.random_search  # noqa: F401  (what an agent has imported before it claims)
@@ -377,18 +382,32 @@ def measure(
 ) -> dict[str, Any]:
     sweep = stores["random"]
     out: dict[str, Any] = {}
-    out["status"] = timed_process([*SWEEPKIT, "status", str(sweep)], cwd=root)
-    json_out = root / "status.json"
-    with open(json_out, "wb") as f:
-        wall, rss = timed_process([*SWEEPKIT, "status", "--json", str(sweep)], cwd=root, stdout=f)
-    out["status_json"] = (json_out.stat().st_size / 1e6, rss, wall)
-    page = root / "report" / "report.html"
-    wall, rss = timed_process([*SWEEPKIT, "report", str(sweep), "--out", str(page)], cwd=root)
-    out["report"] = (wall, rss, sum(p.stat().st_size for p in page.parent.iterdir()) / 1e6)
+    if args.measures == "all":
+        out["status"] = timed_process([*SWEEPKIT, "status", str(sweep)], cwd=root)
+        json_out = root / "status.json"
+        with open(json_out, "wb") as f:
+            wall, rss = timed_process(
+                [*SWEEPKIT, "status", "--json", str(sweep)], cwd=root, stdout=f
+            )
+        out["status_json"] = (json_out.stat().st_size / 1e6, rss, wall)
+        page = root / "report" / "report.html"
+        wall, rss = timed_process([*SWEEPKIT, "report", str(sweep), "--out", str(page)], cwd=root)
+        out["report"] = (wall, rss, sum(p.stat().st_size for p in page.parent.iterdir()) / 1e6)
     out["fresh"] = (
-        fresh_claim("ours", sweep, args.fresh) * 1000,
+        fresh_claim("ours-journal", sweep, args.fresh) * 1000,
         fresh_claim("optuna", optuna_log, args.fresh) * 1000,
     )
+    from jobs.sweeps import store
+
+    written = store.open_sweep(sweep)
+    written.refresh()
+    started = time.perf_counter()
+    if not written.write_snapshot(force=True):
+        raise SystemExit(f"could not write the journal snapshot in {sweep}")
+    out["snapshot_write"] = time.perf_counter() - started
+    out["fresh_snapshot"] = fresh_claim("ours", sweep, args.fresh) * 1000
+    if args.measures == "fresh":
+        return out
     out["bayes"] = warm_bayes_claims(stores["bayes"], args.claims) * 1000
     out["hyperband"] = hyperband_checks(sweep, args.checks) * 1000
     out["lock"] = lock_holds(sweep, args.claims) * 1000
@@ -400,27 +419,44 @@ def table(results: dict[int, dict[str, Any]], running: int) -> str:
     head = "| measure | " + " | ".join(f"{n:,}" for n in sizes) + " |"
     rows = [head, "| --- |" + " --- |" * len(sizes)]
 
-    def row(name: str, cell: Any) -> None:
-        rows.append(f"| {name} | " + " | ".join(cell(results[n]) for n in sizes) + " |")
+    def row(name: str, cell: Any, key: str) -> None:
+        if all(key in results[n] for n in sizes):
+            rows.append(f"| {name} | " + " | ".join(cell(results[n]) for n in sizes) + " |")
 
-    row("`status`: wall s / peak RSS MB", lambda r: f"{r['status'][0]:.2f} / {r['status'][1]:.0f}")
+    row(
+        "`status`: wall s / peak RSS MB",
+        lambda r: f"{r['status'][0]:.2f} / {r['status'][1]:.0f}",
+        "status",
+    )
     row(
         "`status --json`: output MB / RSS MB / wall s",
         lambda r: (
             f"{r['status_json'][0]:.2f} / {r['status_json'][1]:.0f} / {r['status_json'][2]:.2f}"
         ),
+        "status_json",
     )
     row(
         "`report`: wall s / RSS MB / page MB (with files beside it)",
         lambda r: f"{r['report'][0]:.1f} / {r['report'][1]:.0f} / {r['report'][2]:.2f}",
+        "report",
     )
     row(
-        "fresh claim, random, ms (Optuna's journal store, same N)",
+        "fresh claim, random, whole journal, ms (Optuna's journal store, same N)",
         lambda r: f"{r['fresh'][0]:.1f} ({r['fresh'][1]:.1f})",
+        "fresh",
     )
-    row("warm claim p50, bayes (ms)", lambda r: f"{r['bayes']:.1f}")
-    row("hyperband check at each new epoch, per agent (ms)", lambda r: f"{r['hyperband']:.1f}")
-    row(f"lock hold per claim, {running} running (ms)", lambda r: f"{r['lock']:.2f}")
+    row(
+        "fresh claim, random, from the journal's snapshot, ms (writing it, s)",
+        lambda r: f"{r['fresh_snapshot']:.1f} ({r['snapshot_write']:.2f})",
+        "fresh_snapshot",
+    )
+    row("warm claim p50, bayes (ms)", lambda r: f"{r['bayes']:.1f}", "bayes")
+    row(
+        "hyperband check at each new epoch, per agent (ms)",
+        lambda r: f"{r['hyperband']:.1f}",
+        "hyperband",
+    )
+    row(f"lock hold per claim, {running} running (ms)", lambda r: f"{r['lock']:.2f}", "lock")
     return "\n".join(rows)
 
 
@@ -447,6 +483,12 @@ def main() -> None:
         "--check",
         action="store_true",
         help="check that the fast paths give a full replay's answers at each size",
+    )
+    parser.add_argument(
+        "--measures",
+        choices=("all", "fresh"),
+        default="all",
+        help="fresh: only the fresh claims (no status, report, warm claims)",
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", default=None, help=argparse.SUPPRESS)

@@ -5,6 +5,7 @@ Layout of a sweep folder (the sweep reference is its path)::
     sweep.yaml        the validated W&B sweep definition, written once at creation
     sweep.json        {schema, sweep_id, created_at, lease_s, max_retries, ...}, written once
     journal.jsonl     append-only records, one per line: "<crc32> <json>" (see jobs/sweeps/journal.py)
+    journal.snapshot  the journal's fold up to a byte offset, rewritten by agents (jobs/sweeps/snapshot.py)
     lock              the flufl.lock taken for every append (claims, results)
     claims/           one empty token per hand-out of a run: <run_id>.<attempt>, made O_EXCL
     leases/           <run_id>.<attempt>.json heartbeats, rewritten by atomic rename
@@ -46,7 +47,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import lab_group
+from jobs.sweeps import lab_group, snapshot
 from jobs.sweeps.definition import planned_runs, quiet_sweeps_import
 from jobs.sweeps.engine_view import bayes_history, bayes_run_class, limited_threads
 from jobs.sweeps.journal import (
@@ -273,6 +274,7 @@ class LocalSweep:
         self.goal: str = (self.definition.get("metric") or {}).get("goal", "minimize")
         self._journal = Journal(path / "journal.jsonl")
         self._runs_root = path / "runs"
+        self._snapshot_at = 0  # the journal offset of the last snapshot read or written
         self._runs: dict[str, FoldedRun] = {}
         self._open: dict[str, FoldedRun] = {}
         self._target = (self.definition.get("metric") or {}).get("target")
@@ -294,9 +296,33 @@ class LocalSweep:
         return planned_runs(self.definition)
 
     def refresh(self) -> dict[str, FoldedRun]:
+        if self._journal.offset == 0 and not self._runs:
+            self._load_snapshot()
         for record in self._journal.read_new():
             self._apply(record)
         return self._runs
+
+    def _load_snapshot(self) -> None:
+        """Start from the journal's snapshot, if there is a sound one (jobs/sweeps/snapshot.py)."""
+        found = snapshot.read(self.path, self._journal.path)
+        if found is not None:
+            self._runs, self._target_hit = found.runs, found.target_hit
+            self._open = {
+                run_id: run
+                for run_id, run in found.runs.items()
+                if run.state in ("running", "preempted", "crashed")
+                and (run.state == "running" or run.queued(self.max_retries))
+            }
+            self._journal.offset = self._snapshot_at = found.offset
+
+    def write_snapshot(self, force: bool = False) -> bool:
+        """Write a snapshot of the fold as last read, when the journal has grown by
+        ``snapshot.WRITE_AFTER_BYTES`` since the last one this reader saw (or ``force``)."""
+        offset = self._journal.offset
+        if not force and offset - self._snapshot_at < snapshot.WRITE_AFTER_BYTES:
+            return False
+        self._snapshot_at = offset
+        return snapshot.write(self.path, self._journal.path, self._runs, offset, self._target_hit)
 
     def _apply(self, record: dict[str, Any]) -> None:
         run_id = record.get("run")
@@ -661,6 +687,7 @@ class LocalSweep:
             else:
                 proposals = self._propose(1)
             seen_at = self._journal.offset
+            self.write_snapshot()  # outside the lock, rarely (after ~1 MB of journal)
             suspects = self._expired_leases(me)  # outside the lock: a lease read per running run
             with self.lock() as lock:
                 self.refresh()
