@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 
 from train.config import build_config
-from train.data import load_splits
 from train.distributed import GlobalBatchNorm2d, World, join_world, world_from_env, wrap_model
 from train.model import build_model
 from train.optim import make_optimizer
 from train.pipeline import make_loader
 from train.step import TrainStep
+from train.trainer import splits_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 3
@@ -56,15 +56,7 @@ def steps(world: World, sync_batchnorm: bool, count: int = STEPS) -> dict[str, t
     )
     device = join_world(world, cfg.device)
     torch.manual_seed(cfg.seed)
-    splits = load_splits(
-        cfg.dataset,
-        cfg.data_path,
-        split_seed=cfg.split_seed,
-        val_fraction=cfg.val_fraction,
-        sample_ratio=cfg.sample_ratio,
-        synthetic_size=cfg.synthetic_size,
-        num_classes=cfg.num_classes,
-    )
+    splits = splits_for(cfg)
     loader = make_loader(cfg, splits.train_x, splits.train_y, device, train=True, world=world)
     model = build_model(cfg).double()
     step = TrainStep(

@@ -30,7 +30,7 @@ from train.checkpoint import (
     save_final_weights,
 )
 from train.config import Config
-from train.data import load_splits
+from train.data import ImageSplits, load_splits
 from train.distributed import (
     World,
     check_batch_split,
@@ -92,6 +92,19 @@ def seed_everything(cfg: Config, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def splits_for(cfg: Config) -> ImageSplits:
+    """The run's train, validation and test splits, as its config names them."""
+    return load_splits(
+        cfg.dataset,
+        cfg.data_path,
+        split_seed=cfg.split_seed,
+        val_fraction=cfg.val_fraction,
+        sample_ratio=cfg.sample_ratio,
+        synthetic_size=cfg.synthetic_size,
+        num_classes=cfg.num_classes,
+    )
+
+
 @dataclass
 class EpochSums:
     """Training-loss sums of the current epoch (kept in checkpoints for mid-epoch resume)."""
@@ -115,15 +128,7 @@ def train(
     rank_batch = check_batch_split(cfg.batch_size, world)
     use_allotted_cpus()
     seed_everything(cfg, device)
-    splits = load_splits(
-        cfg.dataset,
-        cfg.data_path,
-        split_seed=cfg.split_seed,
-        val_fraction=cfg.val_fraction,
-        sample_ratio=cfg.sample_ratio,
-        synthetic_size=cfg.synthetic_size,
-        num_classes=cfg.num_classes,
-    )
+    splits = splits_for(cfg)
     train_loader = make_loader(cfg, splits.train_x, splits.train_y, device, train=True, world=world)
     val_loader = make_loader(cfg, splits.val_x, splits.val_y, device, train=False, world=world)
     test_loader = make_loader(cfg, splits.test_x, splits.test_y, device, train=False, world=world)
