@@ -60,6 +60,7 @@ from jobs.sweeps.journal import (
 from jobs.sweeps.parameters import flat_params
 from jobs.sweeps.reconcile import Reconciled, reconcile
 from jobs.sweeps.reconcile import warning as reconcile_warning
+from jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at  # noqa: F401  (re-exported)
 from jobs.sweeps.run_metrics import RunMetricsReader
 from jobs.sweeps.state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
     ENGINE_STATE,
@@ -87,7 +88,6 @@ from train.errors import UserError
 from train.write_errors import as_user_error
 
 SCHEMA = 1
-DEFAULT_ROOT = "sweeps"  # where sweep create puts sweep folders unless told --root
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
@@ -227,17 +227,6 @@ def _undone_on_failure(undo: Callable[[], None]) -> Iterator[None]:
 
 def is_local_ref(ref: str) -> bool:
     return Path(ref).is_dir()
-
-
-def no_sweep_at(ref: str | Path, what_else: str = "") -> UserError:
-    """The one wording every verb uses for a sweep reference that is no sweep folder; a bare id
-    (what the sweep's folder is named) gets its folder under the default root suggested."""
-    guess = Path(DEFAULT_ROOT) / Path(ref).name
-    if str(ref) != str(guess) and (guess / "sweep.json").is_file():
-        hint = f"did you mean {guess}? (sweep create prints the sweep's folder)"
-    else:
-        hint = "create one with: sweepkit sweep create config/sweep_config.yaml"
-    return UserError(f"no sweep folder at {ref}{what_else}; {hint}")
 
 
 def open_sweep(ref: str | Path) -> LocalSweep:
