@@ -14,6 +14,8 @@ from slurm_fixture import REPO, fast_sweep, sweepkit
 
 from jobs.slurm import script as sbatch_script
 from jobs.slurm.profiles import Profile, load_all, load_profile, parse_time_s
+from jobs.slurm.target import SweepTarget
+from jobs.sweeps.ref import SweepRef
 from train.errors import UserError
 
 CLUSTER = REPO / "config" / "cluster.yaml"
@@ -182,8 +184,16 @@ def test_cli_reports_a_profile_error_as_one_line(tmp_path: Path) -> None:
 
 
 # ----- rendering ------------------------------------------------------------------------------
+def sweep_ref(kind: str, ref: str) -> SweepRef:
+    """A reference to a sweep that need not exist here: a local folder, or entity/project/id."""
+    if kind == "local":
+        return SweepRef(ref, path=Path(ref))
+    entity, project, sweep_id = ref.split("/")
+    return SweepRef(ref, entity=entity, project=project, sweep_id=sweep_id)
+
+
 def render(profile: Profile, kind: str, ref: str, tmp_path: Path, **extra: Any) -> str:
-    target = sbatch_script.SweepTarget(kind, ref, ref.rsplit("/", 1)[-1], tmp_path / "slurm")
+    target = SweepTarget(sweep_ref(kind, ref), ref.rsplit("/", 1)[-1], tmp_path / "slurm")
     context = sbatch_script.render_context(
         profile=profile,
         target=target,
@@ -299,7 +309,7 @@ def test_no_signal_lead_and_no_requeue(tmp_path: Path) -> None:
 
 def test_strict_template_refuses_an_undefined_value(tmp_path: Path) -> None:
     profile = load_one(tmp_path)
-    target = sbatch_script.SweepTarget("local", "/s/ab", "ab", tmp_path)
+    target = SweepTarget(sweep_ref("local", "/s/ab"), "ab", tmp_path)
     context = sbatch_script.render_context(
         profile=profile,
         target=target,
@@ -318,7 +328,7 @@ def test_strict_template_refuses_an_undefined_value(tmp_path: Path) -> None:
 
 def test_paths_that_cannot_go_in_a_directive_are_refused(tmp_path: Path) -> None:
     profile = load_one(tmp_path)
-    target = sbatch_script.SweepTarget("local", "/s/ab", "ab", tmp_path)
+    target = SweepTarget(sweep_ref("local", "/s/ab"), "ab", tmp_path)
     with pytest.raises(UserError, match="working directory .* #SBATCH line cannot hold"):
         sbatch_script.render_context(
             profile=profile,

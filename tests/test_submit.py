@@ -33,7 +33,7 @@ from slurm_fixture import (
     sweepkit,
 )
 
-from jobs.slurm import submit
+from jobs.slurm import array, submit, target
 from jobs.slurm.profiles import load_profile
 from train.errors import UserError
 
@@ -125,10 +125,10 @@ def test_array_auto_for_a_wandb_sweep_counts_its_runs(
 
     monkeypatch.setattr(wandb, "Api", Api)
     profile = load_profile("t", cluster(tmp_path, t=BASE))
-    target = submit.resolve_sweep("lab/cifar/abc123")
-    assert target.kind == "wandb"
-    assert submit.array_spec("auto", profile, target, 1) == "1-3%2"
-    assert submit.array_spec("auto", profile, target, 2) == "1-2%2"
+    wandb_target = target.resolve_sweep("lab/cifar/abc123")
+    assert not wandb_target.sweep.is_local
+    assert array.array_spec("auto", profile, wandb_target, 1) == "1-3%2"
+    assert array.array_spec("auto", profile, wandb_target, 2) == "1-2%2"
 
 
 def test_unknown_sweep_reference_is_one_line(tmp_path: Path) -> None:

@@ -15,12 +15,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from jobs.slurm.profiles import CONTROL_CHARS, DIRECTIVE_BAD, Profile
+from jobs.slurm.target import SweepTarget
 from train import versions
 from train.errors import UserError
 from train.staging import file_digest
@@ -28,21 +28,11 @@ from train.staging import file_digest
 TEMPLATE = "sweep_array.sbatch"
 
 
-@dataclass(frozen=True)
-class SweepTarget:
-    """What the job runs: a local sweep folder or a W&B sweep, and where its records go."""
-
-    kind: str  # "local" | "wandb"
-    ref: str  # absolute folder path, or entity/project/sweep_id
-    sweep_id: str
-    record_dir: Path  # SWEEP/slurm for local sweeps
-
-
 # ----- rendering ------------------------------------------------------------------------------
 def agent_argv(profile: Profile, target: SweepTarget, runs_per_task: int) -> list[str]:
     """The agent command: wandb agent for W&B sweeps, sweepkit agent for local ones."""
     count = ["--count", str(runs_per_task)]
-    if target.kind == "wandb":
+    if not target.sweep.is_local:
         exe = "wandb" if profile.container else _beside_python("wandb")
         return [exe, "agent", "--forward-signals", *count, "$SWEEP"]
     exe = "sweepkit" if profile.container else _beside_python("sweepkit")
@@ -77,8 +67,8 @@ def launch_lines(
         lines.append([profile.runtime, "exec"] + (["--nv"] if profile.gpus else []))
         binds = list(profile.binds)
         # The working directory is bound by apptainer by default; the sweep folder may not be.
-        if target.kind == "local" and not Path(target.ref).is_relative_to(workdir):
-            binds.append(target.ref)
+        if target.sweep.is_local and not target.sweep.folder.is_relative_to(workdir):
+            binds.append(str(target.sweep.folder))
         lines += [["--bind", bind] for bind in binds]
         lines.append(["$IMAGE"])
     lines.append(agent_argv(profile, target, runs_per_task))
@@ -100,14 +90,14 @@ def podman_run(
     if profile.gpus:
         lines.append(["--device", "nvidia.com/gpu=all"])  # CDI; CUDA_VISIBLE_DEVICES picks
     names = ["SLURM_*", "SWEEPKIT_*", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONNOUSERSITE"]
-    if target.kind == "wandb":
+    if not target.sweep.is_local:
         names.append("WANDB_*")
     names += [name for name in profile.env if not name.startswith(("SLURM_", "SWEEPKIT_"))]
     lines += [["--env", name] for name in dict.fromkeys(names)]
     binds = [bind if ":" in bind else f"{bind}:{bind}" for bind in profile.binds]
     binds.append(f"{workdir}:{workdir}")
-    if target.kind == "local" and not Path(target.ref).is_relative_to(workdir):
-        binds.append(f"{target.ref}:{target.ref}")
+    if target.sweep.is_local and not target.sweep.folder.is_relative_to(workdir):
+        binds.append(f"{target.sweep.folder}:{target.sweep.folder}")
     lines += [["--volume", bind] for bind in binds]
     exe, *args = agent_argv(profile, target, runs_per_task)
     lines.append(["--workdir", str(workdir), "--entrypoint", exe, "$IMAGE"])
@@ -138,7 +128,12 @@ def render_context(
         raise UserError(f"job name {job_name!r} holds a space or shell character; fix job_name")
     return {
         "profile": profile,
-        "sweep": {"kind": target.kind, "ref": target.ref, "id": target.sweep_id},
+        # kind: what the template's W&B-only parts (the key file, signal forwarding) test
+        "sweep": {
+            "kind": "local" if target.sweep.is_local else "wandb",
+            "ref": target.name,
+            "id": target.sweep_id,
+        },
         "array": array,
         "runs_per_task": runs_per_task,
         "workdir": str(workdir),
@@ -245,9 +240,3 @@ def job_time_quote(value: str) -> str:
     every double quote stand for themselves."""
     escaped = re.sub(r"\\(?!\$)", r"\\\\", str(value)).replace('"', '\\"')
     return f'"{escaped}"'
-
-
-def job_environment() -> dict[str, str]:
-    """What sbatch passes on to the job (--export=ALL): this environment without the W&B key,
-    which the job reads from its 0600 file, so that SLURM never stores it with the job."""
-    return {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}

@@ -1,15 +1,14 @@
-"""The local twin of ``sbatch --array``: run a rendered sweep script's array tasks here.
+"""The local twin's runner: the array tasks of one rendered script, as processes on this machine.
 
-``sweepkit submit --launcher local`` (or ``python -m jobs.slurm.local SCRIPT``) runs the very
-script that ``sbatch`` would get, with bash, one process per array task, at most ``%N`` at once,
-and the environment SLURM gives a task: ``SLURM_JOB_ID`` (one per task), ``SLURM_ARRAY_JOB_ID``,
-``SLURM_ARRAY_TASK_ID``, ``SLURM_ARRAY_TASK_{COUNT,MIN,MAX,STEP}``, ``SLURM_JOB_NAME``,
-``SLURM_CPUS_PER_TASK``, ``SLURM_SUBMIT_DIR``, ``SLURM_PROCID`` ... and ``SLURM_RESTART_COUNT``
-after a requeue. It honours the script's ``#SBATCH`` lines that matter on one machine:
-``--chdir``, ``--output`` (with %x %A %a %j %N %u, appended), ``--time`` (SIGTERM to the task's
-processes at the limit, SIGKILL 30 s later), ``--signal=B:SIG@lead`` (the signal to the batch
-shell ``lead`` seconds before the limit) and ``--requeue`` (a task that asks for a requeue is run
-again, as SLURM would). GPUs, when the launcher's environment lists them in
+One process per array task (bash running the very script sbatch would get), at most ``%N`` at
+once, with the environment SLURM gives a task: ``SLURM_JOB_ID`` (one per task),
+``SLURM_ARRAY_JOB_ID``, ``SLURM_ARRAY_TASK_ID``, ``SLURM_ARRAY_TASK_{COUNT,MIN,MAX,STEP}``,
+``SLURM_JOB_NAME``, ``SLURM_CPUS_PER_TASK``, ``SLURM_SUBMIT_DIR``, ``SLURM_PROCID`` ... and
+``SLURM_RESTART_COUNT`` after a requeue. It honours the script's ``#SBATCH`` lines that matter on
+one machine: ``--chdir``, ``--output`` (with %x %A %a %j %N %u, appended), ``--time`` (SIGTERM to
+the task's processes at the limit, SIGKILL 30 s later), ``--signal=B:SIG@lead`` (the signal to the
+batch shell ``lead`` seconds before the limit) and ``--requeue`` (a task that asks for a requeue
+is run again, as SLURM would). GPUs, when the launcher's environment lists them in
 ``CUDA_VISIBLE_DEVICES``: each task gets the ``--gres=gpu:N`` count of them as its own
 ``CUDA_VISIBLE_DEVICES`` and ``SLURM_JOB_GPUS``, as SLURM hands them out, and a task waits until
 that many are free. Other resource requests (partition, memory) are not enforced. Ctrl-C or
@@ -18,15 +17,12 @@ SIGTERM to the launcher is ``scancel``: every task gets SIGTERM, and the runs ch
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import getpass
 import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import deque
@@ -34,81 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from jobs.slurm.launcher.base import job_environment
+from jobs.slurm.launcher.directives import (
+    expand_array,
+    expand_output,
+    gres_gpus,
+    read_directives,
+    signal_option,
+)
 from jobs.slurm.profiles import parse_time_s
-from jobs.slurm.script import job_environment  # what sweepkit submit gives sbatch
 from train.errors import UserError
 
 KILL_WAIT_S = 30.0  # SLURM's default KillWait: SIGTERM, then SIGKILL this much later
 POLL_S = 0.2
-_DIRECTIVE = re.compile(r"^#SBATCH\s+(--[a-z-]+)(?:[= ](\S+))?")
-_SIGNAL = re.compile(r"^(?:([RB]+):)?([A-Z0-9]+)(?:@(\d+))?$")
-
-
-@dataclass
-class Directives:
-    """The ``#SBATCH`` options of a script, as sbatch reads them (until the first command)."""
-
-    options: dict[str, str] = field(default_factory=dict)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        return self.options.get(name, default)
-
-
-def read_directives(text: str) -> Directives:
-    options: dict[str, str] = {}
-    for line in text.splitlines()[1:]:
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("#"):
-            break  # sbatch stops reading directives at the first command
-        match = _DIRECTIVE.match(stripped)
-        if match:
-            options[match.group(1)] = match.group(2) or ""
-    return Directives(options)
-
-
-def expand_array(spec: str) -> tuple[list[int], int | None]:
-    """``1-10:2,15%3`` -> ([1, 3, 5, 7, 9, 15], 3): task ids in order, and the %N limit."""
-    limit: int | None = None
-    if "%" in spec:
-        spec, limit_text = spec.split("%", 1)
-        limit = int(limit_text)
-    ids: list[int] = []
-    for part in spec.split(","):
-        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part)
-        if not match:
-            raise UserError(f"array spec part {part!r} is not N, N-M or N-M:S")
-        first = int(match.group(1))
-        last = int(match.group(2)) if match.group(2) else first
-        step = int(match.group(3)) if match.group(3) else 1
-        if last < first or step < 1:
-            raise UserError(f"array spec part {part!r} is empty")
-        ids.extend(range(first, last + 1, step))
-    return sorted(set(ids)), limit
-
-
-def expand_output(pattern: str, *, job_name: str, array_job: str, task: int, job: str) -> str:
-    """SLURM's filename pattern: %x %A %a %j %N %u %% (with optional zero padding, %4a)."""
-    values = {
-        "x": job_name,
-        "A": array_job,
-        "a": str(task),
-        "j": job,
-        "N": socket.gethostname().split(".")[0],
-        "u": getpass.getuser(),
-    }
-
-    def one(match: re.Match[str]) -> str:
-        width, key = match.group(1), match.group(2)
-        if key == "%":
-            return "%"
-        value = values.get(key)
-        if value is None:
-            return match.group(0)
-        return value.zfill(int(width)) if width else value
-
-    return re.sub(r"%(\d*)([%xAajNu])", one, pattern)
 
 
 @dataclass
@@ -122,15 +56,6 @@ class Task:
     terminated_at: float | None = None
     requeue_file: Path | None = None
     gpus: list[str] = field(default_factory=list)
-
-
-def gres_gpus(value: str | None) -> int:
-    """The GPU count of a ``--gres`` value (``gpu:2``, ``gpu:a100:2``); 0 without one."""
-    for item in (value or "").split(","):
-        parts = item.split(":")
-        if parts[0] == "gpu":
-            return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
-    return 0
 
 
 class LocalArray:
@@ -152,7 +77,9 @@ class LocalArray:
         self.output = self.directives.get("--output") or "slurm-%A_%a.out"
         time_text = self.directives.get("--time")
         self.time_s = parse_time_s(time_text) if time_text else None
-        self.signal_name, self.signal_lead = self._signal()
+        self.signal_name, self.signal_lead = signal_option(
+            self.directives.get("--signal"), str(self.script)
+        )
         self.requeue = "--requeue" in self.directives.options
         self.gpus_per_task = gres_gpus(self.directives.get("--gres"))
         listed = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -168,17 +95,6 @@ class LocalArray:
             )
         self.tmp = Path(tempfile.mkdtemp(prefix=f"sweepkit-local-{job_id}-"))
         self.cancelled = False
-
-    def _signal(self) -> tuple[str | None, int]:
-        value = self.directives.get("--signal")
-        if not value:
-            return None, 0
-        match = _SIGNAL.match(value)
-        if not match:
-            raise UserError(f"{self.script}: --signal={value} is not [B:]SIG[@seconds]")
-        name = match.group(2)
-        name = name if name.startswith("SIG") or name.isdigit() else f"SIG{name}"
-        return name, int(match.group(3) or 60)
 
     # ----- environment ------------------------------------------------------------------------
     def task_env(self, task: Task) -> dict[str, str]:
@@ -235,15 +151,15 @@ class LocalArray:
             task.gpus = self.free_gpus[: self.gpus_per_task]
             del self.free_gpus[: self.gpus_per_task]
         task.requeue_file = self.tmp / f"requeue-{task.job_id}-{task.restarts}"
-        log = Path(
-            expand_output(
-                self.output,
-                job_name=self.job_name,
-                array_job=self.job_id,
-                task=task.task_id,
-                job=task.job_id,
-            )
-        )
+        values = {
+            "x": self.job_name,
+            "A": self.job_id,
+            "a": str(task.task_id),
+            "j": task.job_id,
+            "N": socket.gethostname().split(".")[0],
+            "u": getpass.getuser(),
+        }
+        log = Path(expand_output(self.output, values))
         if not log.is_absolute():
             log = self.workdir / log
         with open(log, "ab") as handle:  # --open-mode=append: a requeue keeps the first lines
@@ -382,23 +298,3 @@ def _restore(previous: dict[int, object]) -> None:
 def run_array(script: Path, job_id: str, array: str | None = None) -> int:
     """Run every array task of ``script`` here; 0 when all exit 0."""
     return LocalArray(script, job_id, array).run()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m jobs.slurm.local",
-        description="run an sbatch array script's tasks as local processes (SLURM's twin)",
-    )
-    parser.add_argument("script", type=Path, help="a script rendered by sweepkit submit")
-    parser.add_argument("--job-id", default=str(int(time.time()) % 1_000_000_000))
-    parser.add_argument("--array", help="override the script's --array (e.g. 1-4%%2)")
-    args = parser.parse_args(argv)
-    try:
-        return run_array(args.script, args.job_id, args.array)
-    except UserError as err:
-        print(f"python -m jobs.slurm.local: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
