@@ -2,7 +2,7 @@
 
 Jinja2 in strict mode (``StrictUndefined``: a value the template uses and the caller did not set
 is an error, never an empty string). Values in ``#SBATCH`` lines were checked by
-``jobs/slurm/profiles.py`` (nothing there can be quoted); values in the script body are shell-quoted
+``jobs/slurm/profiles/`` (nothing there can be quoted); values in the script body are shell-quoted
 with the ``q`` filter. Also the provenance the script prints: git revision and image digest.
 """
 
