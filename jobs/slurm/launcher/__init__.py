@@ -3,7 +3,7 @@ SLURM cluster, and ``local``, its twin that runs the same script's tasks on this
 
 from __future__ import annotations
 
-from jobs.slurm.launcher.base import Job, Launcher, job_environment
+from jobs.slurm.launcher.base import Job, Launcher
 from jobs.slurm.launcher.local import LocalLauncher
 from jobs.slurm.launcher.sbatch import SbatchLauncher
 
@@ -22,4 +22,4 @@ def launcher_for(name: str) -> Launcher:
         raise ValueError(f"no launcher {name!r}; known: {', '.join(LAUNCHERS)}") from None
 
 
-__all__ = ["LAUNCHERS", "Job", "Launcher", "job_environment", "launcher_for"]
+__all__ = ["LAUNCHERS", "Job", "Launcher", "launcher_for"]
