@@ -203,6 +203,16 @@ def test_trainer_page_commands_run(tmp_path: Path) -> None:
     assert "0.05" in out and "torch" in out
 
 
+def test_every_file_a_page_names_is_there() -> None:
+    """A path of this checkout in backticks exists; a test file named alone exists under tests/."""
+    top = "bench|ci|config|containers|docs|jobs|sweepkit|tests|train"
+    for page in pages():
+        for name in re.findall(rf"`((?:{top})/[^`\s<*]*)`", text(page)):
+            assert (ROOT / name).exists(), (page, name)
+        for name in re.findall(r"`(test_\w+\.py|\w+_fixture\.py)`", text(page)):
+            assert list((ROOT / "tests").rglob(name)), (page, name)
+
+
 def test_no_page_speaks_of_the_seed() -> None:
     """ "The seed" was this project's private name for the usual single-file W&B script."""
     for page in pages():
