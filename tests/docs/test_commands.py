@@ -213,6 +213,46 @@ def test_every_file_a_page_names_is_there() -> None:
             assert list((ROOT / "tests").rglob(name)), (page, name)
 
 
+GOAL_UP = """method: grid
+metric: {name: Validation Accuracy, goal: up}
+command: ["${env}", "${interpreter}", -m, train, --config, config/presets/digits.yaml, "${args}"]
+parameters:
+  learning_rate: {values: [0.1]}
+"""
+# Error lines the pages show, each from the command and input that print it here; the other error
+# lines are compared by the tests of their area (test_program_check.py, test_submit.py).
+ERRORS = {
+    ("docs/trainer.md", "sweepkit train: error: unknown config key"): (
+        ["train", "--set", "learnin_rate=0.1"],
+        None,
+    ),
+    ("docs/sweeps.md", "sweepkit sweep: error: sweep.yaml: metric.goal"): (
+        ["sweep", "create", "sweep.yaml", "--root", "sweeps"],
+        GOAL_UP,
+    ),
+}
+
+
+def test_error_lines_shown_are_what_the_commands_print(tmp_path: Path) -> None:
+    os.symlink(ROOT / "config", tmp_path / "config")
+    for (page, start), (argv, definition) in ERRORS.items():
+        (shown,) = [
+            line for b in blocks(page, lang="text") for line in b.commands if line.startswith(start)
+        ]
+        if definition:
+            (tmp_path / "sweep.yaml").write_text(definition)
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "sweepkit"), *argv],
+            cwd=tmp_path,
+            env=docs_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 2 and done.stderr.strip() == shown, (page, done.stderr)
+    assert not (tmp_path / "sweeps").exists() and not (tmp_path / "runs").exists()
+
+
 def test_no_page_speaks_of_the_seed() -> None:
     """ "The seed" was this project's private name for the usual single-file W&B script."""
     for page in pages():
