@@ -28,9 +28,6 @@ from docs_blocks import NOTE, ROOT, Block, blocks, pages, sections, text
 
 from jobs.cli import VERBS
 
-# Starts processes (bash, the trainer, mkdocs, shellcheck): the system tier.
-pytestmark = pytest.mark.system
-
 # (page, section) of plain ```bash blocks and the test file that runs them as shown.
 RUN_BY = {
     ("README.md", "Quick start"): "test_readme.py",
@@ -140,6 +137,7 @@ def check_command(command: str, tmp_path: Path) -> None:
                 assert os.access(ROOT / word, os.X_OK) or word.endswith(".py"), command
 
 
+@pytest.mark.system  # starts processes
 def test_cluster_blocks_lint_and_parse(tmp_path: Path) -> None:
     cluster = shell_blocks(tag="cluster")
     assert cluster, "the pages show cluster-only commands"
@@ -180,6 +178,7 @@ def docs_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.system  # starts processes
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_trainer_page_commands_run(tmp_path: Path) -> None:
     """docs/trainer.md's commands (sections "(top)" and "Smoke test and versions"), in a folder
@@ -233,6 +232,7 @@ ERRORS = {
 }
 
 
+@pytest.mark.system  # starts processes
 def test_error_lines_shown_are_what_the_commands_print(tmp_path: Path) -> None:
     os.symlink(ROOT / "config", tmp_path / "config")
     for (page, start), (argv, definition) in ERRORS.items():
@@ -283,6 +283,7 @@ def mkdocs(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.system  # starts processes
 def test_the_site_builds_strict(tmp_path: Path) -> None:
     (block,) = blocks("docs/development.md", "The documentation's commands", "bash")
     assert block.commands == [f"mkdocs build --strict {SITE}"]
@@ -295,6 +296,7 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "docs" / "slurm" / "index.html").is_file()
 
 
+@pytest.mark.system  # starts processes
 def test_a_broken_link_fails_the_site_build(tmp_path: Path) -> None:
     for part in ("mkdocs.yml", "README.md", "docs", "bench/RESULTS.md", "ci/mkdocs_pages.py"):
         target = tmp_path / part
