@@ -4,9 +4,10 @@ Every test that runs, renders or lints what a page shows finds its blocks here, 
 command is documented (page, section) is known in one place. Conventions the pages follow:
 
 - ```bash: a shell block a test runs here (tests/docs/test_commands.py names which test);
-- ```bash cluster: a shell block that needs a real cluster, the internet or a container engine.
-  A line a reader sees, "> Needs ...: the tests ...", stands right above it and says what the
-  tests do with it instead (render, parse, lint);
+- a ```bash block right below a line a reader sees, "> Needs ...: the tests ...", needs a real
+  cluster, the internet or a container engine; the line says what the tests do with it instead
+  (render, parse, lint). Such a block's tag is "cluster". The info string holds the language
+  alone: mkdocs does not render a fence whose info string has more words;
 - ```text: what a command prints; ```yaml, ```python: files and programs a test uses.
 """
 
@@ -26,9 +27,10 @@ class Block:
     page: str  # relative to the repository root, e.g. "docs/slurm.md"
     section: str  # the "## " heading above the block, "(top)" before the first one
     lang: str  # "bash", "text", "yaml", "python" or "" (a diagram)
-    tag: str  # "cluster" or ""
+    tag: str  # "cluster" under a "> Needs ..." line, else ""
     body: str
     note: str | None  # the visible "> Needs ...: the tests ..." line right above, if any
+    extra: str = ""  # words after the language in the info string (none are allowed)
 
     @property
     def commands(self) -> list[str]:
@@ -57,8 +59,9 @@ def _blocks_of(page: str, section: str, chunk: str) -> list[Block]:
     for match in FENCE.finditer(chunk):
         before = chunk[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         note = before if NOTE.match(before) else None
-        lang, tag = match.group(1), match.group(2).strip()
-        found.append(Block(page, section, lang, tag, match.group(3), note))
+        lang, extra = match.group(1), match.group(2).strip()
+        tag = "cluster" if note else ""
+        found.append(Block(page, section, lang, tag, match.group(3), note, extra))
     return found
 
 
