@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 # Test helpers (fixtures, fake programs) import each other by module name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 # The session's one-node SLURM, for every test module that asks for the `slurm` fixture.
 from slurm_fixture import slurm  # noqa: E402, F401

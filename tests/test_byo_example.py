@@ -1,27 +1,44 @@
-"""README "Bring your own training script": its commands, run as shown on the shipped example
+"""README "Your own script on your cluster": its steps, run as shown on the shipped example
 (config/byo: a plain W&B script, its config.yaml, a sweep_config.yaml with program:), in a
-folder shaped like a clone; then what they produced."""
+folder shaped like a clone; then what they produced. The one step that needs a SLURM cluster,
+`submit`, runs through the local twin of sbatch (`--launcher local`); its `--dry-run` script is
+shellchecked."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from docs_blocks import blocks, sections
 
 REPO = Path(__file__).resolve().parents[1]
-SECTION = "Bring your own training script"
+PAGE, SECTION = "README.md", "Your own script on your cluster"
 
 
-def section_block() -> str:
-    text = (REPO / "README.md").read_text()
-    section = text.split(f"## {SECTION}\n", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-    return block
+def steps_script(job_script: Path) -> str:
+    """The section's steps as one shell script: its profile written where step 2 says, the
+    `--dry-run` step's output (the job script) kept in job_script, the cluster-only `submit`
+    run by the local launcher."""
+    assert "as\n`my-cluster.yaml`" in sections(PAGE)[SECTION], "step 2 names the profile's file"
+    script = ""
+    for block in blocks(PAGE, SECTION):
+        if block.lang == "yaml":
+            script += f"cat > my-cluster.yaml <<'EOF'\n{block.body}EOF\n"
+        elif block.lang == "bash" and block.tag == "cluster":
+            (command,) = block.commands
+            assert command.startswith("sweepkit submit ") and "--dry-run" not in command
+            script += command + " --launcher local\n"
+        elif block.lang == "bash" and "--dry-run" in block.body:
+            script += f"{{\n{block.body}}} > {job_script}\n"
+        elif block.lang == "bash":
+            script += block.body
+    return script
 
 
 def test_the_example_script_imports_nothing_of_sweepkit() -> None:
@@ -40,7 +57,8 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     env = {k: v for k, v in env.items() if not k.startswith("SWEEPKIT_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["WANDB_SILENT"] = "true"
-    script = section_block() + 'echo "SWEEP=$SWEEP"\n'
+    job_script = tmp_path / "job.sbatch"
+    script = steps_script(job_script) + 'echo "SWEEP=$SWEEP"\n'
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=work,
@@ -88,3 +106,8 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     assert "2 run(s) name the local sweep id" in plan.stdout and plan.stderr == "", plan.stderr
     assert "uploaded from a copy without it" in plan.stdout
     assert plan.stdout.count(f"{sweep}/.sync/") == 2 and not (sweep / ".sync").exists()
+    # the job script step 4 printed, as sbatch would get it on a cluster: shellcheck-clean
+    assert job_script.read_text().startswith("#!/bin/bash\n") and "sbatch" in job_script.read_text()
+    if shutil.which("shellcheck"):
+        lint = subprocess.run(["shellcheck", str(job_script)], capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout

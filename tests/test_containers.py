@@ -4,7 +4,7 @@ No Apptainer or Docker daemon is needed: both definitions are parsed with spytho
 must agree (base, environment, labels, copied files, the locked install, the self-test); the
 build script runs in --dry-run mode; the shell scripts, the definition's scriptlets and the GitHub
 workflow are linted. Building and running the image is left to machines with an engine (the
-README's "Containers and CI" section says which steps those are).
+docs/containers.md says which steps those are).
 """
 
 from __future__ import annotations
@@ -582,25 +582,18 @@ def test_selftest_refuses_a_torch_other_than_the_tested_one():
     assert "containers/base.lock" in result.stderr
 
 
-# --- the README's commands -----------------------------------------------------------------------
+# --- the commands of docs/containers.md (its CI section and the cluster blocks) ------------------
 
 
 def readme_commands() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("## Containers and CI")
-    end = readme.find("\n## ", start + 1)
-    section = readme[start : end if end != -1 else None]
-    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
-    return [
-        line.strip()
-        for block in blocks
-        for line in block.splitlines()
-        if line.strip() and not line.strip().startswith("#")
-    ]
+    from docs_blocks import blocks
+
+    return [c for block in blocks("docs/containers.md", lang="bash") for c in block.commands]
 
 
 def test_readme_commands_run_or_parse(tmp_path):
-    """Build-script commands run as --dry-run; the container-only ones are parsed."""
+    """docs/containers.md: build-script commands run as --dry-run; the container-only ones are
+    parsed; the CI section's mkdir/cp runs."""
     commands = readme_commands()
     assert any(c.startswith("ci/build-image.sh --lock") for c in commands)
     env = {"SWEEPKIT_BASE_LOCK": str(pinned_base_lock(tmp_path))}
@@ -646,7 +639,7 @@ def test_readme_commands_run_or_parse(tmp_path):
                 copied = clone / ".github" / "workflows" / "image.yml"
                 assert copied.read_bytes() == WORKFLOW.read_bytes()
         else:
-            pytest.fail(f"README command not covered by a test: {command}")
+            pytest.fail(f"docs/containers.md command not covered by a test: {command}")
 
 
 VERBS_OF_SWEEPKIT = (

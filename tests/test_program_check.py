@@ -132,8 +132,14 @@ def test_the_shipped_definitions_pass(tmp_path: Path) -> None:
 
 
 def test_the_readmes_example_is_what_create_prints(tmp_path: Path) -> None:
-    readme = (REPO / "README.md").read_text().splitlines()
-    shown = next(line for line in readme if "parameters.learnig_rate" in line)
+    from docs_blocks import blocks
+
+    (shown,) = [
+        line
+        for b in blocks(lang="text")
+        for line in b.commands
+        if "parameters.learnig_rate" in line
+    ]
     definition = variant()
     definition["parameters"]["learnig_rate"] = definition["parameters"].pop("learning_rate")
     result = create(tmp_path, definition)

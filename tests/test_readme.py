@@ -1,91 +1,30 @@
-"""The README's commands: run here, or (cluster / container engine only) parsed and linted.
+"""The README's quick start: its two commands, and `make demo` run as shown (slow).
 
-Convention: a ```bash block is run by a test; a ```bash cluster block needs a real cluster, the
-internet or a container engine, so its commands are shellchecked and every `sweepkit` command in
-it is parsed by that verb's own argument parser. ```text blocks are output. The top and "The
-trainer" sections are run here; each other section is run by the tests of its own area, named in
-SECTION_TESTS, which must exist and mention the section.
+Every other command of README.md and docs/ is checked by tests/docs/test_commands.py, which says
+which test runs each block; the blocks are read with tests/support/docs_blocks.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
-import re
-import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from jobs.cli import VERBS
+from docs_blocks import blocks
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
-BLOCK = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.S | re.M)
-SECTION_TESTS = {
-    "Sweeps": "test_sweep_e2e.py",
-    "Bring your own training script": "test_byo_example.py",
-    "SLURM": "test_submit.py",
-    "Report": "test_report.py",
-    "Containers and CI": "test_containers.py",
-}
-
-
-def sections() -> dict[str, str]:
-    parts = re.split(r"^## (.+)$", README, flags=re.M)
-    found = {"(top)": parts[0]}
-    found.update({parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)})
-    return found
-
-
-def blocks(text: str, lang: str = "bash", tag: str = "") -> list[str]:
-    return [
-        code for kind, info, code in BLOCK.findall(text) if kind == lang and info.strip() == tag
-    ]
-
-
-def commands(block: str) -> list[str]:
-    lines = [line.split(" #")[0].strip() for line in block.splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+# README.md, section "Quick start": make demo and make test.
+QUICK_START = ("README.md", "Quick start")
 
 
 def test_readme_starts_with_exactly_two_setup_commands():
-    first = blocks(sections()["(top)"])[0]
-    assert commands(first) == ["make demo", "make test"]
+    first = blocks(*QUICK_START, lang="bash")[0]
+    assert first.commands == ["make demo", "make test"]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert commands(ci)[-1] == "make test"  # CI runs the README's test command and nothing else
-
-
-def parse_sweepkit(command: str) -> None:
-    argv = shlex.split(command)
-    argv = argv[argv.index(next(a for a in argv if a.endswith("sweepkit"))) + 1 :]
-    verb, rest = argv[0], argv[1:]
-    assert verb in VERBS, command
-    module = importlib.import_module(VERBS[verb][0])
-    parser = argparse.ArgumentParser(prog=f"sweepkit {verb}", exit_on_error=False)
-    module.add_arguments(parser)
-    parse = getattr(module, "parse_args", None)
-    parse(parser, rest) if parse else parser.parse_args(rest)
-
-
-def test_cluster_blocks_lint_and_parse(tmp_path):
-    cluster = [b for text in sections().values() for b in blocks(text, tag="cluster")]
-    assert cluster, "the README shows cluster-only commands"
-    for block in cluster:
-        if shutil.which("shellcheck"):
-            script = tmp_path / "block.sh"
-            script.write_text("#!/usr/bin/env bash\n" + block)
-            lint = subprocess.run(
-                ["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True
-            )
-            assert lint.returncode == 0, lint.stdout
-        for command in commands(block):
-            if re.match(r"^(\S*/)?sweepkit ", command):
-                parse_sweepkit(command)
+    assert first.commands[-1] == "make test" == ci.strip().splitlines()[-1]  # CI runs only that
 
 
 def readme_env() -> dict[str, str]:
@@ -95,38 +34,6 @@ def readme_env() -> dict[str, str]:
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
-
-
-def test_trainer_section_commands_run():
-    env = readme_env()
-    try:
-        for block in blocks(sections()["The trainer"]):
-            proc = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", block],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            assert proc.returncode == 0, f"{block}\n{proc.stdout}\n{proc.stderr}"
-    finally:
-        shutil.rmtree(ROOT / "runs" / "readme-digits", ignore_errors=True)
-
-
-def test_every_other_section_is_covered_by_its_area_tests():
-    for title, text in sections().items():
-        if title in ("(top)", "The trainer", "How it fits together", "Benchmarks") or not blocks(
-            text
-        ):
-            continue
-        assert title in SECTION_TESTS, (
-            f"README section {title!r} shows commands but no test runs them"
-        )
-        test_file = Path(__file__).parent / SECTION_TESTS[title]
-        assert test_file.exists() and title in test_file.read_text(), (
-            f"{test_file.name} must run {title!r}"
-        )
 
 
 @pytest.mark.slow
@@ -140,6 +47,11 @@ def test_make_demo_runs_the_offline_sweep():
         assert proc.returncode == 0, proc.stdout + proc.stderr
         out = proc.stdout + proc.stderr
         assert "finished" in out and "Test Accuracy" in out, out
+        # the output the README shows: the lines that hold no id, number or timing
+        (shown,) = blocks(*QUICK_START, lang="text")
+        for line in shown.body.splitlines():
+            if line.startswith(("sweepkit agent: sweep complete", "run  ", "runs: ", "complete")):
+                assert line in out, line
     finally:
         for created in set((ROOT / "sweeps").glob("*")) - before:
             shutil.rmtree(created, ignore_errors=True)

@@ -628,11 +628,10 @@ def test_real_digits_sweep_report_in_chromium(tmp_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore:Support for class-based `config`")
 @pytest.mark.filterwarnings("ignore:Valid config keys have changed")
 def test_readme_report_section_commands_run(tmp_path: Path) -> None:
-    """The README's "## Report" section: its bash blocks, run on a store sweep."""
-    readme = (PROJECT / "README.md").read_text()
-    match = re.search(r"^## Report\n(.*?)(?=^## |\Z)", readme, re.S | re.M)
-    assert match, "README.md has no '## Report' section"
-    blocks = re.findall(r"^```bash\n(.*?)^```", match.group(1), re.S | re.M)
+    """docs/report.md, its top section ("(top)"): its bash blocks, run on a store sweep."""
+    from docs_blocks import blocks as doc_blocks
+
+    blocks = [b.body for b in doc_blocks("docs/report.md", "(top)", "bash") if b.tag == ""]
     assert blocks
     sweep = store_sweep(tmp_path / "sweeps", {0.1: 70.0, 0.01: 90.0, 0.001: 80.0})
     env = {

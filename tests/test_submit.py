@@ -367,13 +367,13 @@ def submit_args(ref: str, config: str, **changes: Any) -> Any:
     return args
 
 
-# ----- the README's SLURM section ---------------------------------------------------------------
+# ----- docs/slurm.md ----------------------------------------------------------------------------
 def readme_slurm_blocks() -> list[tuple[str, str]]:
-    """(info string, body) of each fenced block in the README's `## SLURM` section."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("\n## SLURM\n", 1)[1].split("\n## ", 1)[0]
-    parts = section.split("```")
-    return [(p.split("\n", 1)[0].strip(), p.split("\n", 1)[1]) for p in parts[1::2]]
+    """(info string, body) of each shell and output block of docs/slurm.md."""
+    from docs_blocks import blocks
+
+    shown = [b for b in blocks("docs/slurm.md") if b.lang in ("bash", "text")]
+    return [(f"{b.lang} {b.tag}".strip(), b.body) for b in shown]
 
 
 def test_readme_slurm_commands_run_render_or_parse(tmp_path: Path) -> None:
@@ -389,7 +389,7 @@ def test_readme_slurm_commands_run_render_or_parse(tmp_path: Path) -> None:
         "tests/slurm/slurm-down.sh",
     )
     blocks = readme_slurm_blocks()
-    assert blocks, "no code blocks under ## SLURM"
+    assert blocks, "no code blocks in docs/slurm.md"
     submits = 0
     for info, body in blocks:
         if info == "text":

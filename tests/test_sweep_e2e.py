@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -237,11 +236,13 @@ def _project_copy(tmp_path: Path) -> Path:
 
 
 def test_readme_sweeps_section_commands_are_the_tested_ones() -> None:
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Sweeps", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```bash[^\n]*\n(.*?)```", section, flags=re.S)
-    commands = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
-    assert commands, "the README's Sweeps section shows commands"
+    """docs/sweeps.md (section "Offline, with no W&B server" and the others) and docs/sync.md
+    (section "What `sweepkit sync` does"): each command is one these tests run."""
+    from docs_blocks import blocks
+
+    shown = blocks("docs/sweeps.md", lang="bash") + blocks("docs/sync.md", lang="bash")
+    commands = [line.strip() for b in shown for line in b.body.splitlines() if line.strip()]
+    assert commands, "docs/sweeps.md shows commands"
     tested = {
         "SWEEP=$(sweepkit sweep create config/sweeps/digits_grid.yaml)",
         "sweepkit agent $SWEEP",

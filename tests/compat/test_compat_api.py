@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,10 +135,11 @@ def test_function_api_hyperband_stops_the_weak_run(tmp_path: Path) -> None:
 
 
 def test_the_readme_python_example_runs_as_shown(tmp_path: Path) -> None:
-    """The README's Python block ("Bring your own training script"), run as a user's script."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Bring your own training script", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"^```python\n(.*?)^```", section, re.S | re.M)
+    """The Python block of docs/sweeps.md ("From Python: the Python API"), run as a user's script."""
+    from docs_blocks import blocks
+
+    (python,) = blocks("docs/sweeps.md", "From Python: the Python API", "python")
+    block = python.body
     user_folder(tmp_path)  # beside the user's own train.py and jobs/
     (tmp_path / "example.py").write_text(block)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
