@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sweep_fixtures import sweepkit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_scale_benchmark_fast_paths_agree_with_a_full_replay(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from spython.main.parse.parsers import DockerParser, SingularityParser
 
 from jobs.cli import VERBS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEF = ROOT / "containers" / "sweepkit.def"
 DOCKERFILE = ROOT / "containers" / "Dockerfile"
 DOCKERIGNORE = ROOT / "containers" / "Dockerfile.dockerignore"
@@ -567,7 +567,7 @@ def test_smoke_script_on_the_host_runs_sweepkit_smoke_and_returns_its_exit_code(
     assert bad.returncode == 2  # sweepkit smoke's own usage error, passed through
     assert "invalid choice: 'nope'" in bad.stderr
     assert "smoke.sh: sweepkit smoke --model nope" in bad.stderr
-    # A passing smoke on the host is tests/test_trainer.py's (sweepkit smoke, the same command).
+    # A passing smoke on the host is tests/train/test_trainer.py's (sweepkit smoke, the same command).
 
 
 def test_selftest_refuses_a_torch_other_than_the_tested_one():

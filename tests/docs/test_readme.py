@@ -23,15 +23,15 @@ import pytest
 
 from jobs.cli import VERBS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 BLOCK = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.S | re.M)
 SECTION_TESTS = {
-    "Sweeps": "test_sweep_e2e.py",
-    "Bring your own training script": "test_byo_example.py",
-    "SLURM": "test_submit.py",
-    "Report": "test_report.py",
-    "Containers and CI": "test_containers.py",
+    "Sweeps": "jobs/sweeps/test_sweep_e2e.py",
+    "Bring your own training script": "docs/test_byo_example.py",
+    "SLURM": "jobs/slurm/test_submit.py",
+    "Report": "jobs/report/test_report.py",
+    "Containers and CI": "containers/test_containers.py",
 }
 
 
@@ -123,7 +123,7 @@ def test_every_other_section_is_covered_by_its_area_tests():
         assert title in SECTION_TESTS, (
             f"README section {title!r} shows commands but no test runs them"
         )
-        test_file = Path(__file__).parent / SECTION_TESTS[title]
+        test_file = ROOT / "tests" / SECTION_TESTS[title]
         assert test_file.exists() and title in test_file.read_text(), (
             f"{test_file.name} must run {title!r}"
         )

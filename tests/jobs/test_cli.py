@@ -13,7 +13,7 @@ import pytest
 from jobs.cli import VERBS
 from train import versions
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SWEEPKIT = [sys.executable, "-m", "jobs.cli"]
 
 

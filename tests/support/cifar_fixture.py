@@ -9,7 +9,7 @@ and ``batches.meta`` as the real files are: protocol-2 pickles of dicts with byt
 ``cifar-10-python.tar.gz`` for the staging tests.
 
 Images are learnable: each class has its own colour, plus noise.
-Run ``python tests/cifar_fixture.py ROOT`` to write one by hand.
+Run ``python tests/support/cifar_fixture.py ROOT`` to write one by hand.
 """
 
 from __future__ import annotations

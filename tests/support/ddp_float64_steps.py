@@ -7,8 +7,8 @@ CPU the trainer's ``GlobalBatchNorm2d``). In float64 the only difference left is
 sums, ~1e-15 relative, so the two runs can be compared to 1e-9 on any CPU; in fp32 a ResNet
 amplifies that rounding until two healthy runs differ by a CPU-dependent fraction of a percent.
 
-Used by ``tests/test_distributed.py``: ``steps(world, ...)`` is the single-process reference, and
-``torchrun --nproc-per-node=2 tests/ddp_float64_steps.py OUT`` writes, per rank and case, the
+Used by ``tests/train/test_distributed.py``: ``steps(world, ...)`` is the single-process reference, and
+``torchrun --nproc-per-node=2 tests/support/ddp_float64_steps.py OUT`` writes, per rank and case, the
 parameters and buffers after the steps (``OUT/<case>-rank<r>.pt``).
 """
 
@@ -28,7 +28,7 @@ from train.pipeline import make_loader
 from train.step import TrainStep
 from train.trainer import splits_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 3
 GLOBAL_BATCH = 16
 # ResNet-18 with the CIFAR stem at 16 px on a quarter of digits: small enough for seconds on a CPU.

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UP = REPO / "tests" / "slurm" / "slurm-up.sh"
 DOWN = REPO / "tests" / "slurm" / "slurm-down.sh"
 

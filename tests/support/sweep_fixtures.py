@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SWEEPKIT = [sys.executable, "-m", "jobs.cli"]
 
 FAST_PROGRAM = r"""

@@ -12,7 +12,7 @@ import yaml
 from train.config import SCHEMA, build_config, parse_agent_args
 from train.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "config" / "config.yaml"
 
 

@@ -1,6 +1,6 @@
 """Datasets (train.data) and staging (train.staging, ``sweepkit data``), offline.
 
-CIFAR-10 is a tiny archive in the real format (tests/cifar_fixture.py) whose md5 list is passed
+CIFAR-10 is a tiny archive in the real format (tests/support/cifar_fixture.py) whose md5 list is passed
 explicitly; downloads are exercised with local files and ``file://`` URLs. No test touches the
 network.
 """
@@ -25,7 +25,7 @@ from train import staging
 from train.data import load_splits
 from train.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = dict(
     split_seed=0, val_fraction=0.2, sample_ratio=1.0, synthetic_size=100, num_classes=10
 )

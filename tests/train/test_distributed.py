@@ -1,7 +1,7 @@
 """Data-parallel trials on the CPU: real torchrun, two gloo ranks.
 
 Equivalence is checked where it is exact: a few float64 steps of the trainer's own parts
-(``tests/ddp_float64_steps.py``) under two ranks give the parameters one process gets with the
+(``tests/support/ddp_float64_steps.py``) under two ranks give the parameters one process gets with the
 global batch, to 1e-9. fp32 training runs are not compared with each other: a ResNet amplifies the
 rounding of sums taken in another order (a ReLU input within 1e-7 of zero routes its gradient
 elsewhere), and how far two healthy runs drift apart depends on the CPU. The fp32 end-to-end run
@@ -92,7 +92,7 @@ def two_rank_float64(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp64")
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-        + [str(ROOT / "tests" / "ddp_float64_steps.py"), str(out)],
+        + [str(ROOT / "tests" / "support" / "ddp_float64_steps.py"), str(out)],
         cwd=ROOT,
         env=env_without_wandb(),
         capture_output=True,

@@ -22,7 +22,7 @@ from train.runrecord import RunRecord, read_run_json
 from train.tracking import Tracker
 from train.trainer import StopSignal, train
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS = str(ROOT / "config" / "presets" / "digits.yaml")
 # A small, fast model for mechanics tests: ResNet-18 at 32 px on digits, deterministic.
 TINY = [

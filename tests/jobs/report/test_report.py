@@ -28,7 +28,7 @@ from jobs.report.command import write_report
 from jobs.report.source import SweepSource, read_submissions
 from jobs.sweeps.state import RunView
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[3]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 

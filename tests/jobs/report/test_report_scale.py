@@ -1,7 +1,7 @@
 """A report of a big sweep stays readable and small: every run in a CSV beside the page, the page's
 table cut, the per-epoch plot limited to the best and running runs, parallel coordinates with a
 faint layer under the best runs. Constructed runs (the store's part is tested by
-tests/test_scale_bench.py)."""
+tests/bench/test_scale_bench.py)."""
 
 from __future__ import annotations
 

@@ -285,7 +285,7 @@ def test_wandb_job_reads_the_key_file_and_runs_wandb_agent_in_the_container(tmp_
     record_dir = workdir / "sweeps" / "wandb" / "lab" / "cifar" / "abc123" / "slurm"
     job = json.loads((record_dir / "submissions.jsonl").read_text().splitlines()[-1])
     assert job["image"] == str(image) and str(job["image_digest"]).startswith("sha256:")
-    lock = Path(__file__).resolve().parent.parent / "containers" / "requirements.lock"
+    lock = Path(__file__).resolve().parents[3] / "containers" / "requirements.lock"
     assert job["lock_sha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
     calls = [json.loads(line) for line in call_log.read_text().splitlines()]
     assert len(calls) == 2
