@@ -7,6 +7,11 @@ process the tests start runs single-threaded unless a test says otherwise.
 The folders mirror the code they test (tests/train/ for train/, tests/jobs/sweeps/ for
 jobs/sweeps/, ...); the helpers they share (fixtures, fake programs) are in tests/support/ and are
 imported by module name from any folder.
+
+Two tiers: a test that starts processes, trains a model or needs SLURM, Chromium or Podman is
+marked ``system`` (``pytestmark = pytest.mark.system`` for a whole module, or on the test); the
+rest is the unit tier, ``make test-unit`` (``pytest -m "not system"``). A test marked slow, slurm,
+browser or container is a system test without saying so twice.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -27,3 +34,11 @@ sys.path[:0] = [str(REPO), str(TESTS / "support"), str(TESTS)]
 
 # The session's one-node SLURM, for every test module that asks for the `slurm` fixture.
 from slurm_fixture import slurm  # noqa: E402, F401
+
+SYSTEM_MARKERS = ("slow", "slurm", "browser", "container")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SYSTEM_MARKERS):
+            item.add_marker(pytest.mark.system)

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sweep_fixtures import sweepkit
+
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 

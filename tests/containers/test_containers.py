@@ -28,6 +28,8 @@ from spython.main.parse.parsers import DockerParser, SingularityParser
 
 from jobs.cli import VERBS
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 DEF = ROOT / "containers" / "sweepkit.def"
 DOCKERFILE = ROOT / "containers" / "Dockerfile"

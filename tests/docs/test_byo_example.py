@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "Bring your own training script"
 

@@ -23,6 +23,8 @@ import pytest
 
 from jobs.cli import VERBS
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 BLOCK = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.S | re.M)

@@ -13,6 +13,8 @@ import pytest
 from jobs.cli import VERBS
 from train import versions
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 SWEEPKIT = [sys.executable, "-m", "jobs.cli"]
 

@@ -183,6 +183,7 @@ def test_unreadable_config_file_is_one_line_naming_it(tmp_path, content, expecte
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.system
 def test_cli_config_folder_or_binary_file_is_one_line_exit_2(tmp_path):
     binary = tmp_path / "b.yaml"
     binary.write_bytes(b"\xff\xfe\x00bad")
@@ -201,6 +202,7 @@ def test_cli_config_folder_or_binary_file_is_one_line_exit_2(tmp_path):
         assert words in proc.stderr and f"--config {preset}" in proc.stderr
 
 
+@pytest.mark.system
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
     proc = subprocess.run(
         [
@@ -222,6 +224,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "run").exists()  # nothing half-made
 
 
+@pytest.mark.system
 def test_cli_print_config_shows_effective_values(tmp_path):
     proc = subprocess.run(
         [

@@ -401,11 +401,13 @@ def test_weights_usage_lines_bind_the_cache_and_set_torch_home(tmp_path):
     assert f"--bind {tmp_path / 'th'}:/cache/torch" in text and "TORCH_HOME=/cache/torch" in text
 
 
+@pytest.mark.system
 def test_data_verb_imports_neither_torch_nor_wandb_at_start():
     code = "import sys, train.staging; assert not {'torch', 'wandb'} & set(sys.modules), sys.modules.keys()"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+@pytest.mark.system
 def test_data_cifar_is_documented_in_help():
     result = subprocess.run(
         [sys.executable, "-m", "jobs.cli", "data", "cifar10", "--help"],

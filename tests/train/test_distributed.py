@@ -25,6 +25,8 @@ from train.checkpoint import load_latest_checkpoint
 from train.distributed import World
 from train.runrecord import read_run_json
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 # ResNet-18 with the CIFAR stem (no max-pool: fewer near-ties) at 16 px on a quarter of digits.
 SMALL = [
     "num_epochs=2",

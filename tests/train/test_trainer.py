@@ -22,6 +22,8 @@ from train.runrecord import RunRecord, read_run_json
 from train.tracking import Tracker
 from train.trainer import StopSignal, train
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = str(ROOT / "config" / "presets" / "digits.yaml")
 # A small, fast model for mechanics tests: ResNet-18 at 32 px on digits, deterministic.

@@ -28,6 +28,8 @@ from jobs.report.command import write_report
 from jobs.report.source import SweepSource, read_submissions
 from jobs.sweeps.state import RunView
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 PROJECT = Path(__file__).resolve().parents[3]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

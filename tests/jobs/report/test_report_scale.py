@@ -9,12 +9,15 @@ import csv
 import re
 from pathlib import Path
 
+import pytest
 from test_report import Run, curve, driven_sweep, section, source
 
 from jobs.report import plots
 from jobs.report.command import write_report
 from jobs.report.render import TABLE_ROWS
 from jobs.report.source import EPOCH_BEST
+
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 
 def test_big_sweep_report_has_a_csv_a_cut_table_and_readable_plots(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from slurm_fixture import (
     wait_for,
 )
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 PACKED = {**BASE, "gpus": 2, "agents_per_task": 2, "cpus_per_task": 2}
 
 

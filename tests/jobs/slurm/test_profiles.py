@@ -168,6 +168,7 @@ def test_paths_expand_home_and_variables(tmp_path: Path, monkeypatch: pytest.Mon
     assert profile.env == {"FLAG": "true", "N": "3"}
 
 
+@pytest.mark.system
 def test_cli_reports_a_profile_error_as_one_line(tmp_path: Path) -> None:
     ref = fast_sweep(tmp_path, points=1, steps=1, step_s=0)
     config = write(tmp_path, {"bad": {**GOOD, "account": "lab;id"}})
@@ -198,6 +199,7 @@ def render(profile: Profile, kind: str, ref: str, tmp_path: Path, **extra: Any) 
     return sbatch_script.render(context)
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("name", sorted(load_all(CLUSTER)))
 @pytest.mark.parametrize("kind", ["local", "wandb"])
 def test_every_shipped_profile_renders_a_script_that_passes_shellcheck(
@@ -261,6 +263,7 @@ def test_every_shipped_profile_renders_a_script_that_passes_shellcheck(
     )
 
 
+@pytest.mark.system
 def test_gpu_type_account_extra_and_modules_render(tmp_path: Path) -> None:
     profile = load_one(
         tmp_path,
@@ -290,6 +293,7 @@ def test_gpu_type_account_extra_and_modules_render(tmp_path: Path) -> None:
         assert line + "\n" in text, line
 
 
+@pytest.mark.system
 def test_no_signal_lead_and_no_requeue(tmp_path: Path) -> None:
     text = render(load_one(tmp_path, signal_lead_s=0, requeue=False), "local", "/s/ab", tmp_path)
     shellcheck(text, tmp_path)
@@ -333,6 +337,7 @@ def test_paths_that_cannot_go_in_a_directive_are_refused(tmp_path: Path) -> None
         )
 
 
+@pytest.mark.system
 def test_slurm_scripts_pass_shellcheck() -> None:
     scripts = sorted((REPO / "tests" / "slurm").glob("*.sh"))
     assert [p.name for p in scripts] == ["slurm-down.sh", "slurm-up.sh"]

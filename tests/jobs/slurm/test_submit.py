@@ -37,6 +37,8 @@ from jobs.slurm import submit
 from jobs.slurm.profiles import load_profile
 from train.errors import UserError
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 
 def dry_run(ref: str, config: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return sweepkit(

@@ -27,6 +27,8 @@ from sweep_fixtures import (
 
 from jobs.sweeps import agent as agent_mod
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 
 def one_run(tmp_path: Path, *extra_create: str, **values: list[object]) -> tuple[str, Path]:
     program = write_program(tmp_path)

@@ -162,6 +162,7 @@ def test_unknown_keys_are_named_briefly(name: str) -> None:
     assert len(str(err.value)) < 260 and "Additional properties" not in str(err.value)
 
 
+@pytest.mark.system
 def test_bad_definition_on_the_command_line_exits_2_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(base(metric={"name": "Validation Accuracy", "goal": "upward"})))
@@ -178,6 +179,7 @@ def test_bad_definition_on_the_command_line_exits_2_with_one_line(tmp_path: Path
     )
 
 
+@pytest.mark.system
 def test_the_next_hint_is_shell_quoted_so_pasting_it_runs_only_sweepkit(tmp_path: Path) -> None:
     spec = tmp_path / "grid.yaml"
     spec.write_text(yaml.safe_dump(base()))
@@ -214,6 +216,7 @@ def test_unreadable_files(tmp_path: Path, text: str, words: list[str]) -> None:
         load_definition(tmp_path / "missing.yaml")
 
 
+@pytest.mark.system
 def test_folder_or_non_utf8_definition_is_one_line(tmp_path: Path) -> None:
     folder = tmp_path / "sweeps"
     folder.mkdir()
@@ -472,6 +475,7 @@ def test_tolerated_keys_are_what_the_sweeps_schema_flags_and_its_engine_runs() -
             assert hyperband_stop_runs([], definition) == []
 
 
+@pytest.mark.system
 def test_create_warns_and_creates_or_refuses_in_one_line(tmp_path: Path) -> None:
     ok = base(
         args_no_hyphens=True, early_terminate={"type": "hyperband", "min_iter": 2, "max_epochs": 10}
@@ -492,6 +496,7 @@ def test_create_warns_and_creates_or_refuses_in_one_line(tmp_path: Path) -> None
     assert len(list((tmp_path / "sweeps").iterdir())) == 1, "no sweep folder for the refused one"
 
 
+@pytest.mark.system
 def test_create_warns_once_when_metric_goal_is_missing(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(base(metric={"name": "Validation Loss"})))
     made = sweepkit("sweep", "create", "s.yaml", cwd=tmp_path)

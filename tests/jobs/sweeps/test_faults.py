@@ -22,6 +22,8 @@ from wandb_program import PROGRAM
 
 from jobs.sweeps.journal import decode
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 # After its W&B run has finished (exit record written), the program fills the disk: what a full
 # scratch quota does between the program's end and the agent's end record.
 FILLS_THE_DISK = (

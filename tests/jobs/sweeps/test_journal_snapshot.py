@@ -226,6 +226,7 @@ def _snapshot_often(path: str, stop_at: float) -> None:
         reader.write_snapshot(force=True)
 
 
+@pytest.mark.system
 def test_concurrent_claims_and_snapshot_writers_agree_with_a_full_replay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,8 @@ import pytest
 import yaml
 from sweep_fixtures import REPO, grid, write_program
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 GROUP = "sweepkit-lab"
 MEMBERS = ("sweepkit-la", "sweepkit-lb")
 

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from sweep_fixtures import REPO, sweepkit
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 DIGITS_GRID = yaml.safe_load((REPO / "config" / "sweeps" / "digits_grid.yaml").read_text())
 
 

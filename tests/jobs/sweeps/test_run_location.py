@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from jobs.sweeps.run_location import RunLocator, link_into, open_logs, search
 from jobs.sweeps.wandb_log import write_log
 from jobs.sweeps.wandb_records import RunRecords
@@ -52,6 +54,7 @@ def test_a_linked_run_is_read_as_the_run_folders_own(tmp_path: Path) -> None:
     assert records.history("acc") == [(1, 2.5)]
 
 
+@pytest.mark.system
 def test_open_logs_are_found_in_the_programs_process_tree(tmp_path: Path) -> None:
     folder = fake_run(tmp_path, "r9", "s", 1.0)
     log = folder / "run-r9.wandb"

@@ -85,6 +85,7 @@ def test_the_w_and_b_report_ranks_as_status_does() -> None:
     assert view.metric == 0.9 and view.metric_history == [0.9, 0.2]
 
 
+@pytest.mark.system
 def test_status_names_the_error_and_keeps_parameter_columns_apart(tmp_path: Path) -> None:
     write_program(tmp_path)
     spec = {

@@ -59,6 +59,7 @@ def test_layout_and_modes_ignore_a_group_writable_umask(tmp_path: Path) -> None:
     assert not list((tmp_path / "sweeps").glob(".*")), "no temp folder left behind"
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("target", [".", "sweep.yaml", "journal.jsonl"])
 def test_store_writable_by_others_is_refused(tmp_path: Path, target: str) -> None:
     sweep = make(tmp_path)
@@ -72,6 +73,7 @@ def test_store_writable_by_others_is_refused(tmp_path: Path, target: str) -> Non
     )
 
 
+@pytest.mark.system
 def test_missing_store_and_not_a_store(tmp_path: Path) -> None:
     result = sweepkit("status", str(tmp_path / "nope"), cwd=tmp_path)
     assert (
@@ -91,6 +93,7 @@ def test_missing_store_and_not_a_store(tmp_path: Path) -> None:
         store.open_sweep(str(tmp_path / "empty"))
 
 
+@pytest.mark.system
 def test_unwritable_store_is_a_clear_error(tmp_path: Path) -> None:
     sweep = make(tmp_path)
     # root ignores modes; an immutable folder (chattr +i) is unwritable even for root
@@ -201,6 +204,7 @@ def _run_claimers(path: Path, n: int, finish: bool = True) -> list[tuple[str, st
     return [item for chunk in results for item in chunk]
 
 
+@pytest.mark.system
 def test_sixteen_processes_claim_a_24_point_grid_exactly_once(tmp_path: Path) -> None:
     sweep = make(tmp_path)
     claims = _run_claimers(sweep.path, 16)
@@ -211,6 +215,7 @@ def test_sixteen_processes_claim_a_24_point_grid_exactly_once(tmp_path: Path) ->
     assert final.complete() and final.counts()["finished"] == 24
 
 
+@pytest.mark.system
 def test_random_with_run_cap_under_concurrency(tmp_path: Path) -> None:
     definition = {
         **GRID_24,
@@ -278,6 +283,7 @@ BAYES_CAPPED = {
 }
 
 
+@pytest.mark.system
 def test_bayes_proposals_made_outside_the_lock_never_exceed_run_cap_or_double_claim(
     tmp_path: Path,
 ) -> None:
@@ -328,6 +334,7 @@ def test_bayes_never_proposes_under_the_lock_when_the_queue_empties_meanwhile(
     assert sorted(len(r.claims) for r in runs.values()) == [1, 2]
 
 
+@pytest.mark.system
 def test_lease_rules() -> None:
     now = time.time()
     me = store.AgentIdentity()
@@ -369,6 +376,7 @@ def test_lease_rules() -> None:
     assert not expired(slurm=slurm, me=other_task)
 
 
+@pytest.mark.system
 def test_a_dead_pid_counts_as_a_crash_only_in_the_claimers_pid_namespace(tmp_path: Path) -> None:
     """Two containers on one node share its name (SWEEPKIT_NODE) but not their pids: a pid that
     is gone here may be a live agent there. Its claim then stands until its heartbeat stops."""

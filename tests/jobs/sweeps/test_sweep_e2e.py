@@ -26,6 +26,8 @@ from sweep_fixtures import (
 
 from jobs.sweeps.wandb_records import RunRecords
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 
 def transaction_log(**run: str) -> bytes:
     """A wandb transaction log holding one run record (one FULL chunk after the header)."""

@@ -34,6 +34,8 @@ from jobs.sweeps.wandb_log import (
 )
 from jobs.sweeps.wandb_records import RunRecords, Segment, segment_folders
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 WANDB_CLI = str(Path(sys.executable).parent / "wandb")
 
 

@@ -14,6 +14,8 @@ from wandb_program import expected, write_wandb_program
 from jobs.sweeps import store
 from jobs.sweeps.wandb_records import RunRecords, segment_folders
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 
 def definition(metric_name: str = "Validation Accuracy", **parameters: Any) -> dict[str, Any]:
     """A grid over ``parameters`` (a list: swept; anything else: pinned) of the W&B script."""
