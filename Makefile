@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint constraints clean
+.PHONY: setup system-deps demo test test-unit lint constraints clean
 
 # The pinned environment: torch 2.14.1 / torchvision 0.29.1 and every other package at the
 # version in constraints.txt (re-run when either file changes).
@@ -31,6 +31,11 @@ demo: setup
 
 test: system-deps setup
 	$(BIN)/python -m pytest
+
+# The unit tier alone: in-process tests, no processes started, no SLURM, browser or container, so
+# no system packages needed (tests marked `system` are left out; tests/conftest.py says which).
+test-unit: setup
+	$(BIN)/python -m pytest -m "not system"
 
 lint: setup
 	$(BIN)/ruff check train jobs sweepkit tests bench

@@ -6,7 +6,7 @@
 For each N this builds a sweep of N finished runs and ``--running`` (default 200) running ones:
 the journal is written through the store's own record shapes (``claim`` and ``end`` records as an
 agent appends them, the end record being what the agent recorded for a real run), and every run
-folder is a copy (hard links) of a real agent run of the plain W&B script tests/wandb_program.py
+folder is a copy (hard links) of a real agent run of the plain W&B script tests/support/wandb_program.py
 (``--epochs`` logged epochs). Templates with a few learning rates give runs different metrics.
 The running runs were claimed ``2 x lease_s`` ago by agents on other hosts that keep their leases
 fresh, as long runs on a cluster do. Then it measures:
@@ -23,7 +23,7 @@ fresh, as long runs on a cluster do. Then it measures:
 * lock hold per claim (random, with the running runs): how long a claim holds the sweep lock.
 
 Figures are wall clock on whatever machine runs it; tests run it at a small N and check answers
-(tests/test_scale_bench.py), never times.
+(tests/bench/test_scale_bench.py), never times.
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ def sweepkit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
 
 
 def make_templates(work: Path, epochs: int) -> list[dict[str, Any]]:
-    """Real agent runs of tests/wandb_program.py, one per learning rate: their run folders and
+    """Real agent runs of tests/support/wandb_program.py, one per learning rate: their run folders and
     the claim and end records the agent wrote for them."""
     from jobs.sweeps import store
 
-    sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO / "tests" / "support"))
     from wandb_program import write_wandb_program
 
     program = write_wandb_program(work)

@@ -3,6 +3,15 @@
 Tests start many trainer and agent processes on a 2-core machine at once; OpenMP threads of
 several processes spinning against each other slow each step by an order of magnitude, so every
 process the tests start runs single-threaded unless a test says otherwise.
+
+The folders mirror the code they test (tests/train/ for train/, tests/jobs/sweeps/ for
+jobs/sweeps/, ...); the helpers they share (fixtures, fake programs) are in tests/support/ and are
+imported by module name from any folder.
+
+Two tiers: a test that starts processes, trains a model or needs SLURM, Chromium or Podman is
+marked ``system`` (``pytestmark = pytest.mark.system`` for a whole module, or on the test); the
+rest is the unit tier, ``make test-unit`` (``pytest -m "not system"``). A test marked slow, slurm,
+browser or container is a system test without saying so twice.
 """
 
 from __future__ import annotations
@@ -11,11 +20,25 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
-# Test helpers (fixtures, fake programs) import each other by module name.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+# The repository before tests/: tests/ holds folders named train/, jobs/ and bench/, which Python
+# would otherwise take for (empty) namespace packages of those names when the kit is installed
+# editable (its import hook comes after the path search).
+sys.path[:0] = [str(REPO), str(TESTS / "support"), str(TESTS)]
 
 # The session's one-node SLURM, for every test module that asks for the `slurm` fixture.
 from slurm_fixture import slurm  # noqa: E402, F401
+
+SYSTEM_MARKERS = ("slow", "slurm", "browser", "container")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SYSTEM_MARKERS):
+            item.add_marker(pytest.mark.system)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 USER_TRAIN = r"""
 import os, sys, time
 import wandb

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from compat_fixtures import create_default_root, report_page, run_agent, shown, status
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 LIGHTNING_PROGRAM = r'''
 import json, os
 import torch

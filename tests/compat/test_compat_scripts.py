@@ -17,6 +17,8 @@ from compat_fixtures import create_default_root, report_page, run_agent, shown, 
 from sweep_fixtures import sweepkit
 from wandb_program import expected, write_wandb_program
 
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
 
 def grid(metric: str, goal: str, **parameters: Any) -> dict[str, Any]:
     return {

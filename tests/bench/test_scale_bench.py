@@ -1,0 +1,79 @@
+"""bench/scale.py at a small N: its sweeps are real agent runs of the plain W&B script copied N
+times, the fast paths give a full replay's answers (same runs, states, metrics, epochs, best run,
+status --json, bayes GP data), and status shows a big sweep readably. Figures are never asserted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sweep_fixtures import sweepkit
+
+pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_scale_benchmark_fast_paths_agree_with_a_full_replay(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/scale.py",
+            "--sizes",
+            "45",
+            "--running",
+            "4",
+            "--epochs",
+            "3",
+            "--fresh",
+            "1",
+            "--claims",
+            "2",
+            "--checks",
+            "2",
+            "--check",
+            "--keep",
+            "--dir",
+            str(tmp_path),
+            "--no-record",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(
+        r"fast paths agree with a full replay: 49 runs .*, best run r\d{7}, status --json, "
+        r"bayes GP data",
+        proc.stdout,
+    ), proc.stdout
+    rows = re.findall(r"^\| (.+?) \| (.+?) \|$", proc.stdout, re.M)
+    assert [name for name, _ in rows][2:] == [
+        "`status`: wall s / peak RSS MB",
+        "`status --json`: output MB / RSS MB / wall s",
+        "`report`: wall s / RSS MB / page MB (with files beside it)",
+        "fresh claim, random, whole journal, ms (Optuna's journal store, same N)",
+        "fresh claim, random, from the journal's snapshot, ms (writing it, s)",
+        "warm claim p50, bayes (ms)",
+        "hyperband check at each new epoch, per agent (ms)",
+        "lock hold per claim, 4 running (ms)",
+    ], proc.stdout
+    assert all(re.fullmatch(r"[\d.]+( / [\d.]+)*( \([\d.]+\))?", cell) for _, cell in rows[2:])
+
+    # the sweep it built, now with the runs the benchmark's claims added: 45 finished, and running
+    sweep = re.search(r"random sweep (\S+),", proc.stderr)
+    assert sweep, proc.stderr
+    table = sweepkit("status", sweep.group(1), cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    text = table.stdout
+    assert "best 10 of 45 scored runs:" in text and "running or queued: " in text
+    assert re.search(r"\(--all lists all \d+ runs\)", text)
+    listed = set(re.findall(r"^\s+(r\d{7}|[a-z0-9]{8})\s", text, re.M))
+    every = sweepkit("status", "--all", sweep.group(1), cwd=tmp_path).stdout
+    everyone = set(re.findall(r"^(r\d{7}|[a-z0-9]{8})\s", every, re.M))
+    assert {f"r{i:07d}" for i in range(49)} <= everyone and listed < everyone
+    assert "--all lists" not in every
