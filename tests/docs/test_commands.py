@@ -135,6 +135,7 @@ def check_command(command: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.system  # starts processes
+@pytest.mark.system  # starts processes
 def test_cluster_blocks_lint_and_parse(tmp_path: Path) -> None:
     cluster = shell_blocks(tag="cluster")
     assert cluster, "the pages show cluster-only commands"
@@ -177,6 +178,7 @@ def docs_env() -> dict[str, str]:
 
 @pytest.mark.system  # starts processes
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.system  # starts processes
 def test_trainer_page_commands_run(tmp_path: Path) -> None:
     """docs/trainer.md's commands (sections "(top)" and "Smoke test and versions"), in a folder
     shaped like a clone (config/ beside them)."""
@@ -230,6 +232,7 @@ ERRORS = {
 
 
 @pytest.mark.system  # starts processes
+@pytest.mark.system  # starts processes
 def test_error_lines_shown_are_what_the_commands_print(tmp_path: Path) -> None:
     os.symlink(ROOT / "config", tmp_path / "config")
     for (page, start), (argv, definition) in ERRORS.items():
@@ -281,6 +284,7 @@ def mkdocs(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.system  # starts processes
+@pytest.mark.system  # starts processes
 def test_the_site_builds_strict(tmp_path: Path) -> None:
     (block,) = blocks("docs/development.md", "The documentation's commands", "bash")
     assert block.commands == [f"mkdocs build --strict {SITE}"]
@@ -294,6 +298,7 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
         assert html.read_text().count("<pre") == len(blocks(page)), page
 
 
+@pytest.mark.system  # starts processes
 @pytest.mark.system  # starts processes
 def test_a_broken_link_fails_the_site_build(tmp_path: Path) -> None:
     for part in ("mkdocs.yml", "README.md", "docs", "bench/RESULTS.md", "ci/mkdocs_pages.py"):
