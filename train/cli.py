@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         record.data["timings"]["ended_at"] = None if state == "preempted" else now_iso()
         record.update(state=state, exit_code=code)
         if state == "finished" and world.is_main:
-            trim_after_finish(run_dir, cfg["checkpoint.keep_after_finish"])
+            trim_after_finish(run_dir, cfg.checkpoint.keep_after_finish)
         return code
     except UserError as err:
         code = EXIT_USAGE

@@ -203,7 +203,7 @@ def train(
                 "history": sums.history,
                 "world_size": world.size,
             },
-            keep=cfg["checkpoint.keep"],
+            keep=cfg.checkpoint.keep,
         )
 
     def preempt(at: Position) -> str:
@@ -298,7 +298,7 @@ def train(
         done = Position(epoch + 1, 0)
         stopping = stop_agreed()
         if (
-            (epoch + 1) % cfg["checkpoint.every_epochs"] == 0
+            (epoch + 1) % cfg.checkpoint.every_epochs == 0
             or epoch + 1 == cfg.num_epochs
             or stopping
         ):
@@ -313,7 +313,7 @@ def train(
             return "preempted"
 
     test_loss, test_acc = evaluate(model, test_loader.epoch(), device, step_fn.precision, world)
-    if world.is_main and cfg["checkpoint.keep_after_finish"] == "final":
+    if world.is_main and cfg.checkpoint.keep_after_finish == "final":
         save_final_weights(run_dir, model.state_dict(), cfg.num_epochs)
     record.data["summary"].update({"Test Loss": test_loss, "Test Accuracy": test_acc})
     tracker.log({"Test Loss": test_loss, "Test Accuracy": test_acc}, epoch=cfg.num_epochs)
