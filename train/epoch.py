@@ -14,6 +14,7 @@ from train.checkpoint import Position
 from train.parts import Parts
 from train.progress import Progress
 from train.signals import StopSignal
+from train.step import evaluate
 
 # the per-epoch metrics that also make the run's summary (with the best validation accuracy)
 SUMMARY_KEYS = ("Train Loss", "Validation Loss", "Validation Accuracy", "images_per_s")
@@ -95,8 +96,6 @@ def run_steps(parts: Parts, epoch: int, first: int, progress: Progress, stop: St
 def epoch_metrics(parts: Parts, epoch: int, train_loss: float, steps: Steps) -> dict[str, float]:
     """Validate, and the epoch's metrics as W&B and run.json get them; a loss that is not finite
     ends the run (after validation, which every rank runs)."""
-    from train.step import evaluate
-
     val_loss, val_acc = evaluate(
         parts.model, parts.val_loader.epoch(), parts.device, parts.step.precision, parts.world
     )
