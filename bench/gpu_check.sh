@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a session lent a device (about 15 minutes, start-up included):
-# smoke on CUDA; throughput against the seed-style baseline at 224 px and at 32 px with the seed's
-# own model (imagenet stem): the targets, each with a profile of the kit's equal-batch
-# steps; at 32 px with the CIFAR stem (the cifar32 preset users train); then the real trainer on
-# CUDA (bf16, compile), stopped by SIGTERM after its first epoch and rerun on the same run folder,
-# which must resume and finish. About 9 minutes on an H100 (compiles dominate); the 32 px
-# CIFAR-stem step at bs 512 and the trainer share compiled graphs through Inductor's cache.
+# smoke on CUDA; throughput against the baseline of the usual single-file W&B training script
+# (its PIL pipeline) at 224 px and at 32 px with that script's own model (imagenet stem): the
+# issue's targets, each with a profile of the kit's equal-batch steps; at 32 px with the CIFAR
+# stem (the cifar32 preset users train); then the real trainer on CUDA (bf16, compile), stopped
+# by SIGTERM after its first epoch and rerun on the same run folder, which must resume and finish.
+# About 9 minutes on an H100 (compiles dominate); the 32 px CIFAR-stem step at bs 512 and the
+# trainer share compiled graphs through Inductor's cache.
 # Results go to $OUT (the device tool's folder; default bench/out): gpu_check.log, the three
 # throughput JSONs and the trainer's run.json (the device tool brings back at most 8 files).
 # Record them in bench/RESULTS.md with card and date. W&B is not needed (and not installed there).

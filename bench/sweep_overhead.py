@@ -439,8 +439,7 @@ def record(text: str) -> None:
     )
 
 
-def main() -> None:
-    global N_FINISHED
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="grid,random,bayes,bayes-gp")
     parser.add_argument(
@@ -471,18 +470,11 @@ def main() -> None:
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--go", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args)
-        return
-    import optuna
+    return parser.parse_args()
 
-    from jobs.sweeps.definition import quiet_sweeps_import
 
-    quiet_sweeps_import()
-    N_FINISHED = args.finished
-    base = Path(args.dir or tempfile.mkdtemp(prefix="sweep-overhead-"))
-    load0 = os.getloadavg()[0]
+def measure_methods(args: argparse.Namespace, base: Path) -> list[tuple[str, Any, Any, float]]:
+    """(method, fresh figures, concurrent figures, engine ms) for each of --methods."""
     rows = []
     for method in args.methods.split(","):
         root = base / method
@@ -502,11 +494,22 @@ def main() -> None:
         engine_ms = engine_cost(stores)
         rows.append((method, f, c, engine_ms))
         print(f"{method}: fresh {f}  concurrent {c}  engine {engine_ms:.1f} ms", flush=True)
-    agent = agent_overhead(base, args.agent_repeats)
-    load1 = os.getloadavg()[0]
+    return rows
+
+
+def results_text(
+    args: argparse.Namespace,
+    base: Path,
+    rows: list[tuple[str, Any, Any, float]],
+    agent: dict[str, float],
+    loads: tuple[float, float],
+    optuna_version: str,
+) -> str:
+    """The section appended to bench/RESULTS.md: a heading, the table and how it was measured."""
+    load0, load1 = loads
     lines = [
         f"### {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {platform.node()}, {os.cpu_count()} CPUs, stores in {base} "
-        f"(load average {load0:.1f} at start, {load1:.1f} at end; optuna {optuna.__version__})",
+        f"(load average {load0:.1f} at start, {load1:.1f} at end; optuna {optuna_version})",
         "",
         f"{N_FINISHED:,} finished runs in each store. Claim = ours `claim` (engine proposal included) / Optuna `ask` + `suggest`.",
         "",
@@ -533,7 +536,27 @@ def main() -> None:
         f"Agent start to program launch: {agent['start_to_launch_s']:.2f} s (median of {args.agent_repeats}; "
         f"the program's own start-up, {agent['program_startup_s'] * 1000:.0f} ms, subtracted).",
     ]
-    text = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    global N_FINISHED
+    args = parse_args()
+    if args.worker:
+        worker(args)
+        return
+    import optuna
+
+    from jobs.sweeps.definition import quiet_sweeps_import
+
+    quiet_sweeps_import()
+    N_FINISHED = args.finished
+    base = Path(args.dir or tempfile.mkdtemp(prefix="sweep-overhead-"))
+    load0 = os.getloadavg()[0]
+    rows = measure_methods(args, base)
+    agent = agent_overhead(base, args.agent_repeats)
+    loads = (load0, os.getloadavg()[0])
+    text = results_text(args, base, rows, agent, loads, optuna.__version__)
     print(text)
     if not args.no_record:
         record(text)

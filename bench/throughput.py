@@ -1,17 +1,19 @@
-"""Training throughput: the seed-style pipeline against sweepkit's, in one process, one run.
+"""Training throughput: the usual single-file W&B training script's input pipeline against
+sweepkit's, in one process, one run.
 
-    python bench/throughput.py                      # GPU: 224 px, batch 128 (the seed's workload)
+    python bench/throughput.py                      # GPU: ResNet-50 at 224 px, batch 128
     python bench/throughput.py --image-size 32 --kit-batch-sizes 128,512,1024 --compile-mode reduce-overhead
     python bench/throughput.py --device cpu --model resnet18 --image-size 32 --batch-size 16 \\
         --kit-batch-sizes 16 --steps 3 --warmup 1 --workers 2 --no-compile   # a CPU check
 
-seed-style: fp32, PIL transforms (crop, flip, resize, normalise) in DataLoader worker processes,
+baseline (the rows named seed-style), as the usual single-file W&B training script trains: fp32,
+PIL transforms (crop, flip, resize, normalise) in DataLoader worker processes,
 contiguous NCHW, Adam (``loader: workers``, ``precision: fp32``). kit: the same model, optimiser and
 synthetic CIFAR-shaped uint8 data through ``loader: device`` (GPU-resident data, batched
 augmentation), bf16 autocast, channels_last and torch.compile. Both use the trainer's own
 components (train.pipeline, train.step, and its set-up: cuDNN autotuning on), so this measures
 what a run does. The ratio that counts
-is at equal batch size (the seed's 128); the kit's best batch size is reported beside it.
+is at equal batch size (128, that script's); the kit's best batch size is reported beside it.
 Prints a table and, with --out, writes the figures as JSON.
 """
 
@@ -32,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from train.config import build_config  # noqa: E402
 from train.model import build_model  # noqa: E402
 from train.optim import make_optimizer  # noqa: E402
+from train.parts import seed_everything  # noqa: E402
 from train.pipeline import Loader, make_loader  # noqa: E402
 from train.step import TrainStep, pick_device  # noqa: E402
-from train.trainer import seed_everything  # noqa: E402
 
 
 def measure(
@@ -49,8 +51,8 @@ def measure(
     """Training images/s over ``steps`` steps after ``warmup`` steps, data loading included.
     ``profile_steps``: then profile that many more steps and print where their time went."""
     cfg = build_config(base=None, sets=[*sets, "pretrained=false", "wandb.mode=disabled"])
-    # The trainer's own set-up (seed, cuDNN autotuning, TF32) for both pipelines: the seed's
-    # script leaves cuDNN's autotuner off, but giving the baseline the same one-line setting keeps
+    # The trainer's own set-up (seed, cuDNN autotuning, TF32) for both pipelines: the usual
+    # single-file W&B training script leaves cuDNN's autotuner off, but giving the baseline the same one-line setting keeps
     # the ratio about the pipelines, not about a flag.
     seed_everything(cfg, device)
     model = build_model(cfg).to(device)
@@ -110,13 +112,17 @@ def print_profile(step: TrainStep, loader: Loader, device: torch.device, steps: 
     print(prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument(
-        "--batch-size", type=int, default=128, help="the seed's batch size (equal-batch comparison)"
+        "--batch-size",
+        type=int,
+        default=128,
+        help="the baseline's batch size, as the usual single-file W&B training script's "
+        "(equal-batch comparison)",
     )
     parser.add_argument(
         "--kit-batch-sizes",
@@ -129,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=int, default=10, help="untimed steps first (compile, cuDNN autotuning)"
     )
     parser.add_argument(
-        "--workers", type=int, default=4, help="seed-style DataLoader workers (the seed used 4)"
+        "--workers",
+        type=int,
+        default=4,
+        help="the baseline's DataLoader workers (the usual single-file W&B training script uses 4)",
     )
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument(
@@ -150,27 +159,21 @@ def main(argv: list[str] | None = None) -> int:
         help="after the kit's equal-batch row, print a profile of this many more steps",
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    device = pick_device(args.device)
-    stem = args.stem or ("cifar" if args.image_size <= 64 else "imagenet")
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=gen)
-    labels = torch.randint(0, 10, (args.images,), generator=gen)
+
+def pipelines(args: argparse.Namespace, stem: str) -> dict[str, list[str]]:
+    """Row name -> the config settings it trains with: the baseline (unless --skip-seed), then
+    the kit at the equal batch size and at each of --kit-batch-sizes."""
     common = [
         f"model_name={args.model}",
         f"image_size={args.image_size}",
         f"stem={stem}",
         "optimizer=adam",
     ]
-    card = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
-    print(
-        f"device: {device.type} ({card}); torch {torch.__version__}; {args.model} at {args.image_size} px, {stem} stem"
-    )
-
-    results: dict[str, float] = {}
+    rows: dict[str, list[str]] = {}
     if not args.skip_seed:
-        seed_sets = [
+        rows[f"seed-style bs{args.batch_size}"] = [
             *common,
             "loader=workers",
             f"num_workers={args.workers}",
@@ -179,12 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             "compile=false",
             f"batch_size={args.batch_size}",
         ]
-        results[f"seed-style bs{args.batch_size}"] = measure(
-            seed_sets, images, labels, device, args.steps, args.warmup
-        )
     kit_batches = [int(b) for b in args.kit_batch_sizes.split(",") if b]
     for batch in dict.fromkeys([args.batch_size, *kit_batches]):
-        kit_sets = [
+        rows[f"kit bs{batch}"] = [
             *common,
             "loader=device",
             "precision=bf16",
@@ -193,18 +193,20 @@ def main(argv: list[str] | None = None) -> int:
             f"compile_mode={args.compile_mode}",
             f"batch_size={batch}",
         ]
-        profile = args.profile if batch == args.batch_size else 0
-        results[f"kit bs{batch}"] = measure(
-            kit_sets, images, labels, device, args.steps, args.warmup, profile
-        )
+    return rows
 
+
+def summarize(
+    args: argparse.Namespace, results: dict[str, float], card: str, argv: list[str] | None
+) -> dict[str, object]:
+    """Print the table and the ratios; the figures as --out writes them."""
     width = max(map(len, results))
     for name, rate in results.items():
         print(f"{name:<{width}}  {rate:>10,.1f} img/s")
-    seed_rate = results.get(f"seed-style bs{args.batch_size}")
+    baseline = results.get(f"seed-style bs{args.batch_size}")
     equal = results[f"kit bs{args.batch_size}"]
     best_name = max((n for n in results if n.startswith("kit")), key=results.__getitem__)
-    summary = {
+    summary: dict[str, object] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": card,
         "torch": torch.__version__,
@@ -216,12 +218,31 @@ def main(argv: list[str] | None = None) -> int:
         "results_img_per_s": results,
         "best_kit": best_name,
     }
-    if seed_rate:
-        summary["ratio_equal_batch"] = equal / seed_rate
-        summary["ratio_best"] = results[best_name] / seed_rate
+    if baseline:
+        summary["ratio_equal_batch"] = equal / baseline
+        summary["ratio_best"] = results[best_name] / baseline
         print(
-            f"ratio at equal batch ({args.batch_size}): {equal / seed_rate:.2f}x; best kit ({best_name}): {results[best_name] / seed_rate:.2f}x"
+            f"ratio at equal batch ({args.batch_size}): {equal / baseline:.2f}x; best kit ({best_name}): {results[best_name] / baseline:.2f}x"
         )
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = pick_device(args.device)
+    stem = args.stem or ("cifar" if args.image_size <= 64 else "imagenet")
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 10, (args.images,), generator=gen)
+    card = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
+    print(
+        f"device: {device.type} ({card}); torch {torch.__version__}; {args.model} at {args.image_size} px, {stem} stem"
+    )
+    results: dict[str, float] = {}
+    for name, sets in pipelines(args, stem).items():
+        profile = args.profile if name == f"kit bs{args.batch_size}" else 0
+        results[name] = measure(sets, images, labels, device, args.steps, args.warmup, profile)
+    summary = summarize(args, results, card, argv)
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2) + "\n")
     return 0

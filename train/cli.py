@@ -154,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
     if not world.distributed:
         return _run(args, cfg, world)
     join_world(world, cfg.device)
+    code = EXIT_FAILED
     try:
-        return _run(args, cfg, world)
+        code = _run(args, cfg, world)
+        return code
     except UserError:
         if world.is_main:
             raise  # printed once, by rank 0; every rank exits 2
@@ -166,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
         # rank leave with its own exit code rather than die of that signal.
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             signal.signal(sig, signal.SIG_IGN)
-        leave_world()
+        # finished or preempted: the same on every rank, so every rank reaches the meeting
+        leave_world(meet=code in (EXIT_OK, EXIT_PREEMPTED))
 
 
 def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
@@ -194,8 +197,9 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
     _setup_logging(run_dir, cfg.log_file, world)
 
     from train.checkpoint import trim_after_finish
+    from train.signals import StopSignal
     from train.tracking import Tracker
-    from train.trainer import StopSignal, train
+    from train.trainer import train
 
     stop = StopSignal().install()
     record = RunRecord(run_dir, run_id, cfg.nested(), previous, persist=world.is_main)
@@ -215,7 +219,7 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         record.data["timings"]["ended_at"] = None if state == "preempted" else now_iso()
         record.update(state=state, exit_code=code)
         if state == "finished" and world.is_main:
-            trim_after_finish(run_dir, cfg["checkpoint.keep_after_finish"])
+            trim_after_finish(run_dir, cfg.checkpoint.keep_after_finish)
         return code
     except UserError as err:
         code = EXIT_USAGE

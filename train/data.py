@@ -5,14 +5,15 @@ labels; the input pipeline moves, augments and normalises them. Nothing here dow
 
 Splits are drawn with a ``torch.Generator`` seeded by ``split_seed``, which a sweep keeps the same
 for every run (and which is independent of the training seed), so all runs of a sweep validate on
-the same images (the seed's defect 3). In order, from one generator:
+the same images (the usual single-file W&B training script draws a new split per run, so its runs
+are compared on different validation sets). In order, from one generator:
 
 1. the validation part: ``val_fraction`` of the training set (CIFAR-10's 50,000 images; the 80%
    of digits left after its fixed test split);
 2. the training part, subsampled by ``sample_ratio``. The validation set does not depend on
    ``sample_ratio``, and a smaller ratio keeps a subset of the images of a larger one, so runs
-   that sweep ``sample_ratio`` stay comparable. (The seed subsampled before splitting, which
-   changed the validation set with the ratio.)
+   that sweep ``sample_ratio`` stay comparable. (The usual single-file W&B training script subsamples
+   before splitting, which changes the validation set with the ratio.)
 
 The test split is fixed: CIFAR-10's ``test_batch``; for digits a 20% split drawn with a constant
 seed; for synthetic data a few random images.
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from train.errors import UserError
-from train.staging import verify_cifar
+from train.staged import verify_cifar
 
 DATASETS = ("cifar10", "digits", "synthetic")
 IMAGE_SIZE = 32

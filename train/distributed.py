@@ -20,6 +20,7 @@ What the trainer agrees on through this module, and why:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -121,8 +122,14 @@ def join_world(world: World, device_request: str) -> torch.device:
     return device
 
 
-def leave_world() -> None:
+def leave_world(meet: bool = False) -> None:
+    """Leave the process group. ``meet``: every rank ended the run the same way, so they first
+    wait for each other, and no rank tears the group down while a peer still uses it (rank 1 of a
+    finished two-rank run aborted at exit once, "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        if meet:
+            with contextlib.suppress(RuntimeError):  # a peer already gone: leave anyway
+                dist.barrier()
         dist.destroy_process_group()
 
 

@@ -15,7 +15,7 @@ def build_model(cfg: Config) -> nn.Module:
     model: torchvision.models.ResNet = getattr(torchvision.models, cfg.model_name)(weights=None)
     if cfg.pretrained:
         # Weights come only from the staged torch cache: nothing downloads on a compute node.
-        from train.staging import require_weights
+        from train.staged import require_weights
 
         path = require_weights(cfg.model_name)
         try:

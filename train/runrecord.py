@@ -99,6 +99,25 @@ class RunRecord:
         self.data.update(fields)
         self.write()
 
+    def note_resume(self, epoch: int, step: int) -> None:
+        """Where this attempt resumed from (written with the next update)."""
+        self.data["resumed_from"] = {"epoch": epoch, "step": step}
+
+    def add_epoch(
+        self, history: list[dict[str, Any]], summary: dict[str, float], train_s: float
+    ) -> None:
+        """An epoch ended: the history so far, the summary after it, and its training time."""
+        self.data["timings"]["train_s"] += train_s
+        self.update(epochs=history, summary=summary)
+
+    def add_to_summary(self, values: dict[str, float]) -> None:
+        """Test metrics join the summary (written with the final state)."""
+        self.data["summary"].update(values)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.data["summary"])
+
     def write(self) -> None:
         self.data["timings"]["updated_at"] = now_iso()
         if self.persist:

@@ -2,7 +2,7 @@
 
 Under ``wandb agent`` (online) or ``sweepkit agent`` (offline), ``wandb.init`` reads the swept
 values from WANDB_SWEEP_PARAM_PATH into ``wandb.config``; the trainer layers them into its config
-(see config.py) and records the effective result back, so W&B shows what actually trained.
+(see train/config/) and records the effective result back, so W&B shows what actually trained.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ class Tracker:
     def __init__(self, cfg: Config, run_dir: Path, run_id: str, enabled: bool = True):
         """``enabled=False``: no W&B run (the ranks of a data-parallel run but rank 0)."""
         self.run: Any = None
-        if cfg["wandb.mode"] == "disabled" or not enabled:
+        if cfg.wandb.mode == "disabled" or not enabled:
             return
         os.environ.setdefault("WANDB_DIR", str(run_dir))
         os.environ.setdefault("WANDB_SILENT", "true")
         sweep_id = os.environ.get("WANDB_SWEEP_ID")
-        tags = list(cfg["wandb.tags"]) + ([f"sweep:{sweep_id}"] if sweep_id else [])
+        tags = list(cfg.wandb.tags) + ([f"sweep:{sweep_id}"] if sweep_id else [])
         if os.environ.get("SWEEPKIT_SWEEP_DIR"):
             # A local sweep's id means nothing to W&B's server, which refuses to sync a run that
             # names a sweep it did not issue; the run carries the id as its sweep:<id> tag instead.
@@ -34,11 +34,11 @@ class Tracker:
         import wandb
 
         self.run = wandb.init(
-            project=cfg["wandb.project"],
-            entity=cfg["wandb.entity"],
+            project=cfg.wandb.project,
+            entity=cfg.wandb.entity,
             id=run_id,
             resume="allow",
-            mode=cfg["wandb.mode"],
+            mode=cfg.wandb.mode,
             dir=os.environ["WANDB_DIR"],
             config=cfg.nested(),
             tags=tags,

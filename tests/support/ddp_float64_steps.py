@@ -24,9 +24,9 @@ from train.config import build_config
 from train.distributed import GlobalBatchNorm2d, World, join_world, world_from_env, wrap_model
 from train.model import build_model
 from train.optim import make_optimizer
+from train.parts import splits_for
 from train.pipeline import make_loader
 from train.step import TrainStep
-from train.trainer import splits_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 3

@@ -1,4 +1,4 @@
-"""Config layering, typing and every error path (train/config.py, python -m train)."""
+"""Config layering, typing and every error path (train/config/, python -m train)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import torch
 from cifar_fixture import make_cifar, make_cifar_archive
 
 from jobs.cli import main as sweepkit
-from train import staging
+from train import staged, staging
 from train.data import load_splits
 from train.errors import UserError
 
@@ -68,14 +68,14 @@ def test_cifar_round_trip_shapes_dtypes_labels(cifar):
 
 
 def test_cifar_data_path_may_name_the_batches_folder_and_env_names_the_md5_list(cifar, monkeypatch):
-    monkeypatch.setenv(staging.MD5_FILE_ENV, str(cifar.md5_file))
+    monkeypatch.setenv(staged.MD5_FILE_ENV, str(cifar.md5_file))
     direct = load("cifar10", cifar.folder)
     parent = load("cifar10", cifar.root)
     assert torch.equal(direct.val_x, parent.val_x) and torch.equal(direct.train_y, parent.train_y)
 
 
 def test_generated_archive_fails_torchvision_md5s_unless_its_list_is_named(cifar, monkeypatch):
-    monkeypatch.delenv(staging.MD5_FILE_ENV, raising=False)
+    monkeypatch.delenv(staged.MD5_FILE_ENV, raising=False)
     with pytest.raises(UserError, match="data_batch_1 md5 mismatch.*md5 from torchvision"):
         load("cifar10", cifar.root)
 
@@ -269,7 +269,7 @@ def test_stage_cifar_downloads_from_a_url_and_removes_the_download(tmp_path, arc
     staging.stage_cifar(root, source=tarball.as_uri(), md5_file=str(md5_file), out=out)
     assert f"downloading {tarball.as_uri()}" in out.getvalue()
     assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py"]
-    assert staging.verify_cifar(root, md5_file) == root / "cifar-10-batches-py"
+    assert staged.verify_cifar(root, md5_file) == root / "cifar-10-batches-py"
 
 
 def test_stage_cifar_replaces_a_corrupt_folder(tmp_path, archive):
@@ -282,7 +282,7 @@ def test_stage_cifar_replaces_a_corrupt_folder(tmp_path, archive):
     assert (
         "staging a fresh copy" in out.getvalue() and "data_batch_5 md5 mismatch" in out.getvalue()
     )
-    staging.verify_cifar(root, md5_file)
+    staged.verify_cifar(root, md5_file)
     assert leftovers(root) == []
 
 
@@ -336,23 +336,23 @@ def test_extraction_ignores_members_outside_the_batches_folder(tmp_path, archive
 def test_weights_file_follows_the_torch_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     expected = tmp_path / "th" / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
-    assert staging.weights_file("resnet50") == expected
-    assert staging.weights_file("resnet50", tmp_path / "th") == expected
-    assert staging.weights_url("resnet18").endswith("/resnet18-f37072fd.pth")
+    assert staged.weights_file("resnet50") == expected
+    assert staged.weights_file("resnet50", tmp_path / "th") == expected
+    assert staged.weights_url("resnet18").endswith("/resnet18-f37072fd.pth")
     with pytest.raises(UserError, match="resnet18, resnet34, resnet50, resnet101"):
-        staging.weights_url("vgg16")
+        staged.weights_url("vgg16")
 
 
 def test_missing_or_corrupt_weights_name_the_path_and_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     path = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
     with pytest.raises(UserError) as err:
-        staging.require_weights("resnet50")
+        staged.require_weights("resnet50")
     assert str(path) in str(err.value) and "sweepkit data weights resnet50" in str(err.value)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="sha256 mismatch.*sweepkit data weights resnet50"):
-        staging.require_weights("resnet50")
+        staged.require_weights("resnet50")
 
 
 def hash_named(folder: Path, content: bytes) -> Path:
@@ -403,7 +403,7 @@ def test_weights_usage_lines_bind_the_cache_and_set_torch_home(tmp_path):
 
 @pytest.mark.system
 def test_data_verb_imports_neither_torch_nor_wandb_at_start():
-    code = "import sys, train.staging; assert not {'torch', 'wandb'} & set(sys.modules), sys.modules.keys()"
+    code = "import sys, train.staging, train.staged; assert not {'torch', 'wandb'} & set(sys.modules), sys.modules.keys()"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 

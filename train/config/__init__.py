@@ -1,0 +1,38 @@
+"""Typed, layered configuration for the trainer.
+
+schema.py lists every key; load.py layers the sources (defaults, config/config.yaml, presets,
+agent overrides, ``--set``) and validates each value as it lands; typed.py is the frozen
+``Config`` dataclass the trainer reads (``cfg.learning_rate``, ``cfg.wandb.mode``).
+"""
+
+from train.config.load import ConfigBuilder, build_config, find_base_config
+from train.config.overrides import parse_agent_args, parse_assignment
+from train.config.schema import LEGACY_ALIASES, LEGACY_USE_WANDB, OPERATIONAL_KEYS, SCHEMA, Key
+from train.config.typed import CheckpointConfig, Config, WandbConfig, config_changes
+from train.config.values import as_bool, coerce, describe, flatten, nest
+from train.config.yamlfile import folder_hint, read_yaml_text, yaml_error_position
+
+__all__ = [
+    "LEGACY_ALIASES",
+    "LEGACY_USE_WANDB",
+    "OPERATIONAL_KEYS",
+    "SCHEMA",
+    "CheckpointConfig",
+    "Config",
+    "ConfigBuilder",
+    "Key",
+    "WandbConfig",
+    "as_bool",
+    "build_config",
+    "coerce",
+    "config_changes",
+    "describe",
+    "find_base_config",
+    "flatten",
+    "folder_hint",
+    "nest",
+    "parse_agent_args",
+    "parse_assignment",
+    "read_yaml_text",
+    "yaml_error_position",
+]
