@@ -663,7 +663,9 @@ def test_both_definitions_copy_every_package_the_project_installs() -> None:
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    tops = {name.rstrip("*") for name in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    tops = {
+        name.rstrip("*") for name in project["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
     dockerfile, definition = DOCKERFILE.read_text(), DEF.read_text()
     ignore = DOCKERIGNORE.read_text().splitlines()
     for top in sorted(tops):
