@@ -15,13 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jobs.sweeps.vocabulary import FINAL_STATES, RUN_STATES  # noqa: F401  (re-exported)
 from train import runrecord
 from train.runrecord import node_name, pid_namespace, slurm_ids
 
 HOST = node_name()  # this machine (the node's name, also inside a container)
 PID_NS = pid_namespace()  # whose pids os.kill can check: those of this PID namespace
-RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "preempted", "stopped")
-FINAL_STATES = ("finished", "failed", "stopped", "crashed")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 # Our states as the sweeps engine's RunState: a hyperband-stopped run reported real metrics, so
 # bayes learns from them as from a finished run.
