@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.journal import SHARED_FILE_MODE
-from jobs.sweeps.state import HOST, FoldedRun
+from jobs.sweeps.store.fold import FoldedRun
+from jobs.sweeps.store.journal import SHARED_FILE_MODE
+from jobs.sweeps.store.leases import HOST
 
 SNAPSHOT_NAME = "journal.snapshot"
 VERSION = 1

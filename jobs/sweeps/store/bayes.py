@@ -14,6 +14,17 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+# Our states as the sweeps engine's RunState: a hyperband-stopped run reported real metrics, so
+# bayes learns from them as from a finished run.
+ENGINE_STATE = {
+    "finished": "finished",
+    "stopped": "finished",
+    "failed": "failed",
+    "crashed": "crashed",
+    "preempted": "preempted",
+    "running": "running",
+}
+
 
 def bayes_history(values: list[Any]) -> list[Any]:
     """The part of a run's metric history that bayes can read: its extrema and last valid value
@@ -53,13 +64,3 @@ def bayes_run_class() -> type:
             raise ValueError(hit[1])
 
     return BayesRun
-
-
-def limited_threads() -> Any:
-    """A context in which numerical libraries use one thread: the GP is fit on at most 100
-    samples, where BLAS threads only contend with each other and with the node's training runs
-    (measured on a loaded 2-core machine: a bayes claim at 5,000 runs spent 2.2 s in the GP fit
-    with default threads, about 0.1 s with one)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
