@@ -1,7 +1,7 @@
 """The store's side of W&B's ``sweeps`` search engine: the runs as the engine reads them, and its
 proposals, drawn ahead where they do not depend on results.
 
-What bayes reads of a run is handed to it without the rest (bayes.py).
+Bayes proposals are made from what bayes reads of each run, kept per run (bayes.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from jobs.sweeps.definition import quiet_sweeps_import
 from jobs.sweeps.state import plain
-from jobs.sweeps.store.bayes import ENGINE_STATE, bayes_history, bayes_run_class
+from jobs.sweeps.store.bayes import ENGINE_STATE, BayesProposer, bayes_history, bayes_run_class
 from jobs.sweeps.store.fold import FoldedRun
 
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
@@ -47,6 +47,7 @@ class Engine:
         self._draw = GRID_DRAWN_AHEAD if self.method == "grid" else RANDOM_FIRST_DRAW
         self._hash_memo: dict[tuple[type, str], str] = {}
         self._param_names = sorted(definition.get("parameters") or {})
+        self._bayes_proposer: Any = None
 
     def engine_runs(
         self,
@@ -120,11 +121,15 @@ class Engine:
             # random search takes no runs: spare building 1,000 SweepRun objects for nothing
             proposals = random_search_next_runs(self.definition, n=n)
         else:
-            from sweeps.bayes_search import bayes_search_next_runs
-
             with limited_threads():
-                proposals = bayes_search_next_runs(self.bayes_runs(runs), self.definition, n=n)
+                return self._bayes().propose(runs, n)
         return [plain(p.config) for p in proposals if p is not None]
+
+    def _bayes(self) -> Any:
+        """The bayes proposer (bayes.py: the engine's bayes search, its per-run loops kept)."""
+        if self._bayes_proposer is None:
+            self._bayes_proposer = BayesProposer(self.definition, str(self.metric_name))
+        return self._bayes_proposer
 
     def candidates(
         self, runs: Iterable[FoldedRun], propose: Callable[[int], list[dict[str, Any]]]

@@ -30,6 +30,7 @@ class FoldedRun:
         self.grid_key: tuple[str, ...] | None = None  # the engine's hash of its grid point
         self.engine_run: Any = None  # its SweepRun, rebuilt when a record changes it
         self.bayes_run: Any = None  # the same as bayes reads it (jobs/sweeps/store/engine.py)
+        self.bayes_facts: Any = None  # what a bayes proposal reads of it (bayes.py)
 
     @property
     def k(self) -> int:
@@ -106,10 +107,10 @@ def _apply_one(fold: Fold, record: dict[str, Any]) -> None:
             run = fold.runs[run_id] = FoldedRun(run_id, record["params"])
         if record.get("k") == len(run.claims):
             run.claims.append(record)
-            run.engine_run = run.bayes_run = None
+            run.engine_run = run.bayes_run = run.bayes_facts = None
     elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
         run.ends.setdefault(record["k"], record)
-        run.engine_run = run.bayes_run = None
+        run.engine_run = run.bayes_run = run.bayes_facts = None
         metric, target = record.get("metric"), fold.target
         if (
             record.get("state") == "finished"

@@ -61,6 +61,7 @@ class SnapshotRun(FoldedRun):
     grid_key = None
     engine_run = None
     bayes_run = None
+    bayes_facts = None
     _params: dict[str, Any]
     _claims: list[dict[str, Any]]
     _ends: dict[int, dict[str, Any]]
