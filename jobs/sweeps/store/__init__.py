@@ -8,6 +8,7 @@ A pure core decides, a shell does the I/O:
 * sweep.py     ``LocalSweep``: journal, lock, claim tokens, leases around the core
 * reader.py    the one reader of runs (``RunView``) for status, the report and the agent
 * engine.py    W&B's ``sweeps`` engine: the runs as it reads them, its proposals
+* bayes.py     bayes proposals from what bayes reads of each run, kept per run
 * journal.py, snapshot.py, leases.py, folder.py: the files of a sweep folder
 
 Other code imports from here: ``from jobs.sweeps.store import open_sweep, LocalSweep, ...``.
