@@ -14,7 +14,7 @@ fresh, as long runs on a cluster do. Then it measures:
 * status, status --json, report: ``sweepkit`` in a fresh process, wall time and peak RSS;
 * fresh claim (random): a fresh process opens the sweep and claims one run (imports untimed),
   once replaying the whole journal (no snapshot, none written), then from the journal's snapshot
-  (written through ``LocalSweep.write_snapshot``, jobs/sweeps/snapshot.py) and its tail;
+  (written through ``LocalSweep.write_snapshot``, jobs/sweeps/store/snapshot.py) and its tail;
   Optuna's JournalStorage + JournalFileBackend holding N finished trials: load_study + ask +
   suggest, the same way;
 * warm claim p50 (bayes): the same journal under a bayes definition, claims by one warm agent;
@@ -127,7 +127,7 @@ def build(
             "hidden_units": {"value": rng.randint(16, 256)},
             "epochs": {"value": epochs},
         }
-        claim = sweep._claim_record(run_id, 0, params, me)
+        claim = store.claim_record(run_id, 0, params, me, now)
         copy_run(template, sweep.run_dir(run_id))
         if i < n:
             claim["at"] = now - 600 + i * 0.01
@@ -135,11 +135,11 @@ def build(
             records += [claim, end]
         else:  # running on another host for long, heartbeat fresh
             other = store.AgentIdentity(host=f"node{i % 50:03d}", pid=1000 + i, pid_ns=None)
-            claim = sweep._claim_record(run_id, 0, params, other)
+            claim = store.claim_record(run_id, 0, params, other, now)
             claim["at"] = now - 2 * LEASE_S
             records.append(claim)
             sweep.heartbeat(store.Claim(run_id, 0, params, sweep.run_dir(run_id), False), other)
-    sweep._journal.append(records)
+    sweep.append(records)
     bayes = store.create_sweep(
         definition("bayes", program, epochs), root, source="bench", lease_s=LEASE_S
     )
@@ -179,7 +179,8 @@ def timed_process(
 # ----- workers (fresh processes) ----------------------------------------------------------------
 def worker(args: argparse.Namespace) -> None:
     if args.worker in ("ours", "ours-journal"):
-        from jobs.sweeps import snapshot, store
+        from jobs.sweeps import store
+        from jobs.sweeps.store import snapshot
 
         if args.worker == "ours-journal":  # the whole journal replayed, no snapshot written
             snapshot.WRITE_AFTER_BYTES = sys.maxsize

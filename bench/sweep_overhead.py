@@ -100,7 +100,7 @@ def setup_ours(root: Path, method: str) -> Path:
     for i, config in enumerate(configs):
         run_id = f"r{i:07d}"
         value = fake_metric({k: v["value"] for k, v in config.items()})
-        records.append(sweep._claim_record(run_id, 0, store.plain(config), me))
+        records.append(store.claim_record(run_id, 0, store.plain(config), me, now))
         records.append(
             {
                 "t": "end",
@@ -113,7 +113,7 @@ def setup_ours(root: Path, method: str) -> Path:
                 "at": now,
             }
         )
-    sweep._journal.append(records)
+    sweep.append(records)
     return sweep.path
 
 

@@ -3,7 +3,7 @@
 The program has ended and its own records (run.json, its W&B exit record) say how. The agent
 retries the journal append while the lease would still hold (space freed meanwhile is used at
 once), then gives up with one line: the run is not lost, since once its lease is gone ``status``
-and the next agent take how it ended from those records (jobs/sweeps/reconcile.py) and never run
+and the next agent take how it ended from those records (jobs/sweeps/store/reconcile.py) and never run
 it again.
 """
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from jobs.sweeps import store as store_mod
 from jobs.sweeps import sync_copy, wandb_records
-from jobs.sweeps.journal import SHARED_FILE_MODE
+from jobs.sweeps.store.journal import SHARED_FILE_MODE
 from train.atomic import write_atomic
 from train.errors import UserError
 from train.write_errors import as_user_error, is_write_refusal

@@ -34,7 +34,8 @@ def test_mypy_on_the_package_code():
 
 def test_import_layers_and_no_circles():
     """The contracts in pyproject.toml: report and slurm on sweeps, sweeps on train, train
-    importing nothing from jobs, and no import circle between sibling modules anywhere."""
+    importing nothing from jobs, no import circle between sibling modules anywhere, and the
+    store's pure core free of file and OS access."""
     result = run(str(BIN / "lint-imports"), "--no-cache")
     assert result.returncode == 0, result.stdout
     contracts = (ROOT / "pyproject.toml").read_text().count("[[tool.importlinter.contracts]]")

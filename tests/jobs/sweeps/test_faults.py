@@ -20,7 +20,7 @@ import yaml
 from sweep_fixtures import REPO, grid, sweepkit, write_program
 from wandb_program import PROGRAM
 
-from jobs.sweeps.journal import decode
+from jobs.sweeps.store.journal import Journal
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -118,9 +118,9 @@ def leftovers(root: Path) -> list[str]:
 def journal_intact(sweep: Path) -> list[dict]:
     data = (sweep / "journal.jsonl").read_bytes()
     assert data == b"" or data.endswith(b"\n"), "no torn last line"
-    records = [decode(line) for line in data.splitlines(keepends=True)]
-    assert None not in records, "every line is a whole record"
-    return records  # type: ignore[return-value]
+    records = Journal(sweep / "journal.jsonl").read_new()
+    assert len(records) == data.count(b"\n"), "every line is a whole record"
+    return records
 
 
 def definition(tmp_path: Path, program: Path, values: list[float], **extra: object) -> Path:
@@ -237,7 +237,7 @@ def test_a_claim_with_no_room_for_its_record_takes_back_its_run_folder(
 
 
 def test_a_journal_append_that_only_partly_fits_is_taken_back(small_disk: Path) -> None:
-    from jobs.sweeps.journal import Journal, encode
+    from jobs.sweeps.store.journal import encode
 
     path = small_disk / "journal.jsonl"
     first = {"t": "claim", "run": "a", "k": 0}
@@ -246,7 +246,7 @@ def test_a_journal_append_that_only_partly_fits_is_taken_back(small_disk: Path) 
     free_one_page(ballast)
     journal = Journal(path)
     with pytest.raises(OSError) as err:
-        journal.append([{"t": "end", "run": "a", "k": 0, "pad": "x" * 20000}])  # > one page
+        journal.append_and_read([{"t": "end", "run": "a", "k": 0, "pad": "x" * 20000}])  # > a page
     assert err.value.errno == 28 and err.value.filename == str(path)
     assert path.read_bytes() == encode(first), "what part of the record fitted is taken back"
 

@@ -1,4 +1,4 @@
-"""The journal's snapshot (jobs/sweeps/snapshot.py): a fresh reader that starts from it and replays
+"""The journal's snapshot (jobs/sweeps/store/snapshot.py): a fresh reader that starts from it and replays
 only the journal's tail sees exactly what a full replay sees, and any snapshot that does not fit
 its journal (torn, of another journal, ahead of a truncated one, another version) is ignored
 with one warning, for a full replay."""
@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from jobs.sweeps import snapshot, status, store
-from jobs.sweeps.journal import encode
+from jobs.sweeps import status, store
+from jobs.sweeps.store import snapshot
+from jobs.sweeps.store.journal import encode
 
 DEFINITION = {
     "method": "random",

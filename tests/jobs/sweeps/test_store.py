@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from sweep_fixtures import sweepkit
 
-from jobs.sweeps import journal, store
+from jobs.sweeps import store
+from jobs.sweeps.store import journal
 from train.errors import UserError
 
 GRID_24 = {
@@ -142,12 +143,21 @@ def test_journal_skips_garbage_and_torn_lines_with_a_warning(
     assert path.read_bytes().count(b"\n") == 3 + 3  # 3 bad lines (the torn one closed) + 3 records
 
 
-def test_record_encoding_round_trip() -> None:
+def test_record_encoding_round_trip(tmp_path: Path, capsys: Any) -> None:
+    """A record reads back as written; a line whose checksum does not match (one digit changed)
+    and garbage are not records."""
     record = {"t": "end", "run": "abc", "k": 0, "metric": 93.5, "history": [1.0, 2.5]}
     line = journal.encode(record)
-    assert journal.decode(line) == record
-    assert journal.decode(line.replace(b"93.5", b"93.6")) is None
-    assert journal.decode(b"garbage\n") is None and journal.decode(b"") is None
+
+    def read(data: bytes) -> list[dict[str, Any]]:
+        path = tmp_path / "journal.jsonl"
+        path.write_bytes(data)
+        return journal.Journal(path).read_new()
+
+    assert read(line) == [record]
+    assert read(line.replace(b"93.5", b"93.6")) == []
+    assert read(b"garbage\n") == [] and read(b"") == []
+    assert capsys.readouterr().err.count("skipped 1 unreadable record(s)") == 2
 
 
 def test_checksummed_line_that_is_not_a_record_is_skipped(tmp_path: Path, capsys: Any) -> None:
@@ -244,8 +254,8 @@ def test_bayes_proposes_from_finished_results(tmp_path: Path) -> None:
         me = store.AgentIdentity()
         for i in range(8):
             x = 0.05 + i * 0.125
-            sweep._journal.append([sweep._claim_record(f"r{i}", 0, {"x": {"value": x}}, me)])
-            sweep._journal.append(
+            sweep.append([store.claim_record(f"r{i}", 0, {"x": {"value": x}}, me, time.time())])
+            sweep.append(
                 [
                     {
                         "t": "end",

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.journal import SHARED_FILE_MODE
-from jobs.sweeps.state import HOST, FoldedRun
+from jobs.sweeps.store.fold import FoldedRun
+from jobs.sweeps.store.journal import SHARED_FILE_MODE
+from jobs.sweeps.store.leases import HOST
 
 SNAPSHOT_NAME = "journal.snapshot"
 VERSION = 1
@@ -60,6 +61,7 @@ class SnapshotRun(FoldedRun):
     grid_key = None
     engine_run = None
     bayes_run = None
+    bayes_facts = None
     _params: dict[str, Any]
     _claims: list[dict[str, Any]]
     _ends: dict[int, dict[str, Any]]

@@ -160,20 +160,13 @@ def parse_bodies(bodies: list[bytes]) -> list[dict[str, Any]]:
     return records
 
 
-def decode(line: bytes) -> dict[str, Any] | None:
-    """The record on one line, or None if the line is torn or garbage."""
-    body = checked_body(line)
-    records = parse_bodies([body]) if body is not None else []
-    return records[0] if records else None
-
-
 class Journal:
     """Incremental reader and locked appender of the sweep's journal file."""
 
     def __init__(self, path: Path):
         self.path = path
         self.offset = 0
-        self.skipped = 0
+        self.skipped = 0  # unreadable lines skipped so far (each warned about)
 
     def read_new(self) -> list[dict[str, Any]]:
         """Records appended since the last call (complete lines only)."""
@@ -213,10 +206,6 @@ class Journal:
                 file=sys.stderr,
             )
         return records
-
-    def append(self, records: list[dict[str, Any]]) -> None:
-        """Append records durably. The caller holds the sweep lock."""
-        self._write(records)
 
     def append_and_read(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append records (the caller holds the lock) and return what ``read_new`` would now. When
@@ -269,3 +258,19 @@ def create_exclusive(path: Path, data: bytes = b"") -> bool:
         raise
     os.close(fd)
     return True
+
+
+def take_token(token: Path, owner: str) -> bool:
+    """Exclusive-create a claim token (``claims/<run>.<attempt>``) for ``owner``. A token with no
+    claim record that is older than the lock's lifetime was left by a claimer that died between
+    the two: it is void."""
+    if create_exclusive(token, owner.encode()):
+        return True
+    try:
+        stale = time.time() - token.stat().st_mtime > LOCK_LIFETIME_S + 10
+    except FileNotFoundError:
+        stale = True
+    if stale:
+        token.unlink(missing_ok=True)
+        return create_exclusive(token, owner.encode())
+    return False

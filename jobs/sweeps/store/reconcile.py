@@ -8,7 +8,7 @@ writes into the run's W&B log when the program ends. A run whose records say it 
 recorded as finished and never run again; ``crashed`` is kept for runs whose records say they did
 not end (run.json still ``running``, no W&B exit record), which are handed out again.
 
-Pure: the facts are read by the caller (jobs/sweeps/store.py).
+Pure: the facts are read by the caller (jobs/sweeps/store/reader.py).
 """
 
 from __future__ import annotations

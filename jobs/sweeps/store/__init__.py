@@ -1,0 +1,50 @@
+"""The local sweep store: a folder on the shared filesystem that replaces W&B's sweep server.
+
+A pure core decides, a shell does the I/O:
+
+* fold.py      records -> runs and their states (``apply``), no I/O
+* plan.py      the claim policy: which run an agent gets next, no I/O
+* reconcile.py how a run ended by its own records, when its end record is missing, no I/O
+* sweep.py     ``LocalSweep``: journal, lock, claim tokens, leases around the core
+* reader.py    the one reader of runs (``RunView``) for status, the report and the agent
+* engine.py    W&B's ``sweeps`` engine: the runs as it reads them, its proposals
+* bayes.py     bayes proposals from what bayes reads of each run, kept per run
+* journal.py, snapshot.py, leases.py, folder.py: the files of a sweep folder
+
+Other code imports from here: ``from jobs.sweeps.store import open_sweep, LocalSweep, ...``.
+"""
+
+from __future__ import annotations
+
+from jobs.sweeps.definition import quiet_sweeps_import
+from jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at
+from jobs.sweeps.state import RunView, iso, plain, read_run_json
+from jobs.sweeps.store.fold import Fold, FoldedRun, apply
+from jobs.sweeps.store.folder import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
+from jobs.sweeps.store.leases import AgentIdentity, lease_expired
+from jobs.sweeps.store.plan import NoClaim, claim_record
+from jobs.sweeps.store.sweep import Claim, LocalSweep, create_sweep, is_local_ref, open_sweep
+
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_ROOT",
+    "AgentIdentity",
+    "Claim",
+    "Fold",
+    "FoldedRun",
+    "LocalSweep",
+    "NoClaim",
+    "RunView",
+    "apply",
+    "claim_record",
+    "create_sweep",
+    "is_local_ref",
+    "iso",
+    "lease_expired",
+    "no_sweep_at",
+    "open_sweep",
+    "plain",
+    "quiet_sweeps_import",
+    "read_run_json",
+]

@@ -1,0 +1,126 @@
+"""The journal's records folded into runs: the sweep's state as a pure function of its records.
+
+Two records exist. ``claim`` {run, k, params (only when k = 0), at, agent, host, pid, slurm} hands
+attempt k of a run to an agent. ``end`` {run, k, state, metric, history, epochs, metric_source,
+summary, exit_code, error, at} closes that attempt with finished, failed, stopped, preempted or
+crashed. A run's state is that of its last attempt: ``running`` until an ``end`` closes it.
+Preempted runs, and crashed runs with retries left, are *queued*: handed out again under the same
+run id and folder, before any new run.
+
+No file or OS access here (an import-linter contract holds it to that): the journal and the
+snapshot are read by the store's shell, which hands the records to ``apply``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.sweeps.vocabulary import FINAL_STATES
+
+
+class FoldedRun:
+    """A run as folded from its records (plus caches for the search engine)."""
+
+    def __init__(self, run_id: str, params: dict[str, Any]):
+        self.run_id = run_id
+        self.params = params
+        self.claims: list[dict[str, Any]] = []
+        self.ends: dict[int, dict[str, Any]] = {}
+        self.grid_key: tuple[str, ...] | None = None  # the engine's hash of its grid point
+        self.engine_run: Any = None  # its SweepRun, rebuilt when a record changes it
+        self.bayes_run: Any = None  # the same as bayes reads it (jobs/sweeps/store/engine.py)
+        self.bayes_facts: Any = None  # what a bayes proposal reads of it (bayes.py)
+
+    @property
+    def k(self) -> int:
+        return len(self.claims) - 1
+
+    @property
+    def last_end(self) -> dict[str, Any] | None:
+        return self.ends.get(self.k)
+
+    @property
+    def state(self) -> str:
+        end = self.last_end
+        return "running" if end is None else str(end["state"])
+
+    @property
+    def crashes(self) -> int:
+        return sum(1 for e in self.ends.values() if e["state"] == "crashed")
+
+    def queued(self, max_retries: int) -> bool:
+        state = self.state
+        return state == "preempted" or (state == "crashed" and self.crashes <= max_retries)
+
+    def final(self, max_retries: int) -> bool:
+        return self.state in FINAL_STATES and not self.queued(max_retries)
+
+
+@dataclass
+class Fold:
+    """The state of a sweep: its runs, the few still open, and whether the metric's target was hit.
+
+    ``goal``, ``target`` and ``max_retries`` come from the sweep's definition and settings; they
+    decide what a record means (a finished run at the target ends the search; a crash with
+    retries left is queued)."""
+
+    goal: str = "minimize"
+    target: float | None = None
+    max_retries: int = 2
+    runs: dict[str, FoldedRun] = field(default_factory=dict)
+    # the running and queued runs: the only ones a claim has to look at one by one
+    open: dict[str, FoldedRun] = field(default_factory=dict)
+    target_hit: bool = False
+
+    def reopen(self) -> None:
+        """Rebuild ``open`` from ``runs`` (after loading runs folded elsewhere: a snapshot)."""
+        self.open = {
+            run_id: run
+            for run_id, run in self.runs.items()
+            if run.state in ("running", "preempted", "crashed")
+            and (run.state == "running" or run.queued(self.max_retries))
+        }
+
+
+def apply(fold: Fold, records: list[dict[str, Any]]) -> Fold:
+    """``fold`` with ``records`` applied, in order. The fold is updated in place and returned:
+    a replay of 20,000 runs cannot afford a copy per record.
+
+    Records that make no sense are ignored, never fatal: a claim of an unknown run without its
+    params, a claim of an attempt out of order, an end of an unknown run or without an attempt
+    number. A second end of one attempt is ignored (the first one stands)."""
+    for record in records:
+        _apply_one(fold, record)
+    return fold
+
+
+def _apply_one(fold: Fold, record: dict[str, Any]) -> None:
+    run_id = record.get("run")
+    if not isinstance(run_id, str):
+        return
+    run = fold.runs.get(run_id)
+    if record["t"] == "claim":
+        if run is None:
+            if not isinstance(record.get("params"), dict):
+                return
+            run = fold.runs[run_id] = FoldedRun(run_id, record["params"])
+        if record.get("k") == len(run.claims):
+            run.claims.append(record)
+            run.engine_run = run.bayes_run = run.bayes_facts = None
+    elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
+        run.ends.setdefault(record["k"], record)
+        run.engine_run = run.bayes_run = run.bayes_facts = None
+        metric, target = record.get("metric"), fold.target
+        if (
+            record.get("state") == "finished"
+            and target is not None
+            and isinstance(metric, (int, float))
+        ):
+            fold.target_hit |= metric >= target if fold.goal == "maximize" else metric <= target
+    else:
+        return
+    if run.state == "running" or run.queued(fold.max_retries):
+        fold.open[run.run_id] = run
+    else:
+        fold.open.pop(run.run_id, None)

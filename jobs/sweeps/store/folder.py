@@ -1,0 +1,145 @@
+"""A sweep folder on disk: made whole or not at all, and checked before anyone runs from it.
+
+Layout (the sweep reference is its path)::
+
+    sweep.yaml        the validated W&B sweep definition, written once at creation
+    sweep.json        {schema, sweep_id, created_at, lease_s, max_retries, ...}, written once
+    journal.jsonl     append-only records, one per line: "<crc32> <json>" (journal.py)
+    journal.snapshot  the journal's fold up to a byte offset, rewritten by agents (snapshot.py)
+    lock              the flufl.lock taken for every append (claims, results)
+    claims/           one empty token per hand-out of a run: <run_id>.<attempt>, made O_EXCL
+    leases/           <run_id>.<attempt>.json heartbeats, rewritten by atomic rename (leases.py)
+    runs/<run_id>/    run folders: run.json, checkpoints, logs, wandb/ (the trainer's)
+    synced.json       what `sweepkit sync` uploaded;  slurm/  what `sweepkit submit` submitted
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from jobs.sweeps import lab_group
+from jobs.sweeps.ref import no_sweep_at
+from jobs.sweeps.state import iso, new_id
+from jobs.sweeps.store.journal import SHARED_FILE_MODE
+from train.atomic import write_atomic
+from train.errors import UserError
+from train.write_errors import as_user_error
+
+SCHEMA = 1
+DEFAULT_LEASE_S = 120.0
+DEFAULT_MAX_RETRIES = 2
+
+
+def check_permissions(path: Path) -> None:
+    """A sweep definition launches programs: refuse a store that other users can write to."""
+    shared = lab_group.sweep_group(path)
+    for item in (path, path / "sweep.yaml", path / "sweep.json", path / "journal.jsonl"):
+        try:
+            info = item.stat()
+        except FileNotFoundError:
+            continue
+        why = lab_group.refusal(item, info.st_mode, info.st_gid, shared)
+        if why is not None:
+            raise UserError(why)
+
+
+def make_sweep_folder(
+    definition: dict[str, Any],
+    root: Path,
+    source: str,
+    lease_s: float = DEFAULT_LEASE_S,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    extra: dict[str, Any] | None = None,
+    group: str | None = None,
+) -> Path:
+    """Make a new sweep folder under ``root`` (built in a temp folder and renamed into place);
+    ``group``: shared with that Unix group (jobs/sweeps/lab_group.py)."""
+    gid = lab_group.group_id(group) if group is not None else None
+    if group is not None:
+        extra = {**(extra or {}), "group": group}
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"cannot create the sweep root {root}: {err.strerror}; pass --root to a writable folder"
+        ) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise UserError(
+            f"sweep root {root} is not writable by you; pass --root to a writable folder"
+        )
+    for _ in range(10):
+        sweep_id = new_id()
+        final = root / sweep_id
+        if not final.exists():
+            break
+    tmp = root / f".{sweep_id}.creating"
+    try:
+        _build_sweep_folder(
+            tmp, final, sweep_id, definition, source, lease_s, max_retries, extra, gid
+        )
+    except OSError as err:
+        # a full or read-only disk: no half-made folder is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise as_user_error(
+            err, err.filename or root, f"free space in {root} or pass --root to another folder"
+        ) from None
+    return final
+
+
+def _build_sweep_folder(
+    tmp: Path,
+    final: Path,
+    sweep_id: str,
+    definition: dict[str, Any],
+    source: str,
+    lease_s: float,
+    max_retries: int,
+    extra: dict[str, Any] | None,
+    gid: int | None,
+) -> None:
+    import yaml
+
+    tmp.mkdir(mode=0o755)
+    os.chmod(tmp, 0o755)  # whatever the umask: group-writable stores are refused later
+    if gid is not None:
+        lab_group.share_folder(tmp, gid)
+    meta = {
+        "schema": SCHEMA,
+        "sweep_id": sweep_id,
+        "created_at": iso(time.time()),
+        "source": source,
+        "lease_s": float(lease_s),
+        "max_retries": int(max_retries),
+        **(extra or {}),
+    }
+    header = f"# sweep {sweep_id}, created {meta['created_at']} from {source}; the engine reads this file, do not edit\n"
+    definition_text = header + yaml.safe_dump(definition, sort_keys=False)
+    write_atomic(tmp / "sweep.yaml", definition_text.encode(), SHARED_FILE_MODE)
+    write_atomic(tmp / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode(), SHARED_FILE_MODE)
+    write_atomic(tmp / "journal.jsonl", b"", SHARED_FILE_MODE)
+    if gid is not None:
+        lab_group.share_file(tmp / "journal.jsonl", gid)  # every member's agent appends
+    for sub in ("claims", "leases", "runs"):
+        (tmp / sub).mkdir(mode=0o755)
+        os.chmod(tmp / sub, 0o755)
+        if gid is not None:
+            lab_group.share_folder(tmp / sub, gid)
+    os.rename(tmp, final)
+
+
+def checked_folder(ref: str | Path) -> Path:
+    """The sweep folder at ``ref``, checked to exist and to hold a sweep."""
+    path = Path(ref)
+    if not path.is_dir():
+        raise no_sweep_at(ref)
+    if not (path / "sweep.json").is_file() or not (path / "sweep.yaml").is_file():
+        raise UserError(
+            f"{path} is not a sweep folder (no sweep.json / sweep.yaml); pass the folder printed by sweepkit sweep create"
+        )
+    return path

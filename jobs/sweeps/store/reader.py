@@ -1,0 +1,187 @@
+"""The one reader of a local sweep's runs: ``RunView`` s for ``status``, the report and the agent.
+
+A run's view joins the journal's fold (state, swept values, attempts, times) with what the run
+itself wrote (run.json, its W&B records: jobs/sweeps/run_metrics.py). An ended run whose end record
+holds what its agent read of it can be shown from that record alone, with no read of its folder.
+A running run whose lease is gone is shown as its own records say it ended (reconcile.py), else
+crashed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from jobs.sweeps.parameters import flat_params
+from jobs.sweeps.run_metrics import RunMetricsReader
+from jobs.sweeps.state import RunView, iso
+from jobs.sweeps.store.fold import FoldedRun
+from jobs.sweeps.store.reconcile import Reconciled, reconcile
+from jobs.sweeps.store.reconcile import warning as reconcile_warning
+from jobs.sweeps.vocabulary import RUN_STATES, SCORED_STATES
+
+# (run, now) -> True if the run's lease expired (the store's lease check, read as it is now)
+LeaseCheck = Callable[[FoldedRun, float], bool]
+
+
+def _last_written(run_dir: Path, default: float) -> float:
+    """When a run reconciled from its records last wrote them: the end time its records imply."""
+    times = []
+    for name in ("run.json", "output.log"):
+        with contextlib.suppress(OSError):
+            times.append((run_dir / name).stat().st_mtime)
+    return max(times, default=default)
+
+
+class RunReader:
+    """Reads the runs of one sweep folder, incrementally (W&B records are read on from where the
+    last read stopped)."""
+
+    def __init__(
+        self, runs_root: Path, metric_name: str | None, goal: str, max_retries: int
+    ) -> None:
+        self.runs_root = runs_root
+        self.metric_name = metric_name
+        self.max_retries = max_retries
+        # what runs logged (their W&B records, else run.json), read incrementally
+        self.metrics = RunMetricsReader(metric_name, goal)
+        self._warned: set[str] = set()  # runs reconciled from their own records, warned about
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_root / run_id
+
+    def views(
+        self, runs: Iterable[FoldedRun], expired: LeaseCheck, now: float, read_ended: bool
+    ) -> list[RunView]:
+        """Every run's view. ``read_ended=False``: an ended run whose end record says enough is
+        shown from that record (its ``epochs`` rows, ``config`` and ``record`` stay empty)."""
+        out = []
+        for run in runs:
+            view = None if read_ended else self.ended_view(run)
+            out.append(view if view is not None else self.view(run, expired, now))
+        return out
+
+    def reconciled(self, run: FoldedRun) -> tuple[Reconciled, dict[str, Any]] | None:
+        """How a running run whose lease is gone ended, by its own records, with what it logged;
+        None if they do not say it ended. Warns once per run."""
+        run_dir = self.run_dir(run.run_id)
+        logged = self.metrics.read(run_dir, final=True)
+        outcome = reconcile(self.metrics.run_json(run_dir), logged.exit_code)
+        if outcome is None:
+            return None
+        if run.run_id not in self._warned:
+            self._warned.add(run.run_id)
+            print(reconcile_warning(run.run_id, outcome), file=sys.stderr)
+        return outcome, logged.as_end_record()
+
+    def ended_view(self, run: FoldedRun) -> RunView | None:
+        """An ended run as its journal records say, or None if they do not say enough."""
+        end = run.last_end
+        if end is None or not isinstance(end.get("epochs"), int) or "metric_source" not in end:
+            return None
+        first, last = run.claims[0], run.claims[-1]
+        state = str(end["state"])
+        metric = end.get("metric")
+        # (the folder joined once to the runs' root, the queue rule from the end record read: a
+        # status of 20,000 runs spent a third of its time in pathlib and the run state properties)
+        queued = state == "preempted" or (state == "crashed" and run.crashes <= self.max_retries)
+        return RunView(
+            run_id=run.run_id,
+            state=state,
+            params=flat_params(run.params),
+            run_dir=self.runs_root / run.run_id,
+            metric=metric if isinstance(metric, (int, float)) else None,
+            summary=dict(end.get("summary") or {}),
+            host=last.get("host"),
+            slurm=last.get("slurm") or {},
+            started_at=iso(first.get("at")),
+            ended_at=iso(end.get("at")),
+            attempts=len(run.claims),
+            error=end.get("error") if state in ("failed", "crashed") else None,
+            exit_code=end.get("exit_code"),
+            queued=queued,
+            duration_s=round(end["at"] - first.get("at", end["at"]), 1),
+            metric_source=end.get("metric_source") if end.get("metric_source") != "none" else None,
+            metric_history=list(end.get("history") or []),
+            # values logged under the sweep's metric, as hyperband counts epochs (rows without one)
+            epoch_count=len(end.get("history") or []) if self.metric_name else end["epochs"],
+        )
+
+    def view(self, run: FoldedRun, expired: LeaseCheck, now: float) -> RunView:
+        """A run as the journal and its own records say now (its folder read)."""
+        run_dir = self.run_dir(run.run_id)
+        end = run.last_end
+        state = run.state
+        if state == "running" and expired(run, now):
+            reconciled = self.reconciled(run)
+            state = "crashed" if reconciled is None else reconciled[0].state
+            if reconciled is not None:
+                end = {
+                    **reconciled[1],
+                    "at": _last_written(run_dir, now),
+                    "exit_code": reconciled[0].exit_code,
+                }
+        logged = self.metrics.read(run_dir, final=state != "running")
+        info = self.metrics.run_json(run_dir)
+        ended = end is not None and state != "running"
+        # an ended attempt: what the agent read when it ended (it keeps what a killed program's
+        # lost writes no longer show); else what the run's records say now
+        metric = end.get("metric") if end is not None and ended else None
+        if metric is None:
+            metric = logged.metric
+        first, last = run.claims[0], run.claims[-1]
+        error = (end or {}).get("error") or info.get("error")
+        history = list(logged.history or (end or {}).get("history") or [])
+        return RunView(
+            run_id=run.run_id,
+            state=state,
+            params=flat_params(run.params),
+            run_dir=run_dir,
+            metric=metric if isinstance(metric, (int, float)) else None,
+            epochs=list(logged.epochs),
+            summary=logged.summary,
+            host=info.get("host") or last.get("host"),
+            slurm=info.get("slurm") or last.get("slurm") or {},
+            started_at=iso(first.get("at")),
+            ended_at=iso(end.get("at")) if end is not None and ended else None,
+            attempts=len(run.claims),
+            error=error if state in ("failed", "crashed") else None,
+            exit_code=(end or {}).get("exit_code"),
+            queued=run.queued(self.max_retries),
+            duration_s=round(
+                (end["at"] if end is not None and ended else now) - first.get("at", now), 1
+            ),
+            record=info,
+            config=info.get("config") or logged.config,
+            metric_source=logged.source if logged.source != "none" else None,
+            metric_history=history,
+            epoch_count=len(history) if self.metric_name else len(logged.epochs),
+        )
+
+    def failing_from_the_start(self, runs: list[FoldedRun], limit: int) -> FoldedRun | None:
+        """The last failed run, when ``limit`` or more runs failed before their first epoch and
+        no run shows the program works (one finished or stopped by hyperband, or one that logged
+        an epoch: a failure after that, or a long run still training, means the sweep is fine):
+        the sign of a broken program or environment, which every new run would hit too."""
+        if any(r.state in SCORED_STATES for r in runs):
+            return None
+        if any(r.state == "failed" and (r.last_end or {}).get("epochs") for r in runs):
+            return None
+        failed = [r for r in runs if r.state == "failed"]
+        if len(failed) < limit:
+            return None
+        running = [r for r in runs if r.state == "running"]
+        if any(self.metrics.read(self.run_dir(r.run_id)).epochs for r in running):
+            return None
+        return max(failed, key=lambda r: (r.last_end or {}).get("at", 0))
+
+
+def counts(views: list[RunView]) -> dict[str, int]:
+    """Runs by state, every state present (0 where none)."""
+    out = dict.fromkeys(RUN_STATES, 0)
+    for view in views:
+        out[view.state] += 1
+    return out

@@ -1,0 +1,392 @@
+"""The local sweep store: a folder on the shared filesystem that replaces W&B's sweep server.
+
+``LocalSweep`` is the shell around a pure core: it reads the journal (and its snapshot) into the
+fold (fold.py), asks the search engine for proposals (engine.py), reads leases (leases.py), takes
+the lock, and appends what the claim policy (plan.py) decides. The folder's layout is in
+folder.py; the file primitives (lock, journal) in journal.py; the runs as readers see them in
+reader.py.
+
+A claim reads the journal without the lock, asks the engine for proposals (pure: no I/O), then
+takes the lock, reads what was appended meanwhile, marks runs whose lease expired as crashed, and
+appends the claim, after an exclusive create of the claim token. Grid proposals are re-checked
+against claims appended meanwhile, so no grid point is handed out twice. A random or bayes
+proposal is committed as made, from the runs as they were before the lock (possibly missing the
+few claims and results appended meanwhile); run_cap, the metric target and the queue are checked
+under the lock, so a proposal never exceeds run_cap nor takes a queued run's place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jobs.sweeps import lab_group
+from jobs.sweeps.definition import planned_runs
+from jobs.sweeps.state import RunView, new_id
+from jobs.sweeps.store import folder, plan, snapshot
+from jobs.sweeps.store.engine import Engine
+from jobs.sweeps.store.fold import Fold, FoldedRun, apply
+from jobs.sweeps.store.journal import Journal, SweepLock, take_token
+from jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
+from jobs.sweeps.store.reader import RunReader, counts
+from train.errors import UserError
+
+# Bayes proposals (a Gaussian process: ~50 ms of CPU at 1,000 runs) are made outside the lock. If a
+# claim planned to resume a queued run and another agent took it first, it lets the lock go and
+# proposes outside it; only its last try proposes under the lock.
+OPTIMISTIC_TRIES = 3
+
+
+@dataclass
+class Claim:
+    """A run handed to this agent: attempt ``k`` of ``run_id``."""
+
+    run_id: str
+    k: int
+    params: dict[str, Any]  # {name: {value: v}}, as wandb agent holds a run's parameters
+    run_dir: Path
+    resumed: bool
+
+
+@contextlib.contextmanager
+def _undone_on_failure(undo: Callable[[], None]) -> Iterator[None]:
+    """A claim whose journal append failed (a full or read-only disk) takes back what it made
+    (its token, its run folder), so that nothing half-made stays behind."""
+    try:
+        yield
+    except OSError:
+        with contextlib.suppress(OSError):
+            undo()
+        raise
+
+
+class LocalSweep:
+    """A sweep folder: reading its runs (status, report) and handing them out (agents)."""
+
+    def __init__(self, path: Path):
+        import yaml
+
+        self.path = path
+        folder.check_permissions(path)
+        try:
+            meta = json.loads((path / "sweep.json").read_text())
+            self.definition: dict[str, Any] = yaml.safe_load((path / "sweep.yaml").read_text())
+        except (OSError, ValueError, yaml.YAMLError) as err:
+            raise UserError(f"cannot read sweep {path}: {err}; the folder is damaged") from None
+        self.meta = meta
+        self.sweep_id: str = meta["sweep_id"]
+        self.created_at: str = meta["created_at"]
+        self.lease_s = float(meta.get("lease_s", folder.DEFAULT_LEASE_S))
+        self.max_retries = int(meta.get("max_retries", folder.DEFAULT_MAX_RETRIES))
+        metric = self.definition.get("metric") or {}
+        self.metric_name: str | None = metric.get("name")
+        self.goal: str = metric.get("goal", "minimize")
+        self.fold = Fold(self.goal, metric.get("target"), self.max_retries)
+        self._journal = Journal(path / "journal.jsonl")
+        self._snapshot_at = 0  # the journal offset of the last snapshot read or written
+        self._engine = Engine(self.definition)
+        self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
+        self._lock: SweepLock | None = None
+        self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
+        self.metrics = self.reader.metrics  # what runs logged, read incrementally
+
+    # ----- reading -------------------------------------------------------------------------
+    def planned_runs(self) -> int | None:
+        return planned_runs(self.definition)
+
+    def refresh(self) -> dict[str, FoldedRun]:
+        if self._journal.offset == 0 and not self.fold.runs:
+            self._load_snapshot()
+        apply(self.fold, self._journal.read_new())
+        return self.fold.runs
+
+    def _load_snapshot(self) -> None:
+        """Start from the journal's snapshot, if there is a sound one (snapshot.py)."""
+        found = snapshot.read(self.path, self._journal.path)
+        if found is not None:
+            self.fold.runs, self.fold.target_hit = found.runs, found.target_hit
+            self.fold.reopen()
+            self._journal.offset = self._snapshot_at = found.offset
+
+    def write_snapshot(self, force: bool = False) -> bool:
+        """Write a snapshot of the fold as last read, when the journal has grown by
+        ``snapshot.WRITE_AFTER_BYTES`` since the last one this reader saw (or ``force``)."""
+        offset = self._journal.offset
+        if not force and offset - self._snapshot_at < snapshot.WRITE_AFTER_BYTES:
+            return False
+        self._snapshot_at = offset
+        return snapshot.write(
+            self.path, self._journal.path, self.fold.runs, offset, self.fold.target_hit
+        )
+
+    def open_runs(self) -> dict[str, FoldedRun]:
+        """The running and queued runs by id, as last read (``refresh`` reads on)."""
+        return self.fold.open
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.reader.run_dir(run_id)
+
+    def runs(self, read_ended: bool = True) -> list[RunView]:
+        """Every run with its state, swept values, metric and what its run.json says.
+        ``read_ended=False``: an ended run whose end record holds what its agent read of it
+        (metric, epoch count, summary) is shown from that record, with no read of its folder
+        (its ``epochs`` rows, ``config`` and ``record`` stay empty); only the others are read."""
+        runs = self.refresh().values()
+        return self.reader.views(runs, self._expired_now, time.time(), read_ended)
+
+    def run_view(self, run_id: str) -> RunView:
+        """One run (as in ``runs()``, its records read), from the journal as last read."""
+        return self.reader.view(self.fold.runs[run_id], self._expired_now, time.time())
+
+    def counts(self, views: list[RunView] | None = None) -> dict[str, int]:
+        """Runs by state, every state present (0 where none); ``views``: already read runs()."""
+        return counts(self.runs() if views is None else views)
+
+    def failing_from_the_start(self, limit: int) -> FoldedRun | None:
+        """The last failed run, when ``limit`` or more failed before their first epoch and no run
+        shows the program works (reader.py)."""
+        return self.reader.failing_from_the_start(list(self.refresh().values()), limit)
+
+    def remaining(self) -> tuple[int | None, int | None]:
+        """(planned, remaining): the runs the sweep makes in all, and those no agent holds or has
+        ended (queued runs, and runs whose agent is gone, remain: they need a task). From the
+        journal and the leases, no run.json read."""
+        planned = self.planned_runs()
+        if planned is None:
+            return None, None
+        now = time.time()
+        taken = sum(
+            1
+            for r in self.refresh().values()
+            if not r.queued(self.max_retries)
+            # a run whose agent is gone is handed out again (claim), so it still needs a task
+            and not (r.state == "running" and self._lease_expired(r, None, now))
+        )
+        return planned, max(0, planned - taken)
+
+    def complete(self) -> bool:
+        """True when no run is running or queued and the search has nothing more to propose."""
+        self.refresh()
+        return plan.complete(self.fold, self.definition.get("run_cap"), self.planned_runs())
+
+    def lost(self, claim: Claim) -> bool:
+        """True if another agent has closed this attempt (declared it crashed after its lease expired)."""
+        self.refresh()
+        return claim.k in self.fold.runs[claim.run_id].ends
+
+    # ----- the search engine ---------------------------------------------------------------
+    def engine_runs(self, live: bool = False) -> list[Any]:
+        """The runs as the sweeps engine's SweepRun objects, cached per run until a record changes
+        it. ``live``: running runs' history of the metric from what they logged so far (hyperband
+        needs it; the journal has one only once a run ended)."""
+        history = (lambda run_id: self.metrics.history(self.run_dir(run_id))) if live else None
+        return self._engine.engine_runs(self.fold.runs.values(), history)
+
+    def bayes_runs(self) -> list[Any]:
+        """The runs as bayes search reads them (engine.py): ended runs' histories cut to what
+        bayes reads."""
+        return self._engine.bayes_runs(self.fold.runs.values())
+
+    def _propose(self, n: int) -> list[dict[str, Any]]:
+        """``n`` proposals from the engine, on the runs as last read."""
+        return self._engine.propose(n, self.fold.runs.values())
+
+    def _candidates(self) -> list[dict[str, Any]]:
+        """Proposals drawn ahead that are still free, in the engine's order."""
+        return self._engine.candidates(self.fold.runs.values(), self._propose)
+
+    # ----- handing out runs ----------------------------------------------------------------
+    def claim(self, me: AgentIdentity) -> Claim | plan.NoClaim:
+        """Hand the next run to agent ``me``: a queued (preempted/crashed) run first, else a new one."""
+        if not os.access(self.path, os.W_OK):
+            raise UserError(
+                f"sweep folder {self.path} is not writable by you; agents record their claims there"
+            )
+        drawn_ahead = self.definition.get("method") in ("grid", "random")
+        for attempt in range(OPTIMISTIC_TRIES):
+            self.refresh()
+            proposals: list[dict[str, Any]] = []
+            if not plan.queue(self.fold) and plan.can_add(self.fold, self._run_cap):
+                proposals = self._candidates() if drawn_ahead else self._propose(1)
+            seen_at = self._journal.offset
+            self.write_snapshot()  # outside the lock, rarely (after ~1 MB of journal)
+            suspects = self._expired_leases(me)  # outside the lock: a lease read per running run
+            with self.lock() as lock:
+                self.refresh()
+                self._close_expired(suspects, me)
+                # grid proposals made before claims appended meanwhile may be taken: made again
+                stale = self.definition.get("method") == "grid" and self._journal.offset != seen_at
+                last_try = drawn_ahead or attempt == OPTIMISTIC_TRIES - 1
+                got = self._claim_locked(me, lock, None if stale else proposals or None, last_try)
+                if got is not None:
+                    return got
+        raise AssertionError("unreachable: the last try proposes under the lock")
+
+    def _claim_locked(
+        self,
+        me: AgentIdentity,
+        lock: SweepLock,
+        proposals: list[dict[str, Any]] | None,
+        last_try: bool,
+    ) -> Claim | plan.NoClaim | None:
+        """The claim, under the lock, as the policy decides; None: try again outside the lock."""
+        refused: set[str] = set()
+        planned = self.planned_runs()
+        while True:
+            decision = plan.decide(
+                self.fold,
+                proposals,
+                refused=frozenset(refused),
+                may_wait=not last_try,
+                run_cap=self._run_cap,
+                planned=planned,
+            )
+            if isinstance(decision, plan.Resume):
+                claim = self._resume(decision, me, lock)
+                if claim is not None:
+                    return claim
+                refused.add(decision.run_id)
+            elif isinstance(decision, plan.Propose):
+                if decision.outside_lock:
+                    return None  # the queued run went elsewhere: propose outside the lock
+                drawn_ahead = self.definition.get("method") in ("grid", "random")
+                proposals = self._candidates() if drawn_ahead else self._propose(1)
+            elif isinstance(decision, plan.New):
+                return self._add(decision.params, me, lock)
+            else:
+                return decision
+
+    def _resume(self, decision: plan.Resume, me: AgentIdentity, lock: SweepLock) -> Claim | None:
+        """Attempt ``decision.k`` of a queued run, if its token is ours; None if another agent
+        took it."""
+        run_id, k = decision.run_id, decision.k
+        if not (take_token(self.path / "claims" / f"{run_id}.{k}", me.agent) and lock.still_held()):
+            return None
+        token = self.path / "claims" / f"{run_id}.{k}"
+        with _undone_on_failure(token.unlink):
+            self._append([plan.claim_record(run_id, k, None, me, time.time())])
+        return Claim(run_id, k, decision.params, self.run_dir(run_id), resumed=True)
+
+    def _add(self, params: dict[str, Any], me: AgentIdentity, lock: SweepLock) -> Claim:
+        """A new run with ``params``: its folder made exclusively (ids never collide), then its
+        claim appended."""
+        for _ in range(10):
+            run_id = new_id()
+            try:
+                lab_group.make_dir(self.run_dir(run_id), self.group_id)
+                break
+            except FileExistsError:
+                continue
+        if not lock.still_held():
+            raise UserError(
+                f"the sweep lock {self.path / 'lock'} was broken while this agent held it (a stalled filesystem?); rerun the agent"
+            )
+        with _undone_on_failure(self.run_dir(run_id).rmdir):
+            self._append([plan.claim_record(run_id, 0, params, me, time.time())])
+        self._engine.used(params)
+        return Claim(run_id, 0, params, self.run_dir(run_id), resumed=False)
+
+    @property
+    def _run_cap(self) -> int | None:
+        return self.definition.get("run_cap")
+
+    def _close_expired(self, suspects: list[str], me: AgentIdentity) -> None:
+        """Close the suspects whose lease expired, read again under the lock (a heartbeat may have
+        come meanwhile): the hold does not grow with the number of running runs; a lease that
+        expires meanwhile is found by the next claim."""
+        now = time.time()
+        expired = [
+            r
+            for r in (self.fold.runs[run_id] for run_id in suspects)
+            if r.state == "running" and self._lease_expired(r, me, now)
+        ]
+        records = [
+            plan.expired_end(run, self.reader.reconciled(run), me, now, self.lease_s)
+            for run in expired
+        ]
+        if records:
+            self._append(records)
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        """Append records (the caller holds the lock) and fold them in, with no re-read when this
+        reader was at the end of the journal."""
+        apply(self.fold, self._journal.append_and_read(records))
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Append records under the lock, as they are (tools that build a sweep's history, as
+        tests and benchmarks do; agents use ``claim`` and ``finish``)."""
+        with self.lock():
+            self.refresh()
+            self._append(records)
+
+    def lock(self) -> SweepLock:
+        """The sweep's lock (one flufl.lock object per LocalSweep, reused for every append)."""
+        if self._lock is None:
+            self._lock = SweepLock(self.path / "lock")
+        return self._lock
+
+    def finish(self, claim: Claim, me: AgentIdentity, state: str, **result: Any) -> bool:
+        """Record how attempt ``claim.k`` ended. False if another agent already closed it (our lease was lost)."""
+        with self.lock():
+            self.refresh()
+            if claim.k in self.fold.runs[claim.run_id].ends:
+                return False
+            self._append([plan.end_record(claim.run_id, claim.k, state, me, time.time(), **result)])
+        self._lease_path(claim.run_id, claim.k).unlink(missing_ok=True)
+        return True
+
+    # ----- leases --------------------------------------------------------------------------
+    def _lease_path(self, run_id: str, k: int) -> Path:
+        return self.path / "leases" / f"{run_id}.{k}.json"
+
+    def heartbeat(self, claim: Claim, me: AgentIdentity, child_pid: int | None = None) -> None:
+        path = self._lease_path(claim.run_id, claim.k)
+        write_heartbeat(path, claim.run_id, claim.k, self.lease_s, me, child_pid)
+
+    def _lease_expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
+        path = self._lease_path(run.run_id, run.k)
+        return run_lease_expired(run, path, self.lease_s, me, now)
+
+    def _expired_now(self, run: FoldedRun, now: float) -> bool:
+        """The lease check of a reader (status, report): no agent of its own."""
+        return self._lease_expired(run, None, now)
+
+    def _expired_leases(self, me: AgentIdentity) -> list[str]:
+        """The running runs whose lease looks expired now, by their claim and lease file (read
+        without the lock)."""
+        now = time.time()
+        return [
+            r.run_id
+            for r in list(self.fold.open.values())
+            if r.state == "running" and self._lease_expired(r, me, now)
+        ]
+
+
+def is_local_ref(ref: str) -> bool:
+    return Path(ref).is_dir()
+
+
+def open_sweep(ref: str | Path) -> LocalSweep:
+    """The local sweep at ``ref`` (its folder), checked to exist and to be safe to run."""
+    return LocalSweep(folder.checked_folder(ref))
+
+
+def create_sweep(
+    definition: dict[str, Any],
+    root: Path,
+    source: str,
+    lease_s: float = folder.DEFAULT_LEASE_S,
+    max_retries: int = folder.DEFAULT_MAX_RETRIES,
+    extra: dict[str, Any] | None = None,
+    group: str | None = None,
+) -> LocalSweep:
+    """Make a new sweep folder under ``root`` (built in a temp folder and renamed into place);
+    ``group``: shared with that Unix group (jobs/sweeps/lab_group.py)."""
+    path = folder.make_sweep_folder(definition, root, source, lease_s, max_retries, extra, group)
+    return LocalSweep(path)
