@@ -173,7 +173,6 @@ class Journal:
     def __init__(self, path: Path):
         self.path = path
         self.offset = 0
-        self.skipped = 0
 
     def read_new(self) -> list[dict[str, Any]]:
         """Records appended since the last call (complete lines only)."""
@@ -205,7 +204,6 @@ class Journal:
         skipped = len(bad) + len(bodies) - len(records)  # + checksum right but not a record
         self.offset += end
         if skipped:
-            self.skipped += skipped
             where = f" at byte {bad[0]}" if bad else ""
             print(
                 f"sweepkit: warning: skipped {skipped} unreadable record(s) in {self.path}{where} "

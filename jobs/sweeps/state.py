@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from train import runrecord
 from train.runrecord import node_name, pid_namespace, slurm_ids
 
 HOST = node_name()  # this machine (the node's name, also inside a container)
@@ -200,19 +199,3 @@ def alive(pid: Any) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    """The trainer's run.json, or {} if it is missing or mid-write (it is replaced atomically)."""
-    return runrecord.read_run_json(run_dir) or {}
-
-
-def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]:
-    """The metric's value at each epoch in a run.json (what hyperband counts)."""
-    if not metric_name:
-        return []
-    return [
-        e[metric_name]
-        for e in info.get("epochs") or []
-        if isinstance(e, dict) and isinstance(e.get(metric_name), (int, float))
-    ]

@@ -16,7 +16,7 @@ Journal records: ``claim`` {run, k, params (only when k = 0), at, agent, host, p
 attempt k of a run to an agent; ``end`` {run, k, state, metric, history, epochs, metric_source,
 summary, exit_code, error, at} closes it with finished, failed, stopped, preempted or crashed; metric,
 history, epochs (a count) and summary (its numbers) are what the agent read of the run's W&B records (or run.json, metric_source
-says which: jobs/sweeps/run_metrics.py). A run's state is that of its
+says which: jobs/sweeps/wandb_run/metrics.py). A run's state is that of its
 last attempt (running if that has no end). Preempted runs, and crashed ones with retries left, go
 back to the queue under the same run id and folder, and are handed out before new runs.
 
@@ -49,6 +49,7 @@ from typing import Any
 
 from jobs.sweeps import lab_group, snapshot
 from jobs.sweeps.definition import planned_runs, quiet_sweeps_import
+from jobs.sweeps.definition.parameters import flat_params
 from jobs.sweeps.engine_view import bayes_history, bayes_run_class, limited_threads
 from jobs.sweeps.journal import (
     LOCK_LIFETIME_S,
@@ -57,11 +58,9 @@ from jobs.sweeps.journal import (
     SweepLock,
     create_exclusive,
 )
-from jobs.sweeps.parameters import flat_params
 from jobs.sweeps.reconcile import Reconciled, reconcile
 from jobs.sweeps.reconcile import warning as reconcile_warning
 from jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at  # noqa: F401  (re-exported)
-from jobs.sweeps.run_metrics import RunMetricsReader
 from jobs.sweeps.state import (  # noqa: F401  (re-exported: the store API of the BRIEF)
     ENGINE_STATE,
     FINAL_STATES,
@@ -75,14 +74,13 @@ from jobs.sweeps.state import (  # noqa: F401  (re-exported: the store API of th
     alive,
     iso,
     lease_expired,
-    metric_history,
     new_id,
     pids_comparable,
     plain,
-    read_run_json,
     same_slurm_task,
     slurm_ids,
 )
+from jobs.sweeps.wandb_run.metrics import RunMetricsReader
 from train.atomic import write_atomic
 from train.errors import UserError
 from train.write_errors import as_user_error
