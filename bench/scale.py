@@ -270,7 +270,7 @@ def warm_bayes_claims(path: Path, claims: int) -> float:
 
 def hyperband_checks(path: Path, checks: int) -> float:
     from jobs.sweeps import store
-    from jobs.sweeps.agent import LocalAgent
+    from jobs.sweeps.agent.local import LocalAgent
 
     sweep = store.open_sweep(path)
     folded = sweep.refresh()

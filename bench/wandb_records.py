@@ -1,4 +1,4 @@
-"""What reading a run's W&B records costs: sweepkit's reader (jobs/sweeps/wandb_records.py) against
+"""What reading a run's W&B records costs: sweepkit's reader (jobs/sweeps/wandb_run/records.py) against
 W&B's own (``wandb leet inspect --summary --json``), and the agent's CPU while it polls a run.
 
     python bench/wandb_records.py [--rows 10000] [--agent-s 60] [--out FILE.json]
@@ -32,8 +32,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jobs.sweeps.run_metrics import RunMetricsReader  # noqa: E402
-from jobs.sweeps.wandb_records import RunRecords, segment_folders  # noqa: E402
+from jobs.sweeps.wandb_run.metrics import RunMetricsReader  # noqa: E402
+from jobs.sweeps.wandb_run.records import RunRecords, segment_folders  # noqa: E402
 
 LOGGER = r"""
 import sys, time, wandb

@@ -19,7 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "smoke": ("train.smoke", "one train and one eval step of ResNet-50 on synthetic data"),
     "data": ("train.staging", "stage CIFAR-10 or ImageNet weights on a machine with internet"),
     "sweep": ("jobs.sweeps.create", "create a sweep (local store or W&B)"),
-    "agent": ("jobs.sweeps.agent", "run the next runs of a sweep"),
+    "agent": ("jobs.sweeps.agent.cli", "run the next runs of a sweep"),
     "submit": ("jobs.slurm.submit", "render the sbatch array for a sweep and submit it"),
     "status": ("jobs.sweeps.status", "table of a sweep's runs"),
     "report": ("jobs.report.command", "self-contained HTML report of a sweep"),

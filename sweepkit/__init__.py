@@ -8,7 +8,7 @@
 as ``sweepkit sweep create`` does and returns the new sweep folder's path, the reference every
 other verb takes. ``agent(sweep, function=None, count=None)`` runs the sweep's runs in this
 process: with ``function``, calls it once per claimed run, where ``wandb.init()`` gets the run's
-parameters, offline, exactly as under ``wandb.agent`` (``jobs.sweeps.function_agent``); without,
+parameters, offline, exactly as under ``wandb.agent`` (``jobs.sweeps.agent.function``); without,
 launches the sweep's program as ``sweepkit agent`` does. It returns the CLI agent's exit code (0;
 1 for a sweep whose first runs all failed; 75 when a signal stopped it). Bad input raises
 ``UserError`` with the same one line as the CLI.
@@ -121,13 +121,14 @@ def agent(
     """Run the sweep's next runs here: ``function`` once per run, or the sweep's program."""
     with _kit():
         from jobs.sweeps import store
-        from jobs.sweeps.agent import LocalAgent
-        from jobs.sweeps.function_agent import FunctionAgent
+        from jobs.sweeps.agent.function import FunctionAgent
+        from jobs.sweeps.agent.local import LocalAgent
+        from jobs.sweeps.ref import parse_local
         from train.errors import UserError
 
         if count is not None and count < 1:
             raise UserError(f"count={count}: must be a positive number of runs")
-        local = store.open_sweep(str(sweep))
+        local = store.open_sweep(parse_local(sweep).text)
         runner = LocalAgent(local) if function is None else FunctionAgent(local, function)
         saved = _handlers()
         try:

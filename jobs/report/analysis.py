@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jobs.sweeps.parameters import fixed_params, flatten, param_names, param_specs
+from jobs.sweeps.definition.parameters import fixed_params, flatten, param_names, param_specs
+from jobs.sweeps.wandb_run.metrics import is_finite_number
 
 # Order in which the report lists states; labels say what each means to a sweep user.
 STATE_LABELS: dict[str, str] = {
@@ -54,13 +55,9 @@ class RunLike(Protocol):
     epochs: list[dict[str, Any]]
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def finite_metric(run: RunLike) -> float | None:
     value = run.metric
-    return float(value) if value is not None and is_number(value) else None
+    return float(value) if value is not None and is_finite_number(value) else None
 
 
 def format_value(value: Any) -> str:
@@ -92,7 +89,7 @@ class Axis:
 
     def scaled(self, value: Any) -> float | None:
         """The value on the axis scale (log10 for log axes); None for categoricals."""
-        if self.categorical or not is_number(value):
+        if self.categorical or not is_finite_number(value):
             return None
         return math.log10(value) if self.log else float(value)
 
@@ -149,7 +146,7 @@ _ABSENT = object()
 def make_axis(name: str, values: Sequence[Any], spec: Mapping[str, Any] | None = None) -> Axis:
     """Numeric axis when every value is a finite number, else categorical (labels as strings)."""
     spec = spec or {}
-    if values and all(is_number(v) for v in values):
+    if values and all(is_finite_number(v) for v in values):
         numbers = [float(v) for v in values]
         distinct = tuple(sorted(set(numbers)))
         if min(numbers) <= 0:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.report.source import SweepSource, load_local
+from jobs.sweeps.ref import parse
 from train.atomic import write_atomic
 from train.errors import UserError
 
@@ -56,17 +57,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_source(ref: str) -> SweepSource:
-    if Path(ref).is_dir():
-        return load_local(Path(ref))
-    parts = ref.split("/")
-    if len(parts) == 3 and all(parts) and not Path(ref).exists():
-        from jobs.report.wandb_source import load_wandb
+def load_source(text: str) -> SweepSource:
+    ref = parse(text)
+    if ref.is_local:
+        return load_local(Path(ref.text))
+    from jobs.report.wandb_source import load_wandb
 
-        return load_wandb(ref)
-    from jobs.sweeps.store import no_sweep_at
-
-    raise no_sweep_at(ref, ", nor a W&B sweep entity/project/sweep_id")
+    return load_wandb(ref.wandb_path)
 
 
 PNG_FIGURES = ("parallel-coordinates", "importance", "metric-per-epoch")

@@ -24,9 +24,9 @@ from jobs.report.analysis import (
     RunLike,
     finite_metric,
     format_value,
-    is_number,
 )
-from jobs.sweeps.parameters import flatten
+from jobs.sweeps.definition.parameters import flatten
+from jobs.sweeps.wandb_run.metrics import is_finite_number
 
 BEST_COLOUR = "#d62728"
 NO_METRIC_COLOUR = "#9a9a9a"
@@ -171,7 +171,7 @@ def metric_per_epoch(runs: Sequence[RunLike], metric: str, analysis: Analysis) -
         points = [
             (e["epoch"], e[metric])
             for e in run.epochs
-            if isinstance(e.get("epoch"), int | float) and is_number(e.get(metric))
+            if isinstance(e.get("epoch"), int | float) and is_finite_number(e.get(metric))
         ]
         if not points:
             continue

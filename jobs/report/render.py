@@ -20,8 +20,8 @@ from jobs.report.analysis import (
     finite_metric,
     format_value,
 )
+from jobs.sweeps.definition.parameters import flatten
 from jobs.sweeps.failure import error_line
-from jobs.sweeps.parameters import flatten
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps.definition import build_command
-from jobs.sweeps.parameters import flatten
+from jobs.sweeps.definition.parameters import flatten
 from jobs.sweeps.state import RunView
 from jobs.sweeps.store import open_sweep
 from train.staging import file_digest

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.sweeps.parameters import flatten, param_specs
-from jobs.sweeps.run_metrics import is_number, ranked_metric, summary_lookup
+from jobs.sweeps.definition.parameters import flatten, param_specs
 from jobs.sweeps.state import RunView
+from jobs.sweeps.wandb_run.metrics import is_number, ranked_metric, summary_lookup
 from train.errors import UserError
 
 # W&B run states -> the kit's states ("killed" is how a stopped run shows up there).

@@ -12,15 +12,14 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from jobs.slurm.profiles import CONTROL_CHARS, DIRECTIVE_BAD, Profile
 from jobs.slurm.target import SweepTarget
+from jobs.sweeps.console import console_script
 from train import versions
 from train.errors import UserError
 from train.staging import file_digest
@@ -41,10 +40,7 @@ def agent_argv(profile: Profile, target: SweepTarget, runs_per_task: int) -> lis
 
 def _beside_python(name: str) -> str:
     """The console script of this environment (a venv need not be activated in the job)."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.is_file():
-        return str(candidate)
-    return shutil.which(name) or name
+    return console_script(name) or name
 
 
 def launch_lines(

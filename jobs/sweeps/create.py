@@ -70,8 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.action != "create":  # argparse allows only create; kept for clarity
-        raise UserError(f"unknown action {args.action}; use: sweepkit sweep create SWEEP_YAML")
     definition = load_definition(args.definition, backend=args.backend)
     for warning in program_check.check_definition(definition, str(args.definition), Path.cwd()):
         print(warning, file=sys.stderr)

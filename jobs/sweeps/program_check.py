@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps.definition import DEFAULT_COMMAND, build_command, quiet_sweeps_import
-from jobs.sweeps.parameters import flat_params
+from jobs.sweeps.definition.parameters import flat_params
 from jobs.sweeps.state import plain
 from train.errors import UserError
 

@@ -56,7 +56,27 @@ def parse(text: str | Path) -> SweepRef:
     """The reference ``text`` names. A folder that exists is a local sweep (whether it holds a
     sweep is for the store to check); else ``entity/project/sweep_id`` is a W&B sweep; anything
     else is refused in one line that says what to pass instead."""
-    text = str(text)
+    ref = _parsed(str(text))
+    if ref is None:
+        raise no_sweep_at(text, ", nor a W&B reference entity/project/sweep_id")
+    return ref
+
+
+def parse_local(text: str | Path) -> SweepRef:
+    """Like :func:`parse`, for verbs that only work on a local sweep folder: a W&B reference is
+    refused with its page on W&B, anything else that is no folder as no sweep folder."""
+    ref = _parsed(str(text))
+    if ref is None:
+        raise no_sweep_at(text)
+    if not ref.is_local:
+        raise UserError(
+            f"{ref.text} is a W&B sweep; this command needs a local sweep folder "
+            f"(the W&B sweep is at {ref.wandb_url})"
+        )
+    return ref
+
+
+def _parsed(text: str) -> SweepRef | None:
     if _CONTROL_CHARS.search(text):
         raise UserError(f"sweep reference {text!r} holds a control character")
     path = Path(text)
@@ -65,18 +85,7 @@ def parse(text: str | Path) -> SweepRef:
     if WANDB_REF.match(text) and not path.exists():
         entity, project, sweep_id = text.split("/")
         return SweepRef(text, entity=entity, project=project, sweep_id=sweep_id)
-    raise no_sweep_at(text, ", nor a W&B sweep entity/project/sweep_id")
-
-
-def parse_local(text: str | Path) -> SweepRef:
-    """Like :func:`parse`, for verbs that only work on a local sweep folder."""
-    ref = parse(text)
-    if not ref.is_local:
-        raise UserError(
-            f"{ref.text} is a W&B sweep; this command needs a local sweep folder "
-            f"(the W&B sweep is at {ref.wandb_url})"
-        )
-    return ref
+    return None
 
 
 def no_sweep_at(ref: str | Path, what_else: str = "") -> UserError:

@@ -12,8 +12,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from train import runrecord
-
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -69,19 +67,3 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     item = getattr(value, "item", None)
     return item() if callable(item) and not isinstance(value, (str, bytes)) else value
-
-
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    """The trainer's run.json, or {} if it is missing or mid-write (it is replaced atomically)."""
-    return runrecord.read_run_json(run_dir) or {}
-
-
-def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]:
-    """The metric's value at each epoch in a run.json (what hyperband counts)."""
-    if not metric_name:
-        return []
-    return [
-        e[metric_name]
-        for e in info.get("epochs") or []
-        if isinstance(e, dict) and isinstance(e.get(metric_name), (int, float))
-    ]

@@ -22,8 +22,9 @@ from dataclasses import fields
 from typing import Any, TextIO
 
 from jobs.sweeps import store as store_mod
+from jobs.sweeps.definition.parameters import param_names
 from jobs.sweeps.failure import error_line
-from jobs.sweeps.parameters import param_names
+from jobs.sweeps.ref import parse_local
 from train.errors import UserError
 
 DEFAULT_WATCH_S = 5.0
@@ -55,12 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not store_mod.is_local_ref(args.sweep) and args.sweep.count("/") == 2:
-        entity, project, sweep_id = args.sweep.split("/")
-        raise UserError(
-            f"{args.sweep} is a W&B sweep; its status is at https://wandb.ai/{entity}/{project}/sweeps/{sweep_id}"
-        )
-    sweep = store_mod.open_sweep(args.sweep)
+    sweep = store_mod.open_sweep(parse_local(args.sweep).text)
     if args.watch is not None and args.watch <= 0:
         raise UserError(f"--watch {args.watch:g}: must be a positive number of seconds")
     try:

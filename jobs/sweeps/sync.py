@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps import store as store_mod
-from jobs.sweeps import sync_copy, wandb_records
+from jobs.sweeps import sync_copy
+from jobs.sweeps.console import console_script
+from jobs.sweeps.ref import parse_local
 from jobs.sweeps.store.journal import SHARED_FILE_MODE
+from jobs.sweeps.wandb_run import records as wandb_records
 from train.atomic import write_atomic
 from train.errors import UserError
 from train.write_errors import as_user_error, is_write_refusal
@@ -53,8 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _wandb_cli() -> str:
-    beside = Path(sys.executable).parent / "wandb"
-    return str(beside) if beside.exists() else (shutil.which("wandb") or "wandb")
+    return console_script("wandb") or "wandb"
 
 
 def load_synced(sweep: store_mod.LocalSweep) -> dict[str, Any]:
@@ -149,7 +151,7 @@ def require_wandb_login() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    sweep = store_mod.open_sweep(args.sweep)
+    sweep = store_mod.open_sweep(parse_local(args.sweep).text)
     entity = args.entity or sweep.meta.get("entity") or os.environ.get("WANDB_ENTITY")
     project = args.project or sweep.meta.get("project") or os.environ.get("WANDB_PROJECT")
     if not project:

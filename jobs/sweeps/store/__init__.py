@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from jobs.sweeps.definition import quiet_sweeps_import
 from jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at
-from jobs.sweeps.state import RunView, iso, plain, read_run_json
+from jobs.sweeps.state import RunView, iso, plain
 from jobs.sweeps.store.fold import Fold, FoldedRun, apply
 from jobs.sweeps.store.folder import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
 from jobs.sweeps.store.leases import AgentIdentity, lease_expired
 from jobs.sweeps.store.plan import NoClaim, claim_record
-from jobs.sweeps.store.sweep import Claim, LocalSweep, create_sweep, is_local_ref, open_sweep
+from jobs.sweeps.store.sweep import Claim, LocalSweep, create_sweep, open_sweep
+from jobs.sweeps.wandb_run.metrics import read_run_json
 
 __all__ = [
     "DEFAULT_LEASE_S",
@@ -39,7 +40,6 @@ __all__ = [
     "apply",
     "claim_record",
     "create_sweep",
-    "is_local_ref",
     "iso",
     "lease_expired",
     "no_sweep_at",

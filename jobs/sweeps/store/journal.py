@@ -166,7 +166,6 @@ class Journal:
     def __init__(self, path: Path):
         self.path = path
         self.offset = 0
-        self.skipped = 0  # unreadable lines skipped so far (each warned about)
 
     def read_new(self) -> list[dict[str, Any]]:
         """Records appended since the last call (complete lines only)."""
@@ -198,7 +197,6 @@ class Journal:
         skipped = len(bad) + len(bodies) - len(records)  # + checksum right but not a record
         self.offset += end
         if skipped:
-            self.skipped += skipped
             where = f" at byte {bad[0]}" if bad else ""
             print(
                 f"sweepkit: warning: skipped {skipped} unreadable record(s) in {self.path}{where} "

@@ -1,7 +1,7 @@
 """The one reader of a local sweep's runs: ``RunView`` s for ``status``, the report and the agent.
 
 A run's view joins the journal's fold (state, swept values, attempts, times) with what the run
-itself wrote (run.json, its W&B records: jobs/sweeps/run_metrics.py). An ended run whose end record
+itself wrote (run.json, its W&B records: jobs/sweeps/wandb_run/metrics.py). An ended run whose end record
 holds what its agent read of it can be shown from that record alone, with no read of its folder.
 A running run whose lease is gone is shown as its own records say it ended (reconcile.py), else
 crashed.
@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.parameters import flat_params
-from jobs.sweeps.run_metrics import RunMetricsReader
+from jobs.sweeps.definition.parameters import flat_params
 from jobs.sweeps.state import RunView, iso
 from jobs.sweeps.store.fold import FoldedRun
 from jobs.sweeps.store.reconcile import Reconciled, reconcile
 from jobs.sweeps.store.reconcile import warning as reconcile_warning
-from jobs.sweeps.vocabulary import RUN_STATES, SCORED_STATES
+from jobs.sweeps.vocabulary import RUN_STATES
+from jobs.sweeps.wandb_run.metrics import RunMetricsReader
 
 # (run, now) -> True if the run's lease expired (the store's lease check, read as it is now)
 LeaseCheck = Callable[[FoldedRun, float], bool]
@@ -160,23 +160,6 @@ class RunReader:
             metric_history=history,
             epoch_count=len(history) if self.metric_name else len(logged.epochs),
         )
-
-    def failing_from_the_start(self, runs: list[FoldedRun], limit: int) -> FoldedRun | None:
-        """The last failed run, when ``limit`` or more runs failed before their first epoch and
-        no run shows the program works (one finished or stopped by hyperband, or one that logged
-        an epoch: a failure after that, or a long run still training, means the sweep is fine):
-        the sign of a broken program or environment, which every new run would hit too."""
-        if any(r.state in SCORED_STATES for r in runs):
-            return None
-        if any(r.state == "failed" and (r.last_end or {}).get("epochs") for r in runs):
-            return None
-        failed = [r for r in runs if r.state == "failed"]
-        if len(failed) < limit:
-            return None
-        running = [r for r in runs if r.state == "running"]
-        if any(self.metrics.read(self.run_dir(r.run_id)).epochs for r in running):
-            return None
-        return max(failed, key=lambda r: (r.last_end or {}).get("at", 0))
 
 
 def counts(views: list[RunView]) -> dict[str, int]:

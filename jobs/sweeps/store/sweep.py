@@ -148,11 +148,6 @@ class LocalSweep:
         """Runs by state, every state present (0 where none); ``views``: already read runs()."""
         return counts(self.runs() if views is None else views)
 
-    def failing_from_the_start(self, limit: int) -> FoldedRun | None:
-        """The last failed run, when ``limit`` or more failed before their first epoch and no run
-        shows the program works (reader.py)."""
-        return self.reader.failing_from_the_start(list(self.refresh().values()), limit)
-
     def remaining(self) -> tuple[int | None, int | None]:
         """(planned, remaining): the runs the sweep makes in all, and those no agent holds or has
         ended (queued runs, and runs whose agent is gone, remain: they need a task). From the
@@ -366,10 +361,6 @@ class LocalSweep:
             for r in list(self.fold.open.values())
             if r.state == "running" and self._lease_expired(r, me, now)
         ]
-
-
-def is_local_ref(ref: str) -> bool:
-    return Path(ref).is_dir()
 
 
 def open_sweep(ref: str | Path) -> LocalSweep:

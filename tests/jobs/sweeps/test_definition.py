@@ -13,14 +13,14 @@ import yaml
 from sweep_fixtures import REPO, sweepkit
 
 from jobs.sweeps.definition import (
-    _distributions,
     args_json,
     build_command,
     load_definition,
     planned_runs,
     validate,
 )
-from jobs.sweeps.parameters import flat_params
+from jobs.sweeps.definition.messages import distributions
+from jobs.sweeps.definition.parameters import flat_params
 from train.errors import UserError
 
 GOOD_PARAMS = {"learning_rate": {"values": [0.1, 0.01]}}
@@ -300,7 +300,7 @@ def test_every_engine_distribution_validates_and_samples() -> None:
         "beta": {"distribution": "beta", "a": 2.0, "b": 3.0},
         "q_beta": {"distribution": "q_beta", "a": 2.0, "b": 3.0, "q": 0.1},
     }
-    assert set(examples) == set(_distributions()), "a distribution of the engine is not covered"
+    assert set(examples) == set(distributions()), "a distribution of the engine is not covered"
     definition = base(method="random", parameters={name: spec for name, spec in examples.items()})
     validate(definition, "all.yaml")
     run = next_run(definition, [])

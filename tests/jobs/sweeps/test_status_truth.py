@@ -11,7 +11,7 @@ import pytest
 from sweep_fixtures import create, sweepkit, write_definition, write_program
 
 from jobs.sweeps.failure import error_line
-from jobs.sweeps.run_metrics import ranked_metric, summary_lookup
+from jobs.sweeps.wandb_run.metrics import ranked_metric, summary_lookup
 
 # what a failed Hydra + wandb program prints last, colours and all (wandb 0.31, Hydra 1.3)
 HYDRA_WANDB_TAIL = (

@@ -172,7 +172,6 @@ def test_checksummed_line_that_is_not_a_record_is_skipped(tmp_path: Path, capsys
     path.write_bytes(b"".join(lines))
     reader = journal.Journal(path)
     assert reader.read_new() == good
-    assert reader.skipped == 3
     assert "skipped 3 unreadable record(s)" in capsys.readouterr().err
 
 

@@ -153,7 +153,7 @@ def test_hyperband_check_decides_as_the_engine(early_terminate: dict[str, Any], 
     looking only at the runs that can have changed."""
     from sweeps.run import SweepRun, stop_runs
 
-    from jobs.sweeps import hyperband_check
+    from jobs.sweeps.agent import hyperband as hyperband_check
 
     definition = {
         **RANDOM,

@@ -23,7 +23,7 @@ from sweep_fixtures import (
     write_program,
 )
 
-from jobs.sweeps.wandb_records import RunRecords
+from jobs.sweeps.wandb_run.records import RunRecords
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -35,7 +35,7 @@ def transaction_log(**run: str) -> bytes:
 
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from jobs.sweeps.wandb_log import FULL, HEADER
+    from jobs.sweeps.wandb_run.log import FULL, HEADER
 
     data = pb.Record(run=pb.RunRecord(**run)).SerializeToString()
     crc = zlib.crc32(data, zlib.crc32(bytes([FULL])))
@@ -396,7 +396,7 @@ def test_sync_uploads_a_plain_scripts_runs_from_copies_without_the_local_sweep_i
 
     from wandb_program import write_wandb_program
 
-    from jobs.sweeps.wandb_records import segment_folders
+    from jobs.sweeps.wandb_run.records import segment_folders
 
     write_wandb_program(tmp_path)
     spec = {

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 from typing import Any
+
+from jobs.sweeps.wandb_run.metrics import is_finite_number
 
 
 def bands_and_eta(definition: dict[str, Any]) -> tuple[list[int], float, bool]:
@@ -46,11 +47,7 @@ def bands_and_eta(definition: dict[str, Any]) -> tuple[list[int], float, bool]:
 
 def valid(values: list[Any], maximize: bool) -> list[float]:
     """A history as the engine compares it: finite numbers only, negated when maximising."""
-    out = [
-        float(v)
-        for v in values
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    ]
+    out = [float(v) for v in values if is_finite_number(v)]
     return [-v for v in out] if maximize else out
 
 

@@ -1,7 +1,7 @@
 """What a run logged, as the sweep reads it: the one place that turns a run folder into the
 sweep metric, its per-step history, per-epoch rows, summary and config.
 
-The source is the run's own W&B records (``jobs.sweeps.wandb_records``), as W&B's sweep controller
+The source is the run's own W&B records (``jobs.sweeps.wandb_run.records``), as W&B's sweep controller
 reads them, for any program; a run folder without W&B data (``WANDB_MODE=disabled``, a program
 that does not use wandb) falls back to ``run.json``, the record our trainer writes. Ranking
 follows W&B: the metric is the summary's value (a ``define_metric`` summary such as ``{"max": v}``,
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.state import metric_history, read_run_json
-from jobs.sweeps.wandb_records import RunRecords, summary_lookup
+from jobs.sweeps.wandb_run.records import RunRecords, summary_lookup
+from train import runrecord
 
 # the summary key W&B's define_metric writes, by the sweep's goal, then the other aggregates
 _AGGREGATES = {
@@ -52,7 +52,13 @@ class RunMetrics:
 
 
 def is_number(value: Any) -> bool:
+    """An int or float, not a bool (NaN and infinities included: a logged value, as W&B keeps it)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A number that can be ranked, plotted or compared: not NaN, not infinite."""
+    return is_number(value) and math.isfinite(value)
 
 
 def summary_number(value: Any, goal: str) -> float | None:
@@ -174,3 +180,19 @@ class RunMetricsReader:
             config=info.get("config") or {},
             logged=logged,
         )
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    """The trainer's run.json, or {} if it is missing or mid-write (it is replaced atomically)."""
+    return runrecord.read_run_json(run_dir) or {}
+
+
+def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]:
+    """The metric's value at each epoch in a run.json (what hyperband counts)."""
+    if not metric_name:
+        return []
+    return [
+        e[metric_name]
+        for e in info.get("epochs") or []
+        if isinstance(e, dict) and isinstance(e.get(metric_name), (int, float))
+    ]

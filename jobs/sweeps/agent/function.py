@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from jobs.sweeps import store as store_mod
-from jobs.sweeps.agent import FLUSH_INTERVAL_ENV, POLL_S, LocalAgent, say
-from jobs.sweeps.parameters import flat_params
-from jobs.sweeps.run_location import RunLocator
+from jobs.sweeps.agent.local import FLUSH_INTERVAL_ENV, POLL_S, LocalAgent, say
+from jobs.sweeps.definition.parameters import flat_params
+from jobs.sweeps.wandb_run.location import RunLocator
 from train.errors import EXIT_PREEMPTED
 
 # the variables a run's wandb.init reads, set in os.environ for the function's run only

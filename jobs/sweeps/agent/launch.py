@@ -1,0 +1,72 @@
+"""A claimed run's command line and environment, as ``wandb agent`` gives them to a program.
+
+The command's macros are expanded by W&B's own helpers (``jobs.sweeps.definition.command``), the
+run's values are written as ``{name: {value: v}}`` YAML to
+``$WANDB_DIR/wandb/sweep-<sweep>/config-<run>.yaml`` and named by ``WANDB_SWEEP_PARAM_PATH``, and
+``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` are set (``wandb/wandb_agent.py``, ``_command_run``).
+Every path is absolute, as ``wandb agent``'s are, so a program that changes its working folder
+still finds them. In addition ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR`` are the run folder in the
+sweep, and ``WANDB_MODE`` is ``offline`` unless the environment sets it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from jobs.sweeps.definition import args_json, build_command
+
+# wandb-core flushes a run's transaction log every 15 s by default: a reader would see epochs late
+FLUSH_INTERVAL_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"
+FLUSH_INTERVAL_S = "1"
+
+
+def program_argv_env(
+    definition: dict[str, Any],
+    sweep_id: str,
+    sweep_dir: Path,
+    run_id: str,
+    run_dir: Path,
+    attempt: int,
+    params: dict[str, Any],
+) -> tuple[list[str], dict[str, str]]:
+    """The program's argv and environment for one attempt (``attempt`` counts from 1); writes the
+    run's parameter files, which the program reads."""
+    from wandb.sdk.lib import config_util
+
+    # absolute, as wandb agent gives them: a program that changes its working folder (Hydra,
+    # os.chdir) still finds its parameters and WANDB_DIR whatever --root was relative to
+    run_dir = Path(os.path.abspath(run_dir))
+    param_dir = run_dir / "wandb" / f"sweep-{sweep_id}"
+    param_path = param_dir / f"config-{run_id}.yaml"
+    json_path = param_dir / f"config-{run_id}.json"
+    config_util.save_config_file_from_dict(str(param_path), params)
+    argv = build_command(definition, params, json_path)
+    if "${args_json_file}" in [str(c) for c in definition.get("command", [])]:
+        json_path.write_text(args_json(params))
+    env = dict(os.environ)
+    env.pop("WANDB_SERVICE", None)
+    env.update(
+        WANDB_SWEEP_ID=sweep_id,
+        WANDB_RUN_ID=run_id,
+        WANDB_SWEEP_PARAM_PATH=str(param_path),
+        WANDB_DIR=str(run_dir),
+        SWEEPKIT_RUN_DIR=str(run_dir),
+        SWEEPKIT_SWEEP_DIR=os.path.abspath(sweep_dir),
+        SWEEPKIT_ATTEMPT=str(attempt),
+    )
+    env.setdefault("WANDB_MODE", "offline")
+    env.setdefault(FLUSH_INTERVAL_ENV, FLUSH_INTERVAL_S)
+    return argv, env
+
+
+def die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the agent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

@@ -1,0 +1,337 @@
+"""The local agent: claims runs from a sweep folder and runs each one, as ``wandb agent`` would.
+
+See the package docstring (``jobs/sweeps/agent/__init__.py``) for what it does around each run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from jobs.sweeps import program_check
+from jobs.sweeps import store as store_mod
+from jobs.sweeps.agent import hyperband, messages, rules
+from jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, die_with_parent, program_argv_env
+from jobs.sweeps.definition import validate
+from jobs.sweeps.definition.parameters import flat_params
+from jobs.sweeps.end_record import end_patience_s, record_end_durably
+from jobs.sweeps.wandb_run.location import RunLocator
+from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, UserError
+from train.write_errors import refusal_line
+
+__all__ = ["FLUSH_INTERVAL_ENV", "POLL_S", "LocalAgent", "say"]
+
+POLL_S = 0.25
+STOP_GRACE_S = 60.0  # SIGTERM, then SIGKILL after this long (wandb agent's kill delay is similar)
+LOG_TAIL_LINES = 30
+
+
+def say(message: str) -> None:
+    print(f"sweepkit agent: {message}", flush=True)
+
+
+class LocalAgent:
+    """Claims runs from a local sweep and runs them one after another."""
+
+    runs_program = True  # launches the sweep's program (the function agent calls a function)
+
+    def __init__(self, sweep: store_mod.LocalSweep):
+        self.sweep = sweep
+        self.me = store_mod.AgentIdentity()
+        self.signalled: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._beat_reader: store_mod.LocalSweep | None = None
+        self._hyperband: tuple[hyperband.BandValues, float, bool] | None = None
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.signalled = signum
+        if self.proc is not None and self.proc.poll() is None:
+            forward = signal.SIGUSR1 if signum == signal.SIGUSR1 else signal.SIGTERM
+            self.proc.send_signal(forward)
+
+    def run(self, count: int | None) -> int:
+        # sweep.yaml launches programs: check it again, in case it was edited since sweep create,
+        # and that the files its command names are there from this folder, before taking a run
+        source = str(self.sweep.path / "sweep.yaml")
+        validate(self.sweep.definition, source, program=self.runs_program)
+        self._check_program(source)
+        failure_limit = rules.max_initial_failures(os.environ.get(rules.MAX_INITIAL_FAILURES_ENV))
+        # signal handlers can only be set from the main thread (an API caller may be elsewhere)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                signal.signal(signum, self._on_signal)
+        done = 0
+        last_state = None
+        while (count is None or done < count) and self.signalled is None:
+            broken = (
+                rules.failing_from_the_start(
+                    self.sweep.refresh().values(), failure_limit, self._trained
+                )
+                if failure_limit
+                else None
+            )
+            if broken is not None:
+                say(messages.broken_sweep(broken, failure_limit, self.sweep.path))
+                return EXIT_FAILED
+            result = self.sweep.claim(self.me)
+            if isinstance(result, store_mod.NoClaim):
+                say(result.message)
+                break
+            last_state, rc = self.run_one(result)
+            done += 1
+            if rules.refuses_more_runs(
+                last_state, rc, self.sweep.refresh().values(), self._trained
+            ):
+                say(
+                    f"run {result.run_id} exited {rc}: a bad config or missing input, which the "
+                    f"next runs would hit too; not taking more (its error: {result.run_dir}/output.log)"
+                )
+                return EXIT_FAILED
+        if self.signalled is not None:
+            say(f"stopped by signal {signal.Signals(self.signalled).name}")
+            return EXIT_PREEMPTED if last_state == "preempted" else EXIT_OK
+        return EXIT_OK
+
+    def _check_program(self, source: str) -> None:
+        program_check.check_files(self.sweep.definition, source, Path.cwd())
+
+    def _trained(self, run_id: str) -> bool:
+        """Whether a run has logged an epoch so far (read from its files)."""
+        return bool(self.sweep.metrics.read(self.sweep.run_dir(run_id)).epochs)
+
+    def _launch(self, claim: store_mod.Claim) -> tuple[list[str], dict[str, str]]:
+        return program_argv_env(
+            self.sweep.definition,
+            self.sweep.sweep_id,
+            self.sweep.path,
+            claim.run_id,
+            claim.run_dir,
+            claim.k + 1,
+            claim.params,
+        )
+
+    def run_one(self, claim: store_mod.Claim) -> tuple[str, int]:
+        """Launch the claimed run, watch it, record how it ended; returns that state and the
+        program's exit code."""
+        run_dir = claim.run_dir
+        run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.sweep.heartbeat(claim, self.me)
+        argv, env = self._launch(claim)
+        values = " ".join(f"{k}={v}" for k, v in flat_params(claim.params).items())
+        verb = (
+            f"resuming run {claim.run_id} (attempt {claim.k + 1})"
+            if claim.resumed
+            else f"starting run {claim.run_id}"
+        )
+        say(f"{verb} in {run_dir}: {values}")
+        log_path = run_dir / "output.log"
+        with open(log_path, "ab") as log:
+            log.write(
+                f"=== sweepkit agent {self.me.agent} on {self.me.host}: attempt {claim.k + 1}, {time.ctime()}\n".encode()
+            )
+            log.write(("$ " + " ".join(argv) + "\n").encode())
+            log.flush()
+            log_start = log.tell()
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        started = time.time()
+        # the program's W&B run, wherever it writes it (dir=, a changed working folder)
+        locator = RunLocator(
+            Path(env["SWEEPKIT_RUN_DIR"]),
+            claim.run_id,
+            self.sweep.sweep_id,
+            self.proc.pid,
+            Path.cwd(),
+        )
+        if self.signalled is not None:  # a signal between claim and launch: pass it on now
+            self.proc.send_signal(signal.SIGTERM)
+        lost = threading.Event()
+        stop_beating = threading.Event()
+        beat = threading.Thread(
+            target=self._beat, args=(claim, self.proc.pid, lost, stop_beating), daemon=True
+        )
+        beat.start()
+        try:
+            rc, stopped, lost_lease = self._watch(claim, log_path, log_start, lost, locator)
+        finally:
+            stop_beating.set()
+            beat.join()
+            self.proc = None
+        locator.finish()
+        state = self._record(
+            claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started, env
+        )
+        return state, rc
+
+    def _beat(
+        self, claim: store_mod.Claim, child_pid: int, lost: threading.Event, stop: threading.Event
+    ) -> None:
+        # the heartbeat thread's own reader of the journal (kept across runs: threads never overlap)
+        if self._beat_reader is None:
+            self._beat_reader = store_mod.LocalSweep(self.sweep.path)
+        own = self._beat_reader
+        interval = max(0.2, self.sweep.lease_s / 4)
+        failing = False
+        while True:
+            try:
+                own.heartbeat(claim, self.me, child_pid)
+                if own.lost(claim):
+                    lost.set()
+                failing = False
+            except (OSError, UserError) as err:
+                if not failing:  # once per spell (a full disk fails every beat)
+                    line = refusal_line(err) if isinstance(err, OSError) else str(err)
+                    say(f"warning: heartbeat failed: {line}")
+                failing = True
+            if stop.wait(interval):
+                return
+
+    def _watch(
+        self,
+        claim: store_mod.Claim,
+        log_path: Path,
+        offset: int,
+        lost: threading.Event,
+        locator: RunLocator,
+    ) -> tuple[int, bool, bool]:
+        assert self.proc is not None
+        hyperband = "early_terminate" in self.sweep.definition and self.sweep.metric_name
+        seen_epochs = 0
+        located = False
+        stop_sent: float | None = None
+        stopped = lost_lease = False
+        while True:
+            try:
+                rc = self.proc.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            offset = _echo(log_path, offset)
+            located = located or locator.poll()
+            if hyperband and stop_sent is None:
+                epochs = len(self.sweep.metrics.history(claim.run_dir))
+                if epochs > seen_epochs:
+                    seen_epochs = epochs
+                    if self._hyperband_says_stop(claim):
+                        say(f"hyperband stops run {claim.run_id} after {epochs} epoch(s)")
+                        self.proc.send_signal(signal.SIGTERM)
+                        stop_sent, stopped = time.time(), True
+            if lost.is_set() and stop_sent is None:
+                say(
+                    f"run {claim.run_id}: lease lost (another agent declared it crashed); stopping the program"
+                )
+                self.proc.send_signal(signal.SIGTERM)
+                stop_sent, lost_lease = time.time(), True
+            if stop_sent is not None and time.time() - stop_sent > STOP_GRACE_S:
+                self.proc.kill()
+        _echo(log_path, offset)
+        return rc, stopped, lost_lease
+
+    def _hyperband_says_stop(self, claim: store_mod.Claim) -> bool:
+        """The engine's hyperband rule for this run (``rules.hyperband_stops``): the ended runs'
+        values at the bands kept between calls, the running runs' histories read live."""
+        if self._hyperband is None:
+            bands, eta, strict = hyperband.bands_and_eta(self.sweep.definition)
+            ended = hyperband.BandValues(bands, self.sweep.goal == "maximize")
+            self._hyperband = (ended, eta, strict)
+        ended, eta, strict = self._hyperband
+        changed = ended.to_look_at(self.sweep.refresh(), self.sweep.open_runs())
+        return rules.hyperband_stops(
+            claim.run_id,
+            changed,
+            lambda run_id: self.sweep.metrics.history(self.sweep.run_dir(run_id)),
+            ended,
+            eta,
+            strict,
+        )
+
+    def _record(
+        self,
+        claim: store_mod.Claim,
+        rc: int,
+        stopped: bool,
+        lost_lease: bool,
+        log_path: Path,
+        log_start: int,
+        took: float,
+        env: dict[str, str],
+    ) -> str:
+        # the reader has kept what it read while the program ran: a killed program's lost writes
+        # do not take it back
+        logged = self.sweep.metrics.read(claim.run_dir, final=True)
+        metric = logged.metric
+        # the failure's facts go in the end record, where status and the report read them: the
+        # program's run.json is the program's alone (the agent never writes it)
+        state = rules.outcome(rc, stopped, self.signalled is not None)
+        error = rules.failure_reason(_tail(log_path, log_start), rc) if state == "failed" else None
+        if lost_lease:
+            say(
+                f"run {claim.run_id} ended ({state}) after its lease was lost; another agent has it now"
+            )
+            return state
+        result = {**logged.as_end_record(), "exit_code": rc, "error": error}
+        finished = record_end_durably(
+            lambda: self.sweep.finish(claim, self.me, state, **result),
+            str(self.sweep.path / "journal.jsonl"),
+            claim.run_id,
+            state,
+            end_patience_s(self.sweep.lease_s),
+            say,
+        )
+        if not finished:
+            say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
+            return state
+        shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""
+        say(
+            f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{shown})"
+            + (" - queued to resume" if state == "preempted" else "")
+        )
+        if state == "finished" and self.sweep.metric_name and metric is None:
+            say(
+                messages.no_metric(
+                    claim.run_id,
+                    self.sweep.metric_name,
+                    logged,
+                    env.get("WANDB_MODE"),
+                    claim.run_dir,
+                    self.sweep.path,
+                )
+            )
+        return state
+
+
+def _echo(path: Path, offset: int) -> int:
+    """Copy what the program wrote since ``offset`` to our stdout; returns the new offset."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return offset
+    if data:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return offset + len(data)
+
+
+def _tail(path: Path, offset: int, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -1,0 +1,60 @@
+"""What the agent tells the user when a sweep looks broken or a run left nothing to rank it by."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from jobs.sweeps.agent.rules import MAX_INITIAL_FAILURES_ENV
+from jobs.sweeps.failure import error_line
+
+
+def broken_sweep(last: Any, limit: int, sweep_path: Path) -> str:
+    """Why the agent takes no more runs: ``last`` is the last of the runs that failed from the
+    start (``rules.failing_from_the_start``)."""
+    end = last.last_end or {}
+    error = error_line(str(end.get("error") or ""))
+    return (
+        f"not taking runs: at least {limit} runs of this sweep failed and none finished (last: "
+        f"run {last.run_id}, exit {end.get('exit_code')}: {error or 'no output'}); "
+        f"fix the cause (sweepkit status {shlex.quote(str(sweep_path))} shows each error), "
+        "then start a new "
+        f"sweep, or run agents with {MAX_INITIAL_FAILURES_ENV}=0 to go on with this one"
+    )
+
+
+def no_metric(
+    run_id: str,
+    metric_name: str,
+    logged: Any,
+    wandb_mode: str | None,
+    run_dir: Path,
+    sweep_path: Path,
+) -> str:
+    """The warning for a finished run without the sweep's metric, naming the likely cause from
+    what the run logged (``logged``: its ``RunMetrics``)."""
+    start = (
+        f"warning: run {run_id} finished without a value for the sweep's metric "
+        f"{metric_name!r}; search, hyperband and the report have nothing to rank it by: "
+    )
+    if logged.source == "wandb":
+        return start + (
+            f"its W&B run logged {', '.join(logged.logged) or 'nothing'}; check metric.name "
+            f"in {sweep_path / 'sweep.yaml'} (nested keys are dotted: val.acc)"
+        )
+    if logged.source == "run.json":
+        return start + (
+            f"its run.json has {', '.join(logged.logged) or 'none'}; check metric.name in "
+            f"{sweep_path / 'sweep.yaml'}"
+        )
+    if wandb_mode == "disabled":
+        return start + (
+            "it ran with WANDB_MODE=disabled, so wandb wrote no data; unset WANDB_MODE for "
+            "the agent (it then runs programs offline), or set WANDB_MODE=offline"
+        )
+    return start + (
+        f"the program wrote no W&B run for run id {run_id} (none in {run_dir / 'wandb'}, none "
+        f"open by its processes); it must call wandb.init() (mode not 'disabled', id left "
+        f"to WANDB_RUN_ID) and wandb.log({{{metric_name!r}: value}})"
+    )

@@ -1,0 +1,23 @@
+"""W&B sweep definitions: what ``wandb sweep`` accepts, checked before anything runs.
+
+``check`` loads and validates a definition (the ``sweeps`` package's schema, then what the engine
+would only find mid-sweep), ``messages`` turns the schema's refusals into one line each,
+``command`` builds a run's command line as ``wandb agent`` does, ``plan`` counts a sweep's runs,
+``parameters`` flattens a run's values, and ``engine`` imports the ``sweeps`` package quietly.
+"""
+
+from jobs.sweeps.definition.check import load_definition, missing_goal_warning, validate
+from jobs.sweeps.definition.command import DEFAULT_COMMAND, args_json, build_command
+from jobs.sweeps.definition.engine import quiet_sweeps_import
+from jobs.sweeps.definition.plan import planned_runs
+
+__all__ = [
+    "DEFAULT_COMMAND",
+    "args_json",
+    "build_command",
+    "load_definition",
+    "missing_goal_warning",
+    "planned_runs",
+    "quiet_sweeps_import",
+    "validate",
+]
