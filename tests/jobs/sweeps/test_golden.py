@@ -15,7 +15,7 @@ import pytest
 
 from jobs.cli import main
 from jobs.sweeps.store import open_sweep
-from jobs.sweeps.wandb_records import RunRecords
+from jobs.sweeps.wandb_run.records import RunRecords
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "sweep-0.1.0-wandb-0.31.0"
 METRIC = "Validation Accuracy"
