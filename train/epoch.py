@@ -11,13 +11,21 @@ from typing import Any
 import torch
 
 from train.checkpoint import Position
+from train.metric_names import (
+    BEST_VAL_ACCURACY,
+    IMAGES_PER_S,
+    METRIC_NAMES,
+    TRAIN_LOSS,
+    VAL_ACCURACY,
+    VAL_LOSS,
+)
 from train.parts import Parts
 from train.progress import Progress
 from train.signals import StopSignal
 from train.step import evaluate
 
 # the per-epoch metrics that also make the run's summary (with the best validation accuracy)
-SUMMARY_KEYS = ("Train Loss", "Validation Loss", "Validation Accuracy", "images_per_s")
+SUMMARY_KEYS = (*METRIC_NAMES, IMAGES_PER_S)
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class EpochSums:
         last = self.history[-1]
         return {
             **{key: last[key] for key in SUMMARY_KEYS},
-            "best Validation Accuracy": max(e["Validation Accuracy"] for e in self.history),
+            BEST_VAL_ACCURACY: max(e[VAL_ACCURACY] for e in self.history),
         }
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -104,10 +112,10 @@ def epoch_metrics(parts: Parts, epoch: int, train_loss: float, steps: Steps) -> 
             f"training loss is {train_loss} at epoch {epoch + 1}; lower learning_rate"
         )
     return {
-        "Train Loss": train_loss,
-        "Validation Loss": val_loss,
-        "Validation Accuracy": val_acc,
-        "images_per_s": steps.images / steps.seconds if steps.seconds > 0 else 0.0,
+        TRAIN_LOSS: train_loss,
+        VAL_LOSS: val_loss,
+        VAL_ACCURACY: val_acc,
+        IMAGES_PER_S: steps.images / steps.seconds if steps.seconds > 0 else 0.0,
         "lr": float(parts.scheduler.get_last_lr()[0]),
         "epoch_s": time.perf_counter() - steps.started,
     }

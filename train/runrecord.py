@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from train.atomic import write_json_atomic
+from train.metric_names import METRIC_NAMES
 from train.versions import git_revision, versions
 
 SCHEMA_VERSION = 1
-METRIC_NAMES = ["Train Loss", "Validation Loss", "Validation Accuracy"]
 
 
 def now_iso() -> str:
@@ -73,7 +73,7 @@ class RunRecord:
             "sweep_id": os.environ.get("WANDB_SWEEP_ID"),
             "state": "running",
             "config": config,
-            "metric_names": METRIC_NAMES,
+            "metric_names": list(METRIC_NAMES),
             "epochs": [],
             "summary": {},
             "timings": {

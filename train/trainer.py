@@ -20,6 +20,14 @@ from train.config import Config
 from train.distributed import World, world_size_changed
 from train.epoch import EpochSums, epoch_metrics, run_steps
 from train.errors import UserError
+from train.metric_names import (
+    IMAGES_PER_S,
+    TEST_ACCURACY,
+    TEST_LOSS,
+    TRAIN_LOSS,
+    VAL_ACCURACY,
+    VAL_LOSS,
+)
 from train.parts import Parts, build_parts
 from train.progress import Progress
 from train.runrecord import RunRecord
@@ -107,10 +115,10 @@ def log_epoch(cfg: Config, epoch: int, metrics: dict[str, float]) -> None:
         "epoch %d/%d  Train Loss %.4f  Validation Loss %.4f  Validation Accuracy %.2f%%  %.0f img/s",
         epoch + 1,
         cfg.num_epochs,
-        metrics["Train Loss"],
-        metrics["Validation Loss"],
-        metrics["Validation Accuracy"],
-        metrics["images_per_s"],
+        metrics[TRAIN_LOSS],
+        metrics[VAL_LOSS],
+        metrics[VAL_ACCURACY],
+        metrics[IMAGES_PER_S],
     )
 
 
@@ -122,13 +130,13 @@ def finish(parts: Parts, run_dir: Path, record: RunRecord, tracker: Tracker) -> 
     )
     if parts.world.is_main and cfg.checkpoint.keep_after_finish == "final":
         save_final_weights(run_dir, parts.model.state_dict(), cfg.num_epochs)
-    test = {"Test Loss": test_loss, "Test Accuracy": test_acc}
+    test = {TEST_LOSS: test_loss, TEST_ACCURACY: test_acc}
     record.add_to_summary(test)
     tracker.log(test, epoch=cfg.num_epochs)
     tracker.summary(record.summary)
     log.info(
         "finished: Validation Accuracy %.2f%%  Test Accuracy %.2f%%",
-        record.summary.get("Validation Accuracy", float("nan")),
+        record.summary.get(VAL_ACCURACY, float("nan")),
         test_acc,
     )
     return "finished"

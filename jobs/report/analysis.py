@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jobs.sweeps.definition.parameters import fixed_params, flatten, param_names, param_specs
+from jobs.sweeps.vocabulary import SCORED_STATES
 from jobs.sweeps.wandb_run.metrics import is_finite_number
 
 # Order in which the report lists states; labels say what each means to a sweep user.
@@ -32,7 +33,7 @@ STATE_LABELS: dict[str, str] = {
     "running": "running",
 }
 # Runs whose metric is a final (or early-stopped final) value, as the W&B panels use them.
-ANALYSED_STATES = ("finished", "stopped")
+ANALYSED_STATES = SCORED_STATES
 MIN_RUNS = 2
 LOG_DISTRIBUTIONS = {
     "log_uniform",

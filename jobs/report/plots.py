@@ -26,6 +26,7 @@ from jobs.report.analysis import (
     format_value,
 )
 from jobs.sweeps.definition.parameters import flatten
+from jobs.sweeps.vocabulary import METRIC_NAMES
 from jobs.sweeps.wandb_run.metrics import is_finite_number
 
 BEST_COLOUR = "#d62728"
@@ -33,7 +34,7 @@ NO_METRIC_COLOUR = "#9a9a9a"
 STATE_STYLES = {"finished": "-", "stopped": "--", "running": "-", "preempted": "-."}
 FAINT_ABOVE = 200  # parallel coordinates: past this many runs, all but the best drawn faint
 VIVID_RUNS = 50
-PER_EPOCH_FALLBACKS = ("Validation Accuracy", "Validation Loss", "Train Loss")
+PER_EPOCH_FALLBACKS = tuple(reversed(METRIC_NAMES))  # accuracy first, then the losses
 
 
 def metric_colours(analysis: Analysis) -> tuple[Colormap, Normalize]:

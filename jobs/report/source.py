@@ -18,6 +18,7 @@ from jobs.sweeps.definition import build_command
 from jobs.sweeps.definition.parameters import flatten
 from jobs.sweeps.state import RunView
 from jobs.sweeps.store import open_sweep
+from jobs.sweeps.vocabulary import SCORED_STATES
 from train.staging import file_digest
 
 
@@ -78,7 +79,7 @@ def load_local(path: Path) -> SweepSource:
 
 def best_ids(sweep: Any, runs: list[RunView]) -> list[str]:
     """The ``EPOCH_BEST`` best finished or stopped runs by the sweep's metric and goal."""
-    scored = [r for r in runs if r.metric is not None and r.state in ("finished", "stopped")]
+    scored = [r for r in runs if r.metric is not None and r.state in SCORED_STATES]
     scored.sort(key=lambda r: r.metric or 0.0, reverse=sweep.goal == "maximize")
     return [r.run_id for r in scored[:EPOCH_BEST]]
 

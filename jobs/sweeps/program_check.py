@@ -29,18 +29,12 @@ from typing import Any
 from jobs.sweeps.definition import DEFAULT_COMMAND, build_command, quiet_sweeps_import
 from jobs.sweeps.definition.parameters import flat_params
 from jobs.sweeps.state import plain
+from jobs.sweeps.vocabulary import EPOCH_METRICS, FINAL_METRICS
 from train.errors import UserError
 
 # What the trainer logs: per epoch (run.json "epochs", W&B history) and at the end (summary).
-TRAINER_EPOCH_METRICS = (
-    "Train Loss",
-    "Validation Loss",
-    "Validation Accuracy",
-    "images_per_s",
-    "lr",
-    "epoch_s",
-)
-TRAINER_FINAL_METRICS = ("best Validation Accuracy", "Test Loss", "Test Accuracy")
+TRAINER_EPOCH_METRICS = EPOCH_METRICS
+TRAINER_FINAL_METRICS = FINAL_METRICS
 TAIL_QUANTILES = (0.001, 0.999)  # inside every distribution's support, unbounded ones included
 
 

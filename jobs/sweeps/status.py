@@ -25,6 +25,7 @@ from jobs.sweeps import store as store_mod
 from jobs.sweeps.definition.parameters import param_names
 from jobs.sweeps.failure import error_line
 from jobs.sweeps.ref import parse_local
+from jobs.sweeps.vocabulary import SCORED_STATES
 from train.errors import UserError
 
 DEFAULT_WATCH_S = 5.0
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 def best_run(
     sweep: store_mod.LocalSweep, views: list[store_mod.RunView]
 ) -> store_mod.RunView | None:
-    scored = [v for v in views if v.metric is not None and v.state in ("finished", "stopped")]
+    scored = [v for v in views if v.metric is not None and v.state in SCORED_STATES]
     if not scored:
         return None
     pick = max if sweep.goal == "maximize" else min
@@ -245,7 +246,7 @@ def _sections(
 ) -> list[tuple[str, list[store_mod.RunView]]]:
     """The runs worth seeing in a big sweep: its best, those running or queued, those that failed
     (the last ones of each, newest last)."""
-    scored = [v for v in views if v.metric is not None and v.state in ("finished", "stopped")]
+    scored = [v for v in views if v.metric is not None and v.state in SCORED_STATES]
     scored.sort(key=lambda v: v.metric or 0.0, reverse=sweep.goal == "maximize")
     out = [
         (f"best {min(BEST_SHOWN, len(scored))} of {len(scored)} scored runs:", scored[:BEST_SHOWN])

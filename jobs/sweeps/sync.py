@@ -29,12 +29,11 @@ from jobs.sweeps import sync_copy
 from jobs.sweeps.console import console_script
 from jobs.sweeps.ref import parse_local
 from jobs.sweeps.store.journal import SHARED_FILE_MODE
+from jobs.sweeps.vocabulary import SYNCABLE_STATES
 from jobs.sweeps.wandb_run import records as wandb_records
 from train.atomic import write_atomic
 from train.errors import UserError
 from train.write_errors import as_user_error, is_write_refusal
-
-SYNCABLE = ("finished", "stopped", "failed", "crashed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +78,7 @@ def plan(
     todo: list[dict[str, Any]] = []
     tally = {"to_sync": 0, "already_synced": 0, "not_ended": 0, "no_wandb_data": 0}
     for view in sorted(sweep.runs(), key=lambda v: v.started_at or ""):
-        if view.state not in SYNCABLE or view.queued:
+        if view.state not in SYNCABLE_STATES or view.queued:
             tally["not_ended"] += 1
             continue
         # a folder without a transaction log (a run killed as wandb started) has nothing to

@@ -6,6 +6,9 @@ One place, so that the store, ``status``, the report and sync cannot drift apart
 
 from __future__ import annotations
 
+# The trainer's metric names, defined by the program that logs them.
+from train.metric_names import EPOCH_METRICS, FINAL_METRICS, METRIC_NAMES  # noqa: F401
+
 # Every state a run can be in, in the order ``status`` counts them. ``pending`` is a run the engine
 # planned but no agent has claimed; the others come from the journal's records.
 RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "preempted", "stopped")
@@ -15,3 +18,5 @@ FINAL_STATES = ("finished", "failed", "stopped", "crashed")
 # States whose metric is a real result: a finished run, and one hyperband stopped after it
 # reported real epochs. Best runs, plots and the search engine's learning use only these.
 SCORED_STATES = ("finished", "stopped")
+# States whose run has a W&B record to upload: every run that ended (sync skips queued retries).
+SYNCABLE_STATES = FINAL_STATES

@@ -8,6 +8,7 @@ from typing import Any
 
 from jobs.slurm.profiles.check import check_profile
 from jobs.slurm.profiles.schema import Profile
+from train.config import yaml_error_position
 from train.errors import UserError
 
 DEFAULT_CLUSTER_CONFIG = Path("config") / "cluster.yaml"
@@ -29,9 +30,8 @@ def read_profiles(path: str | Path | None = None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{source}{where}: not valid YAML ({err}); fix the syntax") from None
+        where, problem = yaml_error_position(err, text)
+        raise UserError(f"{source}{where}: not valid YAML ({problem}); fix the syntax") from None
     if not isinstance(data, dict) or not isinstance(data.get("profiles"), dict):
         raise UserError(f"{source}: needs a top-level `profiles:` mapping of named profiles")
     return data["profiles"]

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from jobs.sweeps.agent.hyperband import BandValues, says_stop, valid
 from jobs.sweeps.failure import failure_text
+from jobs.sweeps.vocabulary import SCORED_STATES
 from train.errors import EXIT_PREEMPTED, EXIT_USAGE, UserError
 
 # A sweep whose first runs all failed is broken (a bad command, data missing on the nodes): agents
@@ -76,7 +77,7 @@ def failing_from_the_start(
     an epoch, or a running one that has logged one: ``trained(run_id)``, asked last as it reads
     the run's files): the sign of a broken program or environment, which every new run would hit."""
     runs = list(runs)
-    if any(r.state in ("finished", "stopped") for r in runs):
+    if any(r.state in SCORED_STATES for r in runs):
         return None
     if any(r.state == "failed" and (r.last_end or {}).get("epochs") for r in runs):
         return None

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from train.config import flatten  # noqa: F401  (re-exported: nested parameters as dotted keys)
+
 
 class HasParams(Protocol):
     params: dict[str, Any]
@@ -24,18 +26,6 @@ def flat_params(config: dict[str, Any]) -> dict[str, Any]:
 
     for name, holder in config.items():
         walk(name, holder.get("value") if isinstance(holder, dict) else holder)
-    return flat
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested parameter dicts as dotted keys ({"opt": {"lr": 1}} -> {"opt.lr": 1})."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
     return flat
 
 
