@@ -12,7 +12,7 @@ class UserError(Exception):
     """A problem in the user's input or environment, reported as one line."""
 
 
-# Exit codes shared by the trainer and both agents (documented in the README).
+# Exit codes shared by the trainer and both agents (the table in docs/trainer.md).
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run raised an unexpected exception
 EXIT_USAGE = 2  # bad config, flag or missing input: fix and rerun
