@@ -23,7 +23,8 @@ fresh, as long runs on a cluster do. Then it measures:
 * lock hold per claim (random, with the running runs): how long a claim holds the sweep lock.
 
 Figures are wall clock on whatever machine runs it; tests run it at a small N and check answers
-(tests/bench/test_scale_bench.py), never times.
+(tests/bench/test_scale_bench.py), never times. The sweeps are built by bench/scale_sweeps.py;
+``--check`` compares the fast paths with a full replay in bench/scale_check.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import shutil
 import statistics
 import subprocess
@@ -46,108 +46,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-SWEEPKIT = [sys.executable, "-m", "jobs.cli"]
-METRIC = "Validation Accuracy"
-TEMPLATE_LRS = (0.3, 0.6, 0.9)
-LEASE_S = 3600.0  # long, so that the running runs' heartbeats stay fresh for the whole benchmark
-
-
-def definition(method: str, program: Path, epochs: int) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "method": method,
-        "metric": {"name": METRIC, "goal": "maximize"},
-        "command": ["${env}", "${interpreter}", str(program), "${args}"],
-        "parameters": {
-            "lr": {"values": list(TEMPLATE_LRS)},
-            "hidden_units": {"distribution": "int_uniform", "min": 16, "max": 256},
-            "epochs": {"value": epochs},
-        },
-    }
-    if method == "random":
-        out["early_terminate"] = {"type": "hyperband", "min_iter": 3}
-    return out
-
-
-def sweepkit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
-    proc = subprocess.run(
-        [*SWEEPKIT, *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"sweepkit {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-
-
-def make_templates(work: Path, epochs: int) -> list[dict[str, Any]]:
-    """Real agent runs of tests/support/wandb_program.py, one per learning rate: their run folders and
-    the claim and end records the agent wrote for them."""
-    from jobs.sweeps import store
-
-    sys.path.insert(0, str(REPO / "tests" / "support"))
-    from wandb_program import write_wandb_program
-
-    program = write_wandb_program(work)
-    templates = []
-    for lr in TEMPLATE_LRS:
-        d = definition("grid", program, epochs)
-        d["parameters"] = {"lr": {"value": lr}, "epochs": {"value": epochs}}
-        sweep = store.create_sweep(d, work / "templates", source="bench")
-        sweepkit("agent", "--count", "1", str(sweep.path), cwd=work)
-        ((run_id, folded),) = sweep.refresh().items()
-        templates.append(
-            {"run_id": run_id, "dir": sweep.run_dir(run_id), "end": folded.last_end, "lr": lr}
-        )
-    return templates
-
-
-def copy_run(template: dict[str, Any], dest: Path) -> None:
-    shutil.copytree(template["dir"], dest, copy_function=os.link)
-
-
-def build(
-    root: Path, n: int, running: int, templates: list[dict[str, Any]], program: Path, epochs: int
-) -> dict[str, Path]:
-    """The random (hyperband) sweep with its run folders, and a bayes sweep with the same journal."""
-    from jobs.sweeps import store
-
-    sweep = store.create_sweep(
-        definition("random", program, epochs), root, source="bench", lease_s=LEASE_S
-    )
-    rng = random.Random(n)
-    me = store.AgentIdentity()
-    now = time.time()
-    records: list[dict[str, Any]] = []
-    for i in range(n + running):
-        template = templates[i % len(templates)]
-        run_id = f"r{i:07d}"
-        params = {
-            "lr": {"value": template["lr"]},
-            "hidden_units": {"value": rng.randint(16, 256)},
-            "epochs": {"value": epochs},
-        }
-        claim = store.claim_record(run_id, 0, params, me, now)
-        copy_run(template, sweep.run_dir(run_id))
-        if i < n:
-            claim["at"] = now - 600 + i * 0.01
-            end = {**template["end"], "run": run_id, "k": 0, "at": claim["at"] + 10}
-            records += [claim, end]
-        else:  # running on another host for long, heartbeat fresh
-            other = store.AgentIdentity(host=f"node{i % 50:03d}", pid=1000 + i, pid_ns=None)
-            claim = store.claim_record(run_id, 0, params, other, now)
-            claim["at"] = now - 2 * LEASE_S
-            records.append(claim)
-            sweep.heartbeat(store.Claim(run_id, 0, params, sweep.run_dir(run_id), False), other)
-    sweep.append(records)
-    bayes = store.create_sweep(
-        definition("bayes", program, epochs), root, source="bench", lease_s=LEASE_S
-    )
-    shutil.copyfile(sweep.path / "journal.jsonl", bayes.path / "journal.jsonl")
-    for lease in (sweep.path / "leases").iterdir():
-        shutil.copyfile(lease, bayes.path / "leases" / lease.name)
-    return {"random": sweep.path, "bayes": bayes.path}
-
+# Beside this file (the script's folder is on sys.path when it runs): building the sweeps, and
+# --check's comparison of the fast paths with a full replay.
+from scale_check import check_answers  # noqa: E402
+from scale_sweeps import SWEEPKIT, TEMPLATE_LRS, build, make_templates, setup_optuna  # noqa: E402
 
 # A small launcher runs each measured command: a child forked from this (large) process would count
 # this process's pages in its peak RSS.
@@ -222,37 +124,6 @@ def fresh_claim(which: str, store_path: Path, repeats: int) -> float:
     return statistics.median(times)
 
 
-def setup_optuna(root: Path, n: int, epochs: int) -> Path:
-    import optuna
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    path = root / "optuna.log"
-    storage = JournalStorage(JournalFileBackend(str(path)))
-    study = optuna.create_study(study_name="bench", storage=storage, direction="maximize")
-    dists = {
-        "lr": CategoricalDistribution(list(TEMPLATE_LRS)),
-        "hidden_units": IntDistribution(16, 256),
-    }
-    rng = random.Random(n)
-    trials = []
-    for i in range(n):
-        lr = TEMPLATE_LRS[i % len(TEMPLATE_LRS)]
-        values = [90.0 * lr * e / epochs for e in range(1, epochs + 1)]
-        trials.append(
-            optuna.trial.create_trial(
-                params={"lr": lr, "hidden_units": rng.randint(16, 256)},
-                distributions=dists,
-                value=values[-1],
-                intermediate_values=dict(enumerate(values, 1)),
-            )
-        )
-    study.add_trials(trials)
-    return path
-
-
 # ----- in-process measures ----------------------------------------------------------------------
 def warm_bayes_claims(path: Path, claims: int) -> float:
     from jobs.sweeps import store
@@ -313,68 +184,6 @@ def lock_holds(path: Path, claims: int) -> float:
     for _ in range(claims):
         sweep.claim(me)
     return statistics.median(held)
-
-
-# ----- answers: the fast paths against a full replay ----------------------------------------------
-def check_answers(stores: dict[str, Path]) -> str:
-    """Compare what the fast paths say with a full replay (a fresh reader of the whole journal that
-    reads every run's own W&B records): the same runs, states, metrics, epochs and best run, and the
-    same GP data for bayes. Raises SystemExit naming the first difference."""
-    import io
-
-    from sweeps.bayes_search import _construct_gp_data, bayes_baseline_validate_and_fill
-
-    from jobs.sweeps import status, store
-
-    fast, full = store.open_sweep(stores["random"]), store.open_sweep(stores["random"])
-    light, read = fast.runs(read_ended=False), full.runs()
-
-    def facts(v: store.RunView) -> tuple[Any, ...]:
-        return (v.run_id, v.state, v.metric, v.epoch_count, v.attempts, v.params, v.error)
-
-    for a, b in zip(light, read, strict=True):
-        if facts(a) != facts(b):
-            raise SystemExit(f"fast path differs from a full replay:\n  {facts(a)}\n  {facts(b)}")
-    best_fast, best_full = status.best_run(fast, light), status.best_run(full, read)
-    assert best_fast is not None and best_full is not None
-    if best_fast.run_id != best_full.run_id:
-        raise SystemExit(f"best run: {best_fast.run_id} (fast) against {best_full.run_id}")
-    streamed = io.StringIO()
-    status.write_json(fast, streamed)
-    documents = [json.loads(streamed.getvalue()), json.loads(json.dumps(status.snapshot(full)))]
-    for document in documents:  # a running run's duration is "until now": read at two moments
-        for run in document["runs"]:
-            if run["state"] == "running":
-                run["duration_s"] = None
-    if documents[0] != documents[1]:
-        diff = (
-            next(
-                (a, b)
-                for a, b in zip(documents[0]["runs"], documents[1]["runs"], strict=False)
-                if a != b
-            )
-            if documents[0]["runs"] != documents[1]["runs"]
-            else (documents[0], documents[1])
-        )
-        raise SystemExit(
-            f"status --json (streamed) differs from the document of a full read: {diff}"
-        )
-    bayes = store.open_sweep(stores["bayes"])
-    bayes.refresh()
-    config = bayes_baseline_validate_and_fill(bayes.definition)
-    cut, whole = (
-        _construct_gp_data(bayes.bayes_runs(), config),
-        _construct_gp_data(bayes.engine_runs(), config),
-    )
-    for a, b in zip(cut[1:], whole[1:], strict=True):
-        if repr(a.tolist() if hasattr(a, "tolist") else a) != repr(
-            b.tolist() if hasattr(b, "tolist") else b
-        ):
-            raise SystemExit("bayes: the GP data from cut histories differs from full histories")
-    return (
-        f"fast paths agree with a full replay: {len(read)} runs (states, metrics, epochs, "
-        f"attempts), best run {best_full.run_id}, status --json, bayes GP data"
-    )
 
 
 # ----- the table ---------------------------------------------------------------------------------

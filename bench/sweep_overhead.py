@@ -22,16 +22,15 @@ Gaussian process; Optuna's takes seconds per ask at 1,000 trials, so that row ma
   launches (the program's own interpreter start-up, measured alone, is subtracted).
 
 Sides alternate within each repetition so that both see the same load on a shared machine.
+The stores are filled in bench/sweep_overhead_stores.py; the claiming processes are
+bench/sweep_overhead_claims.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -44,323 +43,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-N_FINISHED = 1000
-GRID = {"a": list(range(16)), "b": list(range(16)), "c": list(range(8))}  # 2,048 points
-CONTINUOUS = {"lr": (1e-5, 1e-1), "wd": (1e-6, 1e-2)}
-BATCH = [32, 64, 128, 256]
-
-
-def definition(method: str) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "method": "bayes" if method == "bayes-gp" else method,
-        "metric": {"name": "acc", "goal": "maximize"},
-        "command": ["${env}", "${interpreter}", "prog.py", "${args}"],
-    }
-    if method == "grid":
-        base["parameters"] = {k: {"values": v} for k, v in GRID.items()}
-    else:
-        base["parameters"] = {
-            **{
-                k: {"distribution": "log_uniform_values", "min": lo, "max": hi}
-                for k, (lo, hi) in CONTINUOUS.items()
-            },
-            "batch_size": {"values": BATCH},
-        }
-    return base
-
-
-def fake_metric(params: dict[str, Any]) -> float:
-    if "a" in params:
-        return float(params["a"] + params["b"] / 16 + params["c"] / 128)
-    return float(
-        -abs(params["lr"] - 3e-3) * 100
-        - abs(params["wd"] - 1e-4) * 10
-        + params["batch_size"] / 1000
-    )
-
-
-# ----- set-up: 1,000 finished runs in each store -----------------------------------------------
-def setup_ours(root: Path, method: str) -> Path:
-    from jobs.sweeps import store
-    from jobs.sweeps.definition import quiet_sweeps_import
-
-    quiet_sweeps_import()
-    next_runs = importlib.import_module("sweeps.run").next_runs
-    sweep = store.create_sweep(definition(method), root / "ours", source="bench")
-    if method == "grid":
-        configs = [r.config for r in next_runs(sweep.definition, [], n=N_FINISHED) if r is not None]
-    else:
-        rng = random.Random(0)
-        configs = [
-            {k: {"value": v} for k, v in random_params(rng).items()} for _ in range(N_FINISHED)
-        ]
-    me = store.AgentIdentity()
-    records = []
-    now = time.time()
-    for i, config in enumerate(configs):
-        run_id = f"r{i:07d}"
-        value = fake_metric({k: v["value"] for k, v in config.items()})
-        records.append(store.claim_record(run_id, 0, store.plain(config), me, now))
-        records.append(
-            {
-                "t": "end",
-                "run": run_id,
-                "k": 0,
-                "state": "finished",
-                "metric": value,
-                "history": [value],
-                "epochs": 1,
-                "at": now,
-            }
-        )
-    sweep.append(records)
-    return sweep.path
-
-
-def random_params(rng: random.Random) -> dict[str, Any]:
-    import math
-
-    out: dict[str, Any] = {
-        k: math.exp(rng.uniform(math.log(lo), math.log(hi))) for k, (lo, hi) in CONTINUOUS.items()
-    }
-    out["batch_size"] = rng.choice(BATCH)
-    return out
-
-
-def optuna_sampler(method: str) -> Any:
-    import optuna
-
-    if method == "grid":
-        return optuna.samplers.GridSampler({k: list(v) for k, v in GRID.items()}, seed=0)
-    if method == "random":
-        return optuna.samplers.RandomSampler()
-    if method == "bayes-gp":
-        return optuna.samplers.GPSampler()
-    return optuna.samplers.TPESampler()
-
-
-def optuna_distributions(method: str) -> dict[str, Any]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-    if method == "grid":
-        return {k: CategoricalDistribution(v) for k, v in GRID.items()}
-    return {
-        **{k: FloatDistribution(lo, hi, log=True) for k, (lo, hi) in CONTINUOUS.items()},
-        "batch_size": CategoricalDistribution(BATCH),
-    }
-
-
-def setup_optuna(root: Path, method: str) -> Path:
-    import itertools
-
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    path = root / "optuna.log"
-    storage = JournalStorage(JournalFileBackend(str(path)))
-    study = optuna.create_study(
-        study_name="bench", storage=storage, direction="maximize", sampler=optuna_sampler(method)
-    )
-    dists = optuna_distributions(method)
-    trials = []
-    if method == "grid":
-        space = {k: list(v) for k, v in sorted(GRID.items())}
-        points = list(itertools.product(*space.values()))[:N_FINISHED]
-        for grid_id, point in enumerate(points):
-            params = dict(zip(space, point, strict=True))
-            trials.append(
-                optuna.trial.create_trial(
-                    params=params,
-                    distributions=dists,
-                    value=fake_metric(params),
-                    system_attrs={"grid_id": grid_id, "search_space": space},
-                )
-            )
-    else:
-        rng = random.Random(0)
-        for _ in range(N_FINISHED):
-            params = random_params(rng)
-            trials.append(
-                optuna.trial.create_trial(
-                    params=params, distributions=dists, value=fake_metric(params)
-                )
-            )
-    study.add_trials(trials)
-    return path
-
-
-# ----- workers (run in fresh processes) --------------------------------------------------------
-def worker(args: argparse.Namespace) -> None:
-    t_start = time.perf_counter()
-    if args.worker == "ours":
-        from jobs.sweeps import store
-
-        # what an agent has imported before it claims (imports are reported, not timed, as Optuna's)
-        for module in ("sweeps", "sweeps.grid_search", "sweeps.bayes_search", "flufl.lock"):
-            importlib.import_module(module)
-    else:
-        import optuna
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        dists = optuna_distributions(args.method)
-    imports_s = time.perf_counter() - t_start
-    latencies: list[float] = []
-    engine: list[float] = []
-    engine_cpu: list[float] = []
-    t0 = time.perf_counter()
-    if args.worker == "ours":
-        sweep = store.open_sweep(args.store)
-        me = store.AgentIdentity()
-        propose = sweep._propose
-
-        def timed_propose(n: int) -> list[dict[str, Any]]:  # the engine's share of a claim
-            t, c = time.perf_counter(), time.process_time()
-            try:
-                return propose(n)
-            finally:
-                engine[-1] += time.perf_counter() - t
-                engine_cpu[-1] += time.process_time() - c
-
-        sweep._propose = timed_propose  # type: ignore[method-assign]
-    else:
-        study = optuna.load_study(
-            study_name="bench",
-            storage=JournalStorage(JournalFileBackend(args.store)),
-            sampler=optuna_sampler(args.method),
-        )
-    open_s = time.perf_counter() - t0
-    if args.go:
-        Path(args.go + f".ready.{os.getpid()}").touch()
-        while not Path(args.go).exists():
-            time.sleep(0.002)
-    for i in range(args.claims):
-        engine.append(0.0)
-        engine_cpu.append(0.0)
-        t0 = time.perf_counter()
-        if args.worker == "ours":
-            claim = sweep.claim(me)
-            assert isinstance(claim, store.Claim), claim
-            params = {k: v["value"] for k, v in claim.params.items()}
-        else:
-            trial = study.ask()
-            params = {name: trial._suggest(name, dist) for name, dist in dists.items()}
-        latencies.append(time.perf_counter() - t0 + (open_s if i == 0 and not args.go else 0.0))
-        value = fake_metric(params)
-        if args.worker == "ours":
-            assert isinstance(claim, store.Claim)
-            sweep.finish(claim, me, "finished", metric=value, history=[value], epochs=1)
-        else:
-            study.tell(trial, value)
-    print(
-        json.dumps(
-            {
-                "imports_s": imports_s,
-                "open_s": open_s,
-                "latencies": latencies,
-                "engine": engine,
-                "engine_cpu": engine_cpu,
-            }
-        )
-    )
-
-
-def spawn(
-    side: str, method: str, store_path: Path, claims: int, go: str | None = None
-) -> subprocess.Popen[str]:
-    argv = [
-        sys.executable,
-        __file__,
-        "--worker",
-        side,
-        "--method",
-        method,
-        "--store",
-        str(store_path),
-        "--claims",
-        str(claims),
-    ]
-    if go:
-        argv += ["--go", go]
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONWARNINGS": "ignore",
-    }
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
-
-
-def collect(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
-    return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-def fresh(stores: dict[str, Path], method: str, repeats: int) -> dict[str, dict[str, float]]:
-    samples: dict[str, list[dict[str, Any]]] = {s: [] for s in stores}
-    for _ in range(repeats):
-        for side, path in stores.items():
-            samples[side].append(collect(spawn(side, method, path, 1)))
-    return {
-        side: {
-            "first_claim_ms": 1000 * statistics.median(s["latencies"][0] for s in runs),
-            "imports_s": statistics.median(s["imports_s"] for s in runs),
-        }
-        for side, runs in samples.items()
-    }
-
-
-def concurrent(
-    stores: dict[str, Path], method: str, agents: int, claims: int, repeats: int, tmp: Path
-) -> dict[str, dict[str, Any]]:
-    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in stores}
-    p50s: dict[str, list[float]] = {side: [] for side in stores}
-    p95s: dict[str, list[float]] = {side: [] for side in stores}
-    for rep in range(repeats):
-        sides = list(stores) if rep % 2 == 0 else list(reversed(stores))
-        for side in sides:
-            go = str(tmp / f"go-{side}-{method}-{rep}")
-            procs = [spawn(side, method, stores[side], claims, go) for _ in range(agents)]
-            deadline = time.time() + 600
-            while (
-                len(list(tmp.glob(Path(go).name + ".ready.*"))) < agents and time.time() < deadline
-            ):
-                time.sleep(0.05)
-            Path(go).touch()
-            these = [collect(p) for p in procs]
-            runs[side] += these
-            lat = sorted(x for r in these for x in r["latencies"])
-            p50s[side].append(1000 * pct(lat, 0.5))
-            p95s[side].append(1000 * pct(lat, 0.95))
-    result = {}
-    for side, side_runs in runs.items():
-        lat = sorted(x for r in side_runs for x in r["latencies"])
-        store_only = sorted(
-            x - e for r in side_runs for x, e in zip(r["latencies"], r["engine"], strict=True)
-        )
-        result[side] = {
-            "p50_ms": 1000 * pct(lat, 0.5),
-            "p95_ms": 1000 * pct(lat, 0.95),
-            "p50_range_ms": (min(p50s[side]), max(p50s[side])),
-            "p95_range_ms": (min(p95s[side]), max(p95s[side])),
-            "store_p50_ms": 1000 * pct(store_only, 0.5),
-            "store_p95_ms": 1000 * pct(store_only, 0.95),
-            "engine_wall_p50_ms": 1000
-            * pct(sorted(x for r in side_runs for x in r.get("engine", [])), 0.5),
-            "engine_cpu_p50_ms": 1000
-            * pct(sorted(x for r in side_runs for x in r.get("engine_cpu", [])), 0.5),
-            "n": len(lat),
-        }
-    return result
-
-
-def pct(sorted_values: list[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
+# Beside this file (the script's folder is on sys.path when it runs): the two stores, filled, and
+# the claiming processes.
+from sweep_overhead_claims import concurrent, fresh  # noqa: E402
+from sweep_overhead_stores import N_FINISHED, definition, setup_optuna, setup_ours  # noqa: E402
 
 AGENT_PROGRAM = "import sys, time\nopen(sys.argv[1], 'w').write(repr(time.time()))\n"
 
@@ -466,10 +152,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md"
     )
-    parser.add_argument("--worker", choices=("ours", "optuna"), help=argparse.SUPPRESS)
-    parser.add_argument("--method", help=argparse.SUPPRESS)
-    parser.add_argument("--store", help=argparse.SUPPRESS)
-    parser.add_argument("--go", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -480,7 +162,10 @@ def measure_methods(args: argparse.Namespace, base: Path) -> list[tuple[str, Any
         root = base / method
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o755)
-        stores = {"ours": setup_ours(root, method), "optuna": setup_optuna(root, method)}
+        stores = {
+            "ours": setup_ours(root, method, args.finished),
+            "optuna": setup_optuna(root, method, args.finished),
+        }
         gp = method == "bayes-gp"
         f = fresh(stores, method, min(args.fresh, args.gp_claims) if gp else args.fresh)
         c = concurrent(
@@ -511,7 +196,7 @@ def results_text(
         f"### {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {platform.node()}, {os.cpu_count()} CPUs, stores in {base} "
         f"(load average {load0:.1f} at start, {load1:.1f} at end; optuna {optuna_version})",
         "",
-        f"{N_FINISHED:,} finished runs in each store. Claim = ours `claim` (engine proposal included) / Optuna `ask` + `suggest`.",
+        f"{args.finished:,} finished runs in each store. Claim = ours `claim` (engine proposal included) / Optuna `ask` + `suggest`.",
         "",
         "| method | fresh first claim, ours / Optuna | concurrent p50, ours / Optuna | concurrent p95, ours / Optuna | p50 of each repetition, ours / Optuna | p95 of each repetition, ours / Optuna | ours less the engine's proposal, p50 / p95 | engine proposal within the concurrent claims, wall / CPU p50 | engine proposal alone (ours) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -540,17 +225,12 @@ def results_text(
 
 
 def main() -> None:
-    global N_FINISHED
     args = parse_args()
-    if args.worker:
-        worker(args)
-        return
     import optuna
 
     from jobs.sweeps.definition import quiet_sweeps_import
 
     quiet_sweeps_import()
-    N_FINISHED = args.finished
     base = Path(args.dir or tempfile.mkdtemp(prefix="sweep-overhead-"))
     load0 = os.getloadavg()[0]
     rows = measure_methods(args, base)

@@ -6,14 +6,14 @@ sweepkit's, in one process, one run.
     python bench/throughput.py --device cpu --model resnet18 --image-size 32 --batch-size 16 \\
         --kit-batch-sizes 16 --steps 3 --warmup 1 --workers 2 --no-compile   # a CPU check
 
-baseline (the rows named seed-style), as the usual single-file W&B training script trains: fp32,
-PIL transforms (crop, flip, resize, normalise) in DataLoader worker processes,
-contiguous NCHW, Adam (``loader: workers``, ``precision: fp32``). kit: the same model, optimiser and
+baseline (the rows named ``baseline bsN``), as the usual single-file W&B training script trains:
+fp32, PIL transforms (crop, flip, resize, normalise) in DataLoader worker processes, contiguous
+NCHW, Adam (``loader: workers``, ``precision: fp32``). kit: the same model, optimiser and
 synthetic CIFAR-shaped uint8 data through ``loader: device`` (GPU-resident data, batched
 augmentation), bf16 autocast, channels_last and torch.compile. Both use the trainer's own
 components (train.pipeline, train.step, and its set-up: cuDNN autotuning on), so this measures
-what a run does. The ratio that counts
-is at equal batch size (128, that script's); the kit's best batch size is reported beside it.
+what a run does. The ratio that counts is at equal batch size (128, that script's); the kit's
+best batch size is reported beside it.
 Prints a table and, with --out, writes the figures as JSON.
 """
 
@@ -51,9 +51,9 @@ def measure(
     """Training images/s over ``steps`` steps after ``warmup`` steps, data loading included.
     ``profile_steps``: then profile that many more steps and print where their time went."""
     cfg = build_config(base=None, sets=[*sets, "pretrained=false", "wandb.mode=disabled"])
-    # The trainer's own set-up (seed, cuDNN autotuning, TF32) for both pipelines: the usual
-    # single-file W&B training script leaves cuDNN's autotuner off, but giving the baseline the same one-line setting keeps
-    # the ratio about the pipelines, not about a flag.
+    # The trainer's own set-up (random seed, cuDNN autotuning, TF32) for both pipelines: the usual
+    # single-file W&B training script leaves cuDNN's autotuner off, but giving the baseline the
+    # same one-line setting keeps the ratio about the pipelines, not about a flag.
     seed_everything(cfg, device)
     model = build_model(cfg).to(device)
     if cfg.channels_last:
@@ -150,7 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["imagenet", "cifar"],
         help="default: cifar at 32 px, else imagenet",
     )
-    parser.add_argument("--skip-seed", action="store_true", help="only measure the kit")
+    parser.add_argument("--skip-baseline", action="store_true", help="only measure the kit")
     parser.add_argument(
         "--profile",
         type=int,
@@ -163,7 +163,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def pipelines(args: argparse.Namespace, stem: str) -> dict[str, list[str]]:
-    """Row name -> the config settings it trains with: the baseline (unless --skip-seed), then
+    """Row name -> the config settings it trains with: the baseline (unless --skip-baseline), then
     the kit at the equal batch size and at each of --kit-batch-sizes."""
     common = [
         f"model_name={args.model}",
@@ -172,8 +172,8 @@ def pipelines(args: argparse.Namespace, stem: str) -> dict[str, list[str]]:
         "optimizer=adam",
     ]
     rows: dict[str, list[str]] = {}
-    if not args.skip_seed:
-        rows[f"seed-style bs{args.batch_size}"] = [
+    if not args.skip_baseline:
+        rows[f"baseline bs{args.batch_size}"] = [
             *common,
             "loader=workers",
             f"num_workers={args.workers}",
@@ -203,7 +203,7 @@ def summarize(
     width = max(map(len, results))
     for name, rate in results.items():
         print(f"{name:<{width}}  {rate:>10,.1f} img/s")
-    baseline = results.get(f"seed-style bs{args.batch_size}")
+    baseline = results.get(f"baseline bs{args.batch_size}")
     equal = results[f"kit bs{args.batch_size}"]
     best_name = max((n for n in results if n.startswith("kit")), key=results.__getitem__)
     summary: dict[str, object] = {

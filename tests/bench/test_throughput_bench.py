@@ -35,7 +35,7 @@ def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
         assert f"== {step} exit 0 (" in log, log
 
     sizes = json.loads((tmp_path / "out" / "throughput-32.json").read_text())
-    assert set(sizes["results_img_per_s"]) == {"seed-style bs8", "kit bs8", "kit bs16"}
+    assert set(sizes["results_img_per_s"]) == {"baseline bs8", "kit bs8", "kit bs16"}
     assert all(rate > 0 for rate in sizes["results_img_per_s"].values())
     assert sizes["ratio_equal_batch"] > 0 and "ratio at equal batch (8)" in log
     assert "Self CPU time total" in log  # the profile of the kit's steps at 224 px

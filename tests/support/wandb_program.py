@@ -1,9 +1,9 @@
 """A plain W&B training script for the tests: what a user brings, with no sweepkit import.
 
 It reads its values from ``wandb.config`` (which ``wandb.init`` fills from the agent's
-WANDB_SWEEP_PARAM_PATH) and logs one row per epoch with ``step=epoch``, like the seed's script.
-It writes no run.json: whatever the sweep knows of it comes from its W&B records. Its knobs
-(swept or pinned in a test's definition):
+WANDB_SWEEP_PARAM_PATH) and logs one row per epoch with ``step=epoch``, like the usual
+single-file W&B training script. It writes no run.json: whatever the sweep knows of it comes from
+its W&B records. Its knobs (swept or pinned in a test's definition):
 
 - ``lr`` scales the metric; ``shape``: ``rise`` logs ``90 * lr * e / epochs`` at epoch e (its
   last value is its best), ``peak`` logs ``100 * lr`` at the middle epoch and ``10 * lr`` at the

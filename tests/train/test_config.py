@@ -21,7 +21,7 @@ def write(path: Path, data: dict) -> str:
     return str(path)
 
 
-def test_base_config_reproduces_the_seed_experiment_with_fixes():
+def test_base_config_reproduces_the_usual_scripts_experiment_with_fixes():
     cfg = build_config(base=BASE)
     assert (cfg.model_name, cfg.image_size, cfg.pretrained) == ("resnet50", 224, True)
     assert (cfg.optimizer, cfg.learning_rate, cfg.batch_size, cfg.num_epochs) == (
@@ -74,10 +74,10 @@ def test_agent_arguments_as_wandb_agent_passes_them(monkeypatch):
     assert cfg["wandb.mode"] == "disabled" and cfg.nested()["wandb"]["mode"] == "disabled"
 
 
-def test_nested_groups_and_seed_legacy_keys(tmp_path, monkeypatch):
+def test_nested_groups_and_the_usual_scripts_legacy_keys(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     legacy = write(
-        tmp_path / "seed.yaml",
+        tmp_path / "legacy.yaml",
         {"use_wandb": False, "wandb_project": "old", "checkpoint": {"keep": 5}},
     )
     cfg = build_config([legacy], base=BASE)
@@ -90,9 +90,9 @@ def test_nested_groups_and_seed_legacy_keys(tmp_path, monkeypatch):
 
 def test_bad_legacy_use_wandb_names_its_own_key(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    legacy = write(tmp_path / "seed.yaml", {"use_wandb": "maybe"})
+    legacy = write(tmp_path / "legacy.yaml", {"use_wandb": "maybe"})
     with pytest.raises(
-        UserError, match=r"^use_wandb='maybe' from .*seed.yaml: expected true or false"
+        UserError, match=r"^use_wandb='maybe' from .*legacy.yaml: expected true or false"
     ):
         build_config([legacy], base=BASE)
 

@@ -83,7 +83,7 @@ def test_resize_normalise_and_channels_last():
     assert abs(float(x[0, 0].mean()) - (128 / 255 - 0.485) / 0.229) < 1e-4
 
 
-def test_workers_loader_is_the_seed_pipeline_with_clean_eval():
+def test_workers_loader_is_the_usual_scripts_pipeline_with_clean_eval():
     cfg = build_config(
         sets=[
             "loader=workers",

@@ -237,7 +237,8 @@ def test_sigterm_mid_epoch_preempts_then_resumes_to_completion(tmp_path):
 
 
 def test_swept_value_from_wandb_offline_sweep_is_what_trains(tmp_path):
-    """The seed's defect 1: under an agent, wandb.config's swept value must be the one used."""
+    """The usual single-file W&B training script's first defect (the public example, ORIGINAL.md):
+    under an agent, wandb.config's swept value must be the one used."""
     run_dir = tmp_path / "run"
     params = tmp_path / "config-run1.yaml"
     params.write_text(yaml.safe_dump({"learning_rate": {"value": 0.0123}, "seed": {"value": 3}}))

@@ -254,14 +254,14 @@ def test_shipped_definitions_are_valid(name: str) -> None:
     )
 
 
-def test_seed_sweep_is_reproduced_and_digits_grid_has_four_points() -> None:
-    seed = load_definition(REPO / "config" / "sweep_config.yaml")
-    assert seed["method"] == "grid" and seed["metric"] == {
+def test_the_usual_scripts_sweep_is_reproduced_and_digits_grid_has_four_points() -> None:
+    usual = load_definition(REPO / "config" / "sweep_config.yaml")
+    assert usual["method"] == "grid" and usual["metric"] == {
         "name": "Validation Accuracy",
         "goal": "maximize",
     }
-    assert seed["parameters"] == {"learning_rate": {"values": [0.1, 0.01]}}
-    assert planned_runs(seed) == 2
+    assert usual["parameters"] == {"learning_rate": {"values": [0.1, 0.01]}}
+    assert planned_runs(usual) == 2
     digits = load_definition(REPO / "config" / "sweeps" / "digits_grid.yaml")
     assert planned_runs(digits) == 4 and "config/presets/digits.yaml" in digits["command"]
     bayes = load_definition(REPO / "config" / "sweeps" / "bayes_hyperband.yaml")

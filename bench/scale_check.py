@@ -1,0 +1,95 @@
+"""The scale benchmark's ``--check``: what the fast paths say against a full replay.
+
+The fast paths (a run list that skips ended runs' W&B records, streamed ``status --json``, bayes
+GP data from cut histories) must give the same answers as a fresh reader of the whole journal
+that reads every run's own W&B records.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+
+def check_answers(stores: dict[str, Path]) -> str:
+    """Compare what the fast paths say with a full replay (a fresh reader of the whole journal that
+    reads every run's own W&B records): the same runs, states, metrics, epochs and best run, and the
+    same GP data for bayes. Raises SystemExit naming the first difference."""
+    from jobs.sweeps import store
+
+    fast, full = store.open_sweep(stores["random"]), store.open_sweep(stores["random"])
+    runs, best = check_runs(fast, full)
+    check_status_json(fast, full)
+    check_bayes_gp_data(stores["bayes"])
+    return (
+        f"fast paths agree with a full replay: {runs} runs (states, metrics, epochs, "
+        f"attempts), best run {best}, status --json, bayes GP data"
+    )
+
+
+def check_runs(fast: Any, full: Any) -> tuple[int, str]:
+    """The run list without the ended runs' W&B records against the one with them, and the best
+    run each gives: (how many runs, the best run's id)."""
+    from jobs.sweeps import status, store
+
+    light, read = fast.runs(read_ended=False), full.runs()
+
+    def facts(v: store.RunView) -> tuple[Any, ...]:
+        return (v.run_id, v.state, v.metric, v.epoch_count, v.attempts, v.params, v.error)
+
+    for a, b in zip(light, read, strict=True):
+        if facts(a) != facts(b):
+            raise SystemExit(f"fast path differs from a full replay:\n  {facts(a)}\n  {facts(b)}")
+    best_fast, best_full = status.best_run(fast, light), status.best_run(full, read)
+    assert best_fast is not None and best_full is not None
+    if best_fast.run_id != best_full.run_id:
+        raise SystemExit(f"best run: {best_fast.run_id} (fast) against {best_full.run_id}")
+    return len(read), best_full.run_id
+
+
+def check_status_json(fast: Any, full: Any) -> None:
+    """``status --json`` as it is streamed against the document of a full read."""
+    from jobs.sweeps import status
+
+    streamed = io.StringIO()
+    status.write_json(fast, streamed)
+    documents = [json.loads(streamed.getvalue()), json.loads(json.dumps(status.snapshot(full)))]
+    for document in documents:  # a running run's duration is "until now": read at two moments
+        for run in document["runs"]:
+            if run["state"] == "running":
+                run["duration_s"] = None
+    if documents[0] != documents[1]:
+        diff = (
+            next(
+                (a, b)
+                for a, b in zip(documents[0]["runs"], documents[1]["runs"], strict=False)
+                if a != b
+            )
+            if documents[0]["runs"] != documents[1]["runs"]
+            else (documents[0], documents[1])
+        )
+        raise SystemExit(
+            f"status --json (streamed) differs from the document of a full read: {diff}"
+        )
+
+
+def check_bayes_gp_data(path: Path) -> None:
+    """W&B's bayes GP data from the runs' cut histories against their full histories."""
+    from sweeps.bayes_search import _construct_gp_data, bayes_baseline_validate_and_fill
+
+    from jobs.sweeps import store
+
+    bayes = store.open_sweep(path)
+    bayes.refresh()
+    config = bayes_baseline_validate_and_fill(bayes.definition)
+    cut, whole = (
+        _construct_gp_data(bayes.bayes_runs(), config),
+        _construct_gp_data(bayes.engine_runs(), config),
+    )
+    for a, b in zip(cut[1:], whole[1:], strict=True):
+        if repr(a.tolist() if hasattr(a, "tolist") else a) != repr(
+            b.tolist() if hasattr(b, "tolist") else b
+        ):
+            raise SystemExit("bayes: the GP data from cut histories differs from full histories")
