@@ -9,7 +9,7 @@ every run's history: N x history-length values in Python per check (0.25 s at 5,
 
 Here an ended run's values at the bands are kept sorted, added once when it ends (and taken out if
 it is resumed); a check reads only the running runs' live histories and picks the quantile from the
-kept values plus theirs. The decision is the engine's (tests/test_store_scale.py compares the two
+kept values plus theirs. The decision is the engine's (tests/jobs/sweeps/test_store_scale.py compares the two
 on random sweeps).
 """
 
