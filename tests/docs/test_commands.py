@@ -135,7 +135,6 @@ def check_command(command: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.system  # starts processes
-@pytest.mark.system  # starts processes
 def test_cluster_blocks_lint_and_parse(tmp_path: Path) -> None:
     cluster = shell_blocks(tag="cluster")
     assert cluster, "the pages show cluster-only commands"
@@ -178,7 +177,6 @@ def docs_env() -> dict[str, str]:
 
 @pytest.mark.system  # starts processes
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.system  # starts processes
 def test_trainer_page_commands_run(tmp_path: Path) -> None:
     """docs/trainer.md's commands (sections "(top)" and "Smoke test and versions"), in a folder
     shaped like a clone (config/ beside them)."""
@@ -228,10 +226,13 @@ ERRORS = {
         ["sweep", "create", "sweep.yaml", "--root", "sweeps"],
         GOAL_UP,
     ),
+    ("docs/sweeps.md", "sweepkit status: error: my-team/sweepkit/ab12cd34 is a W&B sweep"): (
+        ["status", "my-team/sweepkit/ab12cd34"],
+        None,
+    ),
 }
 
 
-@pytest.mark.system  # starts processes
 @pytest.mark.system  # starts processes
 def test_error_lines_shown_are_what_the_commands_print(tmp_path: Path) -> None:
     os.symlink(ROOT / "config", tmp_path / "config")
@@ -284,7 +285,6 @@ def mkdocs(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.system  # starts processes
-@pytest.mark.system  # starts processes
 def test_the_site_builds_strict(tmp_path: Path) -> None:
     (block,) = blocks("docs/development.md", "The documentation's commands", "bash")
     assert block.commands == [f"mkdocs build --strict {SITE}"]
@@ -298,7 +298,6 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
         assert html.read_text().count("<pre") == len(blocks(page)), page
 
 
-@pytest.mark.system  # starts processes
 @pytest.mark.system  # starts processes
 def test_a_broken_link_fails_the_site_build(tmp_path: Path) -> None:
     for part in ("mkdocs.yml", "README.md", "docs", "bench/RESULTS.md", "ci/mkdocs_pages.py"):
