@@ -40,5 +40,9 @@ SYSTEM_MARKERS = ("slow", "slurm", "browser", "container")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        # A test that asks for the SLURM fixture starts the one SLURM on its fixed ports, whatever
+        # its own marks say: `-m "not slurm"` must leave it out.
+        if "slurm" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.slurm)
         if any(item.get_closest_marker(name) for name in SYSTEM_MARKERS):
             item.add_marker(pytest.mark.system)
