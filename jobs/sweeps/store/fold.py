@@ -63,12 +63,14 @@ class FoldedRun:
 @dataclass
 class Settled:
     """Runs a snapshot holds as settled (ended for good: neither running nor queued), not read yet.
+    ``final``: how many of them are final (all, unless a record named a state of no known kind).
     ``states``: how many are in each state. ``order``: the fold's order (first claim) of the runs
     read with them, so that the whole fold keeps the journal's order once they are read.
     ``maybe_has``: False when a run id is surely not among them (so a new run needs no read).
     ``load``: them, each with its place in the fold's order."""
 
     count: int
+    final: int
     states: dict[str, int]
     order: dict[str, int]
     maybe_has: Callable[[str], bool]
@@ -188,7 +190,7 @@ class Fold:
         settled = self.runs.settled
         if settled is not None:
             states.update(settled.states)
-            final = settled.count
+            final = settled.final
         for run in self.runs.read().values():
             states[run.state] += 1
             final += run.final(self.max_retries)

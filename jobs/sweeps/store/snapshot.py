@@ -183,6 +183,7 @@ def _load(fd: int, path: Path, journal: Path, blank: Callable[[], Fold]) -> Snap
     runs.defer(
         Settled(
             int(doc["count"]),
+            int(doc["final"]),
             {str(k): int(n) for k, n in doc["states"].items()},
             {run.run_id: order for order, run in opened},
             lambda run_id: bloom_has(bits, table, run_id),
@@ -259,7 +260,8 @@ def write(sweep_dir: Path, journal: Path, fold: Fold, offset: int) -> bool:
             head, tail = _journal_checks(fd, offset)
         finally:
             os.close(fd)
-        data = dump(fold.runs, list(fold.open), offset, check_crcs(head, tail), fold.target_hit)
+        crcs = check_crcs(head, tail)
+        data = dump(fold.runs, list(fold.open), offset, crcs, fold.target_hit, fold.max_retries)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SHARED_FILE_MODE)
         try:
             view = memoryview(data)

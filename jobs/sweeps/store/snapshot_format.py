@@ -5,7 +5,8 @@ read (status, the report, a bayes or grid proposal)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
      "crc"}\\n                                                              (the header)
-    {"open": [[run_id, order, params, claims, ends], ...], "count", "states", "bits", "ids"}\\n
+    {"open": [[run_id, order, params, claims, ends], ...], "count", "final", "states", "bits",
+     "ids"}\\n
                                                                            (the head)
     [[run_id, state, k, crashes, start, length, order], ...]\\n <records>  (the body)
 
@@ -155,12 +156,13 @@ def dump(
     offset: int,
     journal_crcs: tuple[int, int],
     target_hit: bool,
+    max_retries: int,
 ) -> bytes:
     """The snapshot file's bytes: ``runs`` (in the fold's order), of which ``open_ids`` are
     running or queued, folded from the journal's first ``offset`` bytes."""
     order = {run_id: i for i, run_id in enumerate(runs)}
     opened = set(open_ids)
-    index, blobs, start, states = [], [], 0, Counter[str]()
+    index, blobs, start, states, final = [], [], 0, Counter[str](), 0
     for run_id, run in runs.items():
         if run_id in opened:
             continue
@@ -169,6 +171,7 @@ def dump(
         blobs.append(raw)
         start += len(raw)
         states[run.state] += 1
+        final += run.final(max_retries)
     body = json.dumps(index, separators=(",", ":")).encode() + b"\n" + b"".join(blobs)
     bits, table = bloom([str(entry[0]) for entry in index])
     head_doc = {
@@ -183,6 +186,7 @@ def dump(
             for i in open_ids
         ],
         "count": len(index),
+        "final": final,
         "states": dict(states),
         "bits": bits,
         "ids": base64.b64encode(table).decode(),

@@ -102,7 +102,7 @@ def test_deferred_runs_are_read_only_when_asked_for_and_keep_the_fold_order() ->
         return [(0, full.runs["a"]), (2, full.runs["c"])]
 
     runs = Runs({"b": full.runs["b"], "d": full.runs["d"]})
-    runs.defer(Settled(2, {"finished": 2}, {"b": 1, "d": 3}, lambda i: i in "ac", load))
+    runs.defer(Settled(2, 2, {"finished": 2}, {"b": 1, "d": 3}, lambda i: i in "ac", load))
     fold = Fold(runs=runs, open=dict(runs.read()))
     apply(fold, [{"t": "claim", "run": "e", "k": 0, "params": {}}])  # a new run: no read
     assert len(fold.runs) == 5 and not loads and "x" not in fold.runs
@@ -117,7 +117,7 @@ def test_a_settled_run_named_by_a_record_is_read_first() -> None:
     settled = apply(Fold(), [{"t": "claim", "run": "a", "k": 0, "params": {"x": 1}}])
     apply(settled, [{"t": "end", "run": "a", "k": 0, "state": "finished"}])
     runs = Runs()
-    runs.defer(Settled(1, {"finished": 1}, {}, lambda i: True, lambda: [(0, settled.runs["a"])]))
+    runs.defer(Settled(1, 1, {"finished": 1}, {}, lambda i: True, lambda: [(0, settled.runs["a"])]))
     fold = apply(Fold(runs=runs), [{"t": "claim", "run": "a", "k": 0, "params": {"x": 2}}])
     assert fold.runs.settled is None and fold.runs["a"].params == {"x": 1}  # a replay ignores it
     assert fold.open == {}
@@ -331,3 +331,18 @@ def test_a_writer_killed_mid_write_leaves_the_last_snapshot_in_use(tmp_path: Pat
     assert deferred(fresh)
     full = store.open_sweep(without_snapshot(sweep.path, tmp_path / "f"))
     assert facts(fresh) == facts(full)
+
+
+def test_the_head_counts_a_run_of_no_known_end_state_as_a_full_replay_does(tmp_path: Path) -> None:
+    """A foreign end state is neither open nor final: the settled runs' counts keep it apart."""
+    sweep = store.create_sweep(DEFINITION, tmp_path / "s", source="test", max_retries=1)
+    work(sweep, 3, seed=4, leave_running=1)
+    claim = plan.claim_record("odd", 0, {"lr": {"value": 0.5}}, store.AgentIdentity(), 1.0)
+    sweep.append([claim, {"t": "end", "run": "odd", "k": 0, "state": "lost", "at": 2.0}])
+    assert sweep.write_snapshot(force=True)
+    fresh = store.open_sweep(sweep.path)
+    full = store.open_sweep(without_snapshot(sweep.path, tmp_path / "f"))
+    fresh.refresh()
+    answer = plan.no_claim(full.fold, None) if full.refresh() else None
+    assert plan.no_claim(fresh.fold, None) == answer and deferred(fresh)
+    assert fresh.fold.tally() == full.fold.tally()
