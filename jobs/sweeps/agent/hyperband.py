@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 from jobs.sweeps.wandb_run.metrics import is_finite_number
@@ -62,7 +63,7 @@ class BandValues:
         self._seen = 0  # runs looked at, in the order they appeared
         self._open_before: set[str] = set()
 
-    def to_look_at(self, runs: dict[str, Any], open_runs: dict[str, Any]) -> list[Any]:
+    def to_look_at(self, runs: Mapping[str, Any], open_runs: Mapping[str, Any]) -> list[Any]:
         """The runs whose part may have changed since the last call: runs new to ``runs`` (a dict
         in the order runs appeared), the running and queued ones now (``open_runs``), and those
         that were then. A run that ended and is not queued never changes again: not looked at."""

@@ -10,6 +10,7 @@ A pure core decides, a shell does the I/O:
 * engine.py    W&B's ``sweeps`` engine: the runs as it reads them, its proposals
 * bayes.py     bayes proposals from what bayes reads of each run, kept per run
 * journal.py, snapshot.py, leases.py, folder.py: the files of a sweep folder
+* snapshot_format.py the snapshot's bytes: a head a claim reads, a body read when needed
 
 Other code imports from here: ``from jobs.sweeps.store import open_sweep, LocalSweep, ...``.
 """

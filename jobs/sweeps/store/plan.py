@@ -164,15 +164,11 @@ def end_record(
 
 def no_claim(fold: Fold, planned: int | None) -> NoClaim:
     """Why there is nothing to hand out: complete (nothing running or queued) or waiting."""
-    runs = list(fold.runs.values())
-    done = sum(1 for r in runs if r.final(fold.max_retries))
-    running = sum(1 for r in runs if r.state == "running")
-    queued = sum(1 for r in runs if r.queued(fold.max_retries))
-    total = max(planned or 0, len(runs))
+    states, done, queued = fold.tally()  # no read of the runs a snapshot holds as settled
+    running = states["running"]
+    total = max(planned or 0, len(fold.runs))
     if running == 0 and queued == 0:
-        by_state = ", ".join(
-            f"{n} {s}" for s in FINAL_STATES if (n := sum(1 for r in runs if r.state == s))
-        )
+        by_state = ", ".join(f"{n} {s}" for s in FINAL_STATES if (n := states[s]))
         return NoClaim(
             True,
             f"sweep complete: {done} of {total} runs done" + (f" ({by_state})" if by_state else ""),

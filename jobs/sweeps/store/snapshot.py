@@ -2,48 +2,59 @@
 
 The journal is append-only: the fold of its first ``offset`` bytes never changes. A snapshot
 (``journal.snapshot`` in the sweep folder) holds that fold and the ``offset`` it covers; a reader
-loads it and replays only the journal's bytes after ``offset``. Layout::
+loads it and replays only the journal's bytes after ``offset``. Its bytes are in
+snapshot_format.py: a small head with the open (running and queued) runs and the counts of the
+settled ones, which is all a claim reads, and a body with the settled runs, read only when
+something asks for them (status, the report, a bayes or grid proposal, a record of such a run).
 
-    {"v", "offset", "head_crc", "tail_crc", "target_hit", "index_len", "crc"}\\n   (the header)
-    [[run_id, state, k, crashes, start, length], ...]\\n                          (the index)
-    <each run's records as JSON: [params, claims, ends]>                         (the blob)
-
-``head_crc`` and ``tail_crc`` are checksums of the journal's first and last ``CHECK_BYTES`` bytes
-before ``offset``: a journal that was replaced, truncated or rewritten no longer matches, and the
-snapshot is ignored. ``crc`` covers index and blob, so a torn or foreign file is ignored too.
-A run is loaded as its index entry (its state); its records are parsed only when something reads
-them (status, the report, a bayes or grid claim, a new record of that run). A random claim reads
-only the running and queued runs: its start is the index (a few dozen bytes a run) and the tail.
+The header keeps checksums of the journal's first and last ``CHECK_BYTES`` bytes before
+``offset``: a journal that was replaced, truncated or rewritten no longer matches, and the
+snapshot is ignored. The head and the body have checksums of their own, so a torn or foreign
+file is ignored too. A body found wrong when it is read at last (the file was replaced by a newer
+snapshot meanwhile, as another agent may do at any time) is not needed: its runs are folded from
+the journal's first ``offset`` bytes instead, which is what they were folded from.
 
 Written to a temporary file, fsynced and renamed over the old one (atomic on POSIX and NFS), by
 any agent, with or without the lock: two writers each leave a whole, true snapshot; the one renamed
 last wins, whichever offset it covers. A killed writer leaves at most its temporary file (the next
-writer removes it once it is an hour old). Anything wrong with a snapshot means a full replay, with one warning; the journal alone stays the truth, and
-a sweep without a snapshot (written before they existed) is read as before.
-
-The (de)serialisation is pure (``dump``, ``load``, ``covers``); ``read`` and ``write`` do the I/O.
+writer removes it once it is an hour old). Anything wrong with a snapshot means a full replay,
+with one warning; the journal alone stays the truth, and a sweep without a snapshot (written
+before they existed) or with a version 1 snapshot (one file read whole) is read as before.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import gc
+import functools
 import json
 import os
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.store.fold import FoldedRun
-from jobs.sweeps.store.journal import SHARED_FILE_MODE
+from jobs.sweeps.store.fold import Fold, FoldedRun, Runs, Settled, apply
+from jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
 from jobs.sweeps.store.leases import HOST
+from jobs.sweeps.store.snapshot_format import (
+    VERSION,
+    SnapshotRun,
+    bloom_has,
+    dump,
+    load_body,
+    load_head,
+    load_v1,
+    open_runs,
+)
+from train.errors import UserError
+
+__all__ = ["VERSION", "SnapshotRun", "read", "write"]
 
 SNAPSHOT_NAME = "journal.snapshot"
-VERSION = 1
 CHECK_BYTES = 4096  # journal bytes checksummed at its head and before the offset covered
 # An agent writes a new snapshot once it has replayed this many journal bytes past the last one
 # (about 1,000 ended runs): rarely enough that writing it (a second or so at 20,000 runs, outside
@@ -51,84 +62,8 @@ CHECK_BYTES = 4096  # journal bytes checksummed at its head and before the offse
 WRITE_AFTER_BYTES = 1_000_000
 # A temporary snapshot file this old was left by a writer killed mid-write: the next writer removes it.
 STALE_TMP_S = 3600
-
-
-class SnapshotRun(FoldedRun):
-    """A run loaded from a snapshot: its state from the index, its records parsed when first read.
-    Loading one is a few attribute stores (a fresh agent loads thousands): the rest are class
-    defaults until set."""
-
-    grid_key = None
-    engine_run = None
-    bayes_run = None
-    bayes_facts = None
-    _params: dict[str, Any]
-    _claims: list[dict[str, Any]]
-    _ends: dict[int, dict[str, Any]]
-
-    def __init__(self, entry: list[Any], blob: memoryview):
-        self.run_id = entry[0]
-        self._entry: list[Any] | None = entry  # [run_id, state, k, crashes, start, length]
-        self._blob = blob
-
-    @property
-    def raw(self) -> bytes | None:
-        """Its records as JSON (params, claims, ends), until they are parsed."""
-        if self._entry is None:
-            return None
-        start, length = self._entry[4], self._entry[5]
-        return bytes(self._blob[start : start + length])
-
-    def _parse(self) -> None:
-        raw = self.raw
-        if raw is not None:
-            params, claims, ends = json.loads(raw)
-            self._params, self._claims = params, claims
-            self._ends = {int(e["k"]): e for e in ends}
-            self._entry = None
-            del self._blob
-
-    @property  # type: ignore[override]
-    def params(self) -> dict[str, Any]:
-        self._parse()
-        return self._params
-
-    @params.setter
-    def params(self, value: dict[str, Any]) -> None:
-        self._parse()
-        self._params = value
-
-    @property  # type: ignore[override]
-    def claims(self) -> list[dict[str, Any]]:
-        self._parse()
-        return self._claims
-
-    @claims.setter
-    def claims(self, value: list[dict[str, Any]]) -> None:
-        self._parse()
-        self._claims = value
-
-    @property  # type: ignore[override]
-    def ends(self) -> dict[int, dict[str, Any]]:
-        self._parse()
-        return self._ends
-
-    @ends.setter
-    def ends(self, value: dict[int, dict[str, Any]]) -> None:
-        self._parse()
-        self._ends = value
-
-    @property
-    def k(self) -> int:
-        return self._entry[2] if self._entry is not None else super().k
-
-    @property
-    def state(self) -> str:
-        return self._entry[1] if self._entry is not None else super().state
-
-    @property
-    def crashes(self) -> int:
-        return self._entry[3] if self._entry is not None else super().crashes
+# The first read of a snapshot: its header and head (200 open runs take about 100 kB), in one read.
+FIRST_READ = 256 * 1024
 
 
 @dataclass
@@ -137,78 +72,12 @@ class Snapshot:
     head_crc: int
     tail_crc: int
     target_hit: bool
-    runs: dict[str, FoldedRun]
-
-
-def _raw(run: FoldedRun) -> bytes:
-    if isinstance(run, SnapshotRun) and run.raw is not None:
-        return run.raw  # unread since it was loaded: written back as it was
-    body = [run.params, run.claims, [run.ends[k] for k in sorted(run.ends)]]
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    runs: Runs
+    open: dict[str, FoldedRun] | None  # None (version 1): the reader finds them (Fold.reopen)
 
 
 def check_crcs(journal_prefix_head: bytes, journal_prefix_tail: bytes) -> tuple[int, int]:
     return zlib.crc32(journal_prefix_head), zlib.crc32(journal_prefix_tail)
-
-
-def dump(snapshot: Snapshot) -> bytes:
-    """The snapshot file's bytes (pure)."""
-    index, blobs, start = [], [], 0
-    for run in snapshot.runs.values():
-        raw = _raw(run)
-        index.append([run.run_id, run.state, run.k, run.crashes, start, len(raw)])
-        blobs.append(raw)
-        start += len(raw)
-    rest = json.dumps(index, separators=(",", ":")).encode() + b"\n" + b"".join(blobs)
-    header = {
-        "v": VERSION,
-        "offset": snapshot.offset,
-        "head_crc": snapshot.head_crc,
-        "tail_crc": snapshot.tail_crc,
-        "target_hit": snapshot.target_hit,
-        "index_len": rest.index(b"\n") + 1,
-        "crc": zlib.crc32(rest),
-    }
-    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + rest
-
-
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def load(data: bytes) -> Snapshot | str:
-    """The snapshot in a file's bytes, or why it cannot be used (pure)."""
-    try:
-        newline = data.index(b"\n")
-        header = json.loads(data[:newline])
-        if not isinstance(header, dict) or header.get("v") != VERSION:
-            return (
-                f"version {header.get('v') if isinstance(header, dict) else '?'} is not {VERSION}"
-            )
-        rest = memoryview(data)[newline + 1 :]
-        if zlib.crc32(rest) != header["crc"]:
-            return "its checksum does not match (a torn or foreign file)"
-        index_len = int(header["index_len"])
-        blob = rest[index_len:]  # not copied: each run's slice is copied when it is parsed
-        with _no_gc():  # thousands of new objects, none cyclic: the collector would rescan them
-            index = json.loads(bytes(rest[:index_len]))
-            runs: dict[str, FoldedRun] = {entry[0]: SnapshotRun(entry, blob) for entry in index}
-        return Snapshot(
-            int(header["offset"]),
-            int(header["head_crc"]),
-            int(header["tail_crc"]),
-            bool(header["target_hit"]),
-            runs,
-        )
-    except (ValueError, KeyError, TypeError):
-        return "it is not a snapshot this version can read"
 
 
 def covers(snapshot: Snapshot, journal_size: int, head: bytes, tail: bytes) -> str | None:
@@ -234,17 +103,36 @@ def _journal_checks(fd: int, offset: int) -> tuple[bytes, bytes]:
     return os.pread(fd, hn, h0), os.pread(fd, tn, t0)
 
 
-def read(sweep_dir: Path, journal: Path) -> Snapshot | None:
+def _pread(fd: int, length: int, at: int) -> bytes:
+    parts = []
+    while length > 0:
+        part = os.pread(fd, length, at)
+        if not part:
+            break
+        parts.append(part)
+        length, at = length - len(part), at + len(part)
+    return b"".join(parts)
+
+
+def read(sweep_dir: Path, journal: Path, blank: Callable[[], Fold]) -> Snapshot | None:
     """The sweep's snapshot if it covers a prefix of its journal; None if there is none, or (with
-    one warning) if it cannot be used: the caller replays the whole journal."""
+    one warning) if it cannot be used: the caller replays the whole journal. ``blank``: an empty
+    fold of this sweep, to fold the settled runs from the journal if the body is found wrong."""
     path = sweep_dir / SNAPSHOT_NAME
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     except OSError as err:
         return _ignored(path, f"it cannot be read ({err.strerror})")
-    snapshot = load(data)
+    try:
+        snapshot = _load(fd, path, journal, blank)
+    except OSError as err:
+        snapshot = f"it cannot be read ({err.strerror})"
+    except (ValueError, KeyError, TypeError, IndexError):
+        snapshot = "it is not a snapshot this version can read"
+    finally:
+        os.close(fd)
     if isinstance(snapshot, str):
         return _ignored(path, snapshot)
     try:
@@ -260,6 +148,98 @@ def read(sweep_dir: Path, journal: Path) -> Snapshot | None:
     return snapshot if why is None else _ignored(path, why)
 
 
+def _load(fd: int, path: Path, journal: Path, blank: Callable[[], Fold]) -> Snapshot | str:
+    """The snapshot open at ``fd``: its header and head read, its body left for later."""
+    size = os.fstat(fd).st_size
+    first = os.pread(fd, FIRST_READ, 0)
+    newline = first.index(b"\n")
+    header = json.loads(first[:newline])
+    if not isinstance(header, dict) or header.get("v") not in (1, VERSION):
+        version = header.get("v") if isinstance(header, dict) else "?"
+        return f"version {version} is not {VERSION}"
+    journal_crcs = int(header["head_crc"]), int(header["tail_crc"])
+    offset, target_hit = int(header["offset"]), bool(header["target_hit"])
+    if header["v"] == 1:
+        rest = memoryview(first + _pread(fd, size - len(first), len(first)))[newline + 1 :]
+        whole = load_v1(header, rest)
+        if isinstance(whole, str):
+            return whole
+        return Snapshot(offset, *journal_crcs, target_hit, Runs(whole), None)
+    body_at = newline + 1 + int(header["head_len"])
+    if size != body_at + int(header["body_len"]):
+        return f"it has {size} bytes, its header says {body_at + int(header['body_len'])} (a torn file)"
+    head = first[newline + 1 : body_at]
+    if len(first) < body_at:
+        head += _pread(fd, body_at - len(first), len(first))
+    doc = load_head(header, head)
+    if isinstance(doc, str):
+        return doc
+    opened = open_runs(doc)
+    runs = Runs({run.run_id: run for _, run in opened})
+    bits, table = int(doc["bits"]), base64.b64decode(doc["ids"])
+    body = functools.partial(
+        _read_body, path, first[:newline], header, journal, blank, {r.run_id for _, r in opened}
+    )
+    runs.defer(
+        Settled(
+            int(doc["count"]),
+            int(doc["final"]),
+            {str(k): int(n) for k, n in doc["states"].items()},
+            {run.run_id: order for order, run in opened},
+            lambda run_id: bloom_has(bits, table, run_id),
+            body,
+        )
+    )
+    return Snapshot(offset, *journal_crcs, target_hit, runs, {r.run_id: r for _, r in opened})
+
+
+def _read_body(
+    path: Path,
+    header_line: bytes,
+    header: dict[str, Any],
+    journal: Path,
+    blank: Callable[[], Fold],
+    opened: set[str],
+) -> list[tuple[int, FoldedRun]]:
+    """The settled runs: from the snapshot's body if the file is still the one whose head was
+    read, else (one warning) folded from the journal's bytes the snapshot covers."""
+    body_len = int(header["body_len"])
+    try:
+        with open(path, "rb") as f:
+            same = f.readline().rstrip(b"\n") == header_line
+            f.seek(len(header_line) + 1 + int(header["head_len"]))
+            body = f.read(body_len) if same else b""
+        runs = load_body(body, int(header["body_crc"])) if same else "it was replaced meanwhile"
+    except OSError as err:
+        runs = f"it cannot be read ({err.strerror})"
+    except (ValueError, KeyError, TypeError, IndexError):
+        runs = "it is not a snapshot this version can read"
+    if not isinstance(runs, str):
+        return runs
+    print(
+        f"sweepkit: warning: could not read the settled runs of the journal snapshot {path}: "
+        f"{runs}; they are folded from the journal instead",
+        file=sys.stderr,
+    )
+    return _fold_settled(journal, int(header["offset"]), blank, opened)
+
+
+def _fold_settled(
+    journal: Path, offset: int, blank: Callable[[], Fold], opened: set[str]
+) -> list[tuple[int, FoldedRun]]:
+    """The runs of the journal's first ``offset`` bytes that are not among ``opened``, each with
+    its place in the fold's order."""
+    try:
+        with open(journal, "rb") as f:
+            data = f.read(offset)
+    except OSError as err:
+        raise UserError(f"cannot read sweep journal {journal}: {err.strerror}") from None
+    lines = data.splitlines(keepends=True)
+    records = parse_bodies([b for line in lines if (b := checked_body(line)) is not None])
+    fold = apply(blank(), records)
+    return [(i, r) for i, r in enumerate(fold.runs.values()) if r.run_id not in opened]
+
+
 def _ignored(path: Path, why: str) -> Snapshot | None:
     print(
         f"sweepkit: warning: ignored the journal snapshot {path}: {why}; the whole journal is "
@@ -269,11 +249,9 @@ def _ignored(path: Path, why: str) -> Snapshot | None:
     return None  # noqa: RET501  (read's answer: no snapshot)
 
 
-def write(
-    sweep_dir: Path, journal: Path, runs: dict[str, FoldedRun], offset: int, target_hit: bool
-) -> bool:
-    """Write the snapshot of the fold ``runs`` of the journal's first ``offset`` bytes. Best effort:
-    False (and nothing left behind) if it cannot be written, as on a read-only sweep folder."""
+def write(sweep_dir: Path, journal: Path, fold: Fold, offset: int) -> bool:
+    """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes. Best
+    effort: False (and nothing left behind) if it cannot be written, as on a read-only folder."""
     path = sweep_dir / SNAPSHOT_NAME
     tmp = sweep_dir / f".{SNAPSHOT_NAME}.{HOST}.{os.getpid()}.tmp"
     try:
@@ -282,7 +260,8 @@ def write(
             head, tail = _journal_checks(fd, offset)
         finally:
             os.close(fd)
-        data = dump(Snapshot(offset, *check_crcs(head, tail), target_hit, runs))
+        crcs = check_crcs(head, tail)
+        data = dump(fold.runs, list(fold.open), offset, crcs, fold.target_hit, fold.max_retries)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SHARED_FILE_MODE)
         try:
             view = memoryview(data)

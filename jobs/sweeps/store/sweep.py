@@ -31,7 +31,7 @@ from jobs.sweeps.definition import planned_runs
 from jobs.sweeps.state import RunView, new_id
 from jobs.sweeps.store import folder, plan, snapshot
 from jobs.sweeps.store.engine import Engine
-from jobs.sweeps.store.fold import Fold, FoldedRun, apply
+from jobs.sweeps.store.fold import Fold, FoldedRun, Runs, apply
 from jobs.sweeps.store.journal import Journal, SweepLock, take_token
 from jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
 from jobs.sweeps.store.reader import RunReader, counts
@@ -100,7 +100,7 @@ class LocalSweep:
     def planned_runs(self) -> int | None:
         return planned_runs(self.definition)
 
-    def refresh(self) -> dict[str, FoldedRun]:
+    def refresh(self) -> Runs:
         if self._journal.offset == 0 and not self.fold.runs:
             self._load_snapshot()
         apply(self.fold, self._journal.read_new())
@@ -108,11 +108,17 @@ class LocalSweep:
 
     def _load_snapshot(self) -> None:
         """Start from the journal's snapshot, if there is a sound one (snapshot.py)."""
-        found = snapshot.read(self.path, self._journal.path)
+        found = snapshot.read(self.path, self._journal.path, self._blank_fold)
         if found is not None:
             self.fold.runs, self.fold.target_hit = found.runs, found.target_hit
-            self.fold.reopen()
+            if found.open is None:
+                self.fold.reopen()
+            else:
+                self.fold.open = found.open
             self._journal.offset = self._snapshot_at = found.offset
+
+    def _blank_fold(self) -> Fold:
+        return Fold(self.fold.goal, self.fold.target, self.max_retries)
 
     def write_snapshot(self, force: bool = False) -> bool:
         """Write a snapshot of the fold as last read, when the journal has grown by
@@ -121,9 +127,7 @@ class LocalSweep:
         if not force and offset - self._snapshot_at < snapshot.WRITE_AFTER_BYTES:
             return False
         self._snapshot_at = offset
-        return snapshot.write(
-            self.path, self._journal.path, self.fold.runs, offset, self.fold.target_hit
-        )
+        return snapshot.write(self.path, self._journal.path, self.fold, offset)
 
     def open_runs(self) -> dict[str, FoldedRun]:
         """The running and queued runs by id, as last read (``refresh`` reads on)."""
