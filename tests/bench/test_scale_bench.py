@@ -53,7 +53,7 @@ def test_scale_benchmark_fast_paths_agree_with_a_full_replay(tmp_path: Path) -> 
     ), proc.stdout
     rows = re.findall(r"^\| (.+?) \| (.+?) \|$", proc.stdout, re.M)
     assert [name for name, _ in rows][2:] == [
-        "`status`: wall s / peak RSS MB",
+        "`status`: wall s (median of 3) / peak RSS MB",
         "`status --json`: output MB / RSS MB / wall s",
         "`report`: wall s / RSS MB / page MB (with files beside it)",
         "fresh claim, random, whole journal, ms (Optuna's journal store, same N)",

@@ -20,6 +20,7 @@ from jobs.sweeps.state import RunView, iso
 from jobs.sweeps.store.fold import FoldedRun
 from jobs.sweeps.store.reconcile import Reconciled, reconcile
 from jobs.sweeps.store.reconcile import warning as reconcile_warning
+from jobs.sweeps.store.snapshot_format import paused_gc
 from jobs.sweeps.vocabulary import RUN_STATES
 from jobs.sweeps.wandb_run.metrics import RunMetricsReader
 
@@ -59,9 +60,10 @@ class RunReader:
         """Every run's view. ``read_ended=False``: an ended run whose end record says enough is
         shown from that record (its ``epochs`` rows, ``config`` and ``record`` stay empty)."""
         out = []
-        for run in runs:
-            view = None if read_ended else self.ended_view(run)
-            out.append(view if view is not None else self.view(run, expired, now))
+        with paused_gc():
+            for run in runs:
+                view = None if read_ended else self.ended_view(run)
+                out.append(view if view is not None else self.view(run, expired, now))
         return out
 
     def reconciled(self, run: FoldedRun) -> tuple[Reconciled, dict[str, Any]] | None:

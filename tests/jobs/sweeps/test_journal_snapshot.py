@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from jobs.sweeps import status, store
-from jobs.sweeps.store import snapshot
+from jobs.sweeps.store import snapshot, snapshot_format
 from jobs.sweeps.store.journal import encode
 
 DEFINITION = {
@@ -96,7 +96,8 @@ def from_snapshot(path: Path) -> tuple[store.LocalSweep, dict[str, Any]]:
 
 
 def loaded_from_snapshot(sweep: store.LocalSweep) -> bool:
-    return any(isinstance(r, snapshot.SnapshotRun) for r in sweep.refresh().values())
+    loaded = (snapshot.SnapshotRun, snapshot_format.SettledRun)
+    return any(isinstance(r, loaded) for r in sweep.refresh().values())
 
 
 def test_snapshot_plus_tail_equals_a_full_replay(tmp_path: Path) -> None:
