@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # version in constraints.txt (re-run when either file changes).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench,compat]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[train,dev,bench,compat]'
 	touch $(STAMP)
 
 setup: $(STAMP)

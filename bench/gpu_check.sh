@@ -64,7 +64,7 @@ except (OSError, ValueError):
 preempt_and_resume() {  # the trainer's SIGTERM contract on this device: exit 75, then resume
     local run=${TMPDIR:-/tmp}/sweepkit-gpu-check-run pid rc
     rm -rf "$run"
-    "$py" -m train "${trainer[@]}" --run-dir "$run" &
+    "$py" -m sweepkit.train "${trainer[@]}" --run-dir "$run" &
     pid=$!
     while kill -0 "$pid" 2>/dev/null && [[ $(epochs_recorded "$run/run.json") -lt 1 ]]; do
         sleep 0.2
@@ -74,7 +74,7 @@ preempt_and_resume() {  # the trainer's SIGTERM contract on this device: exit 75
     rc=$?
     echo "first attempt, SIGTERM after epoch 1: exit $rc (75 = preempted, to be resumed)"
     [[ $rc -eq 75 ]] || return 1
-    "$py" -m train "${trainer[@]}" --run-dir "$run"
+    "$py" -m sweepkit.train "${trainer[@]}" --run-dir "$run"
     rc=$?
     cp "$run/run.json" "$out/train-run.json"
     "$py" -c 'import json, sys
@@ -90,7 +90,7 @@ if command -v nvidia-smi >/dev/null; then
     step gpu nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 fi
 step versions "$py" -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
-step smoke "$py" -m jobs.cli "${smoke[@]}"
+step smoke "$py" -m sweepkit.jobs.cli "${smoke[@]}"
 step throughput-224 "$py" bench/throughput.py "${tp224[@]}" --out "$out/throughput-224.json"
 step throughput-32 "$py" bench/throughput.py "${tp32[@]}" --out "$out/throughput-32.json"
 step throughput-32-cifar "$py" bench/throughput.py "${tp32cifar[@]}" --out "$out/throughput-32-cifar.json"

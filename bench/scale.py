@@ -81,8 +81,8 @@ def timed_process(
 # ----- workers (fresh processes) ----------------------------------------------------------------
 def worker(args: argparse.Namespace) -> None:
     if args.worker in ("ours", "ours-journal"):
-        from jobs.sweeps import store
-        from jobs.sweeps.store import snapshot
+        from sweepkit.jobs.sweeps import store
+        from sweepkit.jobs.sweeps.store import snapshot
 
         if args.worker == "ours-journal":  # the whole journal replayed, no snapshot written
             snapshot.WRITE_AFTER_BYTES = sys.maxsize
@@ -126,7 +126,7 @@ def fresh_claim(which: str, store_path: Path, repeats: int) -> float:
 
 # ----- in-process measures ----------------------------------------------------------------------
 def warm_bayes_claims(path: Path, claims: int) -> float:
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     sweep = store.open_sweep(path)
     me = store.AgentIdentity()
@@ -140,8 +140,8 @@ def warm_bayes_claims(path: Path, claims: int) -> float:
 
 
 def hyperband_checks(path: Path, checks: int) -> float:
-    from jobs.sweeps import store
-    from jobs.sweeps.agent.local import LocalAgent
+    from sweepkit.jobs.sweeps import store
+    from sweepkit.jobs.sweeps.agent.local import LocalAgent
 
     sweep = store.open_sweep(path)
     folded = sweep.refresh()
@@ -160,7 +160,7 @@ def hyperband_checks(path: Path, checks: int) -> float:
 
 
 def lock_holds(path: Path, claims: int) -> float:
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     sweep = store.open_sweep(path)
     me = store.AgentIdentity()
@@ -210,7 +210,7 @@ def measure(
         fresh_claim("ours-journal", sweep, args.fresh) * 1000,
         fresh_claim("optuna", optuna_log, args.fresh) * 1000,
     )
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     written = store.open_sweep(sweep)
     written.refresh()

@@ -17,7 +17,7 @@ def check_answers(stores: dict[str, Path]) -> str:
     """Compare what the fast paths say with a full replay (a fresh reader of the whole journal that
     reads every run's own W&B records): the same runs, states, metrics, epochs and best run, and the
     same GP data for bayes. Raises SystemExit naming the first difference."""
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     fast, full = store.open_sweep(stores["random"]), store.open_sweep(stores["random"])
     runs, best = check_runs(fast, full)
@@ -32,7 +32,7 @@ def check_answers(stores: dict[str, Path]) -> str:
 def check_runs(fast: Any, full: Any) -> tuple[int, str]:
     """The run list without the ended runs' W&B records against the one with them, and the best
     run each gives: (how many runs, the best run's id)."""
-    from jobs.sweeps import status, store
+    from sweepkit.jobs.sweeps import status, store
 
     light, read = fast.runs(read_ended=False), full.runs()
 
@@ -51,7 +51,7 @@ def check_runs(fast: Any, full: Any) -> tuple[int, str]:
 
 def check_status_json(fast: Any, full: Any) -> None:
     """``status --json`` as it is streamed against the document of a full read."""
-    from jobs.sweeps import status
+    from sweepkit.jobs.sweeps import status
 
     streamed = io.StringIO()
     status.write_json(fast, streamed)
@@ -79,7 +79,7 @@ def check_bayes_gp_data(path: Path) -> None:
     """W&B's bayes GP data from the runs' cut histories against their full histories."""
     from sweeps.bayes_search import _construct_gp_data, bayes_baseline_validate_and_fill
 
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     bayes = store.open_sweep(path)
     bayes.refresh()

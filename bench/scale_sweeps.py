@@ -20,7 +20,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-SWEEPKIT = [sys.executable, "-m", "jobs.cli"]
+SWEEPKIT = [sys.executable, "-m", "sweepkit.jobs.cli"]
 METRIC = "Validation Accuracy"
 TEMPLATE_LRS = (0.3, 0.6, 0.9)
 LEASE_S = 3600.0  # long, so that the running runs' heartbeats stay fresh for the whole benchmark
@@ -57,7 +57,7 @@ def sweepkit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
 def make_templates(work: Path, epochs: int) -> list[dict[str, Any]]:
     """Real agent runs of tests/support/wandb_program.py, one per learning rate: their run folders and
     the claim and end records the agent wrote for them."""
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     sys.path.insert(0, str(REPO / "tests" / "support"))
     from wandb_program import write_wandb_program
@@ -84,7 +84,7 @@ def build(
     root: Path, n: int, running: int, templates: list[dict[str, Any]], program: Path, epochs: int
 ) -> dict[str, Path]:
     """The random (hyperband) sweep with its run folders, and a bayes sweep with the same journal."""
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     sweep = store.create_sweep(
         definition("random", program, epochs), root, source="bench", lease_s=LEASE_S

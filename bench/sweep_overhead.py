@@ -53,7 +53,7 @@ AGENT_PROGRAM = "import sys, time\nopen(sys.argv[1], 'w').write(repr(time.time()
 
 def agent_overhead(root: Path, repeats: int) -> dict[str, float]:
     """sweepkit agent process start -> the launched program's first line, less that program's own start-up."""
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     prog = root / "agent_prog.py"
     prog.write_text(AGENT_PROGRAM)
@@ -69,7 +69,7 @@ def agent_overhead(root: Path, repeats: int) -> dict[str, float]:
         bare.append(float(mark.read_text()) - t0)
         t0 = time.time()
         subprocess.run(
-            [sys.executable, "-m", "jobs.cli", "agent", "--count", "1", str(sweep.path)],
+            [sys.executable, "-m", "sweepkit.jobs.cli", "agent", "--count", "1", str(sweep.path)],
             env=env,
             check=True,
             capture_output=True,
@@ -84,7 +84,7 @@ def agent_overhead(root: Path, repeats: int) -> dict[str, float]:
 
 
 def engine_cost(stores: dict[str, Path]) -> float:
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     sweep = store.open_sweep(stores["ours"])
     sweep.refresh()
@@ -228,7 +228,7 @@ def main() -> None:
     args = parse_args()
     import optuna
 
-    from jobs.sweeps.definition import quiet_sweeps_import
+    from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
 
     quiet_sweeps_import()
     base = Path(args.dir or tempfile.mkdtemp(prefix="sweep-overhead-"))

@@ -28,7 +28,7 @@ from sweep_overhead_stores import fake_metric, optuna_distributions, optuna_samp
 def worker(args: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     if args.worker == "ours":
-        from jobs.sweeps import store
+        from sweepkit.jobs.sweeps import store
 
         # what an agent has imported before it claims (imports are reported, not timed, as Optuna's)
         for module in ("sweeps", "sweeps.grid_search", "sweeps.bayes_search", "flufl.lock"):

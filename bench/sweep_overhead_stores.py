@@ -50,8 +50,8 @@ def fake_metric(params: dict[str, Any]) -> float:
 
 # ----- set-up: 1,000 finished runs in each store -----------------------------------------------
 def setup_ours(root: Path, method: str, finished: int) -> Path:
-    from jobs.sweeps import store
-    from jobs.sweeps.definition import quiet_sweeps_import
+    from sweepkit.jobs.sweeps import store
+    from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
 
     quiet_sweeps_import()
     next_runs = importlib.import_module("sweeps.run").next_runs

@@ -11,7 +11,7 @@ fp32, PIL transforms (crop, flip, resize, normalise) in DataLoader worker proces
 NCHW, Adam (``loader: workers``, ``precision: fp32``). kit: the same model, optimiser and
 synthetic CIFAR-shaped uint8 data through ``loader: device`` (GPU-resident data, batched
 augmentation), bf16 autocast, channels_last and torch.compile. Both use the trainer's own
-components (train.pipeline, train.step, and its set-up: cuDNN autotuning on), so this measures
+components (sweepkit.train.pipeline, sweepkit.train.step, and its set-up: cuDNN autotuning on), so this measures
 what a run does. The ratio that counts is at equal batch size (128, that script's); the kit's
 best batch size is reported beside it.
 Prints a table and, with --out, writes the figures as JSON.
@@ -31,12 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from train.config import build_config  # noqa: E402
-from train.model import build_model  # noqa: E402
-from train.optim import make_optimizer  # noqa: E402
-from train.parts import seed_everything  # noqa: E402
-from train.pipeline import Loader, make_loader  # noqa: E402
-from train.step import TrainStep, pick_device  # noqa: E402
+from sweepkit.train.config import build_config  # noqa: E402
+from sweepkit.train.model import build_model  # noqa: E402
+from sweepkit.train.optim import make_optimizer  # noqa: E402
+from sweepkit.train.parts import seed_everything  # noqa: E402
+from sweepkit.train.pipeline import Loader, make_loader  # noqa: E402
+from sweepkit.train.step import TrainStep, pick_device  # noqa: E402
 
 
 def measure(

@@ -32,8 +32,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jobs.sweeps.wandb_run.metrics import RunMetricsReader  # noqa: E402
-from jobs.sweeps.wandb_run.records import RunRecords, segment_folders  # noqa: E402
+from sweepkit.jobs.sweeps.wandb_run.metrics import RunMetricsReader  # noqa: E402
+from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, segment_folders  # noqa: E402
 
 LOGGER = r"""
 import sys, time, wandb
@@ -118,7 +118,7 @@ def agent_cpu(root: Path, seconds: int, hyperband: bool) -> dict[str, Any]:
     if hyperband:
         definition["early_terminate"] = {"type": "hyperband", "min_iter": 1000, "eta": 2}
     (root / "sweep.yaml").write_text(yaml.safe_dump(definition))
-    sweepkit = [sys.executable, "-m", "jobs.cli"]
+    sweepkit = [sys.executable, "-m", "sweepkit.jobs.cli"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_SILENT": "true"}
     created = subprocess.run(
         [*sweepkit, "sweep", "create", "sweep.yaml", "--root", "sweeps"],

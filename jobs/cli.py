@@ -10,20 +10,25 @@ from __future__ import annotations
 import importlib
 import sys
 
-from train.entry import run_command
-from train.errors import EXIT_USAGE
+from sweepkit.train.entry import run_command
+from sweepkit.train.errors import EXIT_USAGE
+
+TRAINER_PACKAGES = ("torch", "torchvision")  # the 'train' extra; the rest works without
 
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
-    "train": ("train.cli", "train one run (same as python -m train)"),
-    "smoke": ("train.smoke", "one train and one eval step of ResNet-50 on synthetic data"),
-    "data": ("train.staging", "stage CIFAR-10 or ImageNet weights on a machine with internet"),
-    "sweep": ("jobs.sweeps.create", "create a sweep (local store or W&B)"),
-    "agent": ("jobs.sweeps.agent.cli", "run the next runs of a sweep"),
-    "submit": ("jobs.slurm.submit", "render the sbatch array for a sweep and submit it"),
-    "status": ("jobs.sweeps.status", "table of a sweep's runs"),
-    "report": ("jobs.report.command", "self-contained HTML report of a sweep"),
-    "sync": ("jobs.sweeps.sync", "upload a local sweep's offline runs to W&B"),
+    "train": ("sweepkit.train.cli", "train one run (same as python -m sweepkit.train)"),
+    "smoke": ("sweepkit.train.smoke", "one train and one eval step of ResNet-50 on synthetic data"),
+    "data": (
+        "sweepkit.train.staging",
+        "stage CIFAR-10 or ImageNet weights on a machine with internet",
+    ),
+    "sweep": ("sweepkit.jobs.sweeps.create", "create a sweep (local store or W&B)"),
+    "agent": ("sweepkit.jobs.sweeps.agent.cli", "run the next runs of a sweep"),
+    "submit": ("sweepkit.jobs.slurm.submit", "render the sbatch array for a sweep and submit it"),
+    "status": ("sweepkit.jobs.sweeps.status", "table of a sweep's runs"),
+    "report": ("sweepkit.jobs.report.command", "self-contained HTML report of a sweep"),
+    "sync": ("sweepkit.jobs.sweeps.sync", "upload a local sweep's offline runs to W&B"),
 }
 
 
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0 if argv else EXIT_USAGE
     if argv[0] == "--version":
-        from train.versions import format_versions, versions
+        from sweepkit.train.versions import format_versions, versions
 
         print(format_versions(versions()))
         return 0
@@ -55,7 +60,17 @@ def main(argv: list[str] | None = None) -> int:
             f"sweepkit: unknown verb {verb!r}; choose one of: {', '.join(VERBS)}", file=sys.stderr
         )
         return EXIT_USAGE
-    module = importlib.import_module(VERBS[verb][0])
+    try:
+        module = importlib.import_module(VERBS[verb][0])
+    except ModuleNotFoundError as err:
+        if err.name not in TRAINER_PACKAGES:
+            raise
+        print(
+            f"sweepkit {verb}: needs {err.name}, which this install lacks; the trainer is the "
+            "extra 'train': pip install 'sweepkit[train]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     return run_command(module, f"sweepkit {verb}", VERBS[verb][1], rest)
 
 

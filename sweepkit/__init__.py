@@ -8,17 +8,13 @@
 as ``sweepkit sweep create`` does and returns the new sweep folder's path, the reference every
 other verb takes. ``agent(sweep, function=None, count=None)`` runs the sweep's runs in this
 process: with ``function``, calls it once per claimed run, where ``wandb.init()`` gets the run's
-parameters, offline, exactly as under ``wandb.agent`` (``jobs.sweeps.agent.function``); without,
+parameters, offline, exactly as under ``wandb.agent`` (``sweepkit.jobs.sweeps.agent.function``); without,
 launches the sweep's program as ``sweepkit agent`` does. It returns the CLI agent's exit code (0;
 1 for a sweep whose first runs all failed; 75 when a signal stopped it). Bad input raises
 ``UserError`` with the same one line as the CLI.
 
-The kit's own packages are named ``jobs`` and ``train``, names a user's folder may hold too (a
-``train.py`` beside a notebook). So the kit's modules are imported from the kit's install, whatever
-is first on ``sys.path``, and hold those names in ``sys.modules`` only while a call into the kit
-runs: the user's ``train`` and ``jobs`` (imported before or after) stay theirs. One limit: an
-``import train`` that the function itself runs while the agent calls it gets the kit's (import
-the user's at the top of their module, as Python code does).
+The kit's parts install under this one name (``sweepkit.train``, ``sweepkit.jobs``), so a user's
+own ``train.py`` or ``jobs/`` beside a notebook neither shadows the kit nor is shadowed by it.
 """
 
 from __future__ import annotations
@@ -26,53 +22,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 __all__ = ["agent", "sweep"]
-
-KIT_ROOT = Path(__file__).resolve().parent.parent  # where the kit's jobs/ and train/ are
-KIT_PACKAGES = ("jobs", "train")
-_kit_modules: dict[str, ModuleType] = {}  # the kit's modules, kept between calls
-_lock = threading.RLock()
-
-
-def _named(name: str) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in KIT_PACKAGES)
-
-
-def _is_kit(module: ModuleType) -> bool:
-    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), None)
-    if not where:
-        return False
-    try:
-        Path(where).resolve().relative_to(KIT_ROOT)
-    except ValueError:
-        return False
-    return Path(where).resolve().parts[len(KIT_ROOT.parts)] in KIT_PACKAGES
-
-
-@contextmanager
-def _kit() -> Iterator[None]:
-    """The kit's ``jobs`` and ``train`` in ``sys.modules`` for the duration; the user's back after."""
-    with _lock:
-        theirs = {n: m for n, m in list(sys.modules.items()) if _named(n) and not _is_kit(m)}
-        for name in theirs:
-            del sys.modules[name]
-        sys.modules.update(_kit_modules)
-        sys.path.insert(0, str(KIT_ROOT))
-        try:
-            yield
-        finally:
-            sys.path.remove(str(KIT_ROOT))
-            for name in [n for n in sys.modules if _named(n)]:
-                module = sys.modules.pop(name)
-                if _is_kit(module):
-                    _kit_modules[name] = module
-            sys.modules.update(theirs)
 
 
 def sweep(
@@ -82,60 +36,60 @@ def sweep(
     max_retries: int | None = None,
 ) -> str:
     """Create a local sweep from a definition (a dict, or a YAML file's path); returns its path."""
-    with _kit():
-        from jobs.sweeps import program_check, store
-        from jobs.sweeps.definition import load_definition, missing_goal_warning, validate
+    # imported here, not at the top: `import sweepkit` stays cheap (no wandb, no engine)
+    from sweepkit.jobs.sweeps import program_check, store
+    from sweepkit.jobs.sweeps.definition import load_definition, missing_goal_warning, validate
 
-        # as wandb.sweep: a definition without program or command is for agent(function=...)
-        if isinstance(config, dict):
-            source = "sweepkit.sweep(config)"
-            program = bool(config.get("program") or config.get("command"))
-            definition = validate(config, source, program=program)
-        else:
-            source = str(config)
-            definition = load_definition(config, program=False)
-            program = bool(definition.get("program") or definition.get("command"))
-            if program and not definition.get("program"):  # a command naming ${program}
-                validate(definition, source)
-        warnings: list[str | None] = []
-        if program:
-            warnings += program_check.check_definition(definition, source, Path.cwd())
-        warnings.append(missing_goal_warning(definition, source))
-        for warning in filter(None, warnings):
-            print(warning, file=sys.stderr)
-        made = store.create_sweep(
-            definition,
-            Path(root),
-            source=source,
-            lease_s=store.DEFAULT_LEASE_S if lease_s is None else lease_s,
-            max_retries=store.DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
-            extra={"project": definition.get("project"), "entity": definition.get("entity")},
-        )
-        print(f"created local sweep {made.sweep_id} in {made.path}", file=sys.stderr)
-        return str(made.path)
+    # as wandb.sweep: a definition without program or command is for agent(function=...)
+    if isinstance(config, dict):
+        source = "sweepkit.sweep(config)"
+        program = bool(config.get("program") or config.get("command"))
+        definition = validate(config, source, program=program)
+    else:
+        source = str(config)
+        definition = load_definition(config, program=False)
+        program = bool(definition.get("program") or definition.get("command"))
+        if program and not definition.get("program"):  # a command naming ${program}
+            validate(definition, source)
+    warnings: list[str | None] = []
+    if program:
+        warnings += program_check.check_definition(definition, source, Path.cwd())
+    warnings.append(missing_goal_warning(definition, source))
+    for warning in filter(None, warnings):
+        print(warning, file=sys.stderr)
+    made = store.create_sweep(
+        definition,
+        Path(root),
+        source=source,
+        lease_s=store.DEFAULT_LEASE_S if lease_s is None else lease_s,
+        max_retries=store.DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
+        extra={"project": definition.get("project"), "entity": definition.get("entity")},
+    )
+    print(f"created local sweep {made.sweep_id} in {made.path}", file=sys.stderr)
+    return str(made.path)
 
 
 def agent(
     sweep: str | Path, function: Callable[[], Any] | None = None, count: int | None = None
 ) -> int:
     """Run the sweep's next runs here: ``function`` once per run, or the sweep's program."""
-    with _kit():
-        from jobs.sweeps import store
-        from jobs.sweeps.agent.function import FunctionAgent
-        from jobs.sweeps.agent.local import LocalAgent
-        from jobs.sweeps.ref import parse_local
-        from train.errors import UserError
+    # imported here, not at the top: `import sweepkit` stays cheap (no wandb, no engine)
+    from sweepkit.jobs.sweeps import store
+    from sweepkit.jobs.sweeps.agent.function import FunctionAgent
+    from sweepkit.jobs.sweeps.agent.local import LocalAgent
+    from sweepkit.jobs.sweeps.ref import parse_local
+    from sweepkit.train.errors import UserError
 
-        if count is not None and count < 1:
-            raise UserError(f"count={count}: must be a positive number of runs")
-        local = store.open_sweep(parse_local(sweep).text)
-        runner = LocalAgent(local) if function is None else FunctionAgent(local, function)
-        saved = _handlers()
-        try:
-            return runner.run(count)
-        finally:
-            for signum, handler in saved.items():
-                signal.signal(signum, handler)
+    if count is not None and count < 1:
+        raise UserError(f"count={count}: must be a positive number of runs")
+    local = store.open_sweep(parse_local(sweep).text)
+    runner = LocalAgent(local) if function is None else FunctionAgent(local, function)
+    saved = _handlers()
+    try:
+        return runner.run(count)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def _handlers() -> dict[int, Any]:

@@ -27,9 +27,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-# The repository before tests/: tests/ holds folders named train/, jobs/ and bench/, which Python
-# would otherwise take for (empty) namespace packages of those names when the kit is installed
-# editable (its import hook comes after the path search).
+# The repository (for bench/), then the shared helpers. The kit itself is imported as sweepkit.*
+# from the project's editable install.
 sys.path[:0] = [str(REPO), str(TESTS / "support"), str(TESTS)]
 
 # The session's one-node SLURM, for every test module that asks for the `slurm` fixture.

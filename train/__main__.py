@@ -1,7 +1,7 @@
-"""``python -m train``: the program a sweep runs (same as ``sweepkit train``)."""
+"""``python -m sweepkit.train``: the program a sweep runs (same as ``sweepkit train``)."""
 
 import sys
 
-from train.cli import main
+from sweepkit.train.cli import main
 
 sys.exit(main())

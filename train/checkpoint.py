@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from train.atomic import write_atomic
+from sweepkit.train.atomic import write_atomic
 
 log = logging.getLogger("sweepkit")
 

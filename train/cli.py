@@ -1,6 +1,6 @@
-"""``python -m train`` / ``sweepkit train``: one run, as both W&B's and sweepkit's agents start it.
+"""``python -m sweepkit.train`` / ``sweepkit train``: one run, as both W&B's and sweepkit's agents start it.
 
-    python -m train [--config PRESET.yaml ...] [--run-dir DIR] [--key=value ...] [--set key=value ...]
+    python -m sweepkit.train [--config PRESET.yaml ...] [--run-dir DIR] [--key=value ...] [--set key=value ...]
 
 ``--key=value`` arguments are the agent's overrides (``${args}``); ``--set`` wins over everything.
 Exit codes: 0 finished, 1 failed, 2 bad config or input, 75 preempted (rerun to resume).
@@ -21,16 +21,16 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
-from train.write_errors import refusal_in, refusal_line
+from sweepkit.train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, UserError
+from sweepkit.train.write_errors import refusal_in, refusal_line
 
 if TYPE_CHECKING:
-    from train.config import Config
-    from train.distributed import World
+    from sweepkit.train.config import Config
+    from sweepkit.train.distributed import World
 
 log = logging.getLogger("sweepkit")
 # The same words as the verb's line in ``sweepkit --help`` (jobs/cli.py).
-DESCRIPTION = "train one run (same as python -m train)"
+DESCRIPTION = "train one run (same as python -m sweepkit.train)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     args, rest = parser.parse_known_args(argv)
-    from train.config import parse_agent_args
+    from sweepkit.train.config import parse_agent_args
 
     args.agent_overrides = parse_agent_args(rest)
     return args
@@ -109,7 +109,7 @@ def _check_same_run(previous: dict[str, Any], cfg: Config, run_dir: Path, run_id
     """A run folder that finished, or holds checkpoints to resume, is that run's: other settings
     would be ignored (finished) or mixed into it (resumed), so they are refused before anything in
     the folder changes. Operational keys (workers, paths, compile, W&B) may differ."""
-    from train.config import config_changes
+    from sweepkit.train.config import config_changes
 
     changed = config_changes(previous.get("config") or {}, cfg.nested())
     if not changed:
@@ -119,7 +119,7 @@ def _check_same_run(previous: dict[str, Any], cfg: Config, run_dir: Path, run_id
             f"run {run_id} in {run_dir} already finished with other settings "
             f"({'; '.join(changed)}); pass a new --run-dir to train with these"
         )
-    from train.checkpoint import has_checkpoint
+    from sweepkit.train.checkpoint import has_checkpoint
 
     if has_checkpoint(run_dir):
         raise UserError(
@@ -131,18 +131,18 @@ def _check_same_run(previous: dict[str, Any], cfg: Config, run_dir: Path, run_id
 def _check_same_world(previous: dict[str, Any], world: World, run_dir: Path) -> None:
     """A checkpointed run resumes with the world size it was trained with (refused before the
     folder changes; the trainer checks the checkpoint itself again)."""
-    from train.checkpoint import has_checkpoint
+    from sweepkit.train.checkpoint import has_checkpoint
 
     saved = int(previous.get("world_size") or 1)
     if saved != world.size and previous.get("state") != "finished" and has_checkpoint(run_dir):
-        from train.distributed import world_size_changed
+        from sweepkit.train.distributed import world_size_changed
 
         raise UserError(world_size_changed(run_dir, saved, world.size))
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.config import build_config
-    from train.distributed import join_world, leave_world, world_from_env
+    from sweepkit.train.config import build_config
+    from sweepkit.train.distributed import join_world, leave_world, world_from_env
 
     cfg = build_config(args.config, args.agent_overrides, args.set)
     if args.print_config:
@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
-    from train.config import build_config
-    from train.runrecord import RunRecord, now_iso, read_run_json
+    from sweepkit.train.config import build_config
+    from sweepkit.train.runrecord import RunRecord, now_iso, read_run_json
 
     run_dir, run_id = world.share(resolve_run_dir(args.run_dir))
     previous = read_run_json(run_dir)
@@ -196,10 +196,10 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         ) from None
     _setup_logging(run_dir, cfg.log_file, world)
 
-    from train.checkpoint import trim_after_finish
-    from train.signals import StopSignal
-    from train.tracking import Tracker
-    from train.trainer import train
+    from sweepkit.train.checkpoint import trim_after_finish
+    from sweepkit.train.signals import StopSignal
+    from sweepkit.train.tracking import Tracker
+    from sweepkit.train.trainer import train
 
     stop = StopSignal().install()
     record = RunRecord(run_dir, run_id, cfg.nested(), previous, persist=world.is_main)
@@ -253,8 +253,8 @@ def _failed(record: Any, err: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m train``: the same command as ``sweepkit train``."""
-    from train.entry import run_command
+    """``python -m sweepkit.train``: the same command as ``sweepkit train``."""
+    from sweepkit.train.entry import run_command
 
     argv = list(sys.argv[1:] if argv is None else argv)
     return run_command(sys.modules[__name__], "sweepkit train", DESCRIPTION, argv)

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.errors import UserError
-from train.staged import verify_cifar
+from sweepkit.train.errors import UserError
+from sweepkit.train.staged import verify_cifar
 
 DATASETS = ("cifar10", "digits", "synthetic")
 IMAGE_SIZE = 32

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 ``parse_args(parser, argv)``) with the kit's error conventions: a ``UserError`` is one line,
 ``sweepkit VERB: error: ...``, and exit code 2.
 
-It lives in ``train`` so that ``python -m train`` (the program every sweep runs) stands alone,
-and ``jobs.cli`` (the ``sweepkit`` console script) dispatches every verb through the same code.
+It lives in ``train`` so that ``python -m sweepkit.train`` (the program every sweep runs) stands alone,
+and ``sweepkit.jobs.cli`` (the ``sweepkit`` console script) dispatches every verb through the same code.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 from types import ModuleType
 
-from train.errors import EXIT_USAGE, UserError
+from sweepkit.train.errors import EXIT_USAGE, UserError
 
 
 def run_command(module: ModuleType, prog: str, description: str, argv: list[str]) -> int:
@@ -35,7 +35,7 @@ def run_command(module: ModuleType, prog: str, description: str, argv: list[str]
         return 0
     except OSError as err:
         # a full, read-only or foreign filesystem under any write: one line naming the path
-        from train.write_errors import is_write_refusal, refusal_line
+        from sweepkit.train.write_errors import is_write_refusal, refusal_line
 
         if not is_write_refusal(err):
             raise

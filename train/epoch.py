@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from train.checkpoint import Position
-from train.metric_names import (
+from sweepkit.train.checkpoint import Position
+from sweepkit.train.metric_names import (
     BEST_VAL_ACCURACY,
     IMAGES_PER_S,
     METRIC_NAMES,
@@ -19,10 +19,10 @@ from train.metric_names import (
     VAL_ACCURACY,
     VAL_LOSS,
 )
-from train.parts import Parts
-from train.progress import Progress
-from train.signals import StopSignal
-from train.step import evaluate
+from sweepkit.train.parts import Parts
+from sweepkit.train.progress import Progress
+from sweepkit.train.signals import StopSignal
+from sweepkit.train.step import evaluate
 
 # the per-epoch metrics that also make the run's summary (with the best validation accuracy)
 SUMMARY_KEYS = (*METRIC_NAMES, IMAGES_PER_S)

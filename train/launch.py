@@ -1,9 +1,9 @@
-"""``python -m train.launch [--nproc-per-node N] -m train ARGS``: one run on every GPU of a task,
+"""``python -m sweepkit.train.launch [--nproc-per-node N] -m sweepkit.train ARGS``: one run on every GPU of a task,
 on one node or on every node of a SLURM task.
 
-A sweep's command names it in place of ``python -m train``; the agent (one per task, on the
+A sweep's command names it in place of ``python -m sweepkit.train``; the agent (one per task, on the
 task's first node) claims the run and starts this, which starts the ranks:
-- one node (``SLURM_NTASKS`` unset or 1): ``torchrun --standalone --nproc-per-node N -m train``;
+- one node (``SLURM_NTASKS`` unset or 1): ``torchrun --standalone --nproc-per-node N -m sweepkit.train``;
 - several (``SLURM_NTASKS`` > 1, one task per node as ``nodes:`` renders): ``srun`` starts one
   torchrun per task, which meet through torchrun's c10d rendezvous on this node (a free port
   picked here), so every rank trains this one run's config. No other process starts an agent.
@@ -25,18 +25,18 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from train.errors import EXIT_PREEMPTED, EXIT_USAGE
-from train.runrecord import read_run_json
+from sweepkit.train.errors import EXIT_PREEMPTED, EXIT_USAGE
+from sweepkit.train.runrecord import read_run_json
 
 TORCHRUN_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
-USAGE = "usage: python -m train.launch [--nproc-per-node N] -m train [trainer arguments]"
+USAGE = "usage: python -m sweepkit.train.launch [--nproc-per-node N] -m sweepkit.train [trainer arguments]"
 
 
 def split_argv(argv: list[str]) -> tuple[int | None, list[str]] | str:
     """(--nproc-per-node or None, the trainer's arguments), or the one-line reason it is wrong."""
     nproc: int | None = None
     i = 0
-    while i < len(argv) and argv[i : i + 2] != ["-m", "train"]:
+    while i < len(argv) and argv[i : i + 2] != ["-m", "sweepkit.train"]:
         item = argv[i]
         value = item.split("=", 1)[1] if "=" in item else None
         if item.split("=")[0] not in ("--nproc-per-node", "--nproc_per_node"):
@@ -48,8 +48,8 @@ def split_argv(argv: list[str]) -> tuple[int | None, list[str]] | str:
             return f"--nproc-per-node {value!r} is not a number of processes (1 or more)"
         nproc = int(value)
         i += 1
-    if argv[i : i + 2] != ["-m", "train"]:
-        return f"no '-m train' in the command; {USAGE}"
+    if argv[i : i + 2] != ["-m", "sweepkit.train"]:
+        return f"no '-m sweepkit.train' in the command; {USAGE}"
     return nproc, argv[i + 2 :]
 
 
@@ -80,7 +80,7 @@ def launch_command(nproc: int, trainer_args: list[str]) -> list[str]:
     ]
     tasks = int(os.environ.get("SLURM_NTASKS", "1") or 1)
     if tasks <= 1:
-        return [*torchrun, "--standalone", "-m", "train", *trainer_args]
+        return [*torchrun, "--standalone", "-m", "sweepkit.train", *trainer_args]
     endpoint = f"{socket.gethostname()}:{free_port()}"
     return [
         "srun",
@@ -92,7 +92,7 @@ def launch_command(nproc: int, trainer_args: list[str]) -> list[str]:
         f"--rdzv-endpoint={endpoint}",
         f"--rdzv-id=sweepkit-{os.environ.get('SLURM_JOB_ID', 'job')}-{os.getpid()}",
         "-m",
-        "train",
+        "sweepkit.train",
         *trainer_args,
     ]
 

@@ -1,7 +1,7 @@
 """The names the trainer logs its metrics under, in run.json and in W&B.
 
 Sweep definitions name them (``metric.name: Validation Accuracy``) and the agent, status and the
-report read them back, so they are defined once here; ``jobs.sweeps.vocabulary`` hands them to
+report read them back, so they are defined once here; ``sweepkit.jobs.sweeps.vocabulary`` hands them to
 the sweep side. No I/O: the store's pure core may import this module.
 """
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from train.config import Config
-from train.errors import UserError
+from sweepkit.train.config import Config
+from sweepkit.train.errors import UserError
 
 
 def build_model(cfg: Config) -> nn.Module:
@@ -15,7 +15,7 @@ def build_model(cfg: Config) -> nn.Module:
     model: torchvision.models.ResNet = getattr(torchvision.models, cfg.model_name)(weights=None)
     if cfg.pretrained:
         # Weights come only from the staged torch cache: nothing downloads on a compute node.
-        from train.staged import require_weights
+        from sweepkit.train.staged import require_weights
 
         path = require_weights(cfg.model_name)
         try:

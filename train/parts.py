@@ -11,15 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from train.config import Config
-from train.data import ImageSplits, load_splits
-from train.distributed import World, check_batch_split, join_world, wrap_model
-from train.errors import UserError
-from train.model import build_model
-from train.optim import make_optimizer, make_scheduler
-from train.pipeline import Loader, make_loader
-from train.signals import StopSignal
-from train.step import TrainStep
+from sweepkit.train.config import Config
+from sweepkit.train.data import ImageSplits, load_splits
+from sweepkit.train.distributed import World, check_batch_split, join_world, wrap_model
+from sweepkit.train.errors import UserError
+from sweepkit.train.model import build_model
+from sweepkit.train.optim import make_optimizer, make_scheduler
+from sweepkit.train.pipeline import Loader, make_loader
+from sweepkit.train.signals import StopSignal
+from sweepkit.train.step import TrainStep
 
 log = logging.getLogger("sweepkit")
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import torch
 
-from train.distributed import World
-from train.plan import MEAN, PAD, STD, Batch, plan_epoch
+from sweepkit.train.distributed import World
+from sweepkit.train.plan import MEAN, PAD, STD, Batch, plan_epoch
 
 
 class _PILDataset(torch.utils.data.Dataset):

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from train.config import Config
-from train.distributed import World
-from train.pil_loader import WorkersLoader
-from train.plan import MEAN, PAD, STD, Batch, plan_epoch
+from sweepkit.train.config import Config
+from sweepkit.train.distributed import World
+from sweepkit.train.pil_loader import WorkersLoader
+from sweepkit.train.plan import MEAN, PAD, STD, Batch, plan_epoch
 
 
 def random_crop_flip(

@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from train.atomic import write_json_atomic
-from train.metric_names import METRIC_NAMES
-from train.versions import git_revision, versions
+from sweepkit.train.atomic import write_json_atomic
+from sweepkit.train.metric_names import METRIC_NAMES
+from sweepkit.train.versions import git_revision, versions
 
 SCHEMA_VERSION = 1
 

@@ -28,16 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from train.config import build_config
-    from train.model import build_model
-    from train.optim import make_optimizer
-    from train.pipeline import Normalizer
-    from train.step import TrainStep, evaluate, pick_device
+    from sweepkit.train.config import build_config
+    from sweepkit.train.model import build_model
+    from sweepkit.train.optim import make_optimizer
+    from sweepkit.train.pipeline import Normalizer
+    from sweepkit.train.step import TrainStep, evaluate, pick_device
 
     device = pick_device(args.device)
     batch = args.batch_size or (64 if device.type == "cuda" else 8)
     if batch < 1 or args.image_size < 16:
-        from train.errors import UserError
+        from sweepkit.train.errors import UserError
 
         raise UserError("--batch-size must be >= 1 and --image-size >= 16")
     cfg = build_config(

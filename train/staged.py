@@ -1,6 +1,6 @@
 """What ``sweepkit data`` stages, checked at run time: the CIFAR-10 batches folder (md5 of each
 file) and torchvision's ImageNet weights (the sha256 prefix in the file name, as ``torch.hub``
-checks it). Nothing here downloads. ``train.data`` calls ``verify_cifar`` before decoding and the
+checks it). Nothing here downloads. ``sweepkit.train.data`` calls ``verify_cifar`` before decoding and the
 model code calls ``require_weights`` before loading, so a missing or corrupt file is one line that
 names the path and the command that fixes it. The staging CLI itself is train/staging.py.
 
@@ -20,7 +20,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 MD5_FILE_ENV = "SWEEPKIT_CIFAR_MD5_FILE"

@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from train.atomic import umask_mode
-from train.errors import UserError
-from train.staged import (
+from sweepkit.train.atomic import umask_mode
+from sweepkit.train.errors import UserError
+from sweepkit.train.staged import (
     CHUNK,
     CIFAR_FOLDER,
     MD5_FILE_ENV,

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from train.distributed import World
-from train.errors import UserError
+from sweepkit.train.distributed import World
+from sweepkit.train.errors import UserError
 
 log = logging.getLogger("sweepkit")
 

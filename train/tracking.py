@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from train.config import Config
+from sweepkit.train.config import Config
 
 
 class Tracker:

@@ -15,12 +15,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from train.checkpoint import Position, load_latest_checkpoint, save_checkpoint, save_final_weights
-from train.config import Config
-from train.distributed import World, world_size_changed
-from train.epoch import EpochSums, epoch_metrics, run_steps
-from train.errors import UserError
-from train.metric_names import (
+from sweepkit.train.checkpoint import (
+    Position,
+    load_latest_checkpoint,
+    save_checkpoint,
+    save_final_weights,
+)
+from sweepkit.train.config import Config
+from sweepkit.train.distributed import World, world_size_changed
+from sweepkit.train.epoch import EpochSums, epoch_metrics, run_steps
+from sweepkit.train.errors import UserError
+from sweepkit.train.metric_names import (
     IMAGES_PER_S,
     TEST_ACCURACY,
     TEST_LOSS,
@@ -28,12 +33,12 @@ from train.metric_names import (
     VAL_ACCURACY,
     VAL_LOSS,
 )
-from train.parts import Parts, build_parts
-from train.progress import Progress
-from train.runrecord import RunRecord
-from train.signals import StopSignal
-from train.step import evaluate
-from train.tracking import Tracker
+from sweepkit.train.parts import Parts, build_parts
+from sweepkit.train.progress import Progress
+from sweepkit.train.runrecord import RunRecord
+from sweepkit.train.signals import StopSignal
+from sweepkit.train.step import evaluate
+from sweepkit.train.tracking import Tracker
 
 log = logging.getLogger("sweepkit")
 

@@ -11,7 +11,9 @@ digest then).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import runpy
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +21,8 @@ from pathlib import Path
 # Written by Podman into every container it runs: ``engine`` always; ``name``, ``id``, ``image``,
 # ``imageid`` ... only in a privileged one.
 CONTAINERENV = Path("/run/.containerenv")
+# a login-node install (`pip install sweepkit`) creates, submits, watches and reports on sweeps
+TRAINER_MISSING = "not installed (the trainer needs it: pip install 'sweepkit[train]')"
 
 
 def git_revision(checkout: Path | None = None) -> str | None:
@@ -83,19 +87,31 @@ def image_identity(containerenv: Path = CONTAINERENV) -> tuple[str | None, str |
 
 def versions(containerenv: Path = CONTAINERENV) -> dict[str, str | None]:
     """The facts, in the order ``sweepkit --version`` prints them."""
-    import torch  # the trainer imports it anyway; --version is a one-off
-
     image, digest = image_identity(containerenv)
     return {
         "sweepkit": _dist_version("sweepkit"),
         "git_revision": git_revision(),
-        "torch": torch.__version__,
+        "torch": _dist_version("torch") or TRAINER_MISSING,
         "torchvision": _dist_version("torchvision"),
-        "cuda": torch.version.cuda,
+        "cuda": torch_cuda_version(),
         "wandb": _dist_version("wandb"),
         "image": image,
         "image_digest": digest,
     }
+
+
+def torch_cuda_version() -> str | None:
+    """The CUDA torch was built for, read from its ``torch/version.py`` without importing torch
+    (which takes seconds: ``--version`` on a login node need not pay it)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    version_py = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    try:
+        cuda = runpy.run_path(str(version_py)).get("cuda")
+    except (OSError, SyntaxError, ImportError):
+        return None
+    return str(cuda) if cuda else None
 
 
 def format_versions(facts: dict[str, str | None]) -> str:

@@ -12,7 +12,7 @@ import errno
 import os
 from pathlib import Path
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 # errno -> (what happened, how to fix it)
 _CAUSES = {

@@ -5,7 +5,7 @@ inputs and the sweep metric as target, whose feature importances rank the parame
 beside each parameter's linear (Pearson) correlation with the metric. Categorical parameters are
 one-hot encoded and their columns' importances are summed back into one number per parameter.
 
-Everything here works on plain records that have the attributes of ``jobs.sweeps.store.RunView``
+Everything here works on plain records that have the attributes of ``sweepkit.jobs.sweeps.store.RunView``
 (``run_id``, ``state``, ``params``, ``metric``, ``epochs``), so it is tested on constructed runs.
 No I/O, no plotting.
 """
@@ -18,9 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jobs.sweeps.definition.parameters import fixed_params, flatten, param_names, param_specs
-from jobs.sweeps.vocabulary import SCORED_STATES
-from jobs.sweeps.wandb_run.metrics import is_finite_number
+from sweepkit.jobs.sweeps.definition.parameters import (
+    fixed_params,
+    flatten,
+    param_names,
+    param_specs,
+)
+from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES
+from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
 # Order in which the report lists states; labels say what each means to a sweep user.
 STATE_LABELS: dict[str, str] = {

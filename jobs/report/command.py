@@ -5,7 +5,7 @@ correlation, the metric per epoch, the best run) and what a reviewer needs to re
 (image digest, git revision, lock file hash, sweep definition, rendered sbatch scripts, dates).
 Figures are inline SVG and the page has no scripts and no external links, so it opens anywhere
 without a network. Reads the local store and each run's ``run.json``; a W&B reference
-(entity/project/sweep_id) goes through the W&B public API (``jobs.report.wandb_source``).
+(entity/project/sweep_id) goes through the W&B public API (``sweepkit.jobs.report.wandb_source``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jobs.report.source import SweepSource, load_local
-from jobs.sweeps.ref import parse
-from train.atomic import write_atomic
-from train.errors import UserError
+from sweepkit.jobs.report.source import SweepSource, load_local
+from sweepkit.jobs.sweeps.ref import parse
+from sweepkit.train.atomic import write_atomic
+from sweepkit.train.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +61,7 @@ def load_source(text: str) -> SweepSource:
     ref = parse(text)
     if ref.is_local:
         return load_local(Path(ref.text))
-    from jobs.report.wandb_source import load_wandb
+    from sweepkit.jobs.report.wandb_source import load_wandb
 
     return load_wandb(ref.wandb_path)
 
@@ -106,7 +106,7 @@ def write_report(source: SweepSource, out: Path, png: bool = False) -> tuple[lis
     Atomic: each file is written to a temp file and renamed, so a reader never sees half a page
     and a failed write leaves no temp file behind.
     """
-    from jobs.report.render import TABLE_ROWS, render, runs_csv
+    from sweepkit.jobs.report.render import TABLE_ROWS, render, runs_csv
 
     csv = csv_path(out) if len(source.runs) > TABLE_ROWS else None
     page, figures, analysis = render(source, csv.name if csv else None)
@@ -128,7 +128,7 @@ def write_report(source: SweepSource, out: Path, png: bool = False) -> tuple[lis
 
 
 def _png_writer(fig: Any) -> Any:
-    from jobs.report.figure_text import text_as_text
+    from sweepkit.jobs.report.figure_text import text_as_text
 
     def write(handle: Any) -> None:
         with text_as_text():  # tick labels are made as the figure is drawn
@@ -139,7 +139,7 @@ def _png_writer(fig: Any) -> Any:
 
 def summary_text(source: SweepSource, analysis: Any) -> str:
     """A few lines for the terminal: counts, best run, top parameters."""
-    from jobs.report.analysis import STATE_LABELS, format_value
+    from sweepkit.jobs.report.analysis import STATE_LABELS, format_value
 
     counts = ", ".join(
         f"{n} {STATE_LABELS.get(state, state)}" for state, n in analysis.counts.items() if n

@@ -19,15 +19,15 @@ from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from jobs.report.analysis import (
+from sweepkit.jobs.report.analysis import (
     Analysis,
     RunLike,
     finite_metric,
     format_value,
 )
-from jobs.sweeps.definition.parameters import flatten
-from jobs.sweeps.vocabulary import METRIC_NAMES
-from jobs.sweeps.wandb_run.metrics import is_finite_number
+from sweepkit.jobs.sweeps.definition.parameters import flatten
+from sweepkit.jobs.sweeps.vocabulary import METRIC_NAMES
+from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
 BEST_COLOUR = "#d62728"
 NO_METRIC_COLOUR = "#9a9a9a"

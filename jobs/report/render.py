@@ -1,4 +1,4 @@
-"""Turn a sweep (``jobs.report.SweepSource``) into the report page: analysis, figures, template.
+"""Turn a sweep (``sweepkit.jobs.report.SweepSource``) into the report page: analysis, figures, template.
 
 The template (``jobs/report/templates/report.html.j2``) is rendered with autoescaping on; only the SVG
 figures that matplotlib wrote are passed through as markup.
@@ -13,20 +13,20 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from jobs.report.analysis import (
+from sweepkit.jobs.report.analysis import (
     STATE_LABELS,
     Analysis,
     analyse,
     finite_metric,
     format_value,
 )
-from jobs.sweeps.definition.parameters import flatten
-from jobs.sweeps.failure import error_line
+from sweepkit.jobs.sweeps.definition.parameters import flatten
+from sweepkit.jobs.sweeps.failure import error_line
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from jobs.report.source import SweepSource
+    from sweepkit.jobs.report.source import SweepSource
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -42,8 +42,8 @@ def render(
 ) -> tuple[str, dict[str, Figure], Analysis]:
     """The HTML page, the figures drawn (for ``--png``) and the analysis behind them. ``csv_name``:
     the CSV of every run beside the page, which it links when its table is cut to TABLE_ROWS."""
-    from jobs.report import plots
-    from jobs.report.figure_text import text_as_text
+    from sweepkit.jobs.report import plots
+    from sweepkit.jobs.report.figure_text import text_as_text
 
     analysis = analyse(source.runs, source.definition)
     figures: dict[str, Figure] = {}
@@ -81,7 +81,7 @@ def runs_per_epoch(runs: list[Any], analysis: Analysis) -> tuple[list[Any], str 
     """The runs whose curves the per-epoch plot draws: every run in a sweep of up to
     ``EPOCH_RUNS`` runs; above, the ``EPOCH_BEST`` best (by the sweep's metric) and as many of the
     running runs, the best so far (a note says so)."""
-    from jobs.report.source import EPOCH_BEST, EPOCH_RUNS
+    from sweepkit.jobs.report.source import EPOCH_BEST, EPOCH_RUNS
 
     if len(runs) <= EPOCH_RUNS:
         return runs, None
@@ -97,7 +97,7 @@ def runs_per_epoch(runs: list[Any], analysis: Analysis) -> tuple[list[Any], str 
 
 
 def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -> dict[str, Any]:
-    from jobs.report.source import provenance, rerun_command
+    from sweepkit.jobs.report.source import provenance, rerun_command
 
     definition = source.definition
     names = analysis.param_order

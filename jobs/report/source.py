@@ -1,5 +1,5 @@
 """What a sweep report reads: the ``SweepSource`` model, filled from a local sweep folder here or
-from W&B (``jobs.report.wandb_source``), and the provenance and rerun commands derived from it.
+from W&B (``sweepkit.jobs.report.wandb_source``), and the provenance and rerun commands derived from it.
 
 Render and the W&B source both stand on this module, so neither imports the ``report`` command.
 """
@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.definition import build_command
-from jobs.sweeps.definition.parameters import flatten
-from jobs.sweeps.state import RunView
-from jobs.sweeps.store import open_sweep
-from jobs.sweeps.vocabulary import SCORED_STATES
-from train.staging import file_digest
+from sweepkit.jobs.sweeps.definition import build_command
+from sweepkit.jobs.sweeps.definition.parameters import flatten
+from sweepkit.jobs.sweeps.state import RunView
+from sweepkit.jobs.sweeps.store import open_sweep
+from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES
+from sweepkit.train.staging import file_digest
 
 
 @dataclass

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.sweeps.definition.parameters import flatten, param_specs
-from jobs.sweeps.state import RunView
-from jobs.sweeps.wandb_run.metrics import is_number, ranked_metric, summary_lookup
-from train.errors import UserError
+from sweepkit.jobs.sweeps.definition.parameters import flatten, param_specs
+from sweepkit.jobs.sweeps.state import RunView
+from sweepkit.jobs.sweeps.wandb_run.metrics import is_number, ranked_metric, summary_lookup
+from sweepkit.train.errors import UserError
 
 # W&B run states -> the kit's states ("killed" is how a stopped run shows up there).
 STATES = {
@@ -27,7 +27,7 @@ STATES = {
 
 
 def load_wandb(ref: str) -> Any:
-    from jobs.report.source import SweepSource
+    from sweepkit.jobs.report.source import SweepSource
 
     try:
         import wandb

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import re
 
-from jobs.slurm.launcher.directives import expand_array
-from jobs.slurm.profiles import Profile
-from jobs.slurm.target import SweepTarget
-from train.errors import UserError
+from sweepkit.jobs.slurm.launcher.directives import expand_array
+from sweepkit.jobs.slurm.profiles import Profile
+from sweepkit.jobs.slurm.target import SweepTarget
+from sweepkit.train.errors import UserError
 
 _ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
 
@@ -64,7 +64,7 @@ def _check_array_ranges(spec: str) -> None:
 def remaining_runs(target: SweepTarget) -> tuple[int | None, int | None]:
     """(planned, remaining): runs the sweep makes in all, and those not taken or done yet."""
     if target.sweep.is_local:
-        from jobs.sweeps.store import open_sweep
+        from sweepkit.jobs.sweeps.store import open_sweep
 
         return open_sweep(target.sweep.folder).remaining()
     return _wandb_remaining(target.sweep.wandb_path)
@@ -74,7 +74,7 @@ def _wandb_remaining(path: str) -> tuple[int | None, int | None]:
     """Planned and remaining runs of a W&B sweep, from its config and runs (network)."""
     import wandb
 
-    from jobs.sweeps.definition import planned_runs
+    from sweepkit.jobs.sweeps.definition import planned_runs
 
     try:
         sweep = wandb.Api().sweep(path)
@@ -96,6 +96,6 @@ def _wandb_remaining(path: str) -> tuple[int | None, int | None]:
 def _method(target: SweepTarget) -> str:
     if not target.sweep.is_local:
         return "?"
-    from jobs.sweeps.store import open_sweep
+    from sweepkit.jobs.sweeps.store import open_sweep
 
     return str(open_sweep(target.sweep.folder).definition.get("method"))

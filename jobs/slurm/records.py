@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.slurm.launcher import Job
-from jobs.slurm.target import SweepTarget
-from train.staging import file_digest
+from sweepkit.jobs.slurm.launcher import Job
+from sweepkit.jobs.slurm.target import SweepTarget
+from sweepkit.train.staging import file_digest
 
 
 def record(target: SweepTarget, job: Job, context: dict[str, Any], launcher: str) -> None:
@@ -66,14 +66,14 @@ def requirements_lock_sha256() -> str | None:
 
 
 def lab_gid(target: SweepTarget) -> int | None:
-    from jobs.sweeps.lab_group import sweep_group
+    from sweepkit.jobs.sweeps.lab_group import sweep_group
 
     return sweep_group(target.sweep.folder) if target.sweep.is_local else None
 
 
 def share_with_lab(target: SweepTarget, made: list[Path]) -> None:
     """In a lab-shared sweep, the slurm/ folders this submit made are the group's too."""
-    from jobs.sweeps.lab_group import share_folder
+    from sweepkit.jobs.sweeps.lab_group import share_folder
 
     gid = lab_gid(target)
     if gid is not None:

@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobs.slurm.profiles import CONTROL_CHARS, DIRECTIVE_BAD, Profile
-from jobs.slurm.target import SweepTarget
-from jobs.sweeps.console import console_script
-from train import versions
-from train.errors import UserError
-from train.staging import file_digest
+from sweepkit.jobs.slurm.profiles import CONTROL_CHARS, DIRECTIVE_BAD, Profile
+from sweepkit.jobs.slurm.target import SweepTarget
+from sweepkit.jobs.sweeps.console import console_script
+from sweepkit.train import versions
+from sweepkit.train.errors import UserError
+from sweepkit.train.staging import file_digest
 
 TEMPLATE = "sweep_array.sbatch"
 

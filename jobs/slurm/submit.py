@@ -19,14 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.slurm.array import array_spec
-from jobs.slurm.launcher import LAUNCHERS, Job, Launcher, launcher_for
-from jobs.slurm.profiles import Profile, load_profile
-from jobs.slurm.records import record, share_with_lab
-from jobs.slurm.script import git_revision, profile_image_digest, render, render_context
-from jobs.slurm.target import SweepTarget, resolve_sweep
-from train.errors import UserError
-from train.write_errors import as_user_error
+from sweepkit.jobs.slurm.array import array_spec
+from sweepkit.jobs.slurm.launcher import LAUNCHERS, Job, Launcher, launcher_for
+from sweepkit.jobs.slurm.profiles import Profile, load_profile
+from sweepkit.jobs.slurm.records import record, share_with_lab
+from sweepkit.jobs.slurm.script import git_revision, profile_image_digest, render, render_context
+from sweepkit.jobs.slurm.target import SweepTarget, resolve_sweep
+from sweepkit.train.errors import UserError
+from sweepkit.train.write_errors import as_user_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -178,8 +178,8 @@ def check_online(profile: Profile) -> None:
 
 def warn_shape(profile: Profile, target: SweepTarget) -> None:
     """Refuse a command that cannot use the profile's nodes; warn when it uses one GPU of many."""
-    from jobs.slurm.shape import check_command_fits
-    from jobs.sweeps.store import open_sweep
+    from sweepkit.jobs.slurm.shape import check_command_fits
+    from sweepkit.jobs.sweeps.store import open_sweep
 
     definition = open_sweep(target.sweep.folder).definition
     warning = check_command_fits(profile, definition, f"{target.name}/sweep.yaml")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.slurm.profiles import CONTROL_CHARS
-from jobs.sweeps import ref as sweep_ref
-from jobs.sweeps.program_check import check_files
-from jobs.sweeps.ref import SweepRef
-from train.errors import UserError
+from sweepkit.jobs.slurm.profiles import CONTROL_CHARS
+from sweepkit.jobs.sweeps import ref as sweep_ref
+from sweepkit.jobs.sweeps.program_check import check_files
+from sweepkit.jobs.sweeps.ref import SweepRef
+from sweepkit.train.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class SweepTarget:
 
 
 def resolve_sweep(text: str) -> SweepTarget:
-    """The sweep ``text`` names (:func:`jobs.sweeps.ref.parse`); a local one is opened, and the
+    """The sweep ``text`` names (:func:`sweepkit.jobs.sweeps.ref.parse`); a local one is opened, and the
     files its command names are checked where the job starts (the working directory)."""
     try:
         sweep = sweep_ref.parse(text)
@@ -40,7 +40,7 @@ def resolve_sweep(text: str) -> SweepTarget:
             "pass the folder that `sweepkit sweep create` printed"
         ) from None
     if sweep.is_local:
-        from jobs.sweeps.store import open_sweep
+        from sweepkit.jobs.sweeps.store import open_sweep
 
         opened = open_sweep(Path(text))
         # the job starts in this folder (--chdir): the command's files must be there

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import program_check, store
-from jobs.sweeps.definition import load_definition, missing_goal_warning
-from train.errors import UserError
+from sweepkit.jobs.sweeps import program_check, store
+from sweepkit.jobs.sweeps.definition import load_definition, missing_goal_warning
+from sweepkit.train.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from train.errors import UserError
-from train.write_errors import is_write_refusal, refusal_line
+from sweepkit.train.errors import UserError
+from sweepkit.train.write_errors import is_write_refusal, refusal_line
 
 RETRY_EVERY_S = 1.0
 

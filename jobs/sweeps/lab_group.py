@@ -18,7 +18,7 @@ import os
 import stat
 from pathlib import Path
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 GROUP_DIR_MODE = 0o2775  # setgid: what is made inside stays the group's
 GROUP_FILE_MODE = 0o664

@@ -4,7 +4,7 @@ A typo in a sweep definition's command (a preset path, ``-m trian``), a paramete
 trainer key, a value the trainer refuses, or a metric the trainer never logs makes every run fail,
 or finish without the metric the search learns from; found only at run time, it costs the whole
 array. ``sweepkit sweep create`` checks all of it against the trainer when the command runs it
-(``-m train``); ``sweepkit agent`` checks the command's files from its own working folder before it
+(``-m sweepkit.train``); ``sweepkit agent`` checks the command's files from its own working folder before it
 claims a run (an agent started in the wrong folder would otherwise fail run after run); ``sweepkit
 submit`` checks them from the folder the job will run in.
 
@@ -26,11 +26,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.definition import DEFAULT_COMMAND, build_command, quiet_sweeps_import
-from jobs.sweeps.definition.parameters import flat_params
-from jobs.sweeps.state import plain
-from jobs.sweeps.vocabulary import EPOCH_METRICS, FINAL_METRICS
-from train.errors import UserError
+from sweepkit.jobs.sweeps.definition import DEFAULT_COMMAND, build_command, quiet_sweeps_import
+from sweepkit.jobs.sweeps.definition.parameters import flat_params
+from sweepkit.jobs.sweeps.state import plain
+from sweepkit.jobs.sweeps.vocabulary import EPOCH_METRICS, FINAL_METRICS
+from sweepkit.train.config.shipped import is_name, preset_path
+from sweepkit.train.errors import UserError
 
 # What the trainer logs: per epoch (run.json "epochs", W&B history) and at the end (summary).
 TRAINER_EPOCH_METRICS = EPOCH_METRICS
@@ -44,11 +45,12 @@ def command_items(definition: dict[str, Any]) -> list[str]:
 
 def trainer_args_at(items: list[str], program: str | None) -> int | None:
     """Where the trainer's own arguments start in a command (or its argv), if it runs the
-    trainer: ``-m train``, ``-m jobs.cli train``, ``sweepkit train`` or program train/__main__.py."""
+    trainer: ``-m sweepkit.train``, ``-m sweepkit.jobs.cli train``, ``sweepkit train`` or program
+    train/__main__.py."""
     for i, item in enumerate(items):
-        if item == "-m" and items[i + 1 : i + 2] == ["train"]:
+        if item == "-m" and items[i + 1 : i + 2] == ["sweepkit.train"]:
             return i + 2
-        if item == "-m" and items[i + 1 : i + 3] == ["jobs.cli", "train"]:
+        if item == "-m" and items[i + 1 : i + 3] == ["sweepkit.jobs.cli", "train"]:
             return i + 3
         if Path(item).name == "sweepkit" and items[i + 1 : i + 2] == ["train"]:
             return i + 2
@@ -110,6 +112,9 @@ def command_files(definition: dict[str, Any]) -> list[tuple[str, str]]:
 def check_files(definition: dict[str, Any], source: str, folder: Path) -> None:
     """Each file the command names exists, seen from ``folder`` (where the program will start)."""
     for what, name in command_files(definition):
+        if what == "command --config" and is_name(name):
+            preset_path(name)  # one of the kit's presets, wherever the program starts
+            continue
         path = Path(name) if Path(name).is_absolute() else folder / name
         if not path.is_file():
             raise UserError(
@@ -191,8 +196,8 @@ ARGS_MACROS = ("${args}",)  # what the trainer reads: --key=value
 def check_parameters(definition: dict[str, Any], source: str) -> list[str]:
     """The trainer's own parsing and validation of the argv of runs with sample values; raises
     on what every run given a value would hit, returns warnings for values only some draws take."""
-    from train.cli import add_arguments, parse_args
-    from train.config import build_config
+    from sweepkit.train.cli import add_arguments, parse_args
+    from sweepkit.train.config import build_config
 
     quiet_sweeps_import()
     parser_args = _trainer_parser(add_arguments)
@@ -258,7 +263,7 @@ def _trainer_parser(add_arguments: Any) -> Any:
         def error(self, message: str) -> Any:  # the trainer's usage errors, as one line
             raise UserError(f"the command's trainer arguments: {message}")
 
-    parser = Refuse(prog="python -m train", allow_abbrev=False)
+    parser = Refuse(prog="python -m sweepkit.train", allow_abbrev=False)
     add_arguments(parser)
     return parser
 

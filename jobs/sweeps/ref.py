@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 DEFAULT_ROOT = "sweeps"  # where `sweep create` puts sweep folders unless told --root
 

@@ -21,12 +21,12 @@ import time
 from dataclasses import fields
 from typing import Any, TextIO
 
-from jobs.sweeps import store as store_mod
-from jobs.sweeps.definition.parameters import param_names
-from jobs.sweeps.failure import error_line
-from jobs.sweeps.ref import parse_local
-from jobs.sweeps.vocabulary import SCORED_STATES
-from train.errors import UserError
+from sweepkit.jobs.sweeps import store as store_mod
+from sweepkit.jobs.sweeps.definition.parameters import param_names
+from sweepkit.jobs.sweeps.failure import error_line
+from sweepkit.jobs.sweeps.ref import parse_local
+from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES
+from sweepkit.train.errors import UserError
 
 DEFAULT_WATCH_S = 5.0
 TABLE_RUNS = 40  # above this, the table lists the runs worth seeing (--all: every run)

@@ -7,7 +7,7 @@ command so W&B joins them in order, and records it in ``SWEEP/synced.json`` so t
 ``sweepkit sync`` skips it. Compute nodes usually cannot reach W&B: run this on a login node.
 ``--dry-run`` prints the plan (the exact commands) and changes nothing. A run whose W&B data names
 the local sweep id as its W&B sweep (a user's script under the agent) is uploaded from a rewritten
-copy without it (``jobs.sweeps.sync_copy``); ``synced.json`` records the original folders.
+copy without it (``sweepkit.jobs.sweeps.sync_copy``); ``synced.json`` records the original folders.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import store as store_mod
-from jobs.sweeps import sync_copy
-from jobs.sweeps.console import console_script
-from jobs.sweeps.ref import parse_local
-from jobs.sweeps.store.journal import SHARED_FILE_MODE
-from jobs.sweeps.vocabulary import SYNCABLE_STATES
-from jobs.sweeps.wandb_run import records as wandb_records
-from train.atomic import write_atomic
-from train.errors import UserError
-from train.write_errors import as_user_error, is_write_refusal
+from sweepkit.jobs.sweeps import store as store_mod
+from sweepkit.jobs.sweeps import sync_copy
+from sweepkit.jobs.sweeps.console import console_script
+from sweepkit.jobs.sweeps.ref import parse_local
+from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE
+from sweepkit.jobs.sweeps.vocabulary import SYNCABLE_STATES
+from sweepkit.jobs.sweeps.wandb_run import records as wandb_records
+from sweepkit.train.atomic import write_atomic
+from sweepkit.train.errors import UserError
+from sweepkit.train.write_errors import as_user_error, is_write_refusal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

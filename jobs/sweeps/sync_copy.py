@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.wandb_run import records as wandb_records
-from jobs.sweeps.wandb_run.log import TransactionLog, write_log
+from sweepkit.jobs.sweeps.wandb_run import records as wandb_records
+from sweepkit.jobs.sweeps.wandb_run.log import TransactionLog, write_log
 
 COPIES = ".sync"  # under the sweep folder
 

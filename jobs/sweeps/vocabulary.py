@@ -7,7 +7,7 @@ One place, so that the store, ``status``, the report and sync cannot drift apart
 from __future__ import annotations
 
 # The trainer's metric names, defined by the program that logs them.
-from train.metric_names import EPOCH_METRICS, FINAL_METRICS, METRIC_NAMES  # noqa: F401
+from sweepkit.train.metric_names import EPOCH_METRICS, FINAL_METRICS, METRIC_NAMES  # noqa: F401
 
 # Every state a run can be in, in the order ``status`` counts them. ``pending`` is a run the engine
 # planned but no agent has claimed; the others come from the journal's records.

@@ -21,9 +21,9 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_lint_and_format():
-    lint = run(str(BIN / "ruff"), "check", "train", "jobs", "bench", "tests")
+    lint = run(str(BIN / "ruff"), "check", "train", "jobs", "sweepkit", "bench", "tests")
     assert lint.returncode == 0, lint.stdout
-    fmt = run(str(BIN / "ruff"), "format", "--check", "train", "jobs", "bench", "tests")
+    fmt = run(str(BIN / "ruff"), "format", "--check", "train", "jobs", "sweepkit", "bench", "tests")
     assert fmt.returncode == 0, fmt.stdout
 
 

@@ -54,6 +54,6 @@ def report_page(cwd: Path, ref: str) -> str:
 
 def shown(value: float) -> str:
     """A metric as the status table and the report write it."""
-    from jobs.report.analysis import format_value
+    from sweepkit.jobs.report.analysis import format_value
 
     return format_value(value)

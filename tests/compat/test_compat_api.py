@@ -78,8 +78,7 @@ def run_user_script(folder: Path, config: dict[str, Any]) -> tuple[dict[str, Any
 
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The console script, as a user runs it in that folder (python -m jobs.cli would import the
-    user's jobs/ from the working folder)."""
+    """The console script, as a user runs it in that folder."""
     return subprocess.run(
         [str(Path(sys.executable).parent / "sweepkit"), *args],
         cwd=folder,

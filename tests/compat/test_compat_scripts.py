@@ -158,8 +158,8 @@ def test_every_path_the_agent_hands_over_is_absolute(
 ) -> None:
     """As from wandb agent, whatever the (relative, default) sweep root: the parameter file, the
     args-json file, WANDB_DIR and the run and sweep folders."""
-    from jobs.sweeps import store
-    from jobs.sweeps.agent.local import LocalAgent
+    from sweepkit.jobs.sweeps import store
+    from sweepkit.jobs.sweeps.agent.local import LocalAgent
 
     write_wandb_program(tmp_path)
     spec = grid("Validation Accuracy", "maximize", lr=[0.5])

@@ -26,7 +26,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from spython.main.parse.parsers import DockerParser, SingularityParser
 
-from jobs.cli import VERBS
+from sweepkit.jobs.cli import VERBS
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 

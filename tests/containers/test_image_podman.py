@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from slurm_fixture import REPO, Slurm, make_sweep, run_infos, submitted_job, sweepkit
 
-from jobs.sweeps.store import AgentIdentity, Claim, open_sweep
-from jobs.sweeps.store.journal import Journal
+from sweepkit.jobs.sweeps.store import AgentIdentity, Claim, open_sweep
+from sweepkit.jobs.sweeps.store.journal import Journal
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ DIGITS = {
         "${env}",
         "${interpreter}",
         "-m",
-        "train",
+        "sweepkit.train",
         "--config",
         "config/presets/digits.yaml",
         "--model_name=resnet18",

@@ -76,7 +76,7 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     sweep = folder / out.rsplit("SWEEP=", 1)[1].strip()
     assert "runs: 2 finished (of 2 planned)" in out and "best: " in out
     status = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "status", str(sweep), "--json"],
+        [sys.executable, "-m", "sweepkit.jobs.cli", "status", str(sweep), "--json"],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -98,7 +98,16 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     # the runs carry the local sweep id as their W&B sweep id: sync plans them from copies
     # without it (tests/jobs/sweeps/test_sweep_e2e.py checks those copies and their upload)
     plan = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "sync", str(sweep), "--project", "p", "--dry-run"],
+        [
+            sys.executable,
+            "-m",
+            "sweepkit.jobs.cli",
+            "sync",
+            str(sweep),
+            "--project",
+            "p",
+            "--dry-run",
+        ],
         cwd=folder,
         env=env,
         capture_output=True,

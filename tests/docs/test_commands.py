@@ -26,7 +26,7 @@ import pytest
 import yaml
 from docs_blocks import NOTE, ROOT, Block, blocks, pages, sections, text
 
-from jobs.cli import VERBS
+from sweepkit.jobs.cli import VERBS
 
 # (page, section) of plain ```bash blocks and the test file that runs them as shown.
 RUN_BY = {
@@ -153,7 +153,7 @@ def test_cluster_blocks_lint_and_parse(tmp_path: Path) -> None:
 
 
 def test_profiles_shown_pass_the_profile_checks(tmp_path: Path) -> None:
-    from jobs.slurm.profiles import load_all
+    from sweepkit.jobs.slurm.profiles import load_all
 
     shown = [b for b in blocks(lang="yaml") if "profiles:" in b.body]
     assert {b.page for b in shown} == {"README.md", "docs/slurm.md"}
@@ -211,7 +211,7 @@ def test_every_file_a_page_names_is_there() -> None:
 
 GOAL_UP = """method: grid
 metric: {name: Validation Accuracy, goal: up}
-command: ["${env}", "${interpreter}", -m, train, --config, config/presets/digits.yaml, "${args}"]
+command: ["${env}", "${interpreter}", -m, sweepkit.train, --config, config/presets/digits.yaml, "${args}"]
 parameters:
   learning_rate: {values: [0.1]}
 """

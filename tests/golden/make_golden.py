@@ -39,7 +39,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from wandb_program import write_wandb_program  # noqa: E402
 
-from jobs.sweeps.store import open_sweep  # noqa: E402
+from sweepkit.jobs.sweeps.store import open_sweep  # noqa: E402
 
 DEFINITION = {
     "program": "wandb_prog.py",
@@ -58,7 +58,7 @@ KEPT = ("sweep.yaml", "sweep.json", "journal.jsonl", "journal.snapshot")
 def sweepkit(*args: str, cwd: Path) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
+        [sys.executable, "-m", "sweepkit.jobs.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

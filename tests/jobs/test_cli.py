@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from jobs.cli import VERBS
-from train import versions
+from sweepkit.jobs.cli import VERBS
+from sweepkit.train import versions
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
-SWEEPKIT = [sys.executable, "-m", "jobs.cli"]
+SWEEPKIT = [sys.executable, "-m", "sweepkit.jobs.cli"]
 
 
 @pytest.mark.parametrize("verb", list(VERBS))
@@ -91,7 +91,7 @@ def test_an_image_without_a_checkout_names_its_revision_label(tmp_path):
     assert versions.image_identity(containerenv) == ("localhost/sweepkit:abc", "sha256:" + "b" * 64)
     assert versions.read_containerenv(tmp_path / "absent") == {}
     env = {"SWEEPKIT_IMAGE_REVISION": "abc123", "PATH": os.environ["PATH"]}
-    code = "from train.versions import git_revision; print(git_revision())"
+    code = "from sweepkit.train.versions import git_revision; print(git_revision())"
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
     )
@@ -102,7 +102,7 @@ def test_an_image_without_a_checkout_names_its_revision_label(tmp_path):
         [
             sys.executable,
             "-c",
-            "from train.versions import git_revision; from pathlib import Path;"
+            "from sweepkit.train.versions import git_revision; from pathlib import Path;"
             f" print(git_revision(Path({str(tmp_path)!r})))",
         ],
         capture_output=True,

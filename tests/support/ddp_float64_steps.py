@@ -20,13 +20,19 @@ from pathlib import Path
 
 import torch
 
-from train.config import build_config
-from train.distributed import GlobalBatchNorm2d, World, join_world, world_from_env, wrap_model
-from train.model import build_model
-from train.optim import make_optimizer
-from train.parts import splits_for
-from train.pipeline import make_loader
-from train.step import TrainStep
+from sweepkit.train.config import build_config
+from sweepkit.train.distributed import (
+    GlobalBatchNorm2d,
+    World,
+    join_world,
+    world_from_env,
+    wrap_model,
+)
+from sweepkit.train.model import build_model
+from sweepkit.train.optim import make_optimizer
+from sweepkit.train.parts import splits_for
+from sweepkit.train.pipeline import make_loader
+from sweepkit.train.step import TrainStep
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 3

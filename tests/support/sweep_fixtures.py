@@ -1,7 +1,7 @@
 """Helpers shared by the sweep tests: a fast program that follows the trainer's contract, and runners.
 
 The fast program is not a mock: it is a real process launched by the real agent, reading the same
-``--key=value`` arguments and environment as ``python -m train`` and writing a run.json of the
+``--key=value`` arguments and environment as ``python -m sweepkit.train`` and writing a run.json of the
 same shape, with per-epoch "Validation Accuracy", checkpoints, resume, SIGTERM -> exit 75.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SWEEPKIT = [sys.executable, "-m", "jobs.cli"]
+SWEEPKIT = [sys.executable, "-m", "sweepkit.jobs.cli"]
 
 FAST_PROGRAM = r"""
 import json, os, signal, sys, time
@@ -127,7 +127,7 @@ def status_json(sweep: str, cwd: Path) -> dict[str, Any]:
 
 def views(sweep: str, cwd: Path) -> list[Any]:
     """The sweep's runs read in this process (cheaper than sweepkit status --json in a poll loop)."""
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     return store.open_sweep(str(cwd / sweep)).runs()
 

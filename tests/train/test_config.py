@@ -1,4 +1,4 @@
-"""Config layering, typing and every error path (train/config/, python -m train)."""
+"""Config layering, typing and every error path (train/config/, python -m sweepkit.train)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from train.config import SCHEMA, build_config, parse_agent_args
-from train.errors import UserError
+from sweepkit.train.config import SCHEMA, build_config, parse_agent_args
+from sweepkit.train.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "config" / "config.yaml"
@@ -192,7 +192,7 @@ def test_cli_config_folder_or_binary_file_is_one_line_exit_2(tmp_path):
         (str(binary), "is not UTF-8 text"),
     ):
         proc = subprocess.run(
-            [sys.executable, "-m", "train", "--config", preset, "--print-config"],
+            [sys.executable, "-m", "sweepkit.train", "--config", preset, "--print-config"],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -208,7 +208,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
         [
             sys.executable,
             "-m",
-            "train",
+            "sweepkit.train",
             "--set",
             "learnin_rate=0.1",
             "--run-dir",
@@ -230,7 +230,7 @@ def test_cli_print_config_shows_effective_values(tmp_path):
         [
             sys.executable,
             "-m",
-            "train",
+            "sweepkit.train",
             "--config",
             "config/presets/digits.yaml",
             "--learning_rate=0.05",

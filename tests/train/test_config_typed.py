@@ -9,7 +9,7 @@ import typing
 import pytest
 import yaml
 
-from train.config import (
+from sweepkit.train.config import (
     SCHEMA,
     Config,
     build_config,
@@ -18,8 +18,8 @@ from train.config import (
     nest,
     yaml_error_position,
 )
-from train.config.typed import SECTIONS
-from train.errors import UserError
+from sweepkit.train.config.typed import SECTIONS
+from sweepkit.train.errors import UserError
 
 PYTHON_TYPE = {int: int, float: float, bool: bool, str: str, list: tuple}
 

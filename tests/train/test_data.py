@@ -1,4 +1,4 @@
-"""Datasets (train.data) and staging (train.staging, ``sweepkit data``), offline.
+"""Datasets (sweepkit.train.data) and staging (sweepkit.train.staging, ``sweepkit data``), offline.
 
 CIFAR-10 is a tiny archive in the real format (tests/support/cifar_fixture.py) whose md5 list is passed
 explicitly; downloads are exercised with local files and ``file://`` URLs. No test touches the
@@ -20,10 +20,10 @@ import pytest
 import torch
 from cifar_fixture import make_cifar, make_cifar_archive
 
-from jobs.cli import main as sweepkit
-from train import staged, staging
-from train.data import load_splits
-from train.errors import UserError
+from sweepkit.jobs.cli import main as sweepkit
+from sweepkit.train import staged, staging
+from sweepkit.train.data import load_splits
+from sweepkit.train.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = dict(
@@ -403,14 +403,14 @@ def test_weights_usage_lines_bind_the_cache_and_set_torch_home(tmp_path):
 
 @pytest.mark.system
 def test_data_verb_imports_neither_torch_nor_wandb_at_start():
-    code = "import sys, train.staging, train.staged; assert not {'torch', 'wandb'} & set(sys.modules), sys.modules.keys()"
+    code = "import sys, sweepkit.train.staging, sweepkit.train.staged; assert not {'torch', 'wandb'} & set(sys.modules), sys.modules.keys()"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 @pytest.mark.system
 def test_data_cifar_is_documented_in_help():
     result = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "data", "cifar10", "--help"],
+        [sys.executable, "-m", "sweepkit.jobs.cli", "data", "cifar10", "--help"],
         capture_output=True,
         text=True,
         cwd=ROOT,

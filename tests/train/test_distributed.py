@@ -21,9 +21,9 @@ import torch
 from ddp_float64_steps import CASES, steps
 from test_trainer import DIGITS, ROOT, env_without_wandb
 
-from train.checkpoint import load_latest_checkpoint
-from train.distributed import World
-from train.runrecord import read_run_json
+from sweepkit.train.checkpoint import load_latest_checkpoint
+from sweepkit.train.distributed import World
+from sweepkit.train.runrecord import read_run_json
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -45,7 +45,7 @@ def sets(values: list[str]) -> list[str]:
 def torchrun(ranks: int, args: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        + [f"--nproc-per-node={ranks}", "-m", "train", *args],
+        + [f"--nproc-per-node={ranks}", "-m", "sweepkit.train", *args],
         cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,
@@ -151,7 +151,14 @@ def test_two_ranks_train_one_run_that_learns(tmp_path):
     # run.json (torchrun alone has once reported a finished run as failed: rank 1 aborted with
     # "terminate called without an active exception" after the run had finished, on one CI run)
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "train.launch", "--nproc-per-node=2", "-m", "train"]
+        [
+            sys.executable,
+            "-m",
+            "sweepkit.train.launch",
+            "--nproc-per-node=2",
+            "-m",
+            "sweepkit.train",
+        ]
         + ["--config", DIGITS, *sets(settings), "--run-dir", str(run_dir)],
         cwd=ROOT,
         env=env,
@@ -199,7 +206,11 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step_then_resumes(tmp_path):
 
     # a resume on another world size is refused in one line, and changes nothing
     other = subprocess.run(
-        [sys.executable, "-m", "train", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "sweepkit.train", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
     assert "checkpointed by 2 data-parallel process(es) and this resume has 1" in other.stderr
@@ -226,11 +237,19 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1])
 def test_the_launcher_passes_a_stop_on_and_exits_75_from_the_record(tmp_path, stop):
-    """torchrun calls ranks that exit 75 a failure; python -m train.launch reports the run."""
+    """torchrun calls ranks that exit 75 a failure; python -m sweepkit.train.launch reports the run."""
     run_dir = tmp_path / "run"
     args = ["--config", DIGITS, *sets([*SMALL, "wandb.mode=disabled"]), "--run-dir", str(run_dir)]
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "train.launch", "--nproc-per-node=2", "-m", "train", *args],
+        [
+            sys.executable,
+            "-m",
+            "sweepkit.train.launch",
+            "--nproc-per-node=2",
+            "-m",
+            "sweepkit.train",
+            *args,
+        ],
         cwd=ROOT,
         env=env_without_wandb(),
         text=True,

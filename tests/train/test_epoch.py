@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from train.checkpoint import Position
-from train.config import build_config
-from train.distributed import World
-from train.epoch import EpochSums, Steps, run_steps
-from train.errors import UserError
-from train.parts import Parts, steps_per_epoch
-from train.progress import Progress
+from sweepkit.train.checkpoint import Position
+from sweepkit.train.config import build_config
+from sweepkit.train.distributed import World
+from sweepkit.train.epoch import EpochSums, Steps, run_steps
+from sweepkit.train.errors import UserError
+from sweepkit.train.parts import Parts, steps_per_epoch
+from sweepkit.train.progress import Progress
 
 
 def test_epoch_sums_add_close_and_survive_a_checkpoint():

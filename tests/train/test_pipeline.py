@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from train.config import build_config
-from train.pipeline import PAD, DeviceLoader, Normalizer, make_loader, plan_epoch, random_crop_flip
+from sweepkit.train.config import build_config
+from sweepkit.train.pipeline import (
+    PAD,
+    DeviceLoader,
+    Normalizer,
+    make_loader,
+    plan_epoch,
+    random_crop_flip,
+)
 
 CPU = torch.device("cpu")
 

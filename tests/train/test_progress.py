@@ -7,7 +7,7 @@ import logging
 
 import torch
 
-from train.progress import LOG_EVERY_S, Progress
+from sweepkit.train.progress import LOG_EVERY_S, Progress
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from train.runrecord import RunRecord
+from sweepkit.train.runrecord import RunRecord
 
 
 def test_epochs_resume_and_test_metrics_land_in_run_json(tmp_path):

@@ -15,12 +15,12 @@ import torch
 import yaml
 from cifar_fixture import make_cifar
 
-from train.checkpoint import load_latest_checkpoint
-from train.config import build_config
-from train.errors import EXIT_PREEMPTED
-from train.runrecord import RunRecord, read_run_json
-from train.tracking import Tracker
-from train.trainer import StopSignal, train
+from sweepkit.train.checkpoint import load_latest_checkpoint
+from sweepkit.train.config import build_config
+from sweepkit.train.errors import EXIT_PREEMPTED
+from sweepkit.train.runrecord import RunRecord, read_run_json
+from sweepkit.train.tracking import Tracker
+from sweepkit.train.trainer import StopSignal, train
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -48,7 +48,7 @@ def run_train(
     args: list[str], env: dict[str, str] | None = None, **kwargs
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "train", *args],
+        [sys.executable, "-m", "sweepkit.train", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -198,7 +198,7 @@ def test_sigterm_mid_epoch_preempts_then_resumes_to_completion(tmp_path):
         "num_epochs=3",
     ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "train", *args],
+        [sys.executable, "-m", "sweepkit.train", *args],
         cwd=ROOT,
         env=env_without_wandb(),
         stdout=subprocess.PIPE,
@@ -341,7 +341,7 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(tmp_path, monkeypa
 
 def test_smoke_runs_one_train_and_eval_step():
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "smoke"],
+        [sys.executable, "-m", "sweepkit.jobs.cli", "smoke"],
         capture_output=True,
         text=True,
         cwd=ROOT,

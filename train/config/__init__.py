@@ -5,12 +5,18 @@ agent overrides, ``--set``) and validates each value as it lands; typed.py is th
 ``Config`` dataclass the trainer reads (``cfg.learning_rate``, ``cfg.wandb.mode``).
 """
 
-from train.config.load import ConfigBuilder, build_config, find_base_config
-from train.config.overrides import parse_agent_args, parse_assignment
-from train.config.schema import LEGACY_ALIASES, LEGACY_USE_WANDB, OPERATIONAL_KEYS, SCHEMA, Key
-from train.config.typed import CheckpointConfig, Config, WandbConfig, config_changes
-from train.config.values import as_bool, coerce, describe, flatten, nest
-from train.config.yamlfile import folder_hint, read_yaml_text, yaml_error_position
+from sweepkit.train.config.load import ConfigBuilder, build_config, find_base_config
+from sweepkit.train.config.overrides import parse_agent_args, parse_assignment
+from sweepkit.train.config.schema import (
+    LEGACY_ALIASES,
+    LEGACY_USE_WANDB,
+    OPERATIONAL_KEYS,
+    SCHEMA,
+    Key,
+)
+from sweepkit.train.config.typed import CheckpointConfig, Config, WandbConfig, config_changes
+from sweepkit.train.config.values import as_bool, coerce, describe, flatten, nest
+from sweepkit.train.config.yamlfile import folder_hint, read_yaml_text, yaml_error_position
 
 __all__ = [
     "LEGACY_ALIASES",

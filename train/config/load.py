@@ -18,12 +18,13 @@ from typing import Any
 
 import yaml
 
-from train.config.overrides import parse_assignment
-from train.config.schema import LEGACY_ALIASES, LEGACY_USE_WANDB, SCHEMA
-from train.config.typed import Config
-from train.config.values import as_bool, coerce, flatten
-from train.config.yamlfile import read_yaml_text, yaml_error_position
-from train.errors import UserError
+from sweepkit.train.config.overrides import parse_assignment
+from sweepkit.train.config.schema import LEGACY_ALIASES, LEGACY_USE_WANDB, SCHEMA
+from sweepkit.train.config.shipped import KIT_CONFIG, preset_path
+from sweepkit.train.config.typed import Config
+from sweepkit.train.config.values import as_bool, coerce, flatten
+from sweepkit.train.config.yamlfile import read_yaml_text, yaml_error_position
+from sweepkit.train.errors import UserError
 
 
 def _unknown_key(key: str, source: str) -> UserError:
@@ -86,7 +87,7 @@ class ConfigBuilder:
 
 
 def find_base_config() -> Path | None:
-    """Locate config/config.yaml: $SWEEPKIT_BASE_CONFIG, ./config/, then the project checkout."""
+    """Locate config/config.yaml: $SWEEPKIT_BASE_CONFIG, ./config/, then the kit's own."""
     env = os.environ.get("SWEEPKIT_BASE_CONFIG")
     if env:
         path = Path(env)
@@ -95,11 +96,7 @@ def find_base_config() -> Path | None:
                 f"SWEEPKIT_BASE_CONFIG={env} does not exist; unset it or point it at config/config.yaml"
             )
         return path
-    checkout = Path(__file__).resolve().parents[2]  # train/config/load.py -> the project root
-    for candidate in (
-        Path.cwd() / "config" / "config.yaml",
-        checkout / "config" / "config.yaml",
-    ):
+    for candidate in (Path.cwd() / "config" / "config.yaml", KIT_CONFIG / "config.yaml"):
         if candidate.is_file():
             return candidate
     return None
@@ -118,7 +115,7 @@ def build_config(
     if base is not None:
         builder.apply_file(base)
     for preset in presets:
-        builder.apply_file(Path(preset), f"--config {preset}")
+        builder.apply_file(preset_path(preset), f"--config {preset}")
     if os.environ.get("WANDB_MODE"):
         builder.apply({"wandb.mode": os.environ["WANDB_MODE"]}, "environment WANDB_MODE")
     if agent_overrides:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 
 def parse_assignment(text: str, source: str) -> tuple[str, Any]:

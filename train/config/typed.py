@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from train.config.schema import OPERATIONAL_KEYS, SCHEMA
-from train.config.values import flatten, nest
+from sweepkit.train.config.schema import OPERATIONAL_KEYS, SCHEMA
+from sweepkit.train.config.values import flatten, nest
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from typing import Any
 
-from train.config.schema import SCHEMA, Key
-from train.errors import UserError
+from sweepkit.train.config.schema import SCHEMA, Key
+from sweepkit.train.errors import UserError
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 
 def folder_hint(folder: Path) -> str:

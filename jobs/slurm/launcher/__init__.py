@@ -3,9 +3,9 @@ SLURM cluster, and ``local``, its twin that runs the same script's tasks on this
 
 from __future__ import annotations
 
-from jobs.slurm.launcher.base import Job, Launcher
-from jobs.slurm.launcher.local import LocalLauncher
-from jobs.slurm.launcher.sbatch import SbatchLauncher
+from sweepkit.jobs.slurm.launcher.base import Job, Launcher
+from sweepkit.jobs.slurm.launcher.local import LocalLauncher
+from sweepkit.jobs.slurm.launcher.sbatch import SbatchLauncher
 
 # --launcher NAME -> its launcher class; the first is the default.
 LAUNCHERS: dict[str, type[Launcher]] = {

@@ -1,4 +1,4 @@
-"""``python -m jobs.slurm.launcher SCRIPT``: the local twin by hand, on a script that
+"""``python -m sweepkit.jobs.slurm.launcher SCRIPT``: the local twin by hand, on a script that
 ``sweepkit submit`` rendered (the submission record of a local job names this command)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.slurm.launcher.local import MODULE
-from jobs.slurm.launcher.local_array import run_array
-from train.errors import UserError
+from sweepkit.jobs.slurm.launcher.local import MODULE
+from sweepkit.jobs.slurm.launcher.local_array import run_array
+from sweepkit.train.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 _DIRECTIVE = re.compile(r"^#SBATCH\s+(--[a-z-]+)(?:[= ](\S+))?")
 _SIGNAL = re.compile(r"^(?:([RB]+):)?([A-Z0-9]+)(?:@(\d+))?$")

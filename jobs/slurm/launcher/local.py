@@ -1,6 +1,6 @@
 """The local twin of ``sbatch --array``: a rendered sweep script's array tasks, run here.
 
-``sweepkit submit --launcher local`` (or ``python -m jobs.slurm.launcher SCRIPT``) keeps the
+``sweepkit submit --launcher local`` (or ``python -m sweepkit.jobs.slurm.launcher SCRIPT``) keeps the
 script beside the sweep as sbatch's launcher does, then runs the very script that sbatch would
 get, task by task, with the concurrency and the SLURM variables a task would see
 (``local_array.py`` says which ``#SBATCH`` lines it honours).
@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.slurm.launcher.base import Job, Launcher
-from jobs.slurm.launcher.local_array import run_array
-from train.atomic import write_atomic
+from sweepkit.jobs.slurm.launcher.base import Job, Launcher
+from sweepkit.jobs.slurm.launcher.local_array import run_array
+from sweepkit.train.atomic import write_atomic
 
-MODULE = "jobs.slurm.launcher"  # its __main__ runs a kept script again, as the record says
+MODULE = "sweepkit.jobs.slurm.launcher"  # its __main__ runs a kept script again, as the record says
 
 
 class LocalLauncher(Launcher):

@@ -30,16 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from jobs.slurm.launcher.base import job_environment
-from jobs.slurm.launcher.directives import (
+from sweepkit.jobs.slurm.launcher.base import job_environment
+from sweepkit.jobs.slurm.launcher.directives import (
     expand_array,
     expand_output,
     gres_gpus,
     read_directives,
     signal_option,
 )
-from jobs.slurm.profiles import parse_time_s
-from train.errors import UserError
+from sweepkit.jobs.slurm.profiles import parse_time_s
+from sweepkit.train.errors import UserError
 
 KILL_WAIT_S = 30.0  # SLURM's default KillWait: SIGTERM, then SIGKILL this much later
 POLL_S = 0.2

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jobs.slurm.launcher.base import Job, Launcher, job_environment
-from train.errors import UserError
+from sweepkit.jobs.slurm.launcher.base import Job, Launcher, job_environment
+from sweepkit.train.errors import UserError
 
 SBATCH_TIMEOUT_S = 120
 

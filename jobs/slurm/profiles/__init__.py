@@ -18,9 +18,9 @@ Validation is strict because a profile value ends up in a shell script; every pr
 
 from __future__ import annotations
 
-from jobs.slurm.profiles.load import load_all, load_profile
-from jobs.slurm.profiles.schema import CONTROL_CHARS, DIRECTIVE_BAD, Profile
-from jobs.slurm.profiles.units import parse_time_s
+from sweepkit.jobs.slurm.profiles.load import load_all, load_profile
+from sweepkit.jobs.slurm.profiles.schema import CONTROL_CHARS, DIRECTIVE_BAD, Profile
+from sweepkit.jobs.slurm.profiles.units import parse_time_s
 
 __all__ = [
     "CONTROL_CHARS",

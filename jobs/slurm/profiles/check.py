@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from jobs.slurm.profiles.schema import DIRECTIVE_BAD, KEYS, RUNTIMES, Profile
-from jobs.slurm.profiles.units import MEMORY, parse_time_s
-from jobs.slurm.profiles.values import Checker
-from train.errors import UserError
+from sweepkit.jobs.slurm.profiles.schema import DIRECTIVE_BAD, KEYS, RUNTIMES, Profile
+from sweepkit.jobs.slurm.profiles.units import MEMORY, parse_time_s
+from sweepkit.jobs.slurm.profiles.values import Checker
+from sweepkit.train.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

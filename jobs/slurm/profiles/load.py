@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jobs.slurm.profiles.check import check_profile
-from jobs.slurm.profiles.schema import Profile
-from train.config import yaml_error_position
-from train.errors import UserError
+from sweepkit.jobs.slurm.profiles.check import check_profile
+from sweepkit.jobs.slurm.profiles.schema import Profile
+from sweepkit.train.config import yaml_error_position
+from sweepkit.train.errors import UserError
 
 DEFAULT_CLUSTER_CONFIG = Path("config") / "cluster.yaml"
 CHECKOUT = Path(__file__).resolve().parents[3]  # the sweepkit checkout this file is part of

@@ -74,7 +74,7 @@ KEYS: dict[str, str] = {
     "job_name": "job name (default sweepkit-<sweep id>)",
     "runs_per_task": "runs each array task takes from the sweep (agent --count)",
     "agents_per_task": "agents per task, each with its share of the task's GPUs (packing)",
-    "nodes": "nodes per task; one run spans them (its command uses python -m train.launch)",
+    "nodes": "nodes per task; one run spans them (its command uses python -m sweepkit.train.launch)",
     "wandb_api_key_file": "file holding the W&B API key, mode 0600",
     "sbatch_extra": "further #SBATCH options, e.g. [--mail-type=FAIL]",
 }

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jobs.slurm.profiles.schema import CONTROL_CHARS, DIRECTIVE_BAD, KEYS
-from train.errors import UserError
+from sweepkit.jobs.slurm.profiles.schema import CONTROL_CHARS, DIRECTIVE_BAD, KEYS
+from sweepkit.train.errors import UserError
 
 
 class Checker:

@@ -8,8 +8,8 @@ parameter file, the environment), in its own process group, with its output kept
 ``wandb.agent(function=...)`` does.
 
 While the program runs (``local``), a thread renews the run's lease; the agent finds the program's
-W&B run by its id wherever the program writes it (``jobs.sweeps.wandb_run.location``) and reads
-what it logged (else ``RUN_DIR/run.json``: ``jobs.sweeps.wandb_run.metrics``), and at each new
+W&B run by its id wherever the program writes it (``sweepkit.jobs.sweeps.wandb_run.location``) and reads
+what it logged (else ``RUN_DIR/run.json``: ``sweepkit.jobs.sweeps.wandb_run.metrics``), and at each new
 value of the sweep's metric asks hyperband's rule (``rules.hyperband_stops``, from band values
 kept between checks: ``hyperband``) whether to stop it. So that it sees each epoch, the program's
 wandb flushes its log every second (``WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL``, unless the

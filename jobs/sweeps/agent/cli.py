@@ -1,7 +1,7 @@
 """``sweepkit agent [--count N] SWEEP``: run the next runs of a sweep, with or without W&B's server.
 
 A W&B sweep reference (``entity/project/sweep_id``) is handed to ``wandb agent``, unchanged (exec);
-a local sweep folder is run by :class:`jobs.sweeps.agent.local.LocalAgent`.
+a local sweep folder is run by :class:`sweepkit.jobs.sweeps.agent.local.LocalAgent`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import argparse
 import os
 import sys
 
-from jobs.sweeps import store as store_mod
-from jobs.sweeps.agent.local import LocalAgent
-from jobs.sweeps.console import console_script
-from jobs.sweeps.ref import parse
-from train.errors import UserError
+from sweepkit.jobs.sweeps import store as store_mod
+from sweepkit.jobs.sweeps.agent.local import LocalAgent
+from sweepkit.jobs.sweeps.console import console_script
+from sweepkit.jobs.sweeps.ref import parse
+from sweepkit.train.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

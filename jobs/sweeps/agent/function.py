@@ -6,7 +6,7 @@ caller's process, once per run: it writes the run's values as ``{name: {value: v
 ``wandb.teardown()`` so that the next ``wandb.init()`` reads its settings afresh, runs the function,
 then ``wandb.finish()`` (``exit_code=1`` when it raised), and removes the variables. A stop is an
 exception raised in the function's thread (``_terminate_thread``). This does the same, with the
-variables the CLI agent sets (``jobs.sweeps.agent``: ``WANDB_DIR`` the run folder, offline unless
+variables the CLI agent sets (``sweepkit.jobs.sweeps.agent``: ``WANDB_DIR`` the run folder, offline unless
 ``WANDB_MODE`` is set, the flush interval), and the CLI agent's claims, leases, hyperband stops,
 failure accounting and records: only the launch and the watch differ.
 
@@ -30,11 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import store as store_mod
-from jobs.sweeps.agent.local import FLUSH_INTERVAL_ENV, POLL_S, LocalAgent, say
-from jobs.sweeps.definition.parameters import flat_params
-from jobs.sweeps.wandb_run.location import RunLocator
-from train.errors import EXIT_PREEMPTED
+from sweepkit.jobs.sweeps import store as store_mod
+from sweepkit.jobs.sweeps.agent.local import FLUSH_INTERVAL_ENV, POLL_S, LocalAgent, say
+from sweepkit.jobs.sweeps.definition.parameters import flat_params
+from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
+from sweepkit.train.errors import EXIT_PREEMPTED
 
 # the variables a run's wandb.init reads, set in os.environ for the function's run only
 RUN_ENV = (

@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from jobs.sweeps.wandb_run.metrics import is_finite_number
+from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
 
 def bands_and_eta(definition: dict[str, Any]) -> tuple[list[int], float, bool]:

@@ -1,6 +1,6 @@
 """A claimed run's command line and environment, as ``wandb agent`` gives them to a program.
 
-The command's macros are expanded by W&B's own helpers (``jobs.sweeps.definition.command``), the
+The command's macros are expanded by W&B's own helpers (``sweepkit.jobs.sweeps.definition.command``), the
 run's values are written as ``{name: {value: v}}`` YAML to
 ``$WANDB_DIR/wandb/sweep-<sweep>/config-<run>.yaml`` and named by ``WANDB_SWEEP_PARAM_PATH``, and
 ``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` are set (``wandb/wandb_agent.py``, ``_command_run``).
@@ -16,7 +16,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.definition import args_json, build_command
+from sweepkit.jobs.sweeps.definition import args_json, build_command
 
 # wandb-core flushes a run's transaction log every 15 s by default: a reader would see epochs late
 FLUSH_INTERVAL_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"

@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import program_check
-from jobs.sweeps import store as store_mod
-from jobs.sweeps.agent import hyperband, messages, rules
-from jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, die_with_parent, program_argv_env
-from jobs.sweeps.definition import validate
-from jobs.sweeps.definition.parameters import flat_params
-from jobs.sweeps.end_record import end_patience_s, record_end_durably
-from jobs.sweeps.wandb_run.location import RunLocator
-from train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, UserError
-from train.write_errors import refusal_line
+from sweepkit.jobs.sweeps import program_check
+from sweepkit.jobs.sweeps import store as store_mod
+from sweepkit.jobs.sweeps.agent import hyperband, messages, rules
+from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, die_with_parent, program_argv_env
+from sweepkit.jobs.sweeps.definition import validate
+from sweepkit.jobs.sweeps.definition.parameters import flat_params
+from sweepkit.jobs.sweeps.end_record import end_patience_s, record_end_durably
+from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
+from sweepkit.train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, UserError
+from sweepkit.train.write_errors import refusal_line
 
 __all__ = ["FLUSH_INTERVAL_ENV", "POLL_S", "LocalAgent", "say"]
 
@@ -59,6 +59,8 @@ class LocalAgent:
         # sweep.yaml launches programs: check it again, in case it was edited since sweep create,
         # and that the files its command names are there from this folder, before taking a run
         source = str(self.sweep.path / "sweep.yaml")
+        if self.runs_program and self.sweep.legacy_command_warning:
+            say(self.sweep.legacy_command_warning)
         validate(self.sweep.definition, source, program=self.runs_program)
         self._check_program(source)
         failure_limit = rules.max_initial_failures(os.environ.get(rules.MAX_INITIAL_FAILURES_ENV))

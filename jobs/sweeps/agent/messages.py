@@ -6,8 +6,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.agent.rules import MAX_INITIAL_FAILURES_ENV
-from jobs.sweeps.failure import error_line
+from sweepkit.jobs.sweeps.agent.rules import MAX_INITIAL_FAILURES_ENV
+from sweepkit.jobs.sweeps.failure import error_line
 
 
 def broken_sweep(last: Any, limit: int, sweep_path: Path) -> str:

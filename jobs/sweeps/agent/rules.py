@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
-from jobs.sweeps.agent.hyperband import BandValues, says_stop, valid
-from jobs.sweeps.failure import failure_text
-from jobs.sweeps.vocabulary import SCORED_STATES
-from train.errors import EXIT_PREEMPTED, EXIT_USAGE, UserError
+from sweepkit.jobs.sweeps.agent.hyperband import BandValues, says_stop, valid
+from sweepkit.jobs.sweeps.failure import failure_text
+from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES
+from sweepkit.train.errors import EXIT_PREEMPTED, EXIT_USAGE, UserError
 
 # A sweep whose first runs all failed is broken (a bad command, data missing on the nodes): agents
 # stop taking runs from it rather than fail every run of a 100-task array. 0 turns this off (for
@@ -24,7 +24,7 @@ DEFAULT_MAX_INITIAL_FAILURES = 3
 
 
 class RunLike(Protocol):
-    """What the rules read of a run in the journal (``jobs.sweeps.state.FoldedRun``)."""
+    """What the rules read of a run in the journal (``sweepkit.jobs.sweeps.state.FoldedRun``)."""
 
     @property
     def run_id(self) -> str: ...

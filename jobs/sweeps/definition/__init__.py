@@ -6,10 +6,15 @@ would only find mid-sweep), ``messages`` turns the schema's refusals into one li
 ``parameters`` flattens a run's values, and ``engine`` imports the ``sweeps`` package quietly.
 """
 
-from jobs.sweeps.definition.check import load_definition, missing_goal_warning, validate
-from jobs.sweeps.definition.command import DEFAULT_COMMAND, args_json, build_command
-from jobs.sweeps.definition.engine import quiet_sweeps_import
-from jobs.sweeps.definition.plan import planned_runs
+from sweepkit.jobs.sweeps.definition.check import load_definition, missing_goal_warning, validate
+from sweepkit.jobs.sweeps.definition.command import (
+    DEFAULT_COMMAND,
+    args_json,
+    build_command,
+    upgrade_legacy_command,
+)
+from sweepkit.jobs.sweeps.definition.engine import quiet_sweeps_import
+from sweepkit.jobs.sweeps.definition.plan import planned_runs
 
 __all__ = [
     "DEFAULT_COMMAND",
@@ -19,5 +24,6 @@ __all__ = [
     "missing_goal_warning",
     "planned_runs",
     "quiet_sweeps_import",
+    "upgrade_legacy_command",
     "validate",
 ]

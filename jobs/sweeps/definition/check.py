@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.definition.command import check_command
-from jobs.sweeps.definition.engine import quiet_sweeps_import
-from jobs.sweeps.definition.messages import (
+from sweepkit.jobs.sweeps.definition.command import check_command
+from sweepkit.jobs.sweeps.definition.engine import quiet_sweeps_import
+from sweepkit.jobs.sweeps.definition.messages import (
     LOCAL_METHODS,
     allowed_keys,
     deprecation_notes,
@@ -26,7 +26,7 @@ from jobs.sweeps.definition.messages import (
     describe_violation,
     unknown_key,
 )
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 # Keys that only mean something to W&B's cloud (launch scheduler, jobs, images).
 CLOUD_ONLY_KEYS = ("scheduler", "job", "image_uri")
@@ -38,12 +38,14 @@ def load_definition(
     """Read a sweep YAML file and validate it; every problem is a one-line ``UserError``."""
     import yaml
 
-    from train.config import read_yaml_text, yaml_error_position
+    from sweepkit.train.config import read_yaml_text, yaml_error_position
+    from sweepkit.train.config.shipped import SWEEPS, names, sweep_path
 
-    path = Path(path)
+    path = sweep_path(str(path))
     if not path.exists():
         raise UserError(
-            f"sweep definition {path} does not exist; pass the path of a sweep YAML such as config/sweep_config.yaml"
+            f"sweep definition {path} does not exist; pass the path of a sweep YAML such as "
+            f"config/sweep_config.yaml, or the name of one of the kit's ({', '.join(names(SWEEPS))})"
         )
     text = read_yaml_text(path, f"sweep definition {path}")
     try:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 # Macros that wandb agent expands (wandb/wandb_agent.py and create_sweep_command_args).
 COMMAND_MACROS = (
@@ -31,6 +31,14 @@ COMMAND_MACROS = (
     "args_override_hydra",
 )
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
+
+# Until the kit installed under one import name, its trainer ran as ``-m train``: a sweep folder made
+# then names those modules in its sweep.yaml, and still runs, with today's names.
+LEGACY_MODULES = {
+    "train": "sweepkit.train",
+    "train.launch": "sweepkit.train.launch",
+    "jobs.cli": "sweepkit.jobs.cli",
+}
 _MACRO = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -51,6 +59,27 @@ def check_command(definition: dict[str, Any], source: str, program: bool = True)
         raise UserError(
             f"{source}: program: missing; the command uses ${{program}} (set program: or write command: without it)"
         )
+
+
+def upgrade_legacy_command(definition: dict[str, Any]) -> str | None:
+    """Map a command's ``-m train`` (``train.launch``, ``jobs.cli``) to the module's name under
+    ``sweepkit``, in place; returns the one warning to show, or None when nothing was mapped."""
+    command = definition.get("command")
+    if not isinstance(command, list):
+        return None
+    items = [str(c) for c in command]
+    mapped = [
+        LEGACY_MODULES.get(item, item) if i and items[i - 1] == "-m" else command[i]
+        for i, item in enumerate(items)
+    ]
+    if mapped == command:
+        return None
+    old = " ".join(items)
+    definition["command"] = mapped
+    return (
+        f"warning: this sweep's command ({old}) names the kit's modules as before sweepkit 0.2; "
+        f"running it as {' '.join(str(c) for c in mapped)}"
+    )
 
 
 def build_command(

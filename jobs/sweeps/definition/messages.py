@@ -10,7 +10,7 @@ import difflib
 import re
 from typing import Any
 
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 LOCAL_METHODS = ("grid", "random", "bayes")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from train.config import flatten  # noqa: F401  (re-exported: nested parameters as dotted keys)
+from sweepkit.train.config import flatten  # noqa: F401  (re-exported: nested parameters as dotted keys)
 
 
 class HasParams(Protocol):

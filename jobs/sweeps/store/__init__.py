@@ -12,20 +12,20 @@ A pure core decides, a shell does the I/O:
 * journal.py, snapshot.py, leases.py, folder.py: the files of a sweep folder
 * snapshot_format.py the snapshot's bytes: a head a claim reads, a body read when needed
 
-Other code imports from here: ``from jobs.sweeps.store import open_sweep, LocalSweep, ...``.
+Other code imports from here: ``from sweepkit.jobs.sweeps.store import open_sweep, LocalSweep, ...``.
 """
 
 from __future__ import annotations
 
-from jobs.sweeps.definition import quiet_sweeps_import
-from jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at
-from jobs.sweeps.state import RunView, iso, plain
-from jobs.sweeps.store.fold import Fold, FoldedRun, apply
-from jobs.sweeps.store.folder import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
-from jobs.sweeps.store.leases import AgentIdentity, lease_expired
-from jobs.sweeps.store.plan import NoClaim, claim_record
-from jobs.sweeps.store.sweep import Claim, LocalSweep, create_sweep, open_sweep
-from jobs.sweeps.wandb_run.metrics import read_run_json
+from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
+from sweepkit.jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at
+from sweepkit.jobs.sweeps.state import RunView, iso, plain
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, apply
+from sweepkit.jobs.sweeps.store.folder import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
+from sweepkit.jobs.sweeps.store.leases import AgentIdentity, lease_expired
+from sweepkit.jobs.sweeps.store.plan import NoClaim, claim_record
+from sweepkit.jobs.sweeps.store.sweep import Claim, LocalSweep, create_sweep, open_sweep
+from sweepkit.jobs.sweeps.wandb_run.metrics import read_run_json
 
 __all__ = [
     "DEFAULT_LEASE_S",

@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.sweeps.state import plain
-from jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.state import plain
+from sweepkit.jobs.sweeps.store.fold import FoldedRun
 
 # Our states as the sweeps engine's RunState: a hyperband-stopped run reported real metrics, so
 # bayes learns from them as from a finished run.

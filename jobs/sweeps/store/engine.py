@@ -9,10 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from jobs.sweeps.definition import quiet_sweeps_import
-from jobs.sweeps.state import plain
-from jobs.sweeps.store.bayes import ENGINE_STATE, BayesProposer, bayes_history, bayes_run_class
-from jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
+from sweepkit.jobs.sweeps.state import plain
+from sweepkit.jobs.sweeps.store.bayes import (
+    ENGINE_STATE,
+    BayesProposer,
+    bayes_history,
+    bayes_run_class,
+)
+from sweepkit.jobs.sweeps.store.fold import FoldedRun
 
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
 # (grid: the next points in order; random: i.i.d. draws). An agent uses them one claim after

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.sweeps.vocabulary import FINAL_STATES
+from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES
 
 
 class FoldedRun:

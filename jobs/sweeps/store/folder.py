@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import lab_group
-from jobs.sweeps.ref import no_sweep_at
-from jobs.sweeps.state import iso, new_id
-from jobs.sweeps.store.journal import SHARED_FILE_MODE
-from train.atomic import write_atomic
-from train.errors import UserError
-from train.write_errors import as_user_error
+from sweepkit.jobs.sweeps import lab_group
+from sweepkit.jobs.sweeps.ref import no_sweep_at
+from sweepkit.jobs.sweeps.state import iso, new_id
+from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE
+from sweepkit.train.atomic import write_atomic
+from sweepkit.train.errors import UserError
+from sweepkit.train.write_errors import as_user_error
 
 SCHEMA = 1
 DEFAULT_LEASE_S = 120.0

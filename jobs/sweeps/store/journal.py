@@ -30,8 +30,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from train.errors import UserError
-from train.write_errors import as_user_error
+from sweepkit.train.errors import UserError
+from sweepkit.train.write_errors import as_user_error
 
 # A sweep's shared files: readable by the team (status, report), writable only by their owner (a
 # group-writable store is refused unless it was shared with a lab group: lab_group.py), whatever

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.state import new_id
-from jobs.sweeps.store.fold import FoldedRun
-from jobs.sweeps.store.journal import SHARED_FILE_MODE
-from train.atomic import write_atomic
-from train.runrecord import node_name, pid_namespace, slurm_ids
+from sweepkit.jobs.sweeps.state import new_id
+from sweepkit.jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE
+from sweepkit.train.atomic import write_atomic
+from sweepkit.train.runrecord import node_name, pid_namespace, slurm_ids
 
 HOST = node_name()  # this machine (the node's name, also inside a container)
 PID_NS = pid_namespace()  # whose pids os.kill can check: those of this PID namespace

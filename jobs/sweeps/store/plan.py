@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jobs.sweeps.store.fold import Fold, FoldedRun
-from jobs.sweeps.store.reconcile import Reconciled
-from jobs.sweeps.vocabulary import FINAL_STATES
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
+from sweepkit.jobs.sweeps.store.reconcile import Reconciled
+from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES
 
 
 class Holder(Protocol):

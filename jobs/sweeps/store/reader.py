@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.definition.parameters import flat_params
-from jobs.sweeps.state import RunView, iso
-from jobs.sweeps.store.fold import FoldedRun
-from jobs.sweeps.store.reconcile import Reconciled, reconcile
-from jobs.sweeps.store.reconcile import warning as reconcile_warning
-from jobs.sweeps.store.snapshot_format import paused_gc
-from jobs.sweeps.vocabulary import RUN_STATES
-from jobs.sweeps.wandb_run.metrics import RunMetricsReader
+from sweepkit.jobs.sweeps.definition.parameters import flat_params
+from sweepkit.jobs.sweeps.state import RunView, iso
+from sweepkit.jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.store.reconcile import Reconciled, reconcile
+from sweepkit.jobs.sweeps.store.reconcile import warning as reconcile_warning
+from sweepkit.jobs.sweeps.store.snapshot_format import paused_gc
+from sweepkit.jobs.sweeps.vocabulary import RUN_STATES
+from sweepkit.jobs.sweeps.wandb_run.metrics import RunMetricsReader
 
 # (run, now) -> True if the run's lease expired (the store's lease check, read as it is now)
 LeaseCheck = Callable[[FoldedRun, float], bool]

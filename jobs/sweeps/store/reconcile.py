@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from train.errors import EXIT_PREEMPTED
+from sweepkit.train.errors import EXIT_PREEMPTED
 
 # run.json states that say the program ended, as the agent would have recorded them
 _ENDED = {

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.store.fold import Fold, FoldedRun, Runs, Settled, apply
-from jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
-from jobs.sweeps.store.leases import HOST
-from jobs.sweeps.store.snapshot_format import (
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Runs, Settled, apply
+from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
+from sweepkit.jobs.sweeps.store.leases import HOST
+from sweepkit.jobs.sweeps.store.snapshot_format import (
     VERSION,
     SnapshotRun,
     bloom_has,
@@ -50,7 +50,7 @@ from jobs.sweeps.store.snapshot_format import (
     load_v1,
     open_runs,
 )
-from train.errors import UserError
+from sweepkit.train.errors import UserError
 
 __all__ = ["VERSION", "SnapshotRun", "read", "write"]
 

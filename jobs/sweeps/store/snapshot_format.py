@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.store.fold import FoldedRun
 
 VERSION = 2
 BLOOM_BITS_PER_RUN = 16  # 4 probes: about 1 new run in 400 thought maybe settled (a full read)

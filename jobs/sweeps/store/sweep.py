@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps import lab_group
-from jobs.sweeps.definition import planned_runs
-from jobs.sweeps.state import RunView, new_id
-from jobs.sweeps.store import folder, plan, snapshot
-from jobs.sweeps.store.engine import Engine
-from jobs.sweeps.store.fold import Fold, FoldedRun, Runs, apply
-from jobs.sweeps.store.journal import Journal, SweepLock, take_token
-from jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
-from jobs.sweeps.store.reader import RunReader, counts
-from train.errors import UserError
+from sweepkit.jobs.sweeps import lab_group
+from sweepkit.jobs.sweeps.definition import planned_runs, upgrade_legacy_command
+from sweepkit.jobs.sweeps.state import RunView, new_id
+from sweepkit.jobs.sweeps.store import folder, plan, snapshot
+from sweepkit.jobs.sweeps.store.engine import Engine
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Runs, apply
+from sweepkit.jobs.sweeps.store.journal import Journal, SweepLock, take_token
+from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
+from sweepkit.jobs.sweeps.store.reader import RunReader, counts
+from sweepkit.train.errors import UserError
 
 # Bayes proposals (a Gaussian process: ~50 ms of CPU at 1,000 runs) are made outside the lock. If a
 # claim planned to resume a queued run and another agent took it first, it lets the lock go and
@@ -79,6 +79,8 @@ class LocalSweep:
             self.definition: dict[str, Any] = yaml.safe_load((path / "sweep.yaml").read_text())
         except (OSError, ValueError, yaml.YAMLError) as err:
             raise UserError(f"cannot read sweep {path}: {err}; the folder is damaged") from None
+        # said once by whoever runs the sweep's program (the agent); sweep.yaml stays as written
+        self.legacy_command_warning = upgrade_legacy_command(self.definition)
         self.meta = meta
         self.sweep_id: str = meta["sweep_id"]
         self.created_at: str = meta["created_at"]

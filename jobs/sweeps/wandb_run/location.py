@@ -36,7 +36,7 @@ import os
 import time
 from pathlib import Path
 
-from jobs.sweeps.wandb_run.records import run_record
+from sweepkit.jobs.sweeps.wandb_run.records import run_record
 
 # a look at the open files costs a readlink per open file of the program's processes (a trainer
 # with data loader workers holds hundreds): every poll while the program starts (a short one may

@@ -1,7 +1,7 @@
 """What a run logged, as the sweep reads it: the one place that turns a run folder into the
 sweep metric, its per-step history, per-epoch rows, summary and config.
 
-The source is the run's own W&B records (``jobs.sweeps.wandb_run.records``), as W&B's sweep controller
+The source is the run's own W&B records (``sweepkit.jobs.sweeps.wandb_run.records``), as W&B's sweep controller
 reads them, for any program; a run folder without W&B data (``WANDB_MODE=disabled``, a program
 that does not use wandb) falls back to ``run.json``, the record our trainer writes. Ranking
 follows W&B: the metric is the summary's value (a ``define_metric`` summary such as ``{"max": v}``,
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.wandb_run.records import RunRecords, summary_lookup
-from train import runrecord
+from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, summary_lookup
+from sweepkit.train import runrecord
 
 # the summary key W&B's define_metric writes, by the sweep's goal, then the other aggregates
 _AGGREGATES = {

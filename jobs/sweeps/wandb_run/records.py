@@ -4,7 +4,7 @@ the offline (or online) run folders its program wrote under ``RUN_DIR/wandb/``.
 wandb 0.31 keeps no ``wandb-summary.json`` or ``config.yaml`` for an offline run: the transaction
 log ``<segment>/run-<id>.wandb`` is the only record, and wandb has no Python reader of it any more
 (``wandb leet inspect`` in the wandb-core binary reads it, ~0.6-2.5 s a call: too slow to poll, see
-bench/RESULTS.md). So this reads the format itself (``jobs.sweeps.wandb_run.log``), incrementally,
+bench/RESULTS.md). So this reads the format itself (``sweepkit.jobs.sweeps.wandb_run.log``), incrementally,
 and folds the records: key names come from ``nested_key`` (where 0.31 puts every key, flat ones
 too), dotted, else from ``key``; values stay JSON text until asked for.
 
@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jobs.sweeps.wandb_run.log import TransactionLog, decode
+from sweepkit.jobs.sweeps.wandb_run.log import TransactionLog, decode
 
 SEGMENT_PREFIXES = ("offline-run-", "run-")  # WANDB_MODE=offline, and online runs' local copy
 
@@ -175,7 +175,7 @@ def segment_folders(run_dir: Path) -> list[Path]:
 
 def _segment_entry(entry: os.DirEntry[str], run_id: str) -> bool:
     """A W&B run folder of this run: a folder, or a link the agent made to one the program
-    wrote elsewhere (``jobs.sweeps.wandb_run.location``), which must hold this run's own log."""
+    wrote elsewhere (``sweepkit.jobs.sweeps.wandb_run.location``), which must hold this run's own log."""
     if entry.is_dir(follow_symlinks=False):
         return True
     return entry.is_symlink() and (Path(entry.path) / f"run-{run_id}.wandb").is_file()
@@ -215,7 +215,7 @@ class RunRecords:
             if name.startswith(SEGMENT_PREFIXES) and folder not in self._known:
                 log = _log_in(folder)  # None while wandb.init is still creating it
                 # a link is one the agent made to where the program wrote the run: only to a
-                # folder holding this run's own log (jobs.sweeps.wandb_run.location)
+                # folder holding this run's own log (sweepkit.jobs.sweeps.wandb_run.location)
                 linked_ok = not folder.is_symlink() or (log is not None and log.name == own_log)
                 if log is not None and folder.is_dir() and linked_ok:
                     self._known.add(folder)

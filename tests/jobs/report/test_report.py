@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from jobs.cli import main
-from jobs.report.analysis import analyse, make_axis
-from jobs.report.command import write_report
-from jobs.report.source import SweepSource, read_submissions
-from jobs.sweeps.state import RunView
+from sweepkit.jobs.cli import main
+from sweepkit.jobs.report.analysis import analyse, make_axis
+from sweepkit.jobs.report.command import write_report
+from sweepkit.jobs.report.source import SweepSource, read_submissions
+from sweepkit.jobs.sweeps.state import RunView
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -64,7 +64,7 @@ def definition(parameters: dict[str, Any], goal: str = "maximize") -> dict[str, 
         "method": "grid",
         "metric": {"name": METRIC, "goal": goal},
         "parameters": parameters,
-        "command": ["${env}", "${interpreter}", "-m", "train", "${args}"],
+        "command": ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"],
     }
 
 
@@ -272,7 +272,7 @@ def test_text_is_text_math_signs_and_cjk_names_draw_without_warnings(tmp_path: P
     from matplotlib import rc_context
     from matplotlib.figure import Figure
 
-    from jobs.report.figure_text import figure_rc
+    from sweepkit.jobs.report.figure_text import figure_rc
 
     hostile = "$SCRATCH/data_$\\frac{"  # mathtext would stop the report: ParseSyntaxException
     metric = "验证准确率"  # a CJK metric name
@@ -368,8 +368,8 @@ def store_sweep(
 ) -> Path:
     """A real store sweep over learning_rate whose runs end as given (None = failed), written as
     agents and the trainer would (claim, run.json, end record): no training involved."""
-    from jobs.sweeps.definition import validate
-    from jobs.sweeps.store import AgentIdentity, Claim, create_sweep
+    from sweepkit.jobs.sweeps.definition import validate
+    from sweepkit.jobs.sweeps.store import AgentIdentity, Claim, create_sweep
 
     spec = validate(
         definition({"learning_rate": {"values": list(finals)}, "epochs": {"value": 2}}),
@@ -446,7 +446,7 @@ def test_wandb_reference_without_the_cloud_is_one_line(tmp_path: Path) -> None:
     # (so wandb fails before any network call).
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WANDB_CONFIG_DIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "report", "ent/proj/abc123"],
+        [sys.executable, "-m", "sweepkit.jobs.cli", "report", "ent/proj/abc123"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -491,7 +491,7 @@ def test_out_that_cannot_become_a_file_is_one_line_and_writes_nothing(
 
 def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     # A folder that appears at --out after the up-front check (or any failing rename).
-    from train.errors import UserError
+    from sweepkit.train.errors import UserError
 
     out = tmp_path / "report.html"
     out.mkdir()
@@ -589,7 +589,7 @@ parameters:
   # Kept small so that six real runs take about a minute on two CPU cores.
   model_name: {value: resnet18}
   limit_train_batches: {value: 3}
-command: ["${env}", "${interpreter}", "-m", "train", "--config", "config/presets/digits.yaml", "${args}"]
+command: ["${env}", "${interpreter}", "-m", "sweepkit.train", "--config", "config/presets/digits.yaml", "${args}"]
 """
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from test_report import Run, curve, driven_sweep, section, source
 
-from jobs.report import plots
-from jobs.report.command import write_report
-from jobs.report.render import TABLE_ROWS
-from jobs.report.source import EPOCH_BEST
+from sweepkit.jobs.report import plots
+from sweepkit.jobs.report.command import write_report
+from sweepkit.jobs.report.render import TABLE_ROWS
+from sweepkit.jobs.report.source import EPOCH_BEST
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 

@@ -15,23 +15,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.slurm import submit
-from jobs.slurm.array import auto_array
-from jobs.slurm.launcher import LAUNCHERS, Job, launcher_for
-from jobs.slurm.launcher.directives import (
+from sweepkit.jobs.slurm import submit
+from sweepkit.jobs.slurm.array import auto_array
+from sweepkit.jobs.slurm.launcher import LAUNCHERS, Job, launcher_for
+from sweepkit.jobs.slurm.launcher.directives import (
     expand_array,
     expand_output,
     gres_gpus,
     read_directives,
     signal_option,
 )
-from jobs.slurm.launcher.local import LocalLauncher
-from jobs.slurm.launcher.sbatch import SbatchLauncher
-from jobs.slurm.profiles import load_profile
-from jobs.slurm.script import render, render_context
-from jobs.slurm.target import SweepTarget, resolve_sweep
-from jobs.sweeps.ref import SweepRef
-from train.errors import UserError
+from sweepkit.jobs.slurm.launcher.local import LocalLauncher
+from sweepkit.jobs.slurm.launcher.sbatch import SbatchLauncher
+from sweepkit.jobs.slurm.profiles import load_profile
+from sweepkit.jobs.slurm.script import render, render_context
+from sweepkit.jobs.slurm.target import SweepTarget, resolve_sweep
+from sweepkit.jobs.sweeps.ref import SweepRef
+from sweepkit.train.errors import UserError
 
 PROFILE = {"partition": "debug", "time": "00:10:00", "concurrency": 2, "runtime": "none"}
 
@@ -90,7 +90,7 @@ def test_local_submission_keeps_the_script_and_records_how_to_run_it_again(
     (entry,) = [json.loads(line) for line in (target.record_dir / "submissions.jsonl").open()]
     assert entry["launcher"] == "local" and entry["job_id"] == job.job_id
     assert entry["script"] == f"slurm/{job.job_id}.sbatch" and entry["array"] == "1-3%2"
-    command = [sys.executable, "-m", "jobs.slurm.launcher", str(job.script), "--job-id"]
+    command = [sys.executable, "-m", "sweepkit.jobs.slurm.launcher", str(job.script), "--job-id"]
     assert entry["sbatch_command"] == [*command, job.job_id]
     # a second submission gets its own id: the first one's script is never overwritten
     assert submit.queue(LocalLauncher(), script, target, context).job_id != job.job_id

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slurm
 
 TRAINER = [
     "-m",
-    "train",
+    "sweepkit.train",
     "--config",
     "config/presets/digits.yaml",
     "--model_name=resnet18",
@@ -41,7 +41,7 @@ def sweep(tmp_path: Path, launcher: list[str]) -> str:
 def test_one_agent_claims_the_run_and_srun_starts_its_ranks_on_every_node(
     slurm: Slurm, tmp_path: Path
 ) -> None:
-    ref = sweep(tmp_path, ["-m", "train.launch", "--nproc-per-node=1"])
+    ref = sweep(tmp_path, ["-m", "sweepkit.train.launch", "--nproc-per-node=1"])
     profiles = cluster(tmp_path, multi={**BASE, "nodes": 2})
     dry = sweepkit("submit", ref, "--profile", "multi", "--cluster-config", profiles, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -85,7 +85,7 @@ def test_a_multi_gpu_run_with_a_single_process_command_is_warned_about(tmp_path:
     result = sweepkit("submit", ref, "--profile", "four", "--cluster-config", profiles, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "warning: profile 'four' gives each run 4 GPUs, but the command" in result.stderr
-    launched = sweep(tmp_path / "launched", ["-m", "train.launch"])
+    launched = sweep(tmp_path / "launched", ["-m", "sweepkit.train.launch"])
     quiet = sweepkit(
         "submit", launched, "--profile", "four", "--cluster-config", profiles, "--dry-run"
     )
@@ -96,7 +96,14 @@ def test_launcher_arguments_are_checked_in_one_line() -> None:
     import sys
 
     bad = subprocess.run(
-        [sys.executable, "-m", "train.launch", "--nproc-per-node=0", "-m", "train"],
+        [
+            sys.executable,
+            "-m",
+            "sweepkit.train.launch",
+            "--nproc-per-node=0",
+            "-m",
+            "sweepkit.train",
+        ],
         capture_output=True,
         text=True,
     )
@@ -115,7 +122,7 @@ def test_the_lead_signal_reaches_every_rank_the_task_requeues_and_the_run_resume
                 "${env}",
                 "${interpreter}",
                 "-m",
-                "train.launch",
+                "sweepkit.train.launch",
                 "--nproc-per-node=1",
                 *TRAINER[:4],
                 "--model_name=resnet18",

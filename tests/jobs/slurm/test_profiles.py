@@ -12,11 +12,11 @@ import pytest
 import yaml
 from slurm_fixture import REPO, fast_sweep, sweepkit
 
-from jobs.slurm import script as sbatch_script
-from jobs.slurm.profiles import Profile, load_all, load_profile, parse_time_s
-from jobs.slurm.target import SweepTarget
-from jobs.sweeps.ref import SweepRef
-from train.errors import UserError
+from sweepkit.jobs.slurm import script as sbatch_script
+from sweepkit.jobs.slurm.profiles import Profile, load_all, load_profile, parse_time_s
+from sweepkit.jobs.slurm.target import SweepTarget
+from sweepkit.jobs.sweeps.ref import SweepRef
+from sweepkit.train.errors import UserError
 
 CLUSTER = REPO / "config" / "cluster.yaml"
 GOOD: dict[str, Any] = {

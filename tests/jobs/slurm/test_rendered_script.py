@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.slurm.profiles import load_profile
-from jobs.slurm.script import render, render_context
-from jobs.slurm.target import SweepTarget
-from jobs.sweeps.ref import SweepRef
+from sweepkit.jobs.slurm.profiles import load_profile
+from sweepkit.jobs.slurm.script import render, render_context
+from sweepkit.jobs.slurm.target import SweepTarget
+from sweepkit.jobs.sweeps.ref import SweepRef
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 PROFILE = {

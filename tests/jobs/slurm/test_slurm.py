@@ -31,7 +31,7 @@ from slurm_fixture import (
     wait_for,
 )
 
-from jobs.sweeps.store import open_sweep
+from sweepkit.jobs.sweeps.store import open_sweep
 
 pytestmark = pytest.mark.slurm
 
@@ -78,7 +78,7 @@ def test_digits_grid_runs_one_run_per_task_two_at_a_time(slurm: Slurm, tmp_path:
                 "${env}",
                 "${interpreter}",
                 "-m",
-                "train",
+                "sweepkit.train",
                 "--config",
                 "config/presets/digits.yaml",
                 "--model_name=resnet18",

@@ -33,9 +33,9 @@ from slurm_fixture import (
     sweepkit,
 )
 
-from jobs.slurm import array, submit, target
-from jobs.slurm.profiles import load_profile
-from train.errors import UserError
+from sweepkit.jobs.slurm import array, submit, target
+from sweepkit.jobs.slurm.profiles import load_profile
+from sweepkit.train.errors import UserError
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 

@@ -25,7 +25,7 @@ from sweep_fixtures import (
     write_program,
 )
 
-from jobs.sweeps.agent import cli as agent_mod
+from sweepkit.jobs.sweeps.agent import cli as agent_mod
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sweeps.console import console_script
+from sweepkit.jobs.sweeps.console import console_script
 
 
 def script(path: Path) -> Path:

@@ -12,19 +12,19 @@ import pytest
 import yaml
 from sweep_fixtures import REPO, sweepkit
 
-from jobs.sweeps.definition import (
+from sweepkit.jobs.sweeps.definition import (
     args_json,
     build_command,
     load_definition,
     planned_runs,
     validate,
 )
-from jobs.sweeps.definition.messages import distributions
-from jobs.sweeps.definition.parameters import flat_params
-from train.errors import UserError
+from sweepkit.jobs.sweeps.definition.messages import distributions
+from sweepkit.jobs.sweeps.definition.parameters import flat_params
+from sweepkit.train.errors import UserError
 
 GOOD_PARAMS = {"learning_rate": {"values": [0.1, 0.01]}}
-CMD = ["${env}", "${interpreter}", "-m", "train", "${args}"]
+CMD = ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"]
 
 
 def base(**changes: Any) -> dict[str, Any]:
@@ -77,7 +77,7 @@ BAD = {
         ["parameters.lr", "grid"],
     ),
     "negative run_cap": (base(run_cap=-1), ["run_cap", "-1", "above 0"]),
-    "command not a list": (base(command="python -m train"), ["command", "array"]),
+    "command not a list": (base(command="python -m sweepkit.train"), ["command", "array"]),
     "unknown command macro": (
         base(command=["${interpreter}", "${progam}"]),
         ["command", "${progam}", "${program}", "${args_json_file}"],
@@ -249,7 +249,7 @@ def test_folder_or_non_utf8_definition_is_one_line(tmp_path: Path) -> None:
 def test_shipped_definitions_are_valid(name: str) -> None:
     definition = load_definition(REPO / "config" / name)
     assert (
-        definition["command"][:4] == ["${env}", "${interpreter}", "-m", "train"]
+        definition["command"][:4] == ["${env}", "${interpreter}", "-m", "sweepkit.train"]
         and definition["command"][-1] == "${args}"
     )
 
@@ -263,7 +263,7 @@ def test_the_usual_scripts_sweep_is_reproduced_and_digits_grid_has_four_points()
     assert usual["parameters"] == {"learning_rate": {"values": [0.1, 0.01]}}
     assert planned_runs(usual) == 2
     digits = load_definition(REPO / "config" / "sweeps" / "digits_grid.yaml")
-    assert planned_runs(digits) == 4 and "config/presets/digits.yaml" in digits["command"]
+    assert planned_runs(digits) == 4 and "digits" in digits["command"]
     bayes = load_definition(REPO / "config" / "sweeps" / "bayes_hyperband.yaml")
     assert bayes["method"] == "bayes" and bayes["early_terminate"]["type"] == "hyperband"
 
@@ -410,7 +410,7 @@ def test_envvar_macro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "command": [
             "${interpreter}",
             "-m",
-            "train",
+            "sweepkit.train",
             "--config",
             "${envvar:SWEEPKIT_TEST_PRESET}",
             "${args}",

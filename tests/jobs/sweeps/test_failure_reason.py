@@ -3,7 +3,7 @@ this machine: a refused port, and a server name that does not resolve)."""
 
 from __future__ import annotations
 
-from jobs.sweeps.failure import failure_text, strip_ansi, wandb_unreachable
+from sweepkit.jobs.sweeps.failure import failure_text, strip_ansi, wandb_unreachable
 
 NO_DNS = (
     "wandb.errors.errors.CommError: Timed out while retrying: Post "

@@ -20,7 +20,7 @@ import yaml
 from sweep_fixtures import REPO, grid, sweepkit, write_program
 from wandb_program import PROGRAM
 
-from jobs.sweeps.store.journal import Journal
+from sweepkit.jobs.sweeps.store.journal import Journal
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -237,7 +237,7 @@ def test_a_claim_with_no_room_for_its_record_takes_back_its_run_folder(
 
 
 def test_a_journal_append_that_only_partly_fits_is_taken_back(small_disk: Path) -> None:
-    from jobs.sweeps.store.journal import encode
+    from sweepkit.jobs.sweeps.store.journal import encode
 
     path = small_disk / "journal.jsonl"
     first = {"t": "claim", "run": "a", "k": 0}
@@ -360,7 +360,7 @@ def test_a_checkpoint_on_a_full_disk_is_one_line_and_leaves_no_temp_file(
     }
     sets = ["wandb.mode=disabled", "num_epochs=1", "limit_train_batches=2"]
     result = subprocess.run(
-        [sys.executable, "-m", "train", "--config", "config/presets/digits.yaml",
+        [sys.executable, "-m", "sweepkit.train", "--config", "config/presets/digits.yaml",
          "--run-dir", str(run_dir), *sum((["--set", s] for s in sets), [])],
         cwd=REPO, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

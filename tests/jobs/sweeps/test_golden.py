@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from jobs.cli import main
-from jobs.sweeps.store import open_sweep
-from jobs.sweeps.wandb_run.records import RunRecords
+from sweepkit.jobs.cli import main
+from sweepkit.jobs.sweeps.store import open_sweep
+from sweepkit.jobs.sweeps.wandb_run.records import RunRecords
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "sweep-0.1.0-wandb-0.31.0"
 METRIC = "Validation Accuracy"

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from jobs.sweeps import status, store
-from jobs.sweeps.store import snapshot, snapshot_format
-from jobs.sweeps.store.journal import encode
+from sweepkit.jobs.sweeps import status, store
+from sweepkit.jobs.sweeps.store import snapshot, snapshot_format
+from sweepkit.jobs.sweeps.store.journal import encode
 
 DEFINITION = {
     "method": "random",
     "metric": {"name": "acc", "goal": "maximize"},
-    "command": ["${env}", "${interpreter}", "-m", "train", "${args}"],
+    "command": ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"],
     "parameters": {"lr": {"min": 0.0, "max": 1.0}, "width": {"values": [8, 16, 32]}},
 }
 STATES = ["finished", "failed", "crashed", "preempted", "stopped", "finished"]

@@ -102,7 +102,7 @@ def as_member(
     }
     command = [
         "setpriv", f"--reuid={user}", f"--regid={GROUP}", "--init-groups", "--",
-        "sh", "-c", 'umask 002 && exec "$@"', "sh", sys.executable, "-m", "jobs.cli", *argv,
+        "sh", "-c", 'umask 002 && exec "$@"', "sh", sys.executable, "-m", "sweepkit.jobs.cli", *argv,
     ]  # fmt: skip
     return subprocess.run(
         command, cwd=base / "project", env=env, capture_output=True, text=True, timeout=timeout

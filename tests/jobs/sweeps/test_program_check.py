@@ -36,7 +36,7 @@ def variant(**changes: Any) -> dict[str, Any]:
 
 def command(*extra: str) -> list[str]:
     preset = ["--config", "config/presets/digits.yaml"]
-    return ["${env}", "${interpreter}", "-m", "train", *preset, *extra]
+    return ["${env}", "${interpreter}", "-m", "sweepkit.train", *preset, *extra]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def command(*extra: str) -> list[str]:
                     "${env}",
                     "${interpreter}",
                     "-m",
-                    "train",
+                    "sweepkit.train",
                     "--config",
                     "config/presets/digts.yaml",
                     "${args}",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobs.sweeps.store.reconcile import Reconciled, reconcile
+from sweepkit.jobs.sweeps.store.reconcile import Reconciled, reconcile
 
 
 def test_run_json_says_how_the_run_ended_first() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sweeps.ref import parse, parse_local
-from train.errors import UserError
+from sweepkit.jobs.sweeps.ref import parse, parse_local
+from sweepkit.train.errors import UserError
 
 
 def test_a_folder_that_exists_is_a_local_sweep(

@@ -1,4 +1,4 @@
-"""Finding a run's W&B data by its id (jobs.sweeps.wandb_run.location): live from the open files of the
+"""Finding a run's W&B data by its id (sweepkit.jobs.sweeps.wandb_run.location): live from the open files of the
 program's processes, after the fact by name, never another sweep's run of the same id."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sweeps.wandb_run.location import RunLocator, link_into, open_logs, search
-from jobs.sweeps.wandb_run.log import write_log
-from jobs.sweeps.wandb_run.records import RunRecords
+from sweepkit.jobs.sweeps.wandb_run.location import RunLocator, link_into, open_logs, search
+from sweepkit.jobs.sweeps.wandb_run.log import write_log
+from sweepkit.jobs.sweeps.wandb_run.records import RunRecords
 
 
 def fake_run(root: Path, run_id: str, sweep_id: str, acc: float) -> Path:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sweep_fixtures import create, sweepkit, write_definition, write_program
 
-from jobs.sweeps.failure import error_line
-from jobs.sweeps.wandb_run.metrics import ranked_metric, summary_lookup
+from sweepkit.jobs.sweeps.failure import error_line
+from sweepkit.jobs.sweeps.wandb_run.metrics import ranked_metric, summary_lookup
 
 # what a failed Hydra + wandb program prints last, colours and all (wandb 0.31, Hydra 1.3)
 HYDRA_WANDB_TAIL = (
@@ -72,7 +72,7 @@ def test_one_ranking_rule(
 def test_the_w_and_b_report_ranks_as_status_does() -> None:
     """The W&B cloud is unreachable from tests: a stand-in for a public-API run (its config,
     summary and history, as wandb.Api returns them) is all that is mocked."""
-    from jobs.report.wandb_source import _run
+    from sweepkit.jobs.report.wandb_source import _run
 
     class ApiRun:
         id, state, config = "r1", "finished", {"lr": 0.1}

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from sweep_fixtures import sweepkit
 
-from jobs.sweeps import store
-from jobs.sweeps.store import journal
-from train.errors import UserError
+from sweepkit.jobs.sweeps import store
+from sweepkit.jobs.sweeps.store import journal
+from sweepkit.train.errors import UserError
 
 GRID_24 = {
     "method": "grid",
     "metric": {"name": "acc", "goal": "maximize"},
-    "command": ["${env}", "${interpreter}", "-m", "train", "${args}"],
+    "command": ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"],
     "parameters": {
         "a": {"values": [1, 2, 3, 4]},
         "b": {"values": ["x", "y", "z"]},

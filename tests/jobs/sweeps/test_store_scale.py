@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from jobs.sweeps import store
+from sweepkit.jobs.sweeps import store
 
 RANDOM = {
     "method": "random",
     "metric": {"name": "acc", "goal": "maximize"},
-    "command": ["${env}", "${interpreter}", "-m", "train", "${args}"],
+    "command": ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"],
     "parameters": {"lr": {"min": 0.0, "max": 1.0}},
 }
 
@@ -153,7 +153,7 @@ def test_hyperband_check_decides_as_the_engine(early_terminate: dict[str, Any], 
     looking only at the runs that can have changed."""
     from sweeps.run import SweepRun, stop_runs
 
-    from jobs.sweeps.agent import hyperband as hyperband_check
+    from sweepkit.jobs.sweeps.agent import hyperband as hyperband_check
 
     definition = {
         **RANDOM,

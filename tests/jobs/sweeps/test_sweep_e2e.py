@@ -23,7 +23,7 @@ from sweep_fixtures import (
     write_program,
 )
 
-from jobs.sweeps.wandb_run.records import RunRecords
+from sweepkit.jobs.sweeps.wandb_run.records import RunRecords
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -35,7 +35,7 @@ def transaction_log(**run: str) -> bytes:
 
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from jobs.sweeps.wandb_run.log import FULL, HEADER
+    from sweepkit.jobs.sweeps.wandb_run.log import FULL, HEADER
 
     data = pb.Record(run=pb.RunRecord(**run)).SerializeToString()
     crc = zlib.crc32(data, zlib.crc32(bytes([FULL])))
@@ -282,7 +282,7 @@ def test_create_wandb_backend_prints_the_reference(tmp_path: Path) -> None:
     """W&B's cloud is out of reach: wandb.sweep is replaced in a child process (the only mock)."""
     code = (
         "import sys, wandb; wandb.sweep = lambda sweep, entity, project: 'ab12cd34'\n"
-        "from jobs.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from sweepkit.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     argv = [
         sys.executable,
@@ -308,7 +308,7 @@ def test_create_wandb_backend_prints_the_reference(tmp_path: Path) -> None:
 def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
     """What sync would upload, and that a recorded upload is not planned again (the upload itself
     needs W&B's cloud; recording is called as sync does after `wandb sync` succeeds)."""
-    from jobs.sweeps import store, sync
+    from sweepkit.jobs.sweeps import store, sync
 
     program = write_program(tmp_path)
     sweep = create(
@@ -396,7 +396,7 @@ def test_sync_uploads_a_plain_scripts_runs_from_copies_without_the_local_sweep_i
 
     from wandb_program import write_wandb_program
 
-    from jobs.sweeps.wandb_run.records import segment_folders
+    from sweepkit.jobs.sweeps.wandb_run.records import segment_folders
 
     write_wandb_program(tmp_path)
     spec = {
@@ -433,9 +433,9 @@ def test_sync_uploads_a_plain_scripts_runs_from_copies_without_the_local_sweep_i
     fake.write_text(FAKE_WANDB)
     fake.chmod(0o755)
     with_fake_cli = (
-        "import sys; from jobs.sweeps import sync; "
+        "import sys; from sweepkit.jobs.sweeps import sync; "
         f"sync._wandb_cli = lambda: {str(fake)!r}; "
-        "from jobs.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from sweepkit.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     env = {
         **os.environ,
@@ -492,7 +492,7 @@ def test_sync_without_a_wandb_login_is_one_line_and_uploads_nothing(tmp_path: Pa
     """No credentials: one line before any `wandb sync`. Every W&B credential source is isolated
     (empty HOME and wandb config folder, no WANDB_* or NETRC) so a real key cannot be picked up;
     the positive checks stop before an upload, which would need W&B's cloud."""
-    from jobs.sweeps import store
+    from sweepkit.jobs.sweeps import store
 
     program = write_program(tmp_path)
     sweep = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.1]}, program)))
@@ -528,7 +528,11 @@ def test_sync_without_a_wandb_login_is_one_line_and_uploads_nothing(tmp_path: Pa
     assert "W&B credentials" in bad_key.stderr and "40+ characters" in bad_key.stderr
     assert not (tmp_path / sweep / "synced.json").exists()
     # A key where wandb finds one passes the check: in ~/.netrc, or in WANDB_API_KEY.
-    check = [sys.executable, "-c", "from jobs.sweeps.sync import require_wandb_login as r; r()"]
+    check = [
+        sys.executable,
+        "-c",
+        "from sweepkit.jobs.sweeps.sync import require_wandb_login as r; r()",
+    ]
     netrc = home / ".netrc"
     netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'a' * 40}\n")
     netrc.chmod(0o600)

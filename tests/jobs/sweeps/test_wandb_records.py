@@ -20,8 +20,8 @@ import pytest
 import yaml
 from wandb_program import expected, write_wandb_program
 
-from jobs.sweeps.sync_copy import write_copy
-from jobs.sweeps.wandb_run.log import (
+from sweepkit.jobs.sweeps.sync_copy import write_copy
+from sweepkit.jobs.sweeps.wandb_run.log import (
     BLOCK,
     CHUNK_HEADER,
     FIRST,
@@ -32,7 +32,7 @@ from jobs.sweeps.wandb_run.log import (
     decode,
     write_log,
 )
-from jobs.sweeps.wandb_run.records import RunRecords, Segment, segment_folders
+from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, Segment, segment_folders
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -169,7 +169,7 @@ def test_write_log_of_the_records_read_is_the_same_file(logged_run: Path, tmp_pa
 def test_write_log_chunks_and_pads_blocks_as_leveldb(tmp_path: Path) -> None:
     """A record that ends 7 bytes before a block's end leaves an empty FIRST chunk there; one
     that ends 3 bytes before leaves zero padding; one larger than a block spans three."""
-    from jobs.sweeps.wandb_run.log import encode
+    from sweepkit.jobs.sweeps.wandb_run.log import encode
 
     fill = BLOCK - len(HEADER) - 2 * CHUNK_HEADER  # leaves exactly one chunk header of block 0
     records = [b"a" * fill, b"b" * 100, b"c" * (BLOCK - 100 - 2 * CHUNK_HEADER - 3), b"d" * 70000]
@@ -235,7 +235,7 @@ def test_values_decode_as_json_does() -> None:
 
 
 def test_a_summary_ranks_by_the_aggregate_that_matches_the_goal() -> None:
-    from jobs.sweeps.wandb_run.metrics import summary_number
+    from sweepkit.jobs.sweeps.wandb_run.metrics import summary_number
 
     both = {"min": 1.0, "max": 3.0, "last": 2.0}
     assert summary_number(both, "maximize") == 3.0 and summary_number(both, "minimize") == 1.0

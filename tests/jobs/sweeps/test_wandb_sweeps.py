@@ -11,8 +11,8 @@ import pytest
 from sweep_fixtures import create, status_json, sweepkit, write_definition
 from wandb_program import expected, write_wandb_program
 
-from jobs.sweeps import store
-from jobs.sweeps.wandb_run.records import RunRecords, segment_folders
+from sweepkit.jobs.sweeps import store
+from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, segment_folders
 
 pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
@@ -173,7 +173,7 @@ def test_wandb_mode_disabled_is_named_in_the_warning(tmp_path: Path) -> None:
 
 
 def test_the_agent_sets_the_flush_interval_unless_the_user_did(tmp_path: Path) -> None:
-    from jobs.sweeps.agent import local as agent
+    from sweepkit.jobs.sweeps.agent import local as agent
 
     write_wandb_program(tmp_path)
     sweep = create(tmp_path, write_definition(tmp_path, definition(lr=0.5)))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, program_argv_env
+from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, program_argv_env
 
 DEFINITION = {
     "program": "train.py",

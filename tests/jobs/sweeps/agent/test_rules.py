@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from jobs.sweeps.agent import messages, rules
-from jobs.sweeps.agent.hyperband import BandValues, valid
-from jobs.sweeps.failure import error_line
-from train.errors import UserError
+from sweepkit.jobs.sweeps.agent import messages, rules
+from sweepkit.jobs.sweeps.agent.hyperband import BandValues, valid
+from sweepkit.jobs.sweeps.failure import error_line
+from sweepkit.train.errors import UserError
 
 
 def run(run_id: str, state: str, end: dict[str, Any] | None = None) -> SimpleNamespace:

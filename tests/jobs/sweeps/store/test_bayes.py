@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from jobs.sweeps.store.bayes import BayesProposer
-from jobs.sweeps.store.engine import Engine
-from jobs.sweeps.store.fold import Fold, apply
+from sweepkit.jobs.sweeps.store.bayes import BayesProposer
+from sweepkit.jobs.sweeps.store.engine import Engine
+from sweepkit.jobs.sweeps.store.fold import Fold, apply
 
 PARAMETERS = {
     "lr": {"min": 0.001, "max": 0.1},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.sweeps.store.fold import Fold, apply
+from sweepkit.jobs.sweeps.store.fold import Fold, apply
 
 
 def claim(run: str, k: int, params: dict[str, Any] | None = None, at: float = 0.0) -> dict:

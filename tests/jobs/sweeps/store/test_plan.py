@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.sweeps.store import plan
-from jobs.sweeps.store.fold import Fold, apply
-from jobs.sweeps.store.reconcile import Reconciled
+from sweepkit.jobs.sweeps.store import plan
+from sweepkit.jobs.sweeps.store.fold import Fold, apply
+from sweepkit.jobs.sweeps.store.reconcile import Reconciled
 
 X1 = {"x": {"value": 1}}
 X2 = {"x": {"value": 2}}

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from jobs.sweeps import status, store
-from jobs.sweeps.store import plan, snapshot
-from jobs.sweeps.store.fold import Fold, FoldedRun, Runs, Settled, apply
+from sweepkit.jobs.sweeps import status, store
+from sweepkit.jobs.sweeps.store import plan, snapshot
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Runs, Settled, apply
 
 DEFINITION = {
     "method": "random",
     "metric": {"name": "acc", "goal": "maximize"},
-    "command": ["${env}", "${interpreter}", "-m", "train", "${args}"],
+    "command": ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"],
     "parameters": {"lr": {"min": 0.0, "max": 1.0}, "width": {"values": [8, 16, 32]}},
 }
 # finished, failed and stopped runs are settled; crashed (one retry) and preempted ones are queued
