@@ -1,11 +1,14 @@
 """What every compatibility test does: create a sweep the way the README does (the default,
 relative ``sweeps/`` root), run it with ``sweepkit agent``, then read it back through status (JSON
-and the table) and the report, all from the user's folder."""
+and the table) and the report, all from the user's folder; and read a run's W&B log with W&B's
+own reader, to compare."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +60,35 @@ def shown(value: float) -> str:
     from sweepkit.jobs.report.analysis import format_value
 
     return format_value(value)
+
+
+WANDB_CLI = str(Path(sys.executable).parent / "wandb")
+
+
+def wandb_log(cwd: Path, run: dict[str, Any]) -> Path:
+    """A run's W&B transaction log, through the link in its run folder wherever it was written."""
+    (segment,) = (cwd / run["run_dir"] / "wandb").glob(f"*-{run['run_id']}")
+    return segment / f"run-{run['run_id']}.wandb"
+
+
+def wandb_records(log: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """W&B's own reading of a run's transaction log (``wandb leet inspect``, in the wandb-core
+    binary), the oracle for what a program logged: state, config, summary and the program's
+    command-line ``args`` as wandb recorded them, and the history rows in order."""
+
+    def leet(*args: str) -> str:
+        result = subprocess.run(
+            [WANDB_CLI, "leet", "inspect", *args, str(log)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    records = json.loads(leet("--summary", "--json"))
+    lines = [json.loads(line) for line in leet("--json").splitlines()]
+    (records["args"],) = [
+        r["environment"]["args"] for r in lines if "args" in r.get("environment", {})
+    ]
+    return records, [r["history"]["item"] for r in lines if r.get("type") == "history"]
