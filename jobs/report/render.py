@@ -22,6 +22,7 @@ from sweepkit.jobs.report.analysis import (
 )
 from sweepkit.jobs.sweeps.definition.parameters import flatten
 from sweepkit.jobs.sweeps.failure import error_line
+from sweepkit.jobs.sweeps.vocabulary import rank_key
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -87,8 +88,7 @@ def runs_per_epoch(runs: list[Any], analysis: Analysis) -> tuple[list[Any], str 
         return runs, None
     best = analysis.analysed[:EPOCH_BEST]
     running = [r for r in runs if r.state == "running"]
-    sign = -1.0 if analysis.goal == "maximize" else 1.0
-    running.sort(key=lambda r: (finite_metric(r) is None, sign * (finite_metric(r) or 0.0)))
+    running.sort(key=lambda r: rank_key(r.metric, analysis.goal))
     chosen = best + running[:EPOCH_BEST]
     note = f"the {len(best)} best of {len(analysis.analysed)} runs with a value"
     if running:

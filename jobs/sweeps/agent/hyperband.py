@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
+from sweepkit.train.json_values import numbers
 
 
 def bands_and_eta(definition: dict[str, Any]) -> tuple[list[int], float, bool]:
@@ -89,7 +90,7 @@ class BandValues:
             del self._by_run[run_id]
         if end is None:
             return
-        history = valid(end.get("history") or [], self.maximize)
+        history = valid(numbers(end.get("history")), self.maximize)
         self._by_run[run_id] = (end, history)
         for b in self.bands:
             if len(history) >= b:

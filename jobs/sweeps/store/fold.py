@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES
+from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES, is_rankable
+from sweepkit.train.json_values import number
 
 
 class FoldedRun:
@@ -235,12 +236,9 @@ def _apply_one(fold: Fold, record: dict[str, Any]) -> None:
     elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
         run.ends.setdefault(record["k"], record)
         run.engine_run = run.bayes_run = run.bayes_facts = None
-        metric, target = record.get("metric"), fold.target
-        if (
-            record.get("state") == "finished"
-            and target is not None
-            and isinstance(metric, (int, float))
-        ):
+        metric, target = number(record.get("metric")), fold.target
+        # NaN and the infinities never reach a target: they are never a best value
+        if record.get("state") == "finished" and target is not None and is_rankable(metric):
             fold.target_hit |= metric >= target if fold.goal == "maximize" else metric <= target
     else:
         return
