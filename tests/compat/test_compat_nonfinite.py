@@ -21,6 +21,8 @@ lr = float(run.config.lr)
 for epoch in (1, 2):
     loss = float("nan") if lr > 0.5 else float("inf") if lr > 0.3 else 1.0 / (lr * epoch)
     run.log({"loss": loss}, step=epoch)
+if lr == 0.05:  # a string under the metric: counts as not logged, with one warning
+    run.log({"loss": "diverged"}, step=3)
 run.finish()
 """
 
@@ -39,7 +41,8 @@ def test_a_lr_sweep_with_diverging_runs_finishes_ranks_and_keeps_proposing(tmp_p
         "parameters": {"lr": {"values": [0.9, 0.05, 0.4, 0.2, 0.7]}},
     }
     ref = create_default_root(tmp_path, grid)
-    run_agent(tmp_path, ref)
+    said = run_agent(tmp_path, ref)
+    assert said.count("that are not numbers (str: 'diverged')") == 1, said[-3000:]
     snap, rows = status(tmp_path, ref)
     raw = (tmp_path / ref / "journal.jsonl").read_text().splitlines()
     for line in raw:
@@ -48,6 +51,7 @@ def test_a_lr_sweep_with_diverging_runs_finishes_ranks_and_keeps_proposing(tmp_p
     assert [r["state"] for r in snap["runs"]] == ["finished"] * 5
     assert by_lr[0.9]["metric"] == "NaN" and by_lr[0.4]["metric"] == "Infinity"
     assert snap["best"] == by_lr[0.2]["run_id"]  # 2.5, the least finite loss
+    assert by_lr[0.05]["metric"] == 10.0  # its last number, the string skipped
     assert rows[by_lr[0.9]["run_id"]]["loss"] == "nan"
     assert rows[by_lr[0.4]["run_id"]]["loss"] == "inf"
     out = sweepkit("status", ref, "--json", cwd=tmp_path)
