@@ -70,3 +70,22 @@ def test_one_warning_names_what_was_logged_under_the_metric() -> None:
     line = not_numbers("r1", "loss", ["diverged", None, True, "x"])
     assert line.startswith("warning: run r1 logged 4 value(s) under the sweep's metric 'loss'")
     assert "(NoneType" not in line and "None, bool, str" in line and "'diverged'" in line
+
+
+class CloudRun:
+    """A stand-in for a ``wandb.Api`` run (W&B's server is out of reach here): its summary and
+    history hold NaN as the server gives it, W&B's string "NaN"."""
+
+    id, state, config = "c1", "finished", {"lr": 0.5}
+    summary = {"loss": "NaN"}
+
+    def history(self, keys: list[str], pandas: bool) -> list[dict[str, Any]]:
+        return [{"_step": 1, "loss": 0.7}, {"_step": 2, "loss": "NaN"}]
+
+
+def test_a_w_and_b_cloud_runs_nan_strings_are_read_as_nan() -> None:
+    from sweepkit.jobs.report.wandb_source import _run
+
+    run = _run(CloudRun(), ["lr"], "loss")
+    assert math.isnan(run.metric)  # type: ignore[arg-type]
+    assert math.isnan(run.epochs[1]["loss"]) and run.metric_history[0] == 0.7
