@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sweepkit.jobs.sweeps.agent import hyperband
-from sweepkit.jobs.sweeps.store import journal
+from sweepkit.jobs.sweeps.store import journal, plan
 from sweepkit.jobs.sweeps.store.bayes import BayesProposer
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
@@ -27,9 +28,21 @@ ODD = [math.nan, math.inf, -math.inf]
 PARAMETERS = {"lr": {"min": 0.0001, "max": 1.0}, "width": {"values": [16, 32, 64]}}
 
 
+def result(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("t", "run", "k", "state", "at")}
+
+
 def through_the_journal(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records as a later reader gets them: each written as a journal line and read back."""
-    bodies = [journal.checked_body(journal.encode(r)) for r in records]
+    """The records as a later reader gets them: an end record made as the store makes it
+    (``plan.end_record``), each written as a journal line and read back."""
+    agent = SimpleNamespace(agent="a")
+    made = [
+        plan.end_record(r["run"], r["k"], r.get("state", "finished"), agent, 1.0, **result(r))
+        if r["t"] == "end"
+        else r
+        for r in records
+    ]
+    bodies = [journal.checked_body(journal.encode(r)) for r in made]
     assert all(bodies)
     return journal.parse_bodies([b for b in bodies if b is not None])
 

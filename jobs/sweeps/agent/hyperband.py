@@ -20,8 +20,8 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
+from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
-from sweepkit.train.json_values import numbers
 
 
 def bands_and_eta(definition: dict[str, Any]) -> tuple[list[int], float, bool]:
@@ -90,7 +90,7 @@ class BandValues:
             del self._by_run[run_id]
         if end is None:
             return
-        history = valid(numbers(end.get("history")), self.maximize)
+        history = valid(end_values.history(end), self.maximize)
         self._by_run[run_id] = (end, history)
         for b in self.bands:
             if len(history) >= b:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweepkit.jobs.sweeps.state import plain
+from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.fold import FoldedRun
-from sweepkit.train.json_values import number, numbers
 
 # Our states as the sweeps engine's RunState: a hyperband-stopped run reported real metrics, so
 # bayes learns from them as from a finished run.
@@ -61,7 +61,7 @@ def bayes_history(values: list[Any]) -> list[Any]:
 def end_summary(name: str, end: dict[str, Any]) -> dict[str, Any]:
     """The summary the engine reads of an ended run: its metric (NaN and the infinities as the
     floats they are: the engine's own ``is_number`` leaves them out), none if it has none."""
-    metric = number(end.get("metric"))
+    metric = end_values.metric(end)
     return {name: metric} if metric is not None else {}
 
 
@@ -133,7 +133,7 @@ class BayesProposer:
                 name=run.run_id,
                 state=ENGINE_STATE[run.state],
                 config=run.params,
-                history=[{name: v} for v in bayes_history(numbers(end.get("history")))],
+                history=[{name: v} for v in bayes_history(end_values.history(end))],
                 summary_metrics=end_summary(name, end),
             )
             run.bayes_facts = self._facts_of(run.params, ENGINE_STATE[run.state], engine_run)

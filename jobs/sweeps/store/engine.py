@@ -11,6 +11,7 @@ from typing import Any
 
 from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
 from sweepkit.jobs.sweeps.state import plain
+from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.bayes import (
     ENGINE_STATE,
     BayesProposer,
@@ -19,7 +20,6 @@ from sweepkit.jobs.sweeps.store.bayes import (
     end_summary,
 )
 from sweepkit.jobs.sweeps.store.fold import FoldedRun
-from sweepkit.train.json_values import numbers
 
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
 # (grid: the next points in order; random: i.i.d. draws). An agent uses them one claim after
@@ -72,7 +72,7 @@ class Engine:
             live = live_history is not None and run.state == "running"
             if cached is None or live:
                 end = run.last_end or {}
-                values = numbers(end.get("history"))
+                values = end_values.history(end)
                 if live_history is not None and live:
                     values = live_history(run.run_id)
                 cached = SweepRun(
@@ -100,7 +100,7 @@ class Engine:
                     name=run.run_id,
                     state=ENGINE_STATE[run.state],
                     config=run.params,
-                    history=self._history(bayes_history(numbers(end.get("history")))),
+                    history=self._history(bayes_history(end_values.history(end))),
                     summary_metrics=self._summary(end),
                 )
             out.append(run.bayes_run)
