@@ -2,11 +2,11 @@
 
 Two records exist. ``claim`` {run, k, params (only when k = 0), at, agent, host, pid, slurm} hands
 attempt k of a run to an agent. ``end`` {run, k, state, metric, history, epochs, metric_source,
-summary, exit_code, error, at; ``nonfinite`` where its metric, history or summary holds NaN or
-inf, which JSON holds as W&B's strings: store/end_values.py reads them back} closes that attempt
-with finished, failed, stopped, preempted or crashed. A run's state is that of its last attempt:
-``running`` until an ``end`` closes it. Preempted runs, and crashed runs with retries left, are *queued*: handed out again under the same
-run id and folder, before any new run.
+summary, exit_code, error, at; ``nonfinite`` where its metric, history or summary holds NaN or inf,
+which JSON holds as W&B's strings: store/end_values.py reads them back} closes that attempt with
+finished, failed, stopped, preempted or crashed. A run's state is that of its last attempt:
+``running`` until an ``end`` closes it. Preempted runs, and crashed runs with retries left, are
+*queued*: handed out again under the same run id and folder, before any new run.
 
 No file or OS access here (an import-linter contract holds it to that): the journal and the
 snapshot are read by the store's shell, which hands the records to ``apply``, and the function
