@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from sweepkit.train import json_values
 
 
 def current_umask() -> int:
@@ -68,5 +69,5 @@ def _name_the_path(err: BaseException, path: Path) -> None:
 
 
 def write_json_atomic(path: Path, data: Any, mode: int | None = None) -> None:
-    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    text = json_values.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
     write_atomic(path, text.encode(), mode)

@@ -24,7 +24,7 @@ from sweepkit.jobs.sweeps.definition.parameters import (
     param_names,
     param_specs,
 )
-from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES
+from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES, rank_key
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
 # Order in which the report lists states; labels say what each means to a sweep user.
@@ -243,7 +243,7 @@ def analyse(runs: Sequence[RunLike], definition: Mapping[str, Any]) -> Analysis:
     counts = count_states(runs)
     candidates = [r for r in runs if r.state in ANALYSED_STATES]
     analysed = [r for r in candidates if finite_metric(r) is not None]
-    analysed.sort(key=lambda r: finite_metric(r) or 0.0, reverse=goal == "maximize")
+    analysed.sort(key=lambda r: rank_key(r.metric, goal))
     excluded = len(candidates) - len(analysed)
     best = analysed[0] if analysed else None
     specs = param_specs(definition)

@@ -27,7 +27,7 @@ from sweepkit.jobs.report.analysis import (
 )
 from sweepkit.jobs.sweeps.definition.parameters import flatten
 from sweepkit.jobs.sweeps.vocabulary import METRIC_NAMES
-from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
+from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number, is_number
 
 BEST_COLOUR = "#d62728"
 NO_METRIC_COLOUR = "#9a9a9a"
@@ -159,6 +159,17 @@ def per_epoch_metric(runs: Sequence[RunLike], preferred: str | None) -> str | No
         if name and name in logged:
             return name
     return None
+
+
+def left_out_points(runs: Sequence[RunLike], metric: str) -> int:
+    """How many values of ``metric`` the per-epoch plot leaves out: NaN and the infinities, which
+    have no place on its axis (the page says how many)."""
+    return sum(
+        1
+        for run in runs
+        for e in run.epochs
+        if is_number(e.get(metric)) and not is_finite_number(e.get(metric))
+    )
 
 
 def metric_per_epoch(runs: Sequence[RunLike], metric: str, analysis: Analysis) -> Figure:

@@ -22,6 +22,8 @@ from sweepkit.jobs.report.analysis import (
 )
 from sweepkit.jobs.sweeps.definition.parameters import flatten
 from sweepkit.jobs.sweeps.failure import error_line
+from sweepkit.jobs.sweeps.vocabulary import rank_key
+from sweepkit.jobs.sweeps.wandb_run.metrics import is_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -61,6 +63,7 @@ def render(
         if epoch_metric is not None:
             figures["metric-per-epoch"] = plots.metric_per_epoch(epoch_runs, epoch_metric, analysis)
             svgs["metric-per-epoch"] = Markup(plots.to_svg(figures["metric-per-epoch"], "epoch"))
+    left_out = plots.left_out_points(epoch_runs, epoch_metric) if epoch_metric else 0
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html", "j2"], default=True),
@@ -71,6 +74,7 @@ def render(
         **context(source, analysis, epoch_metric),
         figures=svgs,
         epoch_note=epoch_note,
+        epoch_left_out=left_out,
         csv_name=csv_name,
         faint_runs=len(analysis.analysed) > plots.FAINT_ABOVE and plots.VIVID_RUNS,
     )
@@ -87,8 +91,7 @@ def runs_per_epoch(runs: list[Any], analysis: Analysis) -> tuple[list[Any], str 
         return runs, None
     best = analysis.analysed[:EPOCH_BEST]
     running = [r for r in runs if r.state == "running"]
-    sign = -1.0 if analysis.goal == "maximize" else 1.0
-    running.sort(key=lambda r: (finite_metric(r) is None, sign * (finite_metric(r) or 0.0)))
+    running.sort(key=lambda r: rank_key(r.metric, analysis.goal))
     chosen = best + running[:EPOCH_BEST]
     note = f"the {len(best)} best of {len(analysis.analysed)} runs with a value"
     if running:
@@ -209,7 +212,8 @@ def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[
                 "run_id": run.run_id,
                 "state": run.state,
                 "best": run is analysis.best,
-                "metric": "—" if finite_metric(run) is None else format_value(finite_metric(run)),
+                # NaN and inf shown as such (nan, inf, -inf); only a missing value is a dash
+                "metric": format_value(run.metric) if is_number(run.metric) else "—",
                 "params": [format_value(params[n]) if n in params else "" for n in names],
                 "epochs": run.epoch_count or len(run.epochs or []),
                 "train_s": f"{train_s:.1f}" if isinstance(train_s, int | float) else "",

@@ -12,6 +12,7 @@ from sweepkit.jobs.sweeps.definition.parameters import flatten, param_specs
 from sweepkit.jobs.sweeps.state import RunView
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_number, ranked_metric, summary_lookup
 from sweepkit.train.errors import UserError
+from sweepkit.train.json_values import number
 
 # W&B run states -> the kit's states ("killed" is how a stopped run shows up there).
 STATES = {
@@ -53,11 +54,15 @@ def _run(run: Any, names: list[str], metric: str | None, goal: str = "minimize")
     epochs = []
     if metric:
         for row in run.history(keys=[metric], pandas=False):
-            epochs.append({"epoch": row.get("epoch", row.get("_step")), metric: row.get(metric)})
+            # W&B's server gives NaN and the infinities as its strings "NaN", "Infinity"
+            value = number(row.get(metric))
+            epochs.append({"epoch": row.get("epoch", row.get("_step")), metric: value})
     summary = dict(run.summary)
     history = [e[metric] for e in epochs if is_number(e[metric])] if metric else []
     # the same rule as a local sweep's runs (define_metric's {"max": v}, dotted names, last value)
-    value = ranked_metric(summary_lookup(summary, metric), history, goal) if metric else None
+    value = (
+        ranked_metric(number(summary_lookup(summary, metric)), history, goal) if metric else None
+    )
     return RunView(
         run_id=run.id,
         state=STATES.get(run.state, run.state),

@@ -15,7 +15,6 @@ the number of ended runs; ``--json`` reads every run's records (it prints their 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import fields
@@ -25,7 +24,8 @@ from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.definition.parameters import param_names
 from sweepkit.jobs.sweeps.failure import error_line
 from sweepkit.jobs.sweeps.ref import parse_local
-from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES
+from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES, best_of, rank_key
+from sweepkit.train import json_values
 from sweepkit.train.errors import UserError
 
 DEFAULT_WATCH_S = 5.0
@@ -80,11 +80,8 @@ def run(args: argparse.Namespace) -> int:
 def best_run(
     sweep: store_mod.LocalSweep, views: list[store_mod.RunView]
 ) -> store_mod.RunView | None:
-    scored = [v for v in views if v.metric is not None and v.state in SCORED_STATES]
-    if not scored:
-        return None
-    pick = max if sweep.goal == "maximize" else min
-    return pick(scored, key=lambda v: v.metric if v.metric is not None else 0.0)
+    scored = [v for v in views if v.state in SCORED_STATES]
+    return best_of(scored, lambda v: v.metric, sweep.goal)
 
 
 def header(sweep: store_mod.LocalSweep, views: list[store_mod.RunView]) -> dict[str, Any]:
@@ -119,11 +116,11 @@ def write_json(sweep: store_mod.LocalSweep, out: TextIO) -> None:
     """``snapshot`` as one JSON document, written run by run: each run's records are read, written
     and let go, so memory does not grow with the number of runs."""
     light = sweep.runs(read_ended=False)
-    text = json.dumps(header(sweep, light), indent=2)
+    text = json_values.dumps(header(sweep, light), indent=2)
     out.write(text[: text.rindex("}")].rstrip() + ',\n  "runs": [')
     for i, run_id in enumerate(v.run_id for v in light):
         view = sweep.run_view(run_id)
-        out.write(("," if i else "") + "\n    " + json.dumps(as_json(view)))
+        out.write(("," if i else "") + "\n    " + json_values.dumps(as_json(view)))
         sweep.metrics.forget(view.run_dir)
     out.write("\n  ]\n}\n")
     out.flush()
@@ -247,7 +244,7 @@ def _sections(
     """The runs worth seeing in a big sweep: its best, those running or queued, those that failed
     (the last ones of each, newest last)."""
     scored = [v for v in views if v.metric is not None and v.state in SCORED_STATES]
-    scored.sort(key=lambda v: v.metric or 0.0, reverse=sweep.goal == "maximize")
+    scored.sort(key=lambda v: rank_key(v.metric, sweep.goal))  # NaN and inf last
     out = [
         (f"best {min(BEST_SHOWN, len(scored))} of {len(scored)} scored runs:", scored[:BEST_SHOWN])
     ]

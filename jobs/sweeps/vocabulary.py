@@ -1,10 +1,14 @@
 """The words every part of a sweep shares: the states a run can be in, and which of them count.
 
 One place, so that the store, ``status``, the report and sync cannot drift apart on what
-"done" or "scored" means.
+"done" or "scored" means, or on which run is best (``is_rankable``, ``rank_key``, ``best_of``).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 # The trainer's metric names, defined by the program that logs them.
 from sweepkit.train.metric_names import EPOCH_METRICS, FINAL_METRICS, METRIC_NAMES  # noqa: F401
@@ -20,3 +24,27 @@ FINAL_STATES = ("finished", "failed", "stopped", "crashed")
 SCORED_STATES = ("finished", "stopped")
 # States whose run has a W&B record to upload: every run that ended (sync skips queued retries).
 SYNCABLE_STATES = FINAL_STATES
+
+T = TypeVar("T")
+
+
+# ----- ranking: the one rule for "best" (status, the report, the metric's target) -----------------
+def is_rankable(value: Any) -> bool:
+    """A metric value a run can be ranked by: an int or float (not a bool) that is finite. NaN
+    and the infinities are logged values (shown as ``nan``/``inf``), never the best one: a run
+    that diverged is not the sweep's answer, whichever way the goal points."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def rank_key(value: Any, goal: str) -> tuple[int, float]:
+    """Sort key, best first: rankable values by the goal, then every other value (NaN, the
+    infinities, None) after them, in the order they came."""
+    if not is_rankable(value):
+        return (1, 0.0)
+    return (0, -float(value) if goal == "maximize" else float(value))
+
+
+def best_of(items: Iterable[T], value_of: Callable[[T], Any], goal: str) -> T | None:
+    """The item whose value ranks best (the first of equals); None if no value is rankable."""
+    rankable = [item for item in items if is_rankable(value_of(item))]
+    return min(rankable, key=lambda item: rank_key(value_of(item), goal), default=None)

@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
+from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
 
@@ -89,7 +90,7 @@ class BandValues:
             del self._by_run[run_id]
         if end is None:
             return
-        history = valid(end.get("history") or [], self.maximize)
+        history = valid(end_values.history(end), self.maximize)
         self._by_run[run_id] = (end, history)
         for b in self.bands:
             if len(history) >= b:

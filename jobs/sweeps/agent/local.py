@@ -301,6 +301,8 @@ class LocalAgent:
             f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{shown})"
             + (" - queued to resume" if state == "preempted" else "")
         )
+        if self.sweep.metric_name and logged.not_numbers:
+            say(messages.not_numbers(claim.run_id, self.sweep.metric_name, logged.not_numbers))
         if state == "finished" and self.sweep.metric_name and metric is None:
             say(
                 messages.no_metric(

@@ -58,3 +58,16 @@ def no_metric(
         f"open by its processes); it must call wandb.init() (mode not 'disabled', id left "
         f"to WANDB_RUN_ID) and wandb.log({{{metric_name!r}: value}})"
     )
+
+
+def not_numbers(run_id: str, metric_name: str, values: list[Any]) -> str:
+    """The one warning for a run that logged values under the sweep's metric that are not
+    numbers: W&B's engine (``sweeps.run.is_number``) skips them, and so does the kit."""
+    kinds = sorted({"None" if v is None else type(v).__name__ for v in values})
+    example = ", ".join(repr(v) for v in values[:3]) + (", ..." if len(values) > 3 else "")
+    return (
+        f"warning: run {run_id} logged {len(values)} value(s) under the sweep's metric "
+        f"{metric_name!r} that are not numbers ({', '.join(kinds)}: {example}); as in W&B's "
+        "sweep engine they count as not logged (ranking, bayes and hyperband skip them); log a "
+        "float (NaN for a diverged run) to record a value"
+    )

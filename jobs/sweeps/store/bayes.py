@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweepkit.jobs.sweeps.state import plain
+from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.fold import FoldedRun
 
 # Our states as the sweeps engine's RunState: a hyperband-stopped run reported real metrics, so
@@ -55,6 +56,13 @@ def bayes_history(values: list[Any]) -> list[Any]:
     if len(valid) <= 3:
         return valid
     return [min(valid), max(valid), valid[-1]]
+
+
+def end_summary(name: str, end: dict[str, Any]) -> dict[str, Any]:
+    """The summary the engine reads of an ended run: its metric (NaN and the infinities as the
+    floats they are: the engine's own ``is_number`` leaves them out), none if it has none."""
+    metric = end_values.metric(end)
+    return {name: metric} if metric is not None else {}
 
 
 @functools.cache
@@ -125,8 +133,8 @@ class BayesProposer:
                 name=run.run_id,
                 state=ENGINE_STATE[run.state],
                 config=run.params,
-                history=[{name: v} for v in bayes_history(end.get("history") or [])],
-                summary_metrics={name: end["metric"]} if end.get("metric") is not None else {},
+                history=[{name: v} for v in bayes_history(end_values.history(end))],
+                summary_metrics=end_summary(name, end),
             )
             run.bayes_facts = self._facts_of(run.params, ENGINE_STATE[run.state], engine_run)
         return run.bayes_facts

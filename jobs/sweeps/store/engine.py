@@ -11,11 +11,13 @@ from typing import Any
 
 from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
 from sweepkit.jobs.sweeps.state import plain
+from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.bayes import (
     ENGINE_STATE,
     BayesProposer,
     bayes_history,
     bayes_run_class,
+    end_summary,
 )
 from sweepkit.jobs.sweeps.store.fold import FoldedRun
 
@@ -70,7 +72,7 @@ class Engine:
             live = live_history is not None and run.state == "running"
             if cached is None or live:
                 end = run.last_end or {}
-                values = end.get("history") or []
+                values = end_values.history(end)
                 if live_history is not None and live:
                     values = live_history(run.run_id)
                 cached = SweepRun(
@@ -98,7 +100,7 @@ class Engine:
                     name=run.run_id,
                     state=ENGINE_STATE[run.state],
                     config=run.params,
-                    history=self._history(bayes_history(end.get("history") or [])),
+                    history=self._history(bayes_history(end_values.history(end))),
                     summary_metrics=self._summary(end),
                 )
             out.append(run.bayes_run)
@@ -110,7 +112,7 @@ class Engine:
 
     def _summary(self, end: dict[str, Any]) -> dict[str, Any]:
         name = self.metric_name
-        return {name: end["metric"]} if name and end.get("metric") is not None else {}
+        return end_summary(name, end) if name else {}
 
     def propose(self, n: int, runs: Iterable[FoldedRun]) -> list[dict[str, Any]]:
         """``n`` proposals: what ``sweeps.run.next_runs`` dispatches to, called directly, so that a

@@ -2,10 +2,11 @@
 
 Two records exist. ``claim`` {run, k, params (only when k = 0), at, agent, host, pid, slurm} hands
 attempt k of a run to an agent. ``end`` {run, k, state, metric, history, epochs, metric_source,
-summary, exit_code, error, at} closes that attempt with finished, failed, stopped, preempted or
-crashed. A run's state is that of its last attempt: ``running`` until an ``end`` closes it.
-Preempted runs, and crashed runs with retries left, are *queued*: handed out again under the same
-run id and folder, before any new run.
+summary, exit_code, error, at; ``nonfinite`` where its metric, history or summary holds NaN or inf,
+which JSON holds as W&B's strings: store/end_values.py reads them back} closes that attempt with
+finished, failed, stopped, preempted or crashed. A run's state is that of its last attempt:
+``running`` until an ``end`` closes it. Preempted runs, and crashed runs with retries left, are
+*queued*: handed out again under the same run id and folder, before any new run.
 
 No file or OS access here (an import-linter contract holds it to that): the journal and the
 snapshot are read by the store's shell, which hands the records to ``apply``, and the function
@@ -19,7 +20,8 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES
+from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES, is_rankable
+from sweepkit.train.json_values import number
 
 
 class FoldedRun:
@@ -235,12 +237,9 @@ def _apply_one(fold: Fold, record: dict[str, Any]) -> None:
     elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
         run.ends.setdefault(record["k"], record)
         run.engine_run = run.bayes_run = run.bayes_facts = None
-        metric, target = record.get("metric"), fold.target
-        if (
-            record.get("state") == "finished"
-            and target is not None
-            and isinstance(metric, (int, float))
-        ):
+        metric, target = number(record.get("metric")), fold.target
+        # NaN and the infinities never reach a target: they are never a best value
+        if record.get("state") == "finished" and target is not None and is_rankable(metric):
             fold.target_hit |= metric >= target if fold.goal == "maximize" else metric <= target
     else:
         return

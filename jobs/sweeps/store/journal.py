@@ -30,6 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sweepkit.train import json_values
 from sweepkit.train.errors import UserError
 from sweepkit.train.write_errors import as_user_error
 
@@ -118,7 +119,7 @@ class SweepLock:
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    body = json.dumps(record, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    body = json_values.dumps(record, separators=(",", ":"), sort_keys=True)
     return f"{zlib.crc32(body.encode()):08x} {body}\n".encode()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
 from sweepkit.jobs.sweeps.store.reconcile import Reconciled
 from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES
@@ -159,7 +160,16 @@ def end_record(
     run_id: str, k: int, state: str, me: Holder, now: float, **result: Any
 ) -> dict[str, Any]:
     """The record that closes attempt ``k`` of ``run_id`` with ``state``."""
-    return {"t": "end", "run": run_id, "k": k, "state": state, "at": now, "by": me.agent, **result}
+    record = {
+        "t": "end",
+        "run": run_id,
+        "k": k,
+        "state": state,
+        "at": now,
+        "by": me.agent,
+        **result,
+    }
+    return {**record, **end_values.marked(result)}
 
 
 def no_claim(fold: Fold, planned: int | None) -> NoClaim:

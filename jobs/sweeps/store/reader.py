@@ -17,6 +17,7 @@ from typing import Any
 
 from sweepkit.jobs.sweeps.definition.parameters import flat_params
 from sweepkit.jobs.sweeps.state import RunView, iso
+from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.fold import FoldedRun
 from sweepkit.jobs.sweeps.store.reconcile import Reconciled, reconcile
 from sweepkit.jobs.sweeps.store.reconcile import warning as reconcile_warning
@@ -86,7 +87,7 @@ class RunReader:
             return None
         first, last = run.claims[0], run.claims[-1]
         state = str(end["state"])
-        metric = end.get("metric")
+        metric = end_values.metric(end)
         # (the folder joined once to the runs' root, the queue rule from the end record read: a
         # status of 20,000 runs spent a third of its time in pathlib and the run state properties)
         queued = state == "preempted" or (state == "crashed" and run.crashes <= self.max_retries)
@@ -96,7 +97,7 @@ class RunReader:
             params=flat_params(run.params),
             run_dir=self.runs_root / run.run_id,
             metric=metric if isinstance(metric, (int, float)) else None,
-            summary=dict(end.get("summary") or {}),
+            summary=end_values.summary(end),
             host=last.get("host"),
             slurm=last.get("slurm") or {},
             started_at=iso(first.get("at")),
@@ -107,7 +108,7 @@ class RunReader:
             queued=queued,
             duration_s=round(end["at"] - first.get("at", end["at"]), 1),
             metric_source=end.get("metric_source") if end.get("metric_source") != "none" else None,
-            metric_history=list(end.get("history") or []),
+            metric_history=end_values.history(end),
             # values logged under the sweep's metric, as hyperband counts epochs (rows without one)
             epoch_count=len(end.get("history") or []) if self.metric_name else end["epochs"],
         )
@@ -131,12 +132,12 @@ class RunReader:
         ended = end is not None and state != "running"
         # an ended attempt: what the agent read when it ended (it keeps what a killed program's
         # lost writes no longer show); else what the run's records say now
-        metric = end.get("metric") if end is not None and ended else None
+        metric = end_values.metric(end) if end is not None and ended else None
         if metric is None:
             metric = logged.metric
         first, last = run.claims[0], run.claims[-1]
         error = (end or {}).get("error") or info.get("error")
-        history = list(logged.history or (end or {}).get("history") or [])
+        history = list(logged.history or end_values.history(end or {}))
         return RunView(
             run_id=run.run_id,
             state=state,

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sweepkit.jobs.sweeps.store.fold import FoldedRun
+from sweepkit.train import json_values
 
 VERSION = 2
 BLOOM_BITS_PER_RUN = 16  # 4 probes: about 1 new run in 400 thought maybe settled (a full read)
@@ -141,7 +142,7 @@ def _records(run: FoldedRun) -> bytes:
     if isinstance(run, SnapshotRun) and run.raw is not None:
         return run.raw  # unread since it was loaded: written back as it was
     body = [run.params, run.claims, [run.ends[k] for k in sorted(run.ends)]]
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    return json_values.dumps(body, separators=(",", ":")).encode()
 
 
 def header_check(header: Mapping[str, Any], head: bytes | memoryview) -> int:
@@ -191,7 +192,7 @@ def dump(
         "bits": bits,
         "ids": base64.b64encode(table).decode(),
     }
-    head = json.dumps(head_doc, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    head = json_values.dumps(head_doc, separators=(",", ":")).encode() + b"\n"
     header: dict[str, Any] = {
         "v": VERSION,
         "offset": offset,

@@ -7,6 +7,11 @@ that does not use wandb) falls back to ``run.json``, the record our trainer writ
 follows W&B: the metric is the summary's value (a ``define_metric`` summary such as ``{"max": v}``,
 or a value the script set with ``run.summary``), else the last logged value; nested names are
 dotted (``val.acc``); hyperband counts the history under that name.
+
+NaN and the infinities logged under the metric are kept (status shows them; the ranking rule in
+``vocabulary`` never makes them best; bayes and hyperband hand them to W&B's engine, which leaves
+them out). A string, None or boolean logged under it counts as not logged, as in W&B's engine
+(``sweeps.run.is_number`` is False for it), and is listed in ``not_numbers`` for one warning.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweepkit.jobs.sweeps.vocabulary import is_rankable
 from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, summary_lookup
 from sweepkit.train import runrecord
+from sweepkit.train.json_values import number
 
 # the summary key W&B's define_metric writes, by the sweep's goal, then the other aggregates
 _AGGREGATES = {
@@ -38,6 +45,9 @@ class RunMetrics:
     config: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None  # from the W&B exit record (None: none written)
     logged: list[str] = field(default_factory=list)  # the names it logged, for warnings
+    # values logged under the metric that are not numbers (strings, None, booleans), which count
+    # as not logged, as in W&B's engine (``sweeps.run.is_number``); the agent warns once per run
+    not_numbers: list[Any] = field(default_factory=list)
 
     def as_end_record(self) -> dict[str, Any]:
         """The part of the store's ``end`` record that says what the run logged."""
@@ -57,8 +67,9 @@ def is_number(value: Any) -> bool:
 
 
 def is_finite_number(value: Any) -> bool:
-    """A number that can be ranked, plotted or compared: not NaN, not infinite."""
-    return is_number(value) and math.isfinite(value)
+    """A number that can be ranked, plotted or compared: not NaN, not infinite (the ranking rule's
+    own test, ``vocabulary.is_rankable``)."""
+    return is_rankable(value)
 
 
 def summary_number(value: Any, goal: str) -> float | None:
@@ -147,7 +158,8 @@ class RunMetricsReader:
             values = {k: v for k, v in row.items() if not k.startswith("_")}
             if values:
                 epochs.append({"epoch": row["_step"], **values})
-        history = [float(v) for _, v in records.history(name) if is_number(v)] if name else []
+        logged_values = [v for _, v in records.history(name)] if name else []
+        history = [float(v) for v in logged_values if is_number(v)]
         metric = ranked_metric(records.summary_value(name), history, self.goal) if name else None
         summary = {k: v for k, v in records.summary.items() if not k.startswith("_")}
         logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
@@ -160,6 +172,7 @@ class RunMetricsReader:
             config=records.config,
             exit_code=records.exit_code,
             logged=logged,
+            not_numbers=[v for v in logged_values if not is_number(v)],
         )
 
     def _from_run_json(self, info: dict[str, Any]) -> RunMetrics:
@@ -168,7 +181,8 @@ class RunMetricsReader:
         name = self.metric_name
         summary = info.get("summary") or {}
         history = [float(v) for v in metric_history(info, name)]
-        metric = ranked_metric(summary_lookup(summary, name), history, self.goal) if name else None
+        summary_value = number(summary_lookup(summary, name)) if name else None
+        metric = ranked_metric(summary_value, history, self.goal) if name else None
         epochs = [e for e in info.get("epochs") or [] if isinstance(e, dict)]
         logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
         return RunMetrics(
@@ -191,8 +205,5 @@ def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]
     """The metric's value at each epoch in a run.json (what hyperband counts)."""
     if not metric_name:
         return []
-    return [
-        e[metric_name]
-        for e in info.get("epochs") or []
-        if isinstance(e, dict) and isinstance(e.get(metric_name), (int, float))
-    ]
+    values = [number(e.get(metric_name)) for e in info.get("epochs") or [] if isinstance(e, dict)]
+    return [v for v in values if is_number(v)]
