@@ -224,7 +224,8 @@ def test_an_old_sweeps_train_command_runs_the_kits_trainer_with_one_warning(tmp_
         timeout=900,
     )
     assert agent.returncode == 0, agent.stdout + agent.stderr
-    warnings = [line for line in agent.stderr.splitlines() if "names the kit's modules" in line]
+    said = (agent.stdout + agent.stderr).splitlines()  # the agent's lines go to stdout
+    warnings = [line for line in said if "names the kit's modules" in line]
     assert warnings == [
         "sweepkit agent: warning: this sweep's command (${env} ${interpreter} -m train --config "
         "config/presets/digits.yaml ${args}) names the kit's modules as before sweepkit 0.2; "
