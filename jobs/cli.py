@@ -10,10 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-from sweepkit.train.entry import run_command
+from sweepkit.train.entry import run_command, trainer_missing
 from sweepkit.train.errors import EXIT_USAGE
-
-TRAINER_PACKAGES = ("torch", "torchvision")  # the 'train' extra; the rest works without
 
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -62,15 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         module = importlib.import_module(VERBS[verb][0])
-    except ModuleNotFoundError as err:
-        if err.name not in TRAINER_PACKAGES:
-            raise
-        print(
-            f"sweepkit {verb}: needs {err.name}, which this install lacks; the trainer is the "
-            "extra 'train': pip install 'sweepkit[train]'",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    except ModuleNotFoundError as err:  # a verb whose module imports torch at the top
+        return trainer_missing(f"sweepkit {verb}", err)
     return run_command(module, f"sweepkit {verb}", VERBS[verb][1], rest)
 
 

@@ -15,6 +15,22 @@ from types import ModuleType
 
 from sweepkit.train.errors import EXIT_USAGE, UserError
 
+# the extra 'train' (pip install 'sweepkit[train]'); a login-node install has neither, and the
+# trainer imports them only when it runs, so a missing one surfaces here, not at import
+TRAINER_PACKAGES = ("torch", "torchvision")
+
+
+def trainer_missing(prog: str, err: ModuleNotFoundError) -> int:
+    """One line for a verb that needs the trainer's packages on an install without them."""
+    if err.name not in TRAINER_PACKAGES:
+        raise err
+    print(
+        f"{prog}: error: needs {err.name}, which this install lacks; the trainer is the extra "
+        "'train': pip install 'sweepkit[train]'",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
 
 def run_command(module: ModuleType, prog: str, description: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
@@ -26,6 +42,8 @@ def run_command(module: ModuleType, prog: str, description: str, argv: list[str]
     except UserError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as err:
+        return trainer_missing(prog, err)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

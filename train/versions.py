@@ -88,30 +88,35 @@ def image_identity(containerenv: Path = CONTAINERENV) -> tuple[str | None, str |
 def versions(containerenv: Path = CONTAINERENV) -> dict[str, str | None]:
     """The facts, in the order ``sweepkit --version`` prints them."""
     image, digest = image_identity(containerenv)
+    build = torch_build()
     return {
         "sweepkit": _dist_version("sweepkit"),
         "git_revision": git_revision(),
-        "torch": _dist_version("torch") or TRAINER_MISSING,
+        # torch.__version__ (2.14.1+cu130), which a wheel's metadata may write without the local part
+        "torch": _str(build.get("__version__")) or _dist_version("torch") or TRAINER_MISSING,
         "torchvision": _dist_version("torchvision"),
-        "cuda": torch_cuda_version(),
+        "cuda": _str(build.get("cuda")),
         "wandb": _dist_version("wandb"),
         "image": image,
         "image_digest": digest,
     }
 
 
-def torch_cuda_version() -> str | None:
-    """The CUDA torch was built for, read from its ``torch/version.py`` without importing torch
-    (which takes seconds: ``--version`` on a login node need not pay it)."""
+def torch_build() -> dict[str, object]:
+    """torch's ``torch/version.py`` (``__version__``, ``cuda``), read without importing torch
+    (which takes seconds: ``--version`` on a login node need not pay it); empty without torch."""
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
-        return None
+        return {}
     version_py = Path(next(iter(spec.submodule_search_locations))) / "version.py"
     try:
-        cuda = runpy.run_path(str(version_py)).get("cuda")
+        return runpy.run_path(str(version_py))
     except (OSError, SyntaxError, ImportError):
-        return None
-    return str(cuda) if cuda else None
+        return {}
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value else None
 
 
 def format_versions(facts: dict[str, str | None]) -> str:

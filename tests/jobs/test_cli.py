@@ -49,6 +49,22 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
 
 
+def test_version_reads_torch_and_cuda_without_importing_torch():
+    """torch's import takes seconds; --version reads its version from its metadata and files."""
+    code = (
+        "import sys\n"
+        "from sweepkit.jobs.cli import main\n"
+        "main(['--version'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    import torch
+
+    facts = dict(line.split(None, 1) for line in proc.stdout.splitlines())
+    assert facts["torch"] == torch.__version__ and facts["cuda"] == (torch.version.cuda or "-")
+
+
 def test_version_names_the_kit_its_revision_torch_cuda_wandb_and_the_image(tmp_path):
     import torch
 

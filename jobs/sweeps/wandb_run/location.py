@@ -1,7 +1,9 @@
 """Where a run's program writes its W&B run, found by the run's id wherever that is, live.
 
-The agent sets ``WANDB_DIR`` to the run folder, and a program that leaves it alone writes its W&B
-run to ``RUN_DIR/wandb/``. Many real programs do not: ``wandb.init(dir=...)`` wins over the
+First where W&B's own variables put it: the agent sets ``WANDB_DIR`` to the run folder and
+``WANDB_RUN_ID`` to the run's id, so a program that leaves them alone writes its W&B run to
+``RUN_DIR/wandb/offline-run-<time>-<id>/``, which is looked for by name on every platform. Then,
+on Linux, the ``/proc`` scan below, for the programs that write elsewhere. Many real programs do: ``wandb.init(dir=...)`` wins over the
 environment (wandb's settings take init arguments over ``WANDB_DIR``), PyTorch Lightning's
 ``WandbLogger`` passes ``dir=save_dir`` with ``save_dir="."``, some programs set ``WANDB_DIR``
 themselves, and Hydra changes the working folder before ``wandb.init`` runs.
@@ -24,7 +26,8 @@ search of folders by name needs to know the folders (``dir=`` can be anywhere).
 
 Once found, the run's folder is linked into ``RUN_DIR/wandb/`` under its own name, so that every
 reader (status in another process, the report, sync, an agent that resumes the run) finds it as if
-the program had written it there. A program that ended before a poll saw its files is found after
+the program had written it there. Without ``/proc`` (macOS) a run written elsewhere is found only
+after the fact, as below. A program that ended before a poll saw its files is found after
 the fact by name (``run-<id>.wandb``, its run record naming the sweep) under the working folders
 it was seen in and the one it started in. So a program whose W&B run opens and closes between two
 polls (0.25 s apart) outside those folders is not found; a training run stays open far longer.
@@ -44,6 +47,8 @@ from sweepkit.jobs.sweeps.wandb_run.records import run_record
 # folders (one readlink per process) are noted at every poll, for the search after the fact.
 EVERY_POLL_FOR_S = 30.0
 SCAN_INTERVAL_S = 1.0
+# Linux shows a process's open files and working folder under /proc; elsewhere there is no scan
+PROC_SCAN = Path("/proc/self/fd").is_dir()
 
 
 def log_name(run_id: str) -> str:
@@ -99,6 +104,18 @@ def working_folders(root_pid: int) -> set[Path]:
     return folders
 
 
+def logs_in_run_dir(run_dir: Path, run_id: str) -> set[Path]:
+    """The run's transaction logs under ``RUN_DIR/wandb`` (or ``.wandb``), where wandb writes a
+    run whose program left ``WANDB_DIR`` and ``WANDB_RUN_ID`` as the agent set them, and where
+    earlier attempts' runs (written there or linked) are."""
+    name = log_name(run_id)
+    return {
+        log
+        for wandb_dir in (run_dir / "wandb", run_dir / ".wandb")
+        for log in wandb_dir.glob(f"*-{run_id}*/{name}")
+    }
+
+
 def search(roots: set[Path], run_id: str, sweep_id: str) -> list[Path]:
     """Transaction logs named for ``run_id`` under ``<root>/wandb`` or ``<root>/.wandb``, whose
     run record names ``sweep_id`` (two sweeps' runs in one folder could share an id)."""
@@ -139,15 +156,20 @@ class RunLocator:
         self.sweep_id = sweep_id
         self.pid = pid
         self.cwds = {start_cwd.absolute()}
-        self.linked: set[Path] = set()
+        self.linked: set[Path] = set()  # this attempt's W&B run folders, in RUN_DIR/wandb now
+        self._earlier = logs_in_run_dir(run_dir, run_id)  # earlier attempts' runs
         self._started = time.monotonic()
         self._scanned_at = 0.0
 
     def poll(self) -> bool:
-        """Look at the program's open files once; True when this attempt's run is found (the
-        caller stops polling then)."""
+        """Look where W&B's variables put the run, then (Linux) at the program's open files, once;
+        True when this attempt's run is found (the caller stops polling then)."""
         if self.linked:
             return True
+        for log in logs_in_run_dir(self.run_dir, self.run_id) - self._earlier:
+            self.linked.add(log.parent)
+        if self.linked or not PROC_SCAN:
+            return bool(self.linked)
         self.cwds |= working_folders(self.pid)
         now = time.monotonic()
         if now - self._started > EVERY_POLL_FOR_S and now - self._scanned_at < SCAN_INTERVAL_S:

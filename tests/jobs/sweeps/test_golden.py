@@ -7,14 +7,18 @@ if a change reads an old journal, snapshot or ``.wandb`` log differently, these 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sweepkit.jobs.cli import main
-from sweepkit.jobs.sweeps.store import open_sweep
+from sweepkit.jobs.sweeps.store import create_sweep, open_sweep
 from sweepkit.jobs.sweeps.wandb_run.records import RunRecords
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "sweep-0.1.0-wandb-0.31.0"
@@ -169,3 +173,74 @@ def test_a_resumed_runs_rows_join_both_segments_value_for_value() -> None:
         },
     ]
     assert records.summary["_timestamp"] == 1796403602.4233375
+
+
+def test_the_golden_sweeps_command_has_nothing_to_map(golden: Path) -> None:
+    """Its definition (``program:``, W&B's default command) is read as 0.1.0 wrote it, silently."""
+    sweep = open_sweep(golden)
+    assert sweep.legacy_command_warning is None
+    assert sweep.definition == yaml.safe_load((golden / "sweep.yaml").read_text())
+
+
+# how sweepkit 0.1 ran its trainer (config/sweeps/digits_grid.yaml then), on two short runs
+OLD_DEFINITION = {
+    "method": "grid",
+    "metric": {"name": "Validation Accuracy", "goal": "maximize"},
+    "command": [
+        "${env}",
+        "${interpreter}",
+        "-m",
+        "train",
+        "--config",
+        "config/presets/digits.yaml",
+        "${args}",
+    ],
+    "parameters": {
+        "learning_rate": {"values": [0.003, 0.001]},
+        "num_epochs": {"value": 1},
+        "limit_train_batches": {"value": 1},
+    },
+}
+
+
+@pytest.mark.system
+def test_an_old_sweeps_train_command_runs_the_kits_trainer_with_one_warning(tmp_path: Path) -> None:
+    """A sweep folder whose sweep.yaml says ``-m train`` (written here by the store, as 0.1 wrote
+    it: the golden sweep above runs a plain script, so it has no such command), in a project
+    folder whose own train.py would run instead if the command were left as it is."""
+    os.symlink(Path(__file__).resolve().parents[3] / "config", tmp_path / "config")
+    (tmp_path / "train.py").write_text('raise SystemExit("the user\'s train.py ran")\n')
+    sweep = create_sweep(OLD_DEFINITION, tmp_path / "sweeps", source="sweep.yaml").path
+    assert "- train\n" in (sweep / "sweep.yaml").read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SWEEPKIT_"))}
+    env.pop("PYTHONPATH", None)
+    sweepkit = str(Path(sys.executable).parent / "sweepkit")
+    agent = subprocess.run(
+        [sweepkit, "agent", str(sweep)],
+        cwd=tmp_path,
+        env={**env, "WANDB_SILENT": "true"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert agent.returncode == 0, agent.stdout + agent.stderr
+    said = (agent.stdout + agent.stderr).splitlines()  # the agent's lines go to stdout
+    warnings = [line for line in said if "names the kit's modules" in line]
+    assert warnings == [
+        "sweepkit agent: warning: this sweep's command (${env} ${interpreter} -m train --config "
+        "config/presets/digits.yaml ${args}) names the kit's modules as before sweepkit 0.2; "
+        "running it as ${env} ${interpreter} -m sweepkit.train --config "
+        "config/presets/digits.yaml ${args}"
+    ], "said once for the agent's two runs"
+    assert "the user's train.py ran" not in agent.stdout + agent.stderr
+    status = subprocess.run(
+        [sweepkit, "status", str(sweep), "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert "warning" not in status.stderr, "only what runs the program says it"
+    runs = json.loads(status.stdout)["runs"]
+    assert [r["state"] for r in runs] == ["finished", "finished"]
+    assert "- train\n" in (sweep / "sweep.yaml").read_text(), "the folder is left as it was"
