@@ -75,7 +75,7 @@ def agent(
     """Run the sweep's next runs here: ``function`` once per run, or the sweep's program."""
     # imported here, not at the top: `import sweepkit` stays cheap (no wandb, no engine)
     from sweepkit.jobs.sweeps import store
-    from sweepkit.jobs.sweeps.agent.function import FunctionAgent
+    from sweepkit.jobs.sweeps.agent.function import FunctionRunner
     from sweepkit.jobs.sweeps.agent.local import LocalAgent
     from sweepkit.jobs.sweeps.ref import parse_local
     from sweepkit.train.errors import UserError
@@ -83,7 +83,7 @@ def agent(
     if count is not None and count < 1:
         raise UserError(f"count={count}: must be a positive number of runs")
     local = store.open_sweep(parse_local(sweep).text)
-    runner = LocalAgent(local) if function is None else FunctionAgent(local, function)
+    runner = LocalAgent(local, None if function is None else FunctionRunner(function))
     saved = _handlers()
     try:
         return runner.run(count)
