@@ -97,9 +97,15 @@ def header(sweep: store_mod.LocalSweep, views: list[store_mod.RunView]) -> dict[
         "metric": sweep.definition.get("metric"),
         "planned_runs": sweep.planned_runs(),
         "complete": sweep.complete(),
+        "target_reached": _target_reached(sweep),
         "counts": sweep.counts(views),
         "best": best.run_id if best else None,
     }
+
+
+def _target_reached(sweep: store_mod.LocalSweep) -> dict[str, Any] | None:
+    reached = sweep.fold.target_reached()
+    return None if reached is None else {"run_id": reached[0], "value": reached[1]}
 
 
 def as_json(view: store_mod.RunView) -> dict[str, Any]:
@@ -229,7 +235,9 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
         lines.append(f"{state} {who}: {last}")
     if not show_all and len(views) > TABLE_RUNS:
         lines.append(f"(--all lists all {len(views)} runs)")
-    lines.append("complete" if sweep.complete() else "in progress")
+    complete = sweep.complete()  # brings the fold up to date, which names the run at the target
+    reached = sweep.fold.target_line()
+    lines.append(("complete" if complete else "in progress") + (f": {reached}" if reached else ""))
     return "\n".join(lines)
 
 

@@ -54,10 +54,18 @@ class Runner(Protocol):
 
 class LocalAgent:
     """Claims runs from a local sweep and runs them one after another with ``runner`` (the
-    sweep's program unless told otherwise)."""
+    sweep's program unless told otherwise). ``definition_warned``: this process has shown the
+    warnings of the sweep's definition already (``sweepkit.sweep``)."""
 
-    def __init__(self, sweep: store_mod.LocalSweep, runner: Runner | None = None):
+    def __init__(
+        self,
+        sweep: store_mod.LocalSweep,
+        runner: Runner | None = None,
+        definition_warned: bool = False,
+    ):
         self.sweep = sweep
+        # sweepkit.sweep() in this process showed the definition's warnings: not twice
+        self.definition_warned = definition_warned
         self.runner: Runner = ProcessRunner() if runner is None else runner
         self.me = store_mod.AgentIdentity()
         self.signalled: int | None = None
@@ -75,7 +83,9 @@ class LocalAgent:
         runs_program = self.runner.runs_program
         if runs_program and self.sweep.legacy_command_warning:
             say(self.sweep.legacy_command_warning)
-        validate(self.sweep.definition, source, program=runs_program)
+        validate(
+            self.sweep.definition, source, program=runs_program, warn=not self.definition_warned
+        )
         if runs_program:  # a function is the program: the definition's program (if any) is not run
             program_check.check_files(self.sweep.definition, source, Path.cwd())
         failure_limit = rules.max_initial_failures(os.environ.get(rules.MAX_INITIAL_FAILURES_ENV))
