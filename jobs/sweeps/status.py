@@ -220,12 +220,23 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
         lines.append(
             f"best: {best.run_id} {metric_name}={_fmt(best.metric)} ({sweep.goal}) {values}"
         )
-    # one line per distinct error: a broken sweep's runs all fail the same way
+    lines += _error_lines(views)
+    if not show_all and len(views) > TABLE_RUNS:
+        lines.append(f"(--all lists all {len(views)} runs)")
+    complete = sweep.complete()  # brings the fold up to date, which names the run at the target
+    reached = sweep.fold.target_line()
+    lines.append(("complete" if complete else "in progress") + (f": {reached}" if reached else ""))
+    return "\n".join(lines)
+
+
+def _error_lines(views: list[store_mod.RunView]) -> list[str]:
+    """One line per distinct error: a broken sweep's runs all fail the same way."""
     errors: dict[tuple[str, str], list[str]] = {}
     for v in views:
         if v.state in ("failed", "crashed") and v.error:
             last = error_line(v.error)[:200]
             errors.setdefault((v.state, last), []).append(v.run_id)
+    lines = []
     for (state, last), ids in errors.items():
         who = (
             ids[0]
@@ -233,12 +244,7 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
             else f"{len(ids)} runs ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
         )
         lines.append(f"{state} {who}: {last}")
-    if not show_all and len(views) > TABLE_RUNS:
-        lines.append(f"(--all lists all {len(views)} runs)")
-    complete = sweep.complete()  # brings the fold up to date, which names the run at the target
-    reached = sweep.fold.target_line()
-    lines.append(("complete" if complete else "in progress") + (f": {reached}" if reached else ""))
-    return "\n".join(lines)
+    return lines
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
