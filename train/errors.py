@@ -9,7 +9,16 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """A problem in the user's input or environment, reported as one line."""
+    """A problem in the user's input or environment, reported as one line.
+
+    Public as ``sweepkit.UserError``, the exception the Python API raises (``except
+    sweepkit.UserError``); it lives here so that the trainer, which imports nothing from jobs,
+    raises the same class."""
+
+
+# a traceback and repr name it where users import it from (sweepkit re-exports it); pickling
+# looks it up there too
+UserError.__module__ = "sweepkit"
 
 
 # Exit codes shared by the trainer and both agents (the table in docs/trainer.md).

@@ -94,9 +94,15 @@ def header(sweep: store_mod.LocalSweep, views: list[store_mod.RunView]) -> dict[
         "metric": sweep.definition.get("metric"),
         "planned_runs": sweep.planned_runs(),
         "complete": sweep.complete(),
+        "target_reached": _target_reached(sweep),
         "counts": sweep.counts(views),
         "best": best.run_id if best else None,
     }
+
+
+def _target_reached(sweep: store_mod.LocalSweep) -> dict[str, Any] | None:
+    reached = sweep.fold.target_reached()
+    return None if reached is None else {"run_id": reached[0], "value": reached[1]}
 
 
 def as_json(view: store_mod.RunView) -> dict[str, Any]:
@@ -211,12 +217,23 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
         lines.append(
             f"best: {best.run_id} {metric_name}={_fmt(best.metric)} ({sweep.goal}) {values}"
         )
-    # one line per distinct error: a broken sweep's runs all fail the same way
+    lines += _error_lines(views)
+    if not show_all and len(views) > TABLE_RUNS:
+        lines.append(f"(--all lists all {len(views)} runs)")
+    complete = sweep.complete()  # brings the fold up to date, which names the run at the target
+    reached = sweep.fold.target_line()
+    lines.append(("complete" if complete else "in progress") + (f": {reached}" if reached else ""))
+    return "\n".join(lines)
+
+
+def _error_lines(views: list[store_mod.RunView]) -> list[str]:
+    """One line per distinct error: a broken sweep's runs all fail the same way."""
     errors: dict[tuple[str, str], list[str]] = {}
     for v in views:
         if v.state in ("failed", "crashed") and v.error:
             last = error_line(v.error)[:200]
             errors.setdefault((v.state, last), []).append(v.run_id)
+    lines = []
     for (state, last), ids in errors.items():
         who = (
             ids[0]
@@ -224,10 +241,7 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
             else f"{len(ids)} runs ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
         )
         lines.append(f"{state} {who}: {last}")
-    if not show_all and len(views) > TABLE_RUNS:
-        lines.append(f"(--all lists all {len(views)} runs)")
-    lines.append("complete" if sweep.complete() else "in progress")
-    return "\n".join(lines)
+    return lines
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

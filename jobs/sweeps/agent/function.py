@@ -8,7 +8,8 @@ then ``wandb.finish()`` (``exit_code=1`` when it raised), and removes the variab
 exception raised in the function's thread (``_terminate_thread``). This does the same, with the
 variables the CLI agent sets (``sweepkit.jobs.sweeps.agent``: ``WANDB_DIR`` the run folder, offline unless
 ``WANDB_MODE`` is set, the flush interval), and the CLI agent's claims, leases, hyperband stops,
-failure accounting and records: only the launch and the watch differ.
+failure accounting and records (``local.LocalAgent``, the one agent loop): this runner is only the
+launch, the wait and the stop.
 
 How a run ends: the function returns (``finished``); raises (``failed``, its traceback in
 ``RUN_DIR/output.log`` and on stderr, as under ``wandb.agent``); calls ``sys.exit(75)`` (``preempted``,
@@ -24,16 +25,12 @@ import ctypes
 import os
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sweepkit.jobs.sweeps import store as store_mod
-from sweepkit.jobs.sweeps.agent.local import FLUSH_INTERVAL_ENV, POLL_S, LocalAgent, say
-from sweepkit.jobs.sweeps.definition.parameters import flat_params
-from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
+from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV
 from sweepkit.train.errors import EXIT_PREEMPTED
 
 # the variables a run's wandb.init reads, set in os.environ for the function's run only
@@ -62,73 +59,83 @@ def _raise_in(thread: threading.Thread, exc: type[BaseException]) -> None:
         )
 
 
-class FunctionAgent(LocalAgent):
-    """Claims runs from a local sweep and calls ``function`` in this process for each one."""
+class FunctionRunner:
+    """Calls ``function`` in a thread of this process for one claimed run at a time."""
 
     runs_program = False
+    stop_grace_s = float("inf")  # a thread cannot be killed: it stops at its next instruction
 
-    def __init__(self, sweep: store_mod.LocalSweep, function: Callable[[], Any]):
-        super().__init__(sweep)
+    def __init__(self, function: Callable[[], Any]):
         self.function = function
+        self._worker: threading.Thread | None = None
+        self._outcome: dict[str, Any] = {}
+        self._saved: dict[str, str | None] = {}
+        self._stopping = self._preempting = False
 
-    def _check_program(self, source: str) -> None:
-        """The function is the program: the definition's ``program`` (if any) is not run."""
+    def describe(self, argv: list[str]) -> str:
+        """The line under the attempt's header in ``output.log``."""
+        return f"function {getattr(self.function, '__qualname__', self.function)}"
 
-    def run_one(self, claim: store_mod.Claim) -> tuple[str, int]:
+    def start(self, argv: list[str], env: dict[str, str], log_path: Path) -> int:
+        """Set the run's variables and call the function in a new thread; returns this process's
+        pid (the one that writes the run)."""
         import wandb
 
-        claim.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        _, env = self._launch(claim)
-        run_dir = Path(env["SWEEPKIT_RUN_DIR"])
-        self.sweep.heartbeat(claim, self.me)
-        values = " ".join(f"{k}={v}" for k, v in flat_params(claim.params).items())
-        say(f"starting run {claim.run_id} (attempt {claim.k + 1}) in {run_dir}: {values}")
-        log_path = run_dir / "output.log"
-        with open(log_path, "ab") as log:
-            log.write(
-                f"=== sweepkit agent {self.me.agent} on {self.me.host}: attempt {claim.k + 1}, "
-                f"{time.ctime()}: function {getattr(self.function, '__qualname__', self.function)}\n".encode()
-            )
-            log_start = log.tell()
-        saved = {k: os.environ.get(k) for k in (*RUN_ENV, "WANDB_SERVICE")}
+        self._saved = {k: os.environ.get(k) for k in (*RUN_ENV, "WANDB_SERVICE")}
         os.environ.pop("WANDB_SERVICE", None)
         os.environ.update({k: env[k] for k in RUN_ENV})
         wandb.teardown()  # as wandb.agent: the run's wandb.init reads the variables above
-        outcome: dict[str, Any] = {}
-        worker = threading.Thread(target=self._call, args=(outcome, log_path), daemon=True)
-        lost, stop_beating = threading.Event(), threading.Event()
-        beat = threading.Thread(
-            target=self._beat, args=(claim, os.getpid(), lost, stop_beating), daemon=True
-        )
-        locator = RunLocator(run_dir, claim.run_id, self.sweep.sweep_id, os.getpid(), Path.cwd())
-        started = time.time()
-        beat.start()
-        worker.start()
-        try:
-            stopped, lost_lease = self._watch_function(claim, worker, lost, locator)
-        finally:
-            stop_beating.set()
-            beat.join()
-            worker.join()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            wandb.teardown()  # a later wandb.init() of the caller's reads its own settings again
-        locator.finish()
-        rc = int(outcome.get("rc", 1))
-        if self.signalled is not None and not stopped and rc != 0:
-            rc = EXIT_PREEMPTED
-        state = self._record(
-            claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started, env
-        )
-        return state, rc
+        self._outcome, self._stopping, self._preempting = {}, False, False
+        self._worker = threading.Thread(target=self._call, args=(log_path,), daemon=True)
+        self._worker.start()
+        return os.getpid()
 
-    def _call(self, outcome: dict[str, Any], log_path: Path) -> None:
+    def wait(self, timeout: float) -> int | None:
+        """The function's exit code (0, its ``sys.exit`` code, 1 when it raised or was stopped)
+        once its thread has ended, else None after ``timeout`` seconds."""
+        assert self._worker is not None
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            return None
+        return int(self._outcome.get("rc", 1))
+
+    def signal(self, signum: int) -> None:
+        """A signal to the agent stops the run, which is then preempted (resumed later)."""
+        if not self._stopping:
+            self._preempting = True
+        self.stop()
+
+    def stop(self) -> None:
+        if self._worker is not None and self._worker.is_alive() and not self._stopping:
+            self._stopping = True
+            _raise_in(self._worker, RunStopped)
+
+    def kill(self) -> None:
+        """Nothing more to do to a thread than ``stop`` did (``stop_grace_s`` is infinite)."""
+
+    def end(self) -> None:
+        """After the thread ended (or the agent's watch failed): the caller's variables back."""
+        import wandb
+
+        if self._worker is not None:
+            self._worker.join()
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        wandb.teardown()  # a later wandb.init() of the caller's reads its own settings again
+
+    def exit_code(self, rc: int) -> int:
+        """The run's exit code: ``rc``, but 75 for a run that a signal to the agent stopped (as
+        the trainer exits on one), so that it is resumed later."""
+        return EXIT_PREEMPTED if self._preempting and rc != 0 else rc
+
+    def _call(self, log_path: Path) -> None:
         """The function's thread: run it, then end its W&B run as wandb.agent does."""
         import wandb
 
+        outcome = self._outcome
         try:
             try:
                 self.function()
@@ -136,7 +143,7 @@ class FunctionAgent(LocalAgent):
             except SystemExit as err:  # sys.exit(75) in the function: preempted, as the trainer
                 outcome["rc"] = err.code if isinstance(err.code, int) else 1
             except RunStopped:
-                outcome["rc"], outcome["stopped"] = 1, True
+                outcome["rc"] = 1
             except BaseException:  # the function's error: its traceback, as wandb.agent prints it
                 text = traceback.format_exc()
                 print(text, file=sys.stderr, flush=True)
@@ -146,36 +153,3 @@ class FunctionAgent(LocalAgent):
             wandb.finish(exit_code=outcome["rc"])
         except RunStopped:  # a stop that landed after the function returned
             outcome.setdefault("rc", 1)
-
-    def _watch_function(
-        self,
-        claim: store_mod.Claim,
-        worker: threading.Thread,
-        lost: threading.Event,
-        locator: RunLocator,
-    ) -> tuple[bool, bool]:
-        hyperband = "early_terminate" in self.sweep.definition and self.sweep.metric_name
-        seen_epochs = 0
-        located = stop_sent = stopped = lost_lease = False
-        while worker.is_alive():
-            worker.join(POLL_S)
-            located = located or locator.poll()
-            if stop_sent:
-                continue
-            if hyperband:
-                epochs = len(self.sweep.metrics.history(claim.run_dir))
-                if epochs > seen_epochs:
-                    seen_epochs = epochs
-                    if self._hyperband_says_stop(claim):
-                        say(f"hyperband stops run {claim.run_id} after {epochs} epoch(s)")
-                        stop_sent = stopped = True
-            if lost.is_set():
-                say(
-                    f"run {claim.run_id}: lease lost (another agent declared it crashed); stopping it"
-                )
-                stop_sent = lost_lease = True
-            if self.signalled is not None:
-                stop_sent = True
-            if stop_sent:
-                _raise_in(worker, RunStopped)
-        return stopped, lost_lease

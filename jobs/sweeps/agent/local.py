@@ -1,23 +1,27 @@
 """The local agent: claims runs from a sweep folder and runs each one, as ``wandb agent`` would.
 
-See the package docstring (``jobs/sweeps/agent/__init__.py``) for what it does around each run.
+One loop for both ways of running a run: it claims, renews the lease, watches what the run logs
+(hyperband), stops a run whose lease was lost, and records how the run ended; a runner does the
+launch, the wait and the stop: ``process.ProcessRunner`` launches the sweep's program (``sweepkit
+agent``), ``function.FunctionRunner`` calls a function in a thread (``sweepkit.agent(function=)``,
+as ``wandb.agent``). See the package docstring (``jobs/sweeps/agent/__init__.py``) for more.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sweepkit.jobs.sweeps import program_check
 from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.agent import hyperband, messages, rules
-from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, die_with_parent, program_argv_env
+from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, program_argv_env
+from sweepkit.jobs.sweeps.agent.messages import say
+from sweepkit.jobs.sweeps.agent.process import ProcessRunner
 from sweepkit.jobs.sweeps.definition import validate
 from sweepkit.jobs.sweeps.definition.parameters import flat_params
 from sweepkit.jobs.sweeps.end_record import end_patience_s, record_end_durably
@@ -25,44 +29,65 @@ from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
 from sweepkit.train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, UserError
 from sweepkit.train.write_errors import refusal_line
 
-__all__ = ["FLUSH_INTERVAL_ENV", "POLL_S", "LocalAgent", "say"]
+__all__ = ["FLUSH_INTERVAL_ENV", "POLL_S", "LocalAgent", "Runner", "say"]
 
 POLL_S = 0.25
-STOP_GRACE_S = 60.0  # SIGTERM, then SIGKILL after this long (wandb agent's kill delay is similar)
 LOG_TAIL_LINES = 30
 
 
-def say(message: str) -> None:
-    print(f"sweepkit agent: {message}", flush=True)
+class Runner(Protocol):
+    """How a run is run: ``process.ProcessRunner`` (the sweep's program) or
+    ``function.FunctionRunner`` (a function in a thread)."""
+
+    runs_program: bool  # whether it runs the definition's program (checked before any run)
+    stop_grace_s: float  # after a stop, how long until ``kill``
+
+    def describe(self, argv: list[str]) -> str: ...
+    def start(self, argv: list[str], env: dict[str, str], log_path: Path) -> int: ...
+    def wait(self, timeout: float) -> int | None: ...
+    def signal(self, signum: int) -> None: ...
+    def stop(self) -> None: ...
+    def kill(self) -> None: ...
+    def end(self) -> None: ...
+    def exit_code(self, rc: int) -> int: ...
 
 
 class LocalAgent:
-    """Claims runs from a local sweep and runs them one after another."""
+    """Claims runs from a local sweep and runs them one after another with ``runner`` (the
+    sweep's program unless told otherwise). ``definition_warned``: this process has shown the
+    warnings of the sweep's definition already (``sweepkit.sweep``)."""
 
-    runs_program = True  # launches the sweep's program (the function agent calls a function)
-
-    def __init__(self, sweep: store_mod.LocalSweep):
+    def __init__(
+        self,
+        sweep: store_mod.LocalSweep,
+        runner: Runner | None = None,
+        definition_warned: bool = False,
+    ):
         self.sweep = sweep
+        # sweepkit.sweep() in this process showed the definition's warnings: not twice
+        self.definition_warned = definition_warned
+        self.runner: Runner = ProcessRunner() if runner is None else runner
         self.me = store_mod.AgentIdentity()
         self.signalled: int | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
         self._beat_reader: store_mod.LocalSweep | None = None
         self._hyperband: tuple[hyperband.BandValues, float, bool] | None = None
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.signalled = signum
-        if self.proc is not None and self.proc.poll() is None:
-            forward = signal.SIGUSR1 if signum == signal.SIGUSR1 else signal.SIGTERM
-            self.proc.send_signal(forward)
+        self.runner.signal(signum)
 
     def run(self, count: int | None) -> int:
         # sweep.yaml launches programs: check it again, in case it was edited since sweep create,
         # and that the files its command names are there from this folder, before taking a run
         source = str(self.sweep.path / "sweep.yaml")
-        if self.runs_program and self.sweep.legacy_command_warning:
+        runs_program = self.runner.runs_program
+        if runs_program and self.sweep.legacy_command_warning:
             say(self.sweep.legacy_command_warning)
-        validate(self.sweep.definition, source, program=self.runs_program)
-        self._check_program(source)
+        validate(
+            self.sweep.definition, source, program=runs_program, warn=not self.definition_warned
+        )
+        if runs_program:  # a function is the program: the definition's program (if any) is not run
+            program_check.check_files(self.sweep.definition, source, Path.cwd())
         failure_limit = rules.max_initial_failures(os.environ.get(rules.MAX_INITIAL_FAILURES_ENV))
         # signal handlers can only be set from the main thread (an API caller may be elsewhere)
         if threading.current_thread() is threading.main_thread():
@@ -100,9 +125,6 @@ class LocalAgent:
             return EXIT_PREEMPTED if last_state == "preempted" else EXIT_OK
         return EXIT_OK
 
-    def _check_program(self, source: str) -> None:
-        program_check.check_files(self.sweep.definition, source, Path.cwd())
-
     def _trained(self, run_id: str) -> bool:
         """Whether a run has logged an epoch so far (read from its files)."""
         return bool(self.sweep.metrics.read(self.sweep.run_dir(run_id)).epochs)
@@ -119,60 +141,45 @@ class LocalAgent:
         )
 
     def run_one(self, claim: store_mod.Claim) -> tuple[str, int]:
-        """Launch the claimed run, watch it, record how it ended; returns that state and the
-        program's exit code."""
-        run_dir = claim.run_dir
-        run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        """Start the claimed run, watch it, record how it ended; returns that state and the
+        run's exit code."""
+        claim.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.sweep.heartbeat(claim, self.me)
         argv, env = self._launch(claim)
+        run_dir = Path(env["SWEEPKIT_RUN_DIR"])
         values = " ".join(f"{k}={v}" for k, v in flat_params(claim.params).items())
         verb = (
             f"resuming run {claim.run_id} (attempt {claim.k + 1})"
             if claim.resumed
             else f"starting run {claim.run_id}"
         )
-        say(f"{verb} in {run_dir}: {values}")
+        say(f"{verb} in {claim.run_dir}: {values}")
         log_path = run_dir / "output.log"
         with open(log_path, "ab") as log:
             log.write(
-                f"=== sweepkit agent {self.me.agent} on {self.me.host}: attempt {claim.k + 1}, {time.ctime()}\n".encode()
+                f"=== sweepkit agent {self.me.agent} on {self.me.host}: attempt {claim.k + 1}, "
+                f"{time.ctime()}\n{self.runner.describe(argv)}\n".encode()
             )
-            log.write(("$ " + " ".join(argv) + "\n").encode())
-            log.flush()
             log_start = log.tell()
-            self.proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
+        pid = self.runner.start(argv, env, log_path)
         started = time.time()
-        # the program's W&B run, wherever it writes it (dir=, a changed working folder)
-        locator = RunLocator(
-            Path(env["SWEEPKIT_RUN_DIR"]),
-            claim.run_id,
-            self.sweep.sweep_id,
-            self.proc.pid,
-            Path.cwd(),
-        )
+        # the run's W&B run, wherever it writes it (dir=, a changed working folder)
+        locator = RunLocator(run_dir, claim.run_id, self.sweep.sweep_id, pid, Path.cwd())
         if self.signalled is not None:  # a signal between claim and launch: pass it on now
-            self.proc.send_signal(signal.SIGTERM)
-        lost = threading.Event()
-        stop_beating = threading.Event()
+            self.runner.signal(self.signalled)
+        lost, stop_beating = threading.Event(), threading.Event()
         beat = threading.Thread(
-            target=self._beat, args=(claim, self.proc.pid, lost, stop_beating), daemon=True
+            target=self._beat, args=(claim, pid, lost, stop_beating), daemon=True
         )
         beat.start()
         try:
-            rc, stopped, lost_lease = self._watch(claim, log_path, log_start, lost, locator)
+            rc, stopped, lost_lease = self._watch(claim, lost, locator)
         finally:
             stop_beating.set()
             beat.join()
-            self.proc = None
+            self.runner.end()
         locator.finish()
+        rc = self.runner.exit_code(rc)
         state = self._record(
             claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started, env
         )
@@ -202,44 +209,36 @@ class LocalAgent:
                 return
 
     def _watch(
-        self,
-        claim: store_mod.Claim,
-        log_path: Path,
-        offset: int,
-        lost: threading.Event,
-        locator: RunLocator,
+        self, claim: store_mod.Claim, lost: threading.Event, locator: RunLocator
     ) -> tuple[int, bool, bool]:
-        assert self.proc is not None
+        """Wait for the run to end, stopping it when hyperband says so or its lease is lost;
+        returns its exit code, whether hyperband stopped it, whether the lease was lost."""
         hyperband = "early_terminate" in self.sweep.definition and self.sweep.metric_name
         seen_epochs = 0
-        located = False
+        located = stopped = lost_lease = False
         stop_sent: float | None = None
-        stopped = lost_lease = False
-        while True:
-            try:
-                rc = self.proc.wait(timeout=POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            offset = _echo(log_path, offset)
+        while (rc := self.runner.wait(POLL_S)) is None:
             located = located or locator.poll()
+            if stop_sent is None and self.signalled is not None:
+                # the signal handler passed the signal on; SIGUSR1 asks for a checkpoint before
+                # SLURM's time limit, which SLURM enforces: only a stop the agent made is killed
+                stop_sent = time.time() if self.signalled != signal.SIGUSR1 else float("inf")
             if hyperband and stop_sent is None:
                 epochs = len(self.sweep.metrics.history(claim.run_dir))
                 if epochs > seen_epochs:
                     seen_epochs = epochs
                     if self._hyperband_says_stop(claim):
                         say(f"hyperband stops run {claim.run_id} after {epochs} epoch(s)")
-                        self.proc.send_signal(signal.SIGTERM)
+                        self.runner.stop()
                         stop_sent, stopped = time.time(), True
             if lost.is_set() and stop_sent is None:
                 say(
-                    f"run {claim.run_id}: lease lost (another agent declared it crashed); stopping the program"
+                    f"run {claim.run_id}: lease lost (another agent declared it crashed); stopping it"
                 )
-                self.proc.send_signal(signal.SIGTERM)
+                self.runner.stop()
                 stop_sent, lost_lease = time.time(), True
-            if stop_sent is not None and time.time() - stop_sent > STOP_GRACE_S:
-                self.proc.kill()
-        _echo(log_path, offset)
+            if stop_sent is not None and time.time() - stop_sent > self.runner.stop_grace_s:
+                self.runner.kill()
         return rc, stopped, lost_lease
 
     def _hyperband_says_stop(self, claim: store_mod.Claim) -> bool:
@@ -315,20 +314,6 @@ class LocalAgent:
                 )
             )
         return state
-
-
-def _echo(path: Path, offset: int) -> int:
-    """Copy what the program wrote since ``offset`` to our stdout; returns the new offset."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return offset
-    if data:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    return offset + len(data)
 
 
 def _tail(path: Path, offset: int, lines: int = LOG_TAIL_LINES) -> str:

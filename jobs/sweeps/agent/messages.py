@@ -10,6 +10,11 @@ from sweepkit.jobs.sweeps.agent.rules import MAX_INITIAL_FAILURES_ENV
 from sweepkit.jobs.sweeps.failure import error_line
 
 
+def say(message: str) -> None:
+    """One line from the agent to the user (its stdout, which SLURM and the launchers keep)."""
+    print(f"sweepkit agent: {message}", flush=True)
+
+
 def broken_sweep(last: Any, limit: int, sweep_path: Path) -> str:
     """Why the agent takes no more runs: ``last`` is the last of the runs that failed from the
     start (``rules.failing_from_the_start``)."""

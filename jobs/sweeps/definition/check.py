@@ -65,14 +65,16 @@ def validate(
     source: str = "sweep definition",
     backend: str = "local",
     program: bool = True,
+    warn: bool = True,
 ) -> dict[str, Any]:
     """Return ``definition`` unchanged if the engine can run it, else raise a one-line UserError.
-    Unknown keys that W&B accepts with a warning (``TOLERATED_UNKNOWN_KEYS``) get that warning.
+    Unknown keys that W&B accepts with a warning (``TOLERATED_UNKNOWN_KEYS``) get that warning
+    (``warn=False``: not again, for a definition whose warnings this process showed already).
     ``program``: the sweep launches a program (False: a function runs each run, as under
     ``wandb.agent(function=...)``, and the definition needs no ``program``)."""
     tolerated = _check_keys(definition, source)
     try:
-        _validate_known(definition, source, backend, tolerated, program)
+        _validate_known(definition, source, backend, tolerated, program, warn)
     except UserError as err:
         # a hyperband that cannot be built beside an unknown early_terminate key: the key (a
         # misspelt min_iter, say) is the likelier cause, and its message names the fix
@@ -80,7 +82,7 @@ def validate(
         if hyperband and err.args[0].startswith(f"{source}: early_terminate"):
             raise hyperband[0] from None
         raise
-    for error in tolerated:
+    for error in tolerated if warn else []:
         print(
             f"sweepkit: warning: {error}; W&B's sweep engine ignores it (W&B accepts it with "
             "this warning: remove it to silence this)",
@@ -95,6 +97,7 @@ def _validate_known(
     backend: str,
     tolerated: list[UserError],
     program: bool = True,
+    warn: bool = True,
 ) -> None:
     quiet_sweeps_import()
     from sweeps.config import schema_violations_from_proposed_config
@@ -117,7 +120,7 @@ def _validate_known(
     except ValueError as err:
         raise UserError(f"{source}: {err}") from None
     deprecated = deprecation_notes(definition.get("parameters") or {})
-    for note in deprecated:
+    for note in deprecated if warn else []:
         print(
             f"sweepkit: warning: {source}: parameters.{note} (W&B accepts it with this warning)",
             file=sys.stderr,

@@ -184,6 +184,43 @@ class Fold:
     # the running and queued runs: the only ones a claim has to look at one by one
     open: dict[str, FoldedRun] = field(default_factory=dict)
     target_hit: bool = False
+    metric_name: str | None = None  # only for words: which metric the target is of
+
+    def reaches_target(self, end: dict[str, Any]) -> bool:
+        """Whether an end record is a finished run whose metric reached the target."""
+        metric = number(end.get("metric"))
+        # NaN and the infinities never reach a target: they are never a best value
+        if end.get("state") != "finished" or self.target is None or not is_rankable(metric):
+            return False
+        return metric >= self.target if self.goal == "maximize" else metric <= self.target
+
+    def target_reached(self) -> tuple[str, float] | None:
+        """The run that reached the metric's target first (the one that ended the search) and
+        its value; None while no run has. Reads the runs a snapshot holds as settled."""
+        if not self.target_hit:
+            return None
+        reached = [
+            (end.get("at") or 0.0, run_id, number(end["metric"]))
+            for run_id, run in self.runs.items()
+            for end in run.ends.values()
+            if self.reaches_target(end)
+        ]
+        if not reached:  # the snapshot said so but its runs do not: say nothing rather than guess
+            return None
+        _, run_id, value = min(reached, key=lambda r: r[0])
+        return run_id, value
+
+    def target_line(self) -> str | None:
+        """``run R reached the target: NAME=V (target >= T)``, or None while no run has."""
+        reached = self.target_reached()
+        if reached is None:
+            return None
+        run_id, value = reached
+        sign = ">=" if self.goal == "maximize" else "<="
+        return (
+            f"run {run_id} reached the target: {self.metric_name or 'metric'}={value:g} "
+            f"(metric.target {sign} {self.target:g})"
+        )
 
     def tally(self) -> tuple[Counter[str], int, int]:
         """(runs by state, final runs, queued runs), with no read of deferred settled runs."""
@@ -237,10 +274,7 @@ def _apply_one(fold: Fold, record: dict[str, Any]) -> None:
     elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
         run.ends.setdefault(record["k"], record)
         run.engine_run = run.bayes_run = run.bayes_facts = None
-        metric, target = number(record.get("metric")), fold.target
-        # NaN and the infinities never reach a target: they are never a best value
-        if record.get("state") == "finished" and target is not None and is_rankable(metric):
-            fold.target_hit |= metric >= target if fold.goal == "maximize" else metric <= target
+        fold.target_hit |= fold.reaches_target(record)
     else:
         return
     if run.state == "running" or run.queued(fold.max_retries):

@@ -179,9 +179,13 @@ def no_claim(fold: Fold, planned: int | None) -> NoClaim:
     total = max(planned or 0, len(fold.runs))
     if running == 0 and queued == 0:
         by_state = ", ".join(f"{n} {s}" for s in FINAL_STATES if (n := states[s]))
+        reached = fold.target_line()  # the reason the search stopped early, when it did
         return NoClaim(
             True,
-            f"sweep complete: {done} of {total} runs done" + (f" ({by_state})" if by_state else ""),
+            "sweep complete: "
+            + (f"{reached}; " if reached else "")
+            + f"{done} of {total} runs done"
+            + (f" ({by_state})" if by_state else ""),
         )
     return NoClaim(
         False, f"nothing to claim: {done} of {total} runs done, {running} running on other agents"

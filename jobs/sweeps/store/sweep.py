@@ -89,7 +89,9 @@ class LocalSweep:
         metric = self.definition.get("metric") or {}
         self.metric_name: str | None = metric.get("name")
         self.goal: str = metric.get("goal", "minimize")
-        self.fold = Fold(self.goal, metric.get("target"), self.max_retries)
+        self.fold = Fold(
+            self.goal, metric.get("target"), self.max_retries, metric_name=self.metric_name
+        )
         self._journal = Journal(path / "journal.jsonl")
         self._snapshot_at = 0  # the journal offset of the last snapshot read or written
         self._engine = Engine(self.definition)
@@ -120,7 +122,9 @@ class LocalSweep:
             self._journal.offset = self._snapshot_at = found.offset
 
     def _blank_fold(self) -> Fold:
-        return Fold(self.fold.goal, self.fold.target, self.max_retries)
+        return Fold(
+            self.fold.goal, self.fold.target, self.max_retries, metric_name=self.metric_name
+        )
 
     def write_snapshot(self, force: bool = False) -> bool:
         """Write a snapshot of the fold as last read, when the journal has grown by

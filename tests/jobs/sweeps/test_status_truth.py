@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sweep_fixtures import create, sweepkit, write_definition, write_program
+from sweep_fixtures import create, status_json, sweepkit, write_definition, write_program
 
 from sweepkit.jobs.sweeps.failure import error_line
 from sweepkit.jobs.sweeps.wandb_run.metrics import ranked_metric, summary_lookup
@@ -116,3 +116,25 @@ def test_status_names_the_error_and_keeps_parameter_columns_apart(tmp_path: Path
         "tries",
     ]
     assert any(line.endswith(": RuntimeError: boom in the fast program") for line in table)
+
+
+@pytest.mark.system
+def test_a_sweep_ended_by_its_target_names_the_run_and_value_in_agent_and_status(
+    tmp_path: Path,
+) -> None:
+    write_program(tmp_path)
+    spec = {
+        "program": "fastprog.py",
+        "method": "grid",
+        "metric": {"name": "Validation Accuracy", "goal": "maximize", "target": 40},
+        "parameters": {"lr": {"values": [0.5, 0.25, 0.1, 0.05]}, "epochs": {"value": 2}},
+    }
+    sweep = create(tmp_path, write_definition(tmp_path, spec))
+    agent = sweepkit("agent", sweep, cwd=tmp_path)
+    doc = status_json(sweep, tmp_path)
+    first = doc["runs"][0]["run_id"]  # lr=0.5 reaches 50 (the fast program's 100 * lr)
+    reached = f"run {first} reached the target: Validation Accuracy=50 (metric.target >= 40)"
+    assert f"sweep complete: {reached}; 1 of 4 runs done (1 finished)" in agent.stdout, agent.stdout
+    assert doc["complete"] and doc["target_reached"] == {"run_id": first, "value": 50.0}
+    table = sweepkit("status", sweep, cwd=tmp_path).stdout.splitlines()
+    assert table[-1] == f"complete: {reached}"

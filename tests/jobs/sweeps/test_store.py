@@ -487,5 +487,7 @@ def test_metric_target_ends_the_sweep(tmp_path: Path) -> None:
     assert (
         isinstance(result, store.NoClaim)
         and result.complete
-        and result.message.startswith("sweep complete: 1 of 1 runs done")
+        and result.message
+        == f"sweep complete: run {claim.run_id} reached the target: acc=0.95 "
+        "(metric.target >= 0.9); 1 of 1 runs done (1 finished)"
     )

@@ -123,3 +123,20 @@ def test_complete_when_nothing_is_open_and_nothing_more_can_be_added() -> None:
     assert not plan.complete(fold, None, 2), "the grid has one more point"
     assert not plan.complete(fold, None, None), "a random search never runs out"
     assert plan.complete(fold, 1, None), "run_cap reached"
+
+
+def test_a_sweep_complete_at_its_target_names_the_run_and_its_value() -> None:
+    fold = Fold("maximize", 0.5, metric_name="val.acc")
+    apply(fold, [claim("a", 0, X1), claim("b", 0, X2), end("a", 0, "finished", metric=0.4)])
+    apply(fold, [end("b", 0, "finished", at=2.0, metric=0.75)])
+    assert plan.decide(fold, [X1], planned=4) == plan.NoClaim(
+        True,
+        "sweep complete: run b reached the target: val.acc=0.75 (metric.target >= 0.5); "
+        "2 of 4 runs done (2 finished)",
+    )
+    # a run that got there later (it was already running) is not the one that ended the search
+    apply(fold, [claim("c", 0, X1), end("c", 0, "finished", at=3.0, metric=0.9)])
+    assert fold.target_reached() == ("b", 0.75)
+    low = apply(Fold("minimize", 0.1), [claim("a", 0, X1), end("a", 0, "finished", metric=0.05)])
+    assert low.target_line() == "run a reached the target: metric=0.05 (metric.target <= 0.1)"
+    assert Fold("minimize", 0.1).target_line() is None
