@@ -19,9 +19,9 @@ Written to a temporary file, fsynced and renamed over the old one (atomic on POS
 any agent, with or without the lock: two writers each leave a whole, true snapshot; the one renamed
 last wins, whichever offset it covers. A killed writer leaves at most its temporary file (the next
 writer removes it once it is an hour old). Anything wrong with a snapshot means a full replay,
-with one warning; the journal alone stays the truth. A sweep without a snapshot, or with one of
-another version (an older sweepkit's), is read from its whole journal, and the next agent to
-write a snapshot replaces it.
+with one warning; the journal alone stays the truth. A sweep without a snapshot, or with one an
+older sweepkit wrote (an older version: nothing is wrong, so no warning), is read from its whole
+journal, and the next agent to write a snapshot replaces it.
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ def read(sweep_dir: Path, journal: Path) -> Snapshot | None:
         snapshot = "it is not a snapshot this version can read"
     finally:
         os.close(fd)
-    if isinstance(snapshot, str):
-        return _ignored(path, snapshot)
+    if snapshot is None or isinstance(snapshot, str):
+        return None if snapshot is None else _ignored(path, snapshot)
     try:
         fd = os.open(journal, os.O_RDONLY)
     except OSError:
@@ -149,15 +149,19 @@ def read(sweep_dir: Path, journal: Path) -> Snapshot | None:
     return snapshot if why is None else _ignored(path, why)
 
 
-def _load(fd: int) -> Snapshot | str:
-    """The snapshot open at ``fd``: its header and head read and checked, its body left unread."""
+def _load(fd: int) -> Snapshot | str | None:
+    """The snapshot open at ``fd``: its header and head read and checked, its body left unread.
+    None: one an older sweepkit wrote (nothing is wrong: it is read as no snapshot, and the next
+    snapshot written replaces it); a string: why it cannot be used."""
     size = os.fstat(fd).st_size
     first = os.pread(fd, FIRST_READ, 0)
     newline = first.index(b"\n")
     header = json.loads(first[:newline])
-    if not isinstance(header, dict) or header.get("v") != VERSION:
-        version = header.get("v") if isinstance(header, dict) else "?"
-        return f"version {version} is not {VERSION}"
+    version = header.get("v") if isinstance(header, dict) else None
+    if isinstance(version, int) and version < VERSION:
+        return None
+    if version != VERSION:
+        return f"version {version if version is not None else '?'} is not {VERSION}"
     body_at = newline + 1 + int(header["head_len"])
     if size != body_at + int(header["body_len"]):
         return f"it has {size} bytes, its header says {body_at + int(header['body_len'])} (a torn file)"

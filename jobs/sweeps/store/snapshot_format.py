@@ -1,6 +1,6 @@
 """The bytes of a journal snapshot (snapshot.py does the I/O): pure (de)serialisation.
 
-Version 3, the only one read (a file of another version is ignored and the journal replayed):
+Version 3, the only one read (a file of another version is not used: the journal is replayed):
 a head that a claim reads, and a body that only readers of every run read (status, the report,
 a bayes or grid proposal)::
 

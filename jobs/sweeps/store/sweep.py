@@ -153,7 +153,7 @@ class LocalSweep:
     def remaining(self) -> tuple[int | None, int | None]:
         """(planned, remaining): the runs the sweep makes in all, and those that still need a
         task: not yet made, queued, or running with their agent gone. From the journal and the
-        leases, no run.json read (and no read of the runs a snapshot holds as not open)."""
+        leases: no run.json read, nor the runs a snapshot's head left unread (none of them open)."""
         planned = self.planned_runs()
         if planned is None:
             return None, None
