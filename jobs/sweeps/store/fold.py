@@ -10,7 +10,7 @@ run. The others that ended are *done*.
 
 No file or OS access here (an import-linter contract holds it to that): the store's shell reads
 the journal and the snapshot and hands the fold what they hold (``apply``'s records; a snapshot's
-runs and the counts of the done runs it did not read, ``Unread``).
+runs and the counts of those it left unread, ``Unread``).
 """
 
 from __future__ import annotations
@@ -124,13 +124,13 @@ def apply(fold: Fold, records: list[dict[str, Any]]) -> Fold:
 
     Records that make no sense are ignored, never fatal: a claim of an unknown run without its
     params, a claim of an attempt out of order, an end of an unknown run or without an attempt
-    number. A second end of one attempt is ignored (the first one stands).
+    index (``k``). A second end of one attempt is ignored (the first one stands).
 
-    With runs ``unread`` (a snapshot's done runs), a claim of attempt 0 of a run not in ``runs``
-    makes a new run: run ids are made by an exclusive create of the run's folder, so in a journal
-    agents wrote it is one. A journal edited by hand can reuse a done run's id: the shell reads
-    every run and replays the records after the snapshot again before anything reads them all
-    (``LocalSweep.refresh``), which gives a full replay's answer."""
+    With runs ``unread`` (a snapshot's runs that are not open), a claim of the first attempt
+    (k = 0) of a run not in ``runs`` makes a new run: run ids are made by an exclusive create of
+    the run's folder, so in a journal agents wrote it is one. A journal edited by hand can reuse
+    a done run's id: the shell reads every run and replays the records after the snapshot again
+    before anything reads them all (journal_fold.py), which gives a full replay's answer."""
     for record in records:
         _apply_one(fold, record)
     return fold

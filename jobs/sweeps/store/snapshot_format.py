@@ -122,8 +122,8 @@ def open_runs(doc: dict[str, Any]) -> list[tuple[int, FoldedRun]]:
 
 
 def load_body(body: bytes, body_crc: int) -> list[tuple[int, FoldedRun]] | str:
-    """The runs in a snapshot's body (ended, not queued), each with its place in the fold's order; or why
-    they cannot be read."""
+    """The runs in a snapshot's body (ended, not queued), each with its place in the fold's
+    order; or why they cannot be read."""
     if zlib.crc32(body) != body_crc:
         return "its body's checksum does not match (a torn, foreign or replaced file)"
     index_len = body.index(b"\n") + 1

@@ -311,9 +311,9 @@ class LocalSweep:
         return self.definition.get("run_cap")
 
     def _end_expired(self, suspects: list[str], me: AgentIdentity) -> None:
-        """End the suspects' attempts whose lease expired, read again under the lock (a heartbeat may have
-        come meanwhile): the hold does not grow with the number of running runs; a lease that
-        expires meanwhile is found by the next claim."""
+        """End the attempts of the suspects whose lease expired, read again under the lock (a
+        heartbeat may have come meanwhile): the hold does not grow with the number of running
+        runs; a lease that expires meanwhile is found by the next claim."""
         now = time.time()
         expired = [
             r
