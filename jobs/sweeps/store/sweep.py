@@ -121,8 +121,7 @@ class LocalSweep:
         return self._state.fold
 
     def write_snapshot(self, force: bool = False) -> bool:
-        """Write a snapshot of the fold as last read, when the journal has grown by
-        ``snapshot.WRITE_AFTER_BYTES`` since the last one this reader saw (or ``force``)."""
+        """Write a snapshot of the fold, if due (``JournalFold.write_snapshot``) or ``force``."""
         return self._state.write_snapshot(force)
 
     def open_runs(self) -> dict[str, FoldedRun]:
@@ -244,6 +243,7 @@ class LocalSweep:
         """The claim, under the lock, as the policy decides; None: try again outside the lock."""
         refused: set[str] = set()
         planned = self.planned_runs()
+        # ends: a pass returns, refuses one more queued run, or makes the proposals (then New/NoClaim)
         while True:
             decision = claim_policy.decide(
                 self.fold,
