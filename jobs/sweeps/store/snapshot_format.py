@@ -17,8 +17,9 @@ only their number by state and how many are done. ``crc`` covers the header and 
 
 No filter of the body's run ids: a claim after the snapshot names a new run (run ids are made by
 an exclusive create), so a fresh claim needs none, and a journal edited by hand is replayed
-exactly once every run is read (fold.py). Version 2 kept a Bloom filter of them: measured, a
-fresh claim at 20,000 runs took as long without it (bench/RESULTS.md, 2026-12-06).
+exactly once every run is read (fold.py). Version 2 kept a Bloom filter of them; measured at
+20,000 runs, a fresh claim's read of the head and the journal after it took 3 to 6 ms of CPU with
+the filter and without it, and the head is 41% smaller without it (bench/RESULTS.md, 2026-12-06).
 """
 
 from __future__ import annotations
