@@ -4,7 +4,7 @@ The script is ``jobs/slurm/sweep_array.sbatch`` rendered with Jinja2 in strict m
 is an error, never an empty string) from a cluster profile (``jobs/slurm/profiles/``) and the sweep.
 ``--array auto`` sizes the array to the runs the sweep still has to make (``jobs/slurm/array.py``).
 The rendered copy is kept beside the sweep, with one line per submission in
-``SWEEP/slurm/submissions.jsonl`` (``jobs/slurm/records.py``).
+``SWEEP/slurm/submissions.jsonl`` (``jobs/slurm/submission_log.py``).
 
 ``--launcher`` picks who runs the script (``jobs/slurm/launcher/``): ``slurm`` hands it to sbatch,
 ``local`` runs the same rendered script's array tasks here as processes, with the concurrency and
@@ -22,8 +22,8 @@ from typing import Any
 from sweepkit.jobs.slurm.array import array_spec
 from sweepkit.jobs.slurm.launcher import LAUNCHERS, Job, Launcher, launcher_for
 from sweepkit.jobs.slurm.profiles import Profile, load_profile
-from sweepkit.jobs.slurm.records import record, share_with_lab
 from sweepkit.jobs.slurm.script import git_revision, profile_image_digest, render, render_context
+from sweepkit.jobs.slurm.submission_log import record, share_with_lab
 from sweepkit.jobs.slurm.target import SweepTarget, resolve_sweep
 from sweepkit.train.errors import UserError
 from sweepkit.train.write_errors import as_user_error

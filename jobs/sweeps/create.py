@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=store.DEFAULT_LEASE_S,
         metavar="SECONDS",
-        help=f"local: a run whose agent sends no heartbeat for this long is crashed and handed out again (default {store.DEFAULT_LEASE_S:g})",
+        help=f"local: a run whose agent sends no heartbeat for this long is ended by other agents, as its own records say, else crashed and handed out again (default {store.DEFAULT_LEASE_S:g})",
     )
     create.add_argument(
         "--group",

@@ -1,8 +1,8 @@
 """``sweepkit sync SWEEP [--entity E --project P] [--dry-run]``: upload a local sweep's runs to W&B.
 
 Runs of a local sweep are W&B offline runs (``RUN_DIR/wandb/offline-run-*``, one folder per attempt
-of a resumed run) tagged ``sweep:<sweep id>`` by the trainer. Once a run has ended (finished,
-stopped, failed, or crashed for good) this uploads it with ``wandb sync``, all its attempts in one
+of a resumed run) tagged ``sweep:<sweep id>`` by the trainer. Once a run is done (finished,
+stopped, failed, or crashed for good: jobs/sweeps/vocabulary.py) this uploads it with ``wandb sync``, all its attempts in one
 command so W&B joins them in order, and records it in ``SWEEP/synced.json`` so that the next
 ``sweepkit sync`` skips it. Compute nodes usually cannot reach W&B: run this on a login node.
 ``--dry-run`` prints the plan (the exact commands) and changes nothing. A run whose W&B data names

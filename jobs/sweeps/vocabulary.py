@@ -1,4 +1,15 @@
-"""The words every part of a sweep shares: the states a run can be in, and which of them count.
+"""The words every part of a sweep shares: the states a run can be in, which of them count, and
+one word for each idea, used by the store's code, its messages and docs/sweeps.md.
+
+* *attempt*: one hand-out of a run to an agent, counted from 1 (attempt 1 is the run's first;
+  ``SWEEPKIT_ATTEMPT`` and every message say this number). The journal's records and the claim
+  and lease file names hold ``k``, the attempt's 0-based *index* (attempt ``k + 1``).
+* *running*: a run whose last attempt has no end record yet.
+* *ended*: an attempt with an end record; a run whose last attempt ended.
+* *queued*: an ended run that is handed out again: preempted, or crashed with retries left.
+* *done*: an ended run that is not queued: no agent runs it again.
+* *complete*: a sweep with no run running or queued whose search has nothing more to propose
+  (or whose run cap or metric target was reached): an agent exits with ``sweep complete``.
 
 One place, so that the store, ``status``, the report and sync cannot drift apart on what
 "done" or "scored" means, or on which run is best (``is_rankable``, ``rank_key``, ``best_of``).
@@ -16,14 +27,14 @@ from sweepkit.train.metric_names import EPOCH_METRICS, FINAL_METRICS, METRIC_NAM
 # Every state a run can be in, in the order ``status`` counts them. ``pending`` is a run the engine
 # planned but no agent has claimed; the others come from the journal's records.
 RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "preempted", "stopped")
-# States after which no agent works on the run again (a crashed run only once its retries are
-# spent: the store's queue rule decides that).
-FINAL_STATES = ("finished", "failed", "stopped", "crashed")
+# The states of a done run (a crashed run is done only once its retries are spent: the store's
+# queue rule, FoldedRun.queued, decides that).
+DONE_STATES = ("finished", "failed", "stopped", "crashed")
 # States whose metric is a real result: a finished run, and one hyperband stopped after it
 # reported real epochs. Best runs, plots and the search engine's learning use only these.
 SCORED_STATES = ("finished", "stopped")
-# States whose run has a W&B record to upload: every run that ended (sync skips queued retries).
-SYNCABLE_STATES = FINAL_STATES
+# States whose run has a W&B record to upload: those of a done run (sync skips queued retries).
+SYNCABLE_STATES = DONE_STATES
 
 T = TypeVar("T")
 

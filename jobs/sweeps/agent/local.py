@@ -24,7 +24,7 @@ from sweepkit.jobs.sweeps.agent.messages import say
 from sweepkit.jobs.sweeps.agent.process import ProcessRunner
 from sweepkit.jobs.sweeps.definition import validate
 from sweepkit.jobs.sweeps.definition.parameters import flat_params
-from sweepkit.jobs.sweeps.end_record import end_patience_s, record_end_durably
+from sweepkit.jobs.sweeps.end_record_retry import end_patience_s, record_end_durably
 from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
 from sweepkit.train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, UserError
 from sweepkit.train.write_errors import refusal_line

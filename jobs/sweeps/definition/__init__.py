@@ -14,7 +14,7 @@ from sweepkit.jobs.sweeps.definition.command import (
     upgrade_legacy_command,
 )
 from sweepkit.jobs.sweeps.definition.engine import quiet_sweeps_import
-from sweepkit.jobs.sweeps.definition.plan import planned_runs
+from sweepkit.jobs.sweeps.definition.run_count import planned_runs
 
 __all__ = [
     "DEFAULT_COMMAND",

@@ -3,7 +3,7 @@
 A pure core decides, a shell does the I/O:
 
 * fold.py      records -> runs and their states (``apply``), no I/O
-* plan.py      the claim policy: which run an agent gets next, no I/O
+* claim_policy.py which run an agent gets next, no I/O
 * reconcile.py how a run ended by its own records, when its end record is missing, no I/O
 * sweep.py     ``LocalSweep``: journal, lock, claim tokens, leases around the core
 * reader.py    the one reader of runs (``RunView``) for status, the report and the agent
@@ -20,10 +20,10 @@ from __future__ import annotations
 from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
 from sweepkit.jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at
 from sweepkit.jobs.sweeps.state import RunView, iso, plain
+from sweepkit.jobs.sweeps.store.claim_policy import NoClaim, claim_record
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, apply
 from sweepkit.jobs.sweeps.store.folder import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, lease_expired
-from sweepkit.jobs.sweeps.store.plan import NoClaim, claim_record
 from sweepkit.jobs.sweeps.store.sweep import Claim, LocalSweep, create_sweep, open_sweep
 from sweepkit.jobs.sweeps.wandb_run.metrics import read_run_json
 

@@ -1,26 +1,26 @@
 """The journal's records folded into runs: the sweep's state as a pure function of its records.
 
 Two records exist. ``claim`` {run, k, params (only when k = 0), at, agent, host, pid, slurm} hands
-attempt k of a run to an agent. ``end`` {run, k, state, metric, history, epochs, metric_source,
-summary, exit_code, error, at; ``nonfinite`` where its metric, history or summary holds NaN or inf,
-which JSON holds as W&B's strings: store/end_values.py reads them back} closes that attempt with
-finished, failed, stopped, preempted or crashed. A run's state is that of its last attempt:
-``running`` until an ``end`` closes it. Preempted runs, and crashed runs with retries left, are
-*queued*: handed out again under the same run id and folder, before any new run.
+an attempt of a run to an agent (``k``: the attempt's 0-based index, jobs/sweeps/vocabulary.py).
+``end`` {run, k, state, metric, history, epochs, metric_source, summary, exit_code, error, at;
+``nonfinite`` where its metric, history or summary holds NaN or inf, which JSON holds as W&B's
+strings: store/end_values.py reads them back} ends that attempt with finished, failed, stopped,
+preempted or crashed. A run's state is that of its last attempt: ``running`` until an ``end``
+ends it. Preempted runs, and crashed runs with retries left, are *queued*: handed out again under
+the same run id and folder, before any new run. The others that ended are *done*.
 
-No file or OS access here (an import-linter contract holds it to that): the journal and the
-snapshot are read by the store's shell, which hands the records to ``apply``, and the function
-that reads a snapshot's settled runs when they are first needed (``Settled.load``).
+No file or OS access here (an import-linter contract holds it to that): the store's shell reads
+the journal and the snapshot and hands the fold what they hold (``apply``'s records; a snapshot's
+runs and the counts of those it left unread, ``Unread``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES, is_rankable
+from sweepkit.jobs.sweeps.vocabulary import DONE_STATES, is_rankable
 from sweepkit.train.json_values import number
 
 
@@ -58,115 +58,19 @@ class FoldedRun:
         state = self.state
         return state == "preempted" or (state == "crashed" and self.crashes <= max_retries)
 
-    def final(self, max_retries: int) -> bool:
-        return self.state in FINAL_STATES and not self.queued(max_retries)
+    def done(self, max_retries: int) -> bool:
+        return self.state in DONE_STATES and not self.queued(max_retries)
 
 
-@dataclass
-class Settled:
-    """Runs a snapshot holds as settled (ended for good: neither running nor queued), not read yet.
-    ``final``: how many of them are final (all, unless a record named a state of no known kind).
-    ``states``: how many are in each state. ``order``: the fold's order (first claim) of the runs
-    read with them, so that the whole fold keeps the journal's order once they are read.
-    ``maybe_has``: False when a run id is surely not among them (so a new run needs no read).
-    ``load``: them, each with its place in the fold's order."""
+@dataclass(frozen=True)
+class Unread:
+    """The runs of a snapshot that ended and are not queued, left unread (snapshot.py reads them
+    when something asks for every run): their number, how many are in each state, and how many
+    are done (all, unless an end record named a state of no known kind). A claim needs no more."""
 
     count: int
-    final: int
+    done: int
     states: dict[str, int]
-    order: dict[str, int]
-    maybe_has: Callable[[str], bool]
-    load: Callable[[], list[tuple[int, FoldedRun]]]
-
-
-class Runs(MutableMapping[str, FoldedRun]):
-    """The fold's runs by id, in the order of their first claim. Runs a snapshot holds as settled
-    may be left unread (``defer``): a claim needs only the open runs and the counts, so they are
-    read only when something asks for a run among them, or for all runs (status, report, a bayes
-    or grid proposal)."""
-
-    def __init__(self, runs: dict[str, FoldedRun] | None = None):
-        self._runs: dict[str, FoldedRun] = dict(runs or {})
-        self.settled: Settled | None = None
-
-    def defer(self, settled: Settled) -> None:
-        self.settled = settled
-
-    def read(self) -> dict[str, FoldedRun]:
-        """The runs read so far (all of them once nothing is deferred)."""
-        return self._runs
-
-    def _load(self) -> None:
-        settled, self.settled = self.settled, None
-        if settled is None:
-            return
-        placed = [(settled.order[i], r) for i, r in self._runs.items() if i in settled.order]
-        merged = {r.run_id: r for _, r in sorted(settled.load() + placed, key=lambda p: p[0])}
-        merged.update(self._runs)  # runs claimed after the snapshot come last, in their order
-        self._runs = merged
-
-    def _needs(self, run_id: str) -> bool:
-        return (
-            self.settled is not None and run_id not in self._runs and self.settled.maybe_has(run_id)
-        )
-
-    def __getitem__(self, run_id: str) -> FoldedRun:
-        if self._needs(run_id):
-            self._load()
-        return self._runs[run_id]
-
-    def get(self, run_id: str, default: Any = None) -> Any:
-        if self._needs(run_id):
-            self._load()
-        return self._runs.get(run_id, default)
-
-    def __contains__(self, run_id: object) -> bool:
-        if isinstance(run_id, str) and self._needs(run_id):
-            self._load()
-        return run_id in self._runs
-
-    def __setitem__(self, run_id: str, run: FoldedRun) -> None:
-        if self._needs(run_id):
-            self._load()
-        self._runs[run_id] = run
-
-    def __delitem__(self, run_id: str) -> None:
-        self._load()
-        del self._runs[run_id]
-
-    def __iter__(self) -> Iterator[str]:
-        self._load()
-        return iter(self._runs)
-
-    def __len__(self) -> int:
-        return len(self._runs) + (self.settled.count if self.settled else 0)
-
-    def values(self) -> _Values:  # type: ignore[override]
-        return _Values(self)
-
-    def items(self) -> _Items:  # type: ignore[override]
-        return _Items(self)
-
-
-class _Values:
-    """``Runs.values()``: reads deferred runs only when iterated (a random proposal takes the
-    runs and never looks at them)."""
-
-    def __init__(self, runs: Runs):
-        self._runs = runs
-
-    def __iter__(self) -> Iterator[FoldedRun]:
-        self._runs._load()
-        return iter(self._runs.read().values())
-
-    def __len__(self) -> int:
-        return len(self._runs)
-
-
-class _Items(_Values):
-    def __iter__(self) -> Iterator[tuple[str, FoldedRun]]:  # type: ignore[override]
-        self._runs._load()
-        return iter(self._runs.read().items())
 
 
 @dataclass
@@ -180,10 +84,18 @@ class Fold:
     goal: str = "minimize"
     target: float | None = None
     max_retries: int = 2
-    runs: Runs = field(default_factory=Runs)
+    # the runs read, by id, in the order of their first claim
+    runs: dict[str, FoldedRun] = field(default_factory=dict)
     # the running and queued runs: the only ones a claim has to look at one by one
     open: dict[str, FoldedRun] = field(default_factory=dict)
     target_hit: bool = False
+    # done runs of a snapshot that are not in ``runs`` (None: every run is)
+    unread: Unread | None = None
+
+    @property
+    def run_count(self) -> int:
+        """Every run of the sweep, read or not."""
+        return len(self.runs) + (self.unread.count if self.unread else 0)
     metric_name: str | None = None  # only for words: which metric the target is of
 
     def reaches_target(self, end: dict[str, Any]) -> bool:
@@ -196,7 +108,7 @@ class Fold:
 
     def target_reached(self) -> tuple[str, float] | None:
         """The run that reached the metric's target first (the one that ended the search) and
-        its value; None while no run has. Reads the runs a snapshot holds as settled."""
+        its value; None while no run has, or while that run is among those a snapshot left unread."""
         if not self.target_hit:
             return None
         reached = [
@@ -223,18 +135,17 @@ class Fold:
         )
 
     def tally(self) -> tuple[Counter[str], int, int]:
-        """(runs by state, final runs, queued runs), with no read of deferred settled runs."""
+        """(runs by state, done runs, queued runs), unread runs included by their counts."""
         states: Counter[str] = Counter()
-        final = queued = 0
-        settled = self.runs.settled
-        if settled is not None:
-            states.update(settled.states)
-            final = settled.final
-        for run in self.runs.read().values():
+        done = queued = 0
+        if self.unread is not None:
+            states.update(self.unread.states)
+            done = self.unread.done
+        for run in self.runs.values():
             states[run.state] += 1
-            final += run.final(self.max_retries)
+            done += run.done(self.max_retries)
             queued += run.queued(self.max_retries)
-        return states, final, queued
+        return states, done, queued
 
     def reopen(self) -> None:
         """Rebuild ``open`` from ``runs`` (after loading runs folded elsewhere: a snapshot)."""
@@ -252,7 +163,13 @@ def apply(fold: Fold, records: list[dict[str, Any]]) -> Fold:
 
     Records that make no sense are ignored, never fatal: a claim of an unknown run without its
     params, a claim of an attempt out of order, an end of an unknown run or without an attempt
-    number. A second end of one attempt is ignored (the first one stands)."""
+    index (``k``). A second end of one attempt is ignored (the first one stands).
+
+    With runs ``unread`` (a snapshot's runs that are not open), a claim of the first attempt
+    (k = 0) of a run not in ``runs`` makes a new run: run ids are made by an exclusive create of
+    the run's folder, so in a journal agents wrote it is one. A journal edited by hand can reuse
+    a done run's id: the shell reads every run and replays the records after the snapshot again
+    before anything reads them all (journal_fold.py), which gives a full replay's answer."""
     for record in records:
         _apply_one(fold, record)
     return fold

@@ -7,8 +7,8 @@ Layout (the sweep reference is its path)::
     journal.jsonl     append-only records, one per line: "<crc32> <json>" (journal.py)
     journal.snapshot  the journal's fold up to a byte offset, rewritten by agents (snapshot.py)
     lock              the flufl.lock taken for every append (claims, results)
-    claims/           one empty token per hand-out of a run: <run_id>.<attempt>, made O_EXCL
-    leases/           <run_id>.<attempt>.json heartbeats, rewritten by atomic rename (leases.py)
+    claims/           one token per attempt of a run: <run_id>.<k>, made O_EXCL
+    leases/           <run_id>.<k>.json heartbeats, rewritten by atomic rename (leases.py)
     runs/<run_id>/    run folders: run.json, checkpoints, logs, wandb/ (the trainer's)
     synced.json       what `sweepkit sync` uploaded;  slurm/  what `sweepkit submit` submitted
 """
@@ -33,6 +33,13 @@ from sweepkit.train.write_errors import as_user_error
 SCHEMA = 1
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
+
+
+def attempt_file_name(run_id: str, k: int) -> str:
+    """``<run_id>.<k>``, the name of an attempt's claim token and lease file. ``k`` is the
+    attempt's 0-based index, as in the journal's records (it is attempt ``k + 1`` in messages and
+    ``SWEEPKIT_ATTEMPT``): every sweep folder written so far names them so (tests/golden/)."""
+    return f"{run_id}.{k}"
 
 
 def check_permissions(path: Path) -> None:
@@ -75,13 +82,18 @@ def make_sweep_folder(
         )
     for _ in range(10):
         sweep_id = new_id()
-        final = root / sweep_id
-        if not final.exists():
+        dest = root / sweep_id
+        if not dest.exists():
             break
+    else:
+        raise UserError(
+            f"could not name a new sweep folder in {root}: 10 new sweep ids in a row were taken; "
+            "pass --root to another folder"
+        )
     tmp = root / f".{sweep_id}.creating"
     try:
         _build_sweep_folder(
-            tmp, final, sweep_id, definition, source, lease_s, max_retries, extra, gid
+            tmp, dest, sweep_id, definition, source, lease_s, max_retries, extra, gid
         )
     except OSError as err:
         # a full or read-only disk: no half-made folder is left behind
@@ -89,12 +101,12 @@ def make_sweep_folder(
         raise as_user_error(
             err, err.filename or root, f"free space in {root} or pass --root to another folder"
         ) from None
-    return final
+    return dest
 
 
 def _build_sweep_folder(
     tmp: Path,
-    final: Path,
+    dest: Path,
     sweep_id: str,
     definition: dict[str, Any],
     source: str,
@@ -130,7 +142,7 @@ def _build_sweep_folder(
         os.chmod(tmp / sub, 0o755)
         if gid is not None:
             lab_group.share_folder(tmp / sub, gid)
-    os.rename(tmp, final)
+    os.rename(tmp, dest)
 
 
 def checked_folder(ref: str | Path) -> Path:

@@ -260,7 +260,7 @@ def create_exclusive(path: Path, data: bytes = b"") -> bool:
 
 
 def take_token(token: Path, owner: str) -> bool:
-    """Exclusive-create a claim token (``claims/<run>.<attempt>``) for ``owner``. A token with no
+    """Exclusive-create a claim token (``claims/<run>.<k>``) for ``owner``. A token with no
     claim record that is older than the lock's lifetime was left by a claimer that died between
     the two: it is void."""
     if create_exclusive(token, owner.encode()):

@@ -1,9 +1,10 @@
 """Leases: how an agent says it still holds a run, and how others tell that it is gone.
 
-An agent rewrites ``leases/<run_id>.<attempt>.json`` (by atomic rename) every few seconds while its
-run runs. A lease expires when its heartbeat is older than ``lease_s``; also at once when the
-holder was on this host (and PID namespace) and its process is gone, or when the same SLURM array
-task has been restarted. Clocks of the nodes are assumed synchronised (NTP), as flufl.lock also
+An agent rewrites ``leases/<run_id>.<k>.json`` (``k``: the attempt's 0-based index, as in the
+journal; folder.attempt_file_name) by atomic rename every few seconds while its run runs. A lease
+expires when its heartbeat is older than ``lease_s``; also at once when the holder was on this
+host (and PID namespace) and its process is gone, or when the same SLURM array task has been
+restarted. Clocks of the nodes are assumed synchronised (NTP), as flufl.lock also
 assumes.
 """
 

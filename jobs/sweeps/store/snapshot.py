@@ -4,8 +4,9 @@ The journal is append-only: the fold of its first ``offset`` bytes never changes
 (``journal.snapshot`` in the sweep folder) holds that fold and the ``offset`` it covers; a reader
 loads it and replays only the journal's bytes after ``offset``. Its bytes are in
 snapshot_format.py: a small head with the open (running and queued) runs and the counts of the
-settled ones, which is all a claim reads, and a body with the settled runs, read only when
-something asks for them (status, the report, a bayes or grid proposal, a record of such a run).
+others, which is all a claim reads, and a body with the others, read only when something asks
+for every run (``read_all``: status, the report, a bayes or grid proposal, a view of such a run).
+This module does the I/O; the fold (fold.py) gets what it reads.
 
 The header keeps checksums of the journal's first and last ``CHECK_BYTES`` bytes before
 ``offset``: a journal that was replaced, truncated or rewritten no longer matches, and the
@@ -18,15 +19,14 @@ Written to a temporary file, fsynced and renamed over the old one (atomic on POS
 any agent, with or without the lock: two writers each leave a whole, true snapshot; the one renamed
 last wins, whichever offset it covers. A killed writer leaves at most its temporary file (the next
 writer removes it once it is an hour old). Anything wrong with a snapshot means a full replay,
-with one warning; the journal alone stays the truth, and a sweep without a snapshot (written
-before they existed) or with a version 1 snapshot (one file read whole) is read as before.
+with one warning; the journal alone stays the truth. A sweep without a snapshot, or with one an
+older sweepkit wrote (an older version: nothing is wrong, so no warning), is read from its whole
+journal, and the next agent to write a snapshot replaces it.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import functools
 import json
 import os
 import sys
@@ -37,22 +37,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Runs, Settled, apply
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Unread, apply
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
 from sweepkit.jobs.sweeps.store.leases import HOST
 from sweepkit.jobs.sweeps.store.snapshot_format import (
     VERSION,
-    SnapshotRun,
-    bloom_has,
     dump,
     load_body,
     load_head,
-    load_v1,
     open_runs,
 )
 from sweepkit.train.errors import UserError
 
-__all__ = ["VERSION", "SnapshotRun", "read", "write"]
+__all__ = ["VERSION", "Snapshot", "read", "read_all", "write"]
 
 SNAPSHOT_NAME = "journal.snapshot"
 CHECK_BYTES = 4096  # journal bytes checksummed at its head and before the offset covered
@@ -68,12 +65,17 @@ FIRST_READ = 256 * 1024
 
 @dataclass
 class Snapshot:
+    """A snapshot's header and head, as read: what a claim needs (``read_all`` reads the rest)."""
+
     offset: int  # the journal bytes it covers
     head_crc: int
     tail_crc: int
     target_hit: bool
-    runs: Runs
-    open: dict[str, FoldedRun] | None  # None (version 1): the reader finds them (Fold.reopen)
+    open: list[tuple[int, FoldedRun]]  # the running and queued runs, with their place in order
+    unread: Unread  # the others, counted
+    header_line: bytes  # to tell, when the body is read, that the file is still this one
+    header: dict[str, Any]
+    head: bytes
 
 
 def check_crcs(journal_prefix_head: bytes, journal_prefix_tail: bytes) -> tuple[int, int]:
@@ -114,10 +116,9 @@ def _pread(fd: int, length: int, at: int) -> bytes:
     return b"".join(parts)
 
 
-def read(sweep_dir: Path, journal: Path, blank: Callable[[], Fold]) -> Snapshot | None:
+def read(sweep_dir: Path, journal: Path) -> Snapshot | None:
     """The sweep's snapshot if it covers a prefix of its journal; None if there is none, or (with
-    one warning) if it cannot be used: the caller replays the whole journal. ``blank``: an empty
-    fold of this sweep, to fold the settled runs from the journal if the body is found wrong."""
+    one warning) if it cannot be used: the caller replays the whole journal."""
     path = sweep_dir / SNAPSHOT_NAME
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -126,15 +127,15 @@ def read(sweep_dir: Path, journal: Path, blank: Callable[[], Fold]) -> Snapshot 
     except OSError as err:
         return _ignored(path, f"it cannot be read ({err.strerror})")
     try:
-        snapshot = _load(fd, path, journal, blank)
+        snapshot = _load(fd)
     except OSError as err:
         snapshot = f"it cannot be read ({err.strerror})"
     except (ValueError, KeyError, TypeError, IndexError):
         snapshot = "it is not a snapshot this version can read"
     finally:
         os.close(fd)
-    if isinstance(snapshot, str):
-        return _ignored(path, snapshot)
+    if snapshot is None or isinstance(snapshot, str):
+        return None if snapshot is None else _ignored(path, snapshot)
     try:
         fd = os.open(journal, os.O_RDONLY)
     except OSError:
@@ -148,23 +149,19 @@ def read(sweep_dir: Path, journal: Path, blank: Callable[[], Fold]) -> Snapshot 
     return snapshot if why is None else _ignored(path, why)
 
 
-def _load(fd: int, path: Path, journal: Path, blank: Callable[[], Fold]) -> Snapshot | str:
-    """The snapshot open at ``fd``: its header and head read, its body left for later."""
+def _load(fd: int) -> Snapshot | str | None:
+    """The snapshot open at ``fd``: its header and head read and checked, its body left unread.
+    None: one an older sweepkit wrote (nothing is wrong: it is read as no snapshot, and the next
+    snapshot written replaces it); a string: why it cannot be used."""
     size = os.fstat(fd).st_size
     first = os.pread(fd, FIRST_READ, 0)
     newline = first.index(b"\n")
     header = json.loads(first[:newline])
-    if not isinstance(header, dict) or header.get("v") not in (1, VERSION):
-        version = header.get("v") if isinstance(header, dict) else "?"
-        return f"version {version} is not {VERSION}"
-    journal_crcs = int(header["head_crc"]), int(header["tail_crc"])
-    offset, target_hit = int(header["offset"]), bool(header["target_hit"])
-    if header["v"] == 1:
-        rest = memoryview(first + _pread(fd, size - len(first), len(first)))[newline + 1 :]
-        whole = load_v1(header, rest)
-        if isinstance(whole, str):
-            return whole
-        return Snapshot(offset, *journal_crcs, target_hit, Runs(whole), None)
+    version = header.get("v") if isinstance(header, dict) else None
+    if isinstance(version, int) and version < VERSION:
+        return None
+    if version != VERSION:
+        return f"version {version if version is not None else '?'} is not {VERSION}"
     body_at = newline + 1 + int(header["head_len"])
     if size != body_at + int(header["body_len"]):
         return f"it has {size} bytes, its header says {body_at + int(header['body_len'])} (a torn file)"
@@ -174,70 +171,67 @@ def _load(fd: int, path: Path, journal: Path, blank: Callable[[], Fold]) -> Snap
     doc = load_head(header, head)
     if isinstance(doc, str):
         return doc
-    opened = open_runs(doc)
-    runs = Runs({run.run_id: run for _, run in opened})
-    bits, table = int(doc["bits"]), base64.b64decode(doc["ids"])
-    body = functools.partial(
-        _read_body, path, first[:newline], header, journal, blank, {r.run_id for _, r in opened}
+    unread = Unread(
+        int(doc["count"]), int(doc["done"]), {str(k): int(n) for k, n in doc["states"].items()}
     )
-    runs.defer(
-        Settled(
-            int(doc["count"]),
-            int(doc["final"]),
-            {str(k): int(n) for k, n in doc["states"].items()},
-            {run.run_id: order for order, run in opened},
-            lambda run_id: bloom_has(bits, table, run_id),
-            body,
-        )
+    return Snapshot(
+        int(header["offset"]),
+        int(header["head_crc"]),
+        int(header["tail_crc"]),
+        bool(header["target_hit"]),
+        open_runs(doc),
+        unread,
+        first[:newline],
+        header,
+        head,
     )
-    return Snapshot(offset, *journal_crcs, target_hit, runs, {r.run_id: r for _, r in opened})
 
 
-def _read_body(
-    path: Path,
-    header_line: bytes,
-    header: dict[str, Any],
-    journal: Path,
-    blank: Callable[[], Fold],
-    opened: set[str],
-) -> list[tuple[int, FoldedRun]]:
-    """The settled runs: from the snapshot's body if the file is still the one whose head was
-    read, else (one warning) folded from the journal's bytes the snapshot covers."""
-    body_len = int(header["body_len"])
+def read_all(sweep_dir: Path, found: Snapshot, journal: Path, blank: Callable[[], Fold]) -> Fold:
+    """The fold of the journal's first ``found.offset`` bytes, every run read: ``found``'s open
+    runs (parsed again from its head: the ones handed out were changed by records after it) and
+    the runs of its body, if the file is still the one whose head was read; else (one warning)
+    folded from the journal's bytes the snapshot covers. ``blank``: an empty fold of this sweep."""
+    path = sweep_dir / SNAPSHOT_NAME
+    body_len = int(found.header["body_len"])
     try:
         with open(path, "rb") as f:
-            same = f.readline().rstrip(b"\n") == header_line
-            f.seek(len(header_line) + 1 + int(header["head_len"]))
+            same = f.readline().rstrip(b"\n") == found.header_line
+            f.seek(len(found.header_line) + 1 + int(found.header["head_len"]))
             body = f.read(body_len) if same else b""
-        runs = load_body(body, int(header["body_crc"])) if same else "it was replaced meanwhile"
+        done = (
+            load_body(body, int(found.header["body_crc"])) if same else "it was replaced meanwhile"
+        )
     except OSError as err:
-        runs = f"it cannot be read ({err.strerror})"
+        done = f"it cannot be read ({err.strerror})"
     except (ValueError, KeyError, TypeError, IndexError):
-        runs = "it is not a snapshot this version can read"
-    if not isinstance(runs, str):
-        return runs
-    print(
-        f"sweepkit: warning: could not read the settled runs of the journal snapshot {path}: "
-        f"{runs}; they are folded from the journal instead",
-        file=sys.stderr,
-    )
-    return _fold_settled(journal, int(header["offset"]), blank, opened)
+        done = "it is not a snapshot this version can read"
+    if isinstance(done, str):
+        print(
+            f"sweepkit: warning: could not read the done runs of the journal snapshot {path}: "
+            f"{done}; they are folded from the journal instead",
+            file=sys.stderr,
+        )
+        return _fold_prefix(journal, found.offset, blank)
+    fold = blank()
+    runs = sorted(done + open_runs(json.loads(found.head)), key=lambda placed: placed[0])
+    fold.runs = {run.run_id: run for _, run in runs}
+    fold.target_hit = found.target_hit
+    fold.reopen()
+    return fold
 
 
-def _fold_settled(
-    journal: Path, offset: int, blank: Callable[[], Fold], opened: set[str]
-) -> list[tuple[int, FoldedRun]]:
-    """The runs of the journal's first ``offset`` bytes that are not among ``opened``, each with
-    its place in the fold's order."""
+def _fold_prefix(journal: Path, offset: int, blank: Callable[[], Fold]) -> Fold:
+    """The fold of the journal's first ``offset`` bytes."""
     try:
         with open(journal, "rb") as f:
             data = f.read(offset)
     except OSError as err:
         raise UserError(f"cannot read sweep journal {journal}: {err.strerror}") from None
     lines = data.splitlines(keepends=True)
-    records = parse_bodies([b for line in lines if (b := checked_body(line)) is not None])
-    fold = apply(blank(), records)
-    return [(i, r) for i, r in enumerate(fold.runs.values()) if r.run_id not in opened]
+    return apply(
+        blank(), parse_bodies([b for line in lines if (b := checked_body(line)) is not None])
+    )
 
 
 def _ignored(path: Path, why: str) -> Snapshot | None:

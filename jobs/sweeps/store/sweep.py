@@ -1,14 +1,15 @@
 """The local sweep store: a folder on the shared filesystem that replaces W&B's sweep server.
 
-``LocalSweep`` is the shell around a pure core: it reads the journal (and its snapshot) into the
-fold (fold.py), asks the search engine for proposals (engine.py), reads leases (leases.py), takes
-the lock, and appends what the claim policy (plan.py) decides. The folder's layout is in
-folder.py; the file primitives (lock, journal) in journal.py; the runs as readers see them in
-reader.py.
+``LocalSweep`` is the shell around a pure core: it has the journal (and its snapshot) read and
+handed to the fold (journal_fold.py, fold.py), asks the search engine for proposals (engine.py),
+reads leases (leases.py), takes the lock, and appends what the claim policy (claim_policy.py)
+decides. The folder's layout is in folder.py; the file primitives (lock, journal) in journal.py;
+the runs as readers see them in reader.py.
 
 A claim reads the journal without the lock, asks the engine for proposals (pure: no I/O), then
-takes the lock, reads what was appended meanwhile, marks runs whose lease expired as crashed, and
-appends the claim, after an exclusive create of the claim token. Grid proposals are re-checked
+takes the lock, reads what was appended meanwhile, ends the attempts whose lease expired as their
+run's own records say (reconcile.py; crashed when they do not say it ended), and appends the
+claim, after an exclusive create of the claim token. Grid proposals are re-checked
 against claims appended meanwhile, so no grid point is handed out twice. A random or bayes
 proposal is committed as made, from the runs as they were before the lock (possibly missing the
 few claims and results appended meanwhile); run_cap, the metric target and the queue are checked
@@ -29,10 +30,11 @@ from typing import Any
 from sweepkit.jobs.sweeps import lab_group
 from sweepkit.jobs.sweeps.definition import planned_runs, upgrade_legacy_command
 from sweepkit.jobs.sweeps.state import RunView, new_id
-from sweepkit.jobs.sweeps.store import folder, plan, snapshot
+from sweepkit.jobs.sweeps.store import claim_policy, folder
 from sweepkit.jobs.sweeps.store.engine import Engine
-from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Runs, apply
-from sweepkit.jobs.sweeps.store.journal import Journal, SweepLock, take_token
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
+from sweepkit.jobs.sweeps.store.journal import SweepLock, take_token
+from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
 from sweepkit.jobs.sweeps.store.reader import RunReader, counts
 from sweepkit.train.errors import UserError
@@ -41,17 +43,25 @@ from sweepkit.train.errors import UserError
 # claim planned to resume a queued run and another agent took it first, it lets the lock go and
 # proposes outside it; only its last try proposes under the lock.
 OPTIMISTIC_TRIES = 3
+# New run ids tried before a claim gives up: one of 36^8 ids is taken by chance only by a folder
+# crowded far beyond any sweep (a run folder is made by an exclusive create, so none is reused).
+RUN_ID_TRIES = 10
 
 
 @dataclass
 class Claim:
-    """A run handed to this agent: attempt ``k`` of ``run_id``."""
+    """A run handed to this agent: attempt ``attempt`` of ``run_id``."""
 
     run_id: str
-    k: int
+    k: int  # the attempt's 0-based index, as the journal holds it (jobs/sweeps/vocabulary.py)
     params: dict[str, Any]  # {name: {value: v}}, as wandb agent holds a run's parameters
     run_dir: Path
     resumed: bool
+
+    @property
+    def attempt(self) -> int:
+        """The attempt, counted from 1: what messages and ``SWEEPKIT_ATTEMPT`` say."""
+        return self.k + 1
 
 
 @contextlib.contextmanager
@@ -89,11 +99,8 @@ class LocalSweep:
         metric = self.definition.get("metric") or {}
         self.metric_name: str | None = metric.get("name")
         self.goal: str = metric.get("goal", "minimize")
-        self.fold = Fold(
-            self.goal, metric.get("target"), self.max_retries, metric_name=self.metric_name
-        )
-        self._journal = Journal(path / "journal.jsonl")
-        self._snapshot_at = 0  # the journal offset of the last snapshot read or written
+        blank = Fold(self.goal, metric.get("target"), self.max_retries, metric_name=self.metric_name)
+        self._state = JournalFold(path, blank)
         self._engine = Engine(self.definition)
         self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
         self._lock: SweepLock | None = None
@@ -104,36 +111,19 @@ class LocalSweep:
     def planned_runs(self) -> int | None:
         return planned_runs(self.definition)
 
-    def refresh(self) -> Runs:
-        if self._journal.offset == 0 and not self.fold.runs:
-            self._load_snapshot()
-        apply(self.fold, self._journal.read_new())
-        return self.fold.runs
+    def refresh(self) -> dict[str, FoldedRun]:
+        """Every run by id, in the order of their first claim, the journal read on."""
+        self._state.catch_up()
+        return self._state.read_all().runs
 
-    def _load_snapshot(self) -> None:
-        """Start from the journal's snapshot, if there is a sound one (snapshot.py)."""
-        found = snapshot.read(self.path, self._journal.path, self._blank_fold)
-        if found is not None:
-            self.fold.runs, self.fold.target_hit = found.runs, found.target_hit
-            if found.open is None:
-                self.fold.reopen()
-            else:
-                self.fold.open = found.open
-            self._journal.offset = self._snapshot_at = found.offset
-
-    def _blank_fold(self) -> Fold:
-        return Fold(
-            self.fold.goal, self.fold.target, self.max_retries, metric_name=self.metric_name
-        )
+    @property
+    def fold(self) -> Fold:
+        """The sweep's fold as last read (journal_fold.py)."""
+        return self._state.fold
 
     def write_snapshot(self, force: bool = False) -> bool:
-        """Write a snapshot of the fold as last read, when the journal has grown by
-        ``snapshot.WRITE_AFTER_BYTES`` since the last one this reader saw (or ``force``)."""
-        offset = self._journal.offset
-        if not force and offset - self._snapshot_at < snapshot.WRITE_AFTER_BYTES:
-            return False
-        self._snapshot_at = offset
-        return snapshot.write(self.path, self._journal.path, self.fold, offset)
+        """Write a snapshot of the fold, if due (``JournalFold.write_snapshot``) or ``force``."""
+        return self._state.write_snapshot(force)
 
     def open_runs(self) -> dict[str, FoldedRun]:
         """The running and queued runs by id, as last read (``refresh`` reads on)."""
@@ -152,6 +142,8 @@ class LocalSweep:
 
     def run_view(self, run_id: str) -> RunView:
         """One run (as in ``runs()``, its records read), from the journal as last read."""
+        if run_id not in self.fold.runs:
+            self._state.read_all()
         return self.reader.view(self.fold.runs[run_id], self._expired_now, time.time())
 
     def counts(self, views: list[RunView] | None = None) -> dict[str, int]:
@@ -159,30 +151,33 @@ class LocalSweep:
         return counts(self.runs() if views is None else views)
 
     def remaining(self) -> tuple[int | None, int | None]:
-        """(planned, remaining): the runs the sweep makes in all, and those no agent holds or has
-        ended (queued runs, and runs whose agent is gone, remain: they need a task). From the
-        journal and the leases, no run.json read."""
+        """(planned, remaining): the runs the sweep makes in all, and those that still need a
+        task: not yet made, queued, or running with their agent gone. From the journal and the
+        leases: no run.json read, nor the runs a snapshot's head left unread (none of them open)."""
         planned = self.planned_runs()
         if planned is None:
             return None, None
+        self._state.catch_up()
         now = time.time()
-        taken = sum(
+        taken = (self.fold.unread.count if self.fold.unread else 0) + sum(
             1
-            for r in self.refresh().values()
+            for r in self.fold.runs.values()
             if not r.queued(self.max_retries)
-            # a run whose agent is gone is handed out again (claim), so it still needs a task
+            # the next claim ends a run whose agent is gone, and hands it out again unless its
+            # own records say it ended (reconcile.py): it may need a task
             and not (r.state == "running" and self._lease_expired(r, None, now))
         )
         return planned, max(0, planned - taken)
 
     def complete(self) -> bool:
         """True when no run is running or queued and the search has nothing more to propose."""
-        self.refresh()
-        return plan.complete(self.fold, self.definition.get("run_cap"), self.planned_runs())
+        self._state.catch_up()
+        return claim_policy.complete(self.fold, self.definition.get("run_cap"), self.planned_runs())
 
     def lost(self, claim: Claim) -> bool:
-        """True if another agent has closed this attempt (declared it crashed after its lease expired)."""
-        self.refresh()
+        """True if another agent has ended this attempt (after its lease expired: as the run's own
+        records say it ended, else crashed)."""
+        self._state.catch_up()
         return claim.k in self.fold.runs[claim.run_id].ends
 
     # ----- the search engine ---------------------------------------------------------------
@@ -191,43 +186,49 @@ class LocalSweep:
         it. ``live``: running runs' history of the metric from what they logged so far (hyperband
         needs it; the journal has one only once a run ended)."""
         history = (lambda run_id: self.metrics.history(self.run_dir(run_id))) if live else None
+        self._state.read_all()
         return self._engine.engine_runs(self.fold.runs.values(), history)
 
     def bayes_runs(self) -> list[Any]:
         """The runs as bayes search reads them (engine.py): ended runs' histories cut to what
         bayes reads."""
+        self._state.read_all()
         return self._engine.bayes_runs(self.fold.runs.values())
 
     def _propose(self, n: int) -> list[dict[str, Any]]:
-        """``n`` proposals from the engine, on the runs as last read."""
+        """``n`` proposals from the engine, on the runs as last read (random search reads none)."""
+        if self.definition.get("method") != "random":
+            self._state.read_all()
         return self._engine.propose(n, self.fold.runs.values())
 
     def _candidates(self) -> list[dict[str, Any]]:
         """Proposals drawn ahead that are still free, in the engine's order."""
+        if self.definition.get("method") == "grid":
+            self._state.read_all()
         return self._engine.candidates(self.fold.runs.values(), self._propose)
 
     # ----- handing out runs ----------------------------------------------------------------
-    def claim(self, me: AgentIdentity) -> Claim | plan.NoClaim:
+    def claim(self, me: AgentIdentity) -> Claim | claim_policy.NoClaim:
         """Hand the next run to agent ``me``: a queued (preempted/crashed) run first, else a new one."""
         if not os.access(self.path, os.W_OK):
             raise UserError(
                 f"sweep folder {self.path} is not writable by you; agents record their claims there"
             )
         drawn_ahead = self.definition.get("method") in ("grid", "random")
-        for attempt in range(OPTIMISTIC_TRIES):
-            self.refresh()
+        for tries in range(1, OPTIMISTIC_TRIES + 1):
+            self._state.catch_up()
             proposals: list[dict[str, Any]] = []
-            if not plan.queue(self.fold) and plan.can_add(self.fold, self._run_cap):
+            if not claim_policy.queue(self.fold) and claim_policy.can_add(self.fold, self._run_cap):
                 proposals = self._candidates() if drawn_ahead else self._propose(1)
-            seen_at = self._journal.offset
+            seen_at = self._state.offset
             self.write_snapshot()  # outside the lock, rarely (after ~1 MB of journal)
             suspects = self._expired_leases(me)  # outside the lock: a lease read per running run
             with self.lock() as lock:
-                self.refresh()
-                self._close_expired(suspects, me)
+                self._state.catch_up()
+                self._end_expired(suspects, me)
                 # grid proposals made before claims appended meanwhile may be taken: made again
-                stale = self.definition.get("method") == "grid" and self._journal.offset != seen_at
-                last_try = drawn_ahead or attempt == OPTIMISTIC_TRIES - 1
+                stale = self.definition.get("method") == "grid" and self._state.offset != seen_at
+                last_try = drawn_ahead or tries == OPTIMISTIC_TRIES
                 got = self._claim_locked(me, lock, None if stale else proposals or None, last_try)
                 if got is not None:
                     return got
@@ -239,12 +240,13 @@ class LocalSweep:
         lock: SweepLock,
         proposals: list[dict[str, Any]] | None,
         last_try: bool,
-    ) -> Claim | plan.NoClaim | None:
+    ) -> Claim | claim_policy.NoClaim | None:
         """The claim, under the lock, as the policy decides; None: try again outside the lock."""
         refused: set[str] = set()
         planned = self.planned_runs()
+        # ends: a pass returns, refuses one more queued run, or makes the proposals (then New/NoClaim)
         while True:
-            decision = plan.decide(
+            decision = claim_policy.decide(
                 self.fold,
                 proposals,
                 refused=frozenset(refused),
@@ -252,48 +254,56 @@ class LocalSweep:
                 run_cap=self._run_cap,
                 planned=planned,
             )
-            if isinstance(decision, plan.Resume):
+            if isinstance(decision, claim_policy.Resume):
                 claim = self._resume(decision, me, lock)
                 if claim is not None:
                     return claim
                 refused.add(decision.run_id)
-            elif isinstance(decision, plan.Propose):
+            elif isinstance(decision, claim_policy.Propose):
                 if decision.outside_lock:
                     return None  # the queued run went elsewhere: propose outside the lock
                 drawn_ahead = self.definition.get("method") in ("grid", "random")
                 proposals = self._candidates() if drawn_ahead else self._propose(1)
-            elif isinstance(decision, plan.New):
+            elif isinstance(decision, claim_policy.New):
                 return self._add(decision.params, me, lock)
             else:
                 return decision
 
-    def _resume(self, decision: plan.Resume, me: AgentIdentity, lock: SweepLock) -> Claim | None:
+    def _resume(
+        self, decision: claim_policy.Resume, me: AgentIdentity, lock: SweepLock
+    ) -> Claim | None:
         """Attempt ``decision.k`` of a queued run, if its token is ours; None if another agent
         took it."""
         run_id, k = decision.run_id, decision.k
-        if not (take_token(self.path / "claims" / f"{run_id}.{k}", me.agent) and lock.still_held()):
+        token = self.path / "claims" / folder.attempt_file_name(run_id, k)
+        if not (take_token(token, me.agent) and lock.still_held()):
             return None
-        token = self.path / "claims" / f"{run_id}.{k}"
         with _undone_on_failure(token.unlink):
-            self._append([plan.claim_record(run_id, k, None, me, time.time())])
+            self._state.append([claim_policy.claim_record(run_id, k, None, me, time.time())])
         return Claim(run_id, k, decision.params, self.run_dir(run_id), resumed=True)
 
     def _add(self, params: dict[str, Any], me: AgentIdentity, lock: SweepLock) -> Claim:
         """A new run with ``params``: its folder made exclusively (ids never collide), then its
         claim appended."""
-        for _ in range(10):
+        for _ in range(RUN_ID_TRIES):
             run_id = new_id()
             try:
                 lab_group.make_dir(self.run_dir(run_id), self.group_id)
                 break
             except FileExistsError:
                 continue
+        else:
+            raise UserError(
+                f"could not make a new run folder in {self.path / 'runs'}: {RUN_ID_TRIES} new run "
+                "ids in a row were taken; the folder holds folders that are not this sweep's runs, "
+                "move them away and rerun the agent"
+            )
         if not lock.still_held():
             raise UserError(
                 f"the sweep lock {self.path / 'lock'} was broken while this agent held it (a stalled filesystem?); rerun the agent"
             )
         with _undone_on_failure(self.run_dir(run_id).rmdir):
-            self._append([plan.claim_record(run_id, 0, params, me, time.time())])
+            self._state.append([claim_policy.claim_record(run_id, 0, params, me, time.time())])
         self._engine.used(params)
         return Claim(run_id, 0, params, self.run_dir(run_id), resumed=False)
 
@@ -301,10 +311,10 @@ class LocalSweep:
     def _run_cap(self) -> int | None:
         return self.definition.get("run_cap")
 
-    def _close_expired(self, suspects: list[str], me: AgentIdentity) -> None:
-        """Close the suspects whose lease expired, read again under the lock (a heartbeat may have
-        come meanwhile): the hold does not grow with the number of running runs; a lease that
-        expires meanwhile is found by the next claim."""
+    def _end_expired(self, suspects: list[str], me: AgentIdentity) -> None:
+        """End the attempts of the suspects whose lease expired, read again under the lock (a
+        heartbeat may have come meanwhile): the hold does not grow with the number of running
+        runs; a lease that expires meanwhile is found by the next claim."""
         now = time.time()
         expired = [
             r
@@ -312,23 +322,18 @@ class LocalSweep:
             if r.state == "running" and self._lease_expired(r, me, now)
         ]
         records = [
-            plan.expired_end(run, self.reader.reconciled(run), me, now, self.lease_s)
+            claim_policy.expired_end(run, self.reader.reconciled(run), me, now, self.lease_s)
             for run in expired
         ]
         if records:
-            self._append(records)
-
-    def _append(self, records: list[dict[str, Any]]) -> None:
-        """Append records (the caller holds the lock) and fold them in, with no re-read when this
-        reader was at the end of the journal."""
-        apply(self.fold, self._journal.append_and_read(records))
+            self._state.append(records)
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records under the lock, as they are (tools that build a sweep's history, as
         tests and benchmarks do; agents use ``claim`` and ``finish``)."""
         with self.lock():
-            self.refresh()
-            self._append(records)
+            self._state.catch_up()
+            self._state.append(records)
 
     def lock(self) -> SweepLock:
         """The sweep's lock (one flufl.lock object per LocalSweep, reused for every append)."""
@@ -337,18 +342,21 @@ class LocalSweep:
         return self._lock
 
     def finish(self, claim: Claim, me: AgentIdentity, state: str, **result: Any) -> bool:
-        """Record how attempt ``claim.k`` ended. False if another agent already closed it (our lease was lost)."""
+        """Record how the claimed attempt ended. False if another agent already ended it (our
+        lease was lost)."""
         with self.lock():
-            self.refresh()
+            self._state.catch_up()
             if claim.k in self.fold.runs[claim.run_id].ends:
                 return False
-            self._append([plan.end_record(claim.run_id, claim.k, state, me, time.time(), **result)])
+            self._state.append(
+                [claim_policy.end_record(claim.run_id, claim.k, state, me, time.time(), **result)]
+            )
         self._lease_path(claim.run_id, claim.k).unlink(missing_ok=True)
         return True
 
     # ----- leases --------------------------------------------------------------------------
     def _lease_path(self, run_id: str, k: int) -> Path:
-        return self.path / "leases" / f"{run_id}.{k}.json"
+        return self.path / "leases" / f"{folder.attempt_file_name(run_id, k)}.json"
 
     def heartbeat(self, claim: Claim, me: AgentIdentity, child_pid: int | None = None) -> None:
         path = self._lease_path(claim.run_id, claim.k)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from sweepkit.jobs.sweeps import status, store
-from sweepkit.jobs.sweeps.store import snapshot, snapshot_format
+from sweepkit.jobs.sweeps.store import snapshot
 from sweepkit.jobs.sweeps.store.journal import encode
 
 DEFINITION = {
@@ -95,9 +95,11 @@ def from_snapshot(path: Path) -> tuple[store.LocalSweep, dict[str, Any]]:
     return sweep, facts(sweep)
 
 
-def loaded_from_snapshot(sweep: store.LocalSweep) -> bool:
-    loaded = (snapshot.SnapshotRun, snapshot_format.SettledRun)
-    return any(isinstance(r, loaded) for r in sweep.refresh().values())
+def started_from_snapshot(path: Path) -> bool:
+    """True if a fresh reader of the sweep starts from its snapshot's head (a claim's read)."""
+    fresh = store.open_sweep(path)
+    fresh.complete()
+    return fresh.fold.unread is not None
 
 
 def test_snapshot_plus_tail_equals_a_full_replay(tmp_path: Path) -> None:
@@ -105,12 +107,12 @@ def test_snapshot_plus_tail_equals_a_full_replay(tmp_path: Path) -> None:
     work(sweep, 14, seed=1)
     assert sweep.write_snapshot(force=True)
     reader, seen = from_snapshot(sweep.path)
-    assert loaded_from_snapshot(reader)
+    assert started_from_snapshot(reader.path)
     assert seen == full_replay(sweep.path)
     # more claims and ends after it: queued runs from the snapshot resumed, running ones ended
     work(sweep, 10, seed=2, leave_running=3)
     reader, seen = from_snapshot(sweep.path)
-    assert loaded_from_snapshot(reader)
+    assert started_from_snapshot(reader.path)
     full = full_replay(sweep.path)
     assert seen == full
     assert any(k >= 1 for _, k, *_ in full["runs"].values())  # a resumed run is among them
@@ -132,7 +134,7 @@ def test_an_agent_writes_a_snapshot_once_the_journal_has_grown(
     assert 4000 <= header["offset"] < (sweep.path / "journal.jsonl").stat().st_size
     assert [p.name for p in sweep.path.iterdir() if p.name.endswith(".tmp")] == []
     reader, seen = from_snapshot(sweep.path)
-    assert loaded_from_snapshot(reader) and seen == full_replay(sweep.path)
+    assert started_from_snapshot(reader.path) and seen == full_replay(sweep.path)
 
 
 def _tear(path: Path, sweep: store.LocalSweep) -> None:
@@ -181,14 +183,14 @@ def test_a_snapshot_that_does_not_fit_falls_back_to_a_full_replay(
     capsys.readouterr()
     reader, seen = from_snapshot(sweep.path)
     warning = capsys.readouterr().err
-    assert not loaded_from_snapshot(reader)
+    assert not started_from_snapshot(reader.path)
     assert seen == full_replay(sweep.path)
     lines = [line for line in warning.splitlines() if "journal snapshot" in line]
     assert len(lines) == 1 and str(sweep.path / snapshot.SNAPSHOT_NAME) in lines[0]
     # the next snapshot written replaces it, and is read
     assert reader.write_snapshot(force=True)
     again, seen_again = from_snapshot(sweep.path)
-    assert loaded_from_snapshot(again) and seen_again == full_replay(sweep.path)
+    assert started_from_snapshot(again.path) and seen_again == full_replay(sweep.path)
 
 
 def test_a_stale_snapshot_is_read_with_the_tail_after_it(
@@ -202,7 +204,7 @@ def test_a_stale_snapshot_is_read_with_the_tail_after_it(
     assert header["offset"] < (sweep.path / "journal.jsonl").stat().st_size / 2
     capsys.readouterr()
     reader, seen = from_snapshot(sweep.path)
-    assert loaded_from_snapshot(reader) and seen == full_replay(sweep.path)
+    assert started_from_snapshot(reader.path) and seen == full_replay(sweep.path)
     assert "snapshot" not in capsys.readouterr().err
 
 
@@ -214,7 +216,7 @@ def test_a_torn_journal_line_after_the_snapshot_is_skipped_as_before(tmp_path: P
         f.write(encode({"t": "end", "run": "x", "k": 0, "state": "finished"})[:20])  # killed
     work(sweep, 4, seed=2)
     reader, seen = from_snapshot(sweep.path)
-    assert loaded_from_snapshot(reader) and seen == full_replay(sweep.path)
+    assert started_from_snapshot(reader.path) and seen == full_replay(sweep.path)
 
 
 def _claim_and_end(path: str, seed: int, rounds: int) -> None:
@@ -250,7 +252,7 @@ def test_concurrent_claims_and_snapshot_writers_agree_with_a_full_replay(
     os.kill(writer.pid, signal.SIGKILL)
     writer.join()
     reader, seen = from_snapshot(sweep.path)
-    assert loaded_from_snapshot(reader)
+    assert started_from_snapshot(reader.path)
     full = full_replay(sweep.path)
     assert seen == full
     assert sum(k + 1 for _, k, *_ in full["runs"].values()) == 4 * 8  # every claim, once
@@ -268,4 +270,4 @@ def test_a_killed_writers_temporary_file_is_removed_once_stale(tmp_path: Path) -
     assert sweep.write_snapshot(force=True)
     assert not old.exists() and recent.exists()  # another host may still be writing that one
     reader, seen = from_snapshot(sweep.path)
-    assert loaded_from_snapshot(reader) and seen == full_replay(sweep.path)
+    assert started_from_snapshot(reader.path) and seen == full_replay(sweep.path)

@@ -27,7 +27,7 @@ def test_a_claimed_run_is_running_until_its_attempt_ends() -> None:
     assert (run.state, run.k, run.params) == ("running", 0, X1)
     assert list(fold.open) == ["r1"]
     apply(fold, [end("r1", 0, "finished", metric=0.5)])
-    assert run.state == "finished" and run.final(fold.max_retries)
+    assert run.state == "finished" and run.done(fold.max_retries)
     assert fold.open == {}
 
 
@@ -38,7 +38,7 @@ def test_preempted_and_crashed_runs_are_queued_until_retries_are_spent() -> None
     assert fold.runs["c"].queued(1), "first crash: one retry left"
     apply(fold, [claim("c", 1), end("c", 1, "crashed")])
     run = fold.runs["c"]
-    assert (run.crashes, run.queued(1), run.final(1)) == (2, False, True)
+    assert (run.crashes, run.queued(1), run.done(1)) == (2, False, True)
     assert "c" not in fold.open
 
 

@@ -1,6 +1,6 @@
 """The journal snapshot's head (jobs/sweeps/store/snapshot.py, snapshot_format.py): a fresh agent
-claims from the head alone (the open runs and the settled runs' counts), never reading the settled
-runs, and gets what a full replay would give it. A head or body that is torn, foreign or out of
+claims from the head alone (the open runs and the counts of the others), never reading the
+others, and gets what a full replay would give it. A head or body that is torn, foreign or out of
 step with the other is found out; a body found wrong only when it is read at last is replaced by
 folding the journal the snapshot covers. Concurrent writers and a writer killed mid-write leave a
 readable sweep."""
@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from sweepkit.jobs.sweeps import status, store
-from sweepkit.jobs.sweeps.store import plan, snapshot
-from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Runs, Settled, apply
+from sweepkit.jobs.sweeps.store import claim_policy, snapshot
+from sweepkit.jobs.sweeps.store.fold import Fold, Unread, apply
 
 DEFINITION = {
     "method": "random",
@@ -29,7 +29,7 @@ DEFINITION = {
     "command": ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"],
     "parameters": {"lr": {"min": 0.0, "max": 1.0}, "width": {"values": [8, 16, 32]}},
 }
-# finished, failed and stopped runs are settled; crashed (one retry) and preempted ones are queued
+# finished, failed and stopped runs are done; crashed (one retry) and preempted ones are queued
 STATES = ["finished", "failed", "crashed", "preempted", "stopped", "finished"]
 
 
@@ -69,8 +69,8 @@ def without_snapshot(path: Path, into: Path) -> Path:
 
 
 def deferred(sweep: store.LocalSweep) -> bool:
-    """True while the settled runs of the snapshot have not been read."""
-    return sweep.fold.runs.settled is not None
+    """True while the runs the snapshot's head left unread have not been read."""
+    return sweep.fold.unread is not None
 
 
 def sweep_with_snapshot(tmp_path: Path, run_cap: int | None = None) -> store.LocalSweep:
@@ -91,36 +91,43 @@ def queue_one(sweep: store.LocalSweep, state: str) -> None:
     sweep.finish(claim, me, state)
 
 
-# ----- the fold's deferred runs (pure) ------------------------------------------------------
-def test_deferred_runs_are_read_only_when_asked_for_and_keep_the_fold_order() -> None:
+# ----- the fold with a snapshot's runs unread (pure) ------------------------------------------
+def test_unread_runs_are_counted_and_a_new_run_needs_none_of_them() -> None:
     full = apply(Fold(), [{"t": "claim", "run": r, "k": 0, "params": {}} for r in "abcd"])
     apply(full, [{"t": "end", "run": r, "k": 0, "state": "finished"} for r in "ac"])
-    loads = []
-
-    def load() -> list[tuple[int, FoldedRun]]:
-        loads.append(1)
-        return [(0, full.runs["a"]), (2, full.runs["c"])]
-
-    runs = Runs({"b": full.runs["b"], "d": full.runs["d"]})
-    runs.defer(Settled(2, 2, {"finished": 2}, {"b": 1, "d": 3}, lambda i: i in "ac", load))
-    fold = Fold(runs=runs, open=dict(runs.read()))
-    apply(fold, [{"t": "claim", "run": "e", "k": 0, "params": {}}])  # a new run: no read
-    assert len(fold.runs) == 5 and not loads and "x" not in fold.runs
-    assert plan.no_claim(fold, None) == plan.NoClaim(
+    head = {"b": full.runs["b"], "d": full.runs["d"]}
+    fold = Fold(runs=dict(head), open=dict(head), unread=Unread(2, 2, {"finished": 2}))
+    new_run = [{"t": "claim", "run": "e", "k": 0, "params": {}}]
+    apply(fold, new_run)
+    apply(full, new_run)
+    assert list(fold.runs) == ["b", "d", "e"] and fold.run_count == 5
+    assert fold.tally() == full.tally()
+    assert claim_policy.no_claim(fold, None) == claim_policy.NoClaim(
         False, "nothing to claim: 2 of 5 runs done, 3 running on other agents"
     )
-    assert not loads
-    assert list(fold.runs) == ["a", "b", "c", "d", "e"] and loads == [1]
+    assert claim_policy.no_claim(fold, None) == claim_policy.no_claim(full, None)
 
 
-def test_a_settled_run_named_by_a_record_is_read_first() -> None:
-    settled = apply(Fold(), [{"t": "claim", "run": "a", "k": 0, "params": {"x": 1}}])
-    apply(settled, [{"t": "end", "run": "a", "k": 0, "state": "finished"}])
-    runs = Runs()
-    runs.defer(Settled(1, 1, {"finished": 1}, {}, lambda i: True, lambda: [(0, settled.runs["a"])]))
-    fold = apply(Fold(runs=runs), [{"t": "claim", "run": "a", "k": 0, "params": {"x": 2}}])
-    assert fold.runs.settled is None and fold.runs["a"].params == {"x": 1}  # a replay ignores it
-    assert fold.open == {}
+def test_records_after_the_snapshot_that_name_a_done_run_apply_as_in_a_full_replay(
+    tmp_path: Path,
+) -> None:
+    """A journal edited by hand: a claim that reuses a done run's id, and one that resumes a done
+    run. A claim reads the head only; once every run is read, the fold is a full replay's."""
+    sweep = sweep_with_snapshot(tmp_path)
+    done = [r for r in sweep.refresh().values() if r.done(sweep.max_retries)][:2]
+    me = store.AgentIdentity(host="hand", pid=1)
+    sweep.append(
+        [
+            claim_policy.claim_record(done[0].run_id, 0, {"lr": {"value": 0.9}}, me, 5.0),
+            claim_policy.claim_record(done[1].run_id, done[1].k + 1, None, me, 6.0),
+        ]
+    )
+    fresh = store.open_sweep(sweep.path)
+    fresh.complete()
+    assert deferred(fresh)
+    seen = facts(fresh)
+    assert seen == facts(store.open_sweep(without_snapshot(sweep.path, tmp_path / "f")))
+    assert fresh.fold.runs[done[1].run_id].state == "running"
 
 
 # ----- claims from the head -------------------------------------------------------------------
@@ -128,25 +135,27 @@ def test_a_fresh_claim_reads_only_the_head_and_matches_a_full_replay(tmp_path: P
     sweep = sweep_with_snapshot(tmp_path)
     full = store.open_sweep(without_snapshot(sweep.path, tmp_path / "full"))
     fresh = store.open_sweep(sweep.path)
-    fresh.refresh()
+    fresh.complete()  # a claim's read: the head and the journal after it
     assert deferred(fresh)
-    assert (len(fresh.fold.runs), list(fresh.open_runs())) == (
+    assert (fresh.fold.run_count, list(fresh.open_runs())) == (
         len(full.refresh()),
         list(full.open_runs()),
     )
-    assert plan.queue(fresh.fold) and [r.run_id for r in plan.queue(fresh.fold)] == [
-        r.run_id for r in plan.queue(full.fold)
-    ]
+    assert claim_policy.queue(fresh.fold) and [
+        r.run_id for r in claim_policy.queue(fresh.fold)
+    ] == [r.run_id for r in claim_policy.queue(full.fold)]
     # claims from each: the queued runs first (the same ones), then new runs
-    for i in range(len(plan.queue(full.fold)) + 2):
+    for i in range(len(claim_policy.queue(full.fold)) + 2):
         me = store.AgentIdentity(host=f"fresh{i}", pid=20_000 + i)
         a, b = fresh.claim(me), full.claim(me)
         assert isinstance(a, store.Claim) and isinstance(b, store.Claim)
         assert (a.resumed, a.k) == (b.resumed, b.k)
         if a.resumed:
             assert a.run_id == b.run_id
-        assert plan.complete(fresh.fold, None, None) == plan.complete(full.fold, None, None)
-    assert deferred(fresh), "no claim read the settled runs"
+        assert claim_policy.complete(fresh.fold, None, None) == claim_policy.complete(
+            full.fold, None, None
+        )
+    assert deferred(fresh), "no claim read the runs the head left unread"
     # and once it reads every run, it knows what a full replay of its own journal knows
     assert facts(fresh) == facts(store.open_sweep(without_snapshot(sweep.path, tmp_path / "f")))
 
@@ -167,12 +176,14 @@ def test_the_run_cap_and_the_nothing_to_claim_answer_come_from_the_head(tmp_path
     assert facts(fresh) == facts(store.open_sweep(without_snapshot(sweep.path, tmp_path / "f")))
 
 
-def test_a_snapshot_of_todays_format_version_1_is_still_read(tmp_path: Path) -> None:
-    """The golden files hold one written by the version before; this one is built here from the
-    same fold, in that layout, and read back whole."""
+def test_a_version_1_snapshot_is_ignored_and_rebuilt_and_every_run_keeps_its_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot in the layout of version 1 (the header, then the index and records of every
+    run), left by an older sweepkit: not read (nothing is wrong, so no warning), the sweep read
+    from its whole journal, and the snapshot written anew by the next agent."""
     sweep = sweep_with_snapshot(tmp_path)
-    reader = store.open_sweep(sweep.path)
-    runs = reader.refresh()
+    runs = sweep.refresh()
     index, blobs, start = [], [], 0
     for run in runs.values():
         raw = json.dumps([run.params, run.claims, [run.ends[k] for k in sorted(run.ends)]]).encode()
@@ -181,15 +192,25 @@ def test_a_snapshot_of_todays_format_version_1_is_still_read(tmp_path: Path) -> 
         start += len(raw)
     rest = json.dumps(index).encode() + b"\n" + b"".join(blobs)
     journal = (sweep.path / "journal.jsonl").read_bytes()
-    offset = len(journal)
     crcs = snapshot.check_crcs(journal[: snapshot.CHECK_BYTES], journal[-snapshot.CHECK_BYTES :])
-    header = {"v": 1, "offset": offset, "head_crc": crcs[0], "tail_crc": crcs[1]}
-    header |= {"target_hit": False, "index_len": rest.index(b"\n") + 1}
-    header["crc"] = zlib.crc32(rest)
+    header = {"v": 1, "offset": len(journal), "head_crc": crcs[0], "tail_crc": crcs[1]}
+    header |= {"target_hit": False, "index_len": rest.index(b"\n") + 1, "crc": zlib.crc32(rest)}
     (sweep.path / snapshot.SNAPSHOT_NAME).write_bytes(json.dumps(header).encode() + b"\n" + rest)
+    expected = facts(store.open_sweep(without_snapshot(sweep.path, tmp_path / "f")))
+    capsys.readouterr()
     old = store.open_sweep(sweep.path)
-    assert any(isinstance(r, snapshot.SnapshotRun) for r in old.refresh().values())
-    assert facts(old) == facts(store.open_sweep(without_snapshot(sweep.path, tmp_path / "f")))
+    assert facts(old) == expected and not deferred(old)
+    assert capsys.readouterr().err == ""
+    # the next agent whose read passes the snapshot threshold writes one of today's version
+    monkeypatch.setattr(snapshot, "WRITE_AFTER_BYTES", 1)
+    agent = store.open_sweep(sweep.path)
+    assert isinstance(agent.claim(store.AgentIdentity(host="after", pid=2)), store.Claim)
+    first_line = (sweep.path / snapshot.SNAPSHOT_NAME).read_bytes().split(b"\n", 1)[0]
+    assert json.loads(first_line)["v"] == snapshot.VERSION
+    fresh = store.open_sweep(sweep.path)
+    fresh.complete()
+    assert deferred(fresh)
+    assert facts(fresh) == facts(store.open_sweep(without_snapshot(sweep.path, tmp_path / "g")))
 
 
 # ----- damage ---------------------------------------------------------------------------------
@@ -248,7 +269,6 @@ def test_a_body_out_of_step_with_its_head_is_folded_from_the_journal(
     seen = facts(reader)  # reads every run
     lines = [x for x in capsys.readouterr().err.splitlines() if "journal snapshot" in x]
     assert len(lines) == 1 and "folded from the journal" in lines[0]
-    assert not any(isinstance(r, snapshot.SnapshotRun) for r in reader.fold.runs.values())
     assert seen == facts(store.open_sweep(without_snapshot(sweep.path, tmp_path / "f")))
 
 
@@ -286,7 +306,7 @@ def test_concurrent_snapshot_writers_and_claims_agree_with_a_full_replay(tmp_pat
         os.kill(p.pid, signal.SIGKILL)
         p.join()
     fresh = store.open_sweep(sweep.path)
-    fresh.refresh()
+    fresh.complete()
     assert deferred(fresh)
     full = facts(store.open_sweep(without_snapshot(sweep.path, tmp_path / "f")))
     assert facts(fresh) == full
@@ -334,15 +354,15 @@ def test_a_writer_killed_mid_write_leaves_the_last_snapshot_in_use(tmp_path: Pat
 
 
 def test_the_head_counts_a_run_of_no_known_end_state_as_a_full_replay_does(tmp_path: Path) -> None:
-    """A foreign end state is neither open nor final: the settled runs' counts keep it apart."""
+    """A foreign end state is neither open nor done: the head's counts keep it apart."""
     sweep = store.create_sweep(DEFINITION, tmp_path / "s", source="test", max_retries=1)
     work(sweep, 3, seed=4, leave_running=1)
-    claim = plan.claim_record("odd", 0, {"lr": {"value": 0.5}}, store.AgentIdentity(), 1.0)
+    claim = claim_policy.claim_record("odd", 0, {"lr": {"value": 0.5}}, store.AgentIdentity(), 1.0)
     sweep.append([claim, {"t": "end", "run": "odd", "k": 0, "state": "lost", "at": 2.0}])
     assert sweep.write_snapshot(force=True)
     fresh = store.open_sweep(sweep.path)
     full = store.open_sweep(without_snapshot(sweep.path, tmp_path / "f"))
-    fresh.refresh()
-    answer = plan.no_claim(full.fold, None) if full.refresh() else None
-    assert plan.no_claim(fresh.fold, None) == answer and deferred(fresh)
+    fresh.complete()
+    answer = claim_policy.no_claim(full.fold, None) if full.refresh() else None
+    assert claim_policy.no_claim(fresh.fold, None) == answer and deferred(fresh)
     assert fresh.fold.tally() == full.fold.tally()

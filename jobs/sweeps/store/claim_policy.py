@@ -4,8 +4,8 @@ The store's shell does the I/O around them (jobs/sweeps/store/sweep.py): it read
 asks the search engine for proposals, reads leases, takes the lock and the claim tokens, and
 appends the records these functions return. The policy:
 
-* runs whose lease expired are closed first (``expired_end``): how their own records say they
-  ended, else crashed;
+* attempts whose lease expired are ended first (``expired_end``): as their run's own records say
+  they ended (reconcile.py), else crashed;
 * a queued run (preempted, or crashed with retries left) goes before any new run, the one queued
   longest first;
 * a new run is added only under ``run_cap`` and until a finished run reaches the metric's target;
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
 from sweepkit.jobs.sweeps.store.reconcile import Reconciled
-from sweepkit.jobs.sweeps.vocabulary import FINAL_STATES
+from sweepkit.jobs.sweeps.vocabulary import DONE_STATES
 
 
 class Holder(Protocol):
@@ -45,7 +45,8 @@ class NoClaim:
 
 @dataclass(frozen=True)
 class Resume:
-    """Hand out attempt ``k`` of the queued run ``run_id`` (if its claim token is still free)."""
+    """Hand out the queued run ``run_id`` again, as the attempt of index ``k`` (0-based: attempt
+    ``k + 1``), if its claim token is still free."""
 
     run_id: str
     k: int
@@ -80,7 +81,7 @@ def queue(fold: Fold) -> list[FoldedRun]:
 
 def can_add(fold: Fold, run_cap: int | None) -> bool:
     """True while the search may add runs: under ``run_cap`` and the metric's target not hit."""
-    return not (run_cap and len(fold.runs) >= int(run_cap)) and not fold.target_hit
+    return not (run_cap and fold.run_count >= int(run_cap)) and not fold.target_hit
 
 
 def decide(
@@ -113,7 +114,8 @@ def decide(
 def claim_record(
     run_id: str, k: int, params: dict[str, Any] | None, me: Holder, now: float
 ) -> dict[str, Any]:
-    """The record that hands attempt ``k`` of ``run_id`` to ``me`` (``params`` with k = 0 only)."""
+    """The record that hands the attempt of index ``k`` of ``run_id`` to ``me`` (``params`` with
+    the first, k = 0, only)."""
     record = {
         "t": "claim",
         "run": run_id,
@@ -159,26 +161,18 @@ def expired_end(
 def end_record(
     run_id: str, k: int, state: str, me: Holder, now: float, **result: Any
 ) -> dict[str, Any]:
-    """The record that closes attempt ``k`` of ``run_id`` with ``state``."""
-    record = {
-        "t": "end",
-        "run": run_id,
-        "k": k,
-        "state": state,
-        "at": now,
-        "by": me.agent,
-        **result,
-    }
+    """The record that ends the attempt of index ``k`` of ``run_id`` with ``state``."""
+    record = {"t": "end", "run": run_id, "k": k, "state": state, "at": now, "by": me.agent, **result}
     return {**record, **end_values.marked(result)}
 
 
 def no_claim(fold: Fold, planned: int | None) -> NoClaim:
     """Why there is nothing to hand out: complete (nothing running or queued) or waiting."""
-    states, done, queued = fold.tally()  # no read of the runs a snapshot holds as settled
+    states, done, queued = fold.tally()  # the runs a snapshot holds unread counted, not read
     running = states["running"]
-    total = max(planned or 0, len(fold.runs))
+    total = max(planned or 0, fold.run_count)
     if running == 0 and queued == 0:
-        by_state = ", ".join(f"{n} {s}" for s in FINAL_STATES if (n := states[s]))
+        by_state = ", ".join(f"{n} {s}" for s in DONE_STATES if (n := states[s]))
         reached = fold.target_line()  # the reason the search stopped early, when it did
         return NoClaim(
             True,
@@ -198,4 +192,4 @@ def complete(fold: Fold, run_cap: int | None, planned: int | None) -> bool:
         return False
     if not can_add(fold, run_cap):
         return True
-    return planned is not None and len(fold.runs) >= planned
+    return planned is not None and fold.run_count >= planned

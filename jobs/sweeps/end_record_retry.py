@@ -27,7 +27,7 @@ def record_end_durably(
     say: Callable[[str], None],
 ) -> bool:
     """``finish()`` (the store's end-record append), retried for ``patience_s`` while the
-    filesystem refuses the write; its result (False: another agent had closed the attempt)."""
+    filesystem refuses the write; its result (False: another agent had ended the attempt)."""
     deadline = time.monotonic() + patience_s
     said = False
     while True:

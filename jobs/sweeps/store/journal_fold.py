@@ -1,0 +1,81 @@
+"""A sweep's fold kept up to date from its files: the journal, read on from where the last read
+stopped, and at first its snapshot.
+
+The shell between the files (journal.py, snapshot.py) and the pure fold (fold.py): it reads, and
+hands the fold what it read. A claim needs only the open runs and the counts of the others, so a
+fresh reader starts from the snapshot's head (``catch_up``); whatever needs every run (status,
+the report, a bayes or grid proposal, a snapshot to write) has the rest read first
+(``read_all``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sweepkit.jobs.sweeps.store import snapshot
+from sweepkit.jobs.sweeps.store.fold import Fold, apply
+from sweepkit.jobs.sweeps.store.journal import Journal
+
+
+class JournalFold:
+    """The fold of the journal of the sweep folder ``path``, as far as it was read."""
+
+    def __init__(self, path: Path, blank: Fold):
+        self.path = path
+        self.fold = blank
+        self._journal = Journal(path / "journal.jsonl")
+        self._snapshot_at = 0  # the journal offset of the last snapshot read or written
+        self._snapshot: snapshot.Snapshot | None = None  # read; the runs its head left unread
+
+    @property
+    def offset(self) -> int:
+        """The journal bytes folded."""
+        return self._journal.offset
+
+    def _blank(self) -> Fold:
+        fold = self.fold
+        return Fold(fold.goal, fold.target, fold.max_retries, metric_name=fold.metric_name)
+
+    def catch_up(self) -> Fold:
+        """Read the journal on; the first time, from its snapshot's head if it has a sound one
+        (the runs that are not open stay unread: ``Fold.unread``)."""
+        if self._journal.offset == 0 and not self.fold.runs and self._snapshot is None:
+            found = self._snapshot = snapshot.read(self.path, self._journal.path)
+            if found is not None:
+                self.fold.runs = {run.run_id: run for _, run in found.open}
+                self.fold.open = dict(self.fold.runs)
+                self.fold.unread = found.unread
+                self.fold.target_hit = found.target_hit
+                self._journal.offset = self._snapshot_at = found.offset
+        apply(self.fold, self._journal.read_new())
+        return self.fold
+
+    def read_all(self) -> Fold:
+        """The fold with every run read: if a snapshot's head left runs unread, the fold of the
+        whole snapshot, then the journal after it replayed again (so that records after the
+        snapshot that name one of those runs apply as in a full replay, fold.py)."""
+        found = self._snapshot
+        if self.fold.unread is None or found is None:
+            return self.fold
+        self._snapshot = None
+        fold = snapshot.read_all(self.path, found, self._journal.path, self._blank)
+        journal = Journal(self._journal.path)
+        journal.offset = found.offset
+        apply(fold, journal.read_new())
+        self.fold, self._journal = fold, journal
+        return fold
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Append records (the caller holds the lock) and fold them in, with no re-read when this
+        reader was at the end of the journal."""
+        apply(self.fold, self._journal.append_and_read(records))
+
+    def write_snapshot(self, force: bool = False) -> bool:
+        """Write a snapshot of the fold as last read, when the journal has grown by
+        ``snapshot.WRITE_AFTER_BYTES`` since the last one this reader saw (or ``force``)."""
+        if not force and self._journal.offset - self._snapshot_at < snapshot.WRITE_AFTER_BYTES:
+            return False
+        self.read_all()  # a snapshot holds every run
+        offset = self._snapshot_at = self._journal.offset
+        return snapshot.write(self.path, self._journal.path, self.fold, offset)
