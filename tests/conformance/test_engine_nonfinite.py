@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sweepkit.jobs.sweeps.agent import hyperband
-from sweepkit.jobs.sweeps.store import journal, plan
+from sweepkit.jobs.sweeps.store import claim_policy, journal
 from sweepkit.jobs.sweeps.store.bayes import BayesProposer
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
@@ -34,10 +34,12 @@ def result(record: dict[str, Any]) -> dict[str, Any]:
 
 def through_the_journal(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records as a later reader gets them: an end record made as the store makes it
-    (``plan.end_record``), each written as a journal line and read back."""
+    (``claim_policy.end_record``), each written as a journal line and read back."""
     agent = SimpleNamespace(agent="a")
     made = [
-        plan.end_record(r["run"], r["k"], r.get("state", "finished"), agent, 1.0, **result(r))
+        claim_policy.end_record(
+            r["run"], r["k"], r.get("state", "finished"), agent, 1.0, **result(r)
+        )
         if r["t"] == "end"
         else r
         for r in records

@@ -162,7 +162,15 @@ def end_record(
     run_id: str, k: int, state: str, me: Holder, now: float, **result: Any
 ) -> dict[str, Any]:
     """The record that ends the attempt of index ``k`` of ``run_id`` with ``state``."""
-    record = {"t": "end", "run": run_id, "k": k, "state": state, "at": now, "by": me.agent, **result}
+    record = {
+        "t": "end",
+        "run": run_id,
+        "k": k,
+        "state": state,
+        "at": now,
+        "by": me.agent,
+        **result,
+    }
     return {**record, **end_values.marked(result)}
 
 

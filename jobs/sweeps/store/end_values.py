@@ -3,7 +3,7 @@ summary, with NaN and the infinities back as floats.
 
 The journal holds them as W&B's strings (``sweepkit.train.json_values``). Decoding every ended
 run's history on every read would cost a status of 20,000 runs a tenth of a second, so the record
-that holds one says so (``NONFINITE``, set by ``marked`` when the store makes the record: ``plan.end_record``), and only such records
+that holds one says so (``NONFINITE``, set by ``marked`` when the store makes the record: ``claim_policy.end_record``), and only such records
 are walked. A record without the mark holds floats only (or, from an older version, Python's
 ``NaN`` literals, which its parser already read as floats).
 """

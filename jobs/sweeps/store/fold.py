@@ -96,6 +96,7 @@ class Fold:
     def run_count(self) -> int:
         """Every run of the sweep, read or not."""
         return len(self.runs) + (self.unread.count if self.unread else 0)
+
     metric_name: str | None = None  # only for words: which metric the target is of
 
     def reaches_target(self, end: dict[str, Any]) -> bool:

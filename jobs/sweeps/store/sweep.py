@@ -99,7 +99,9 @@ class LocalSweep:
         metric = self.definition.get("metric") or {}
         self.metric_name: str | None = metric.get("name")
         self.goal: str = metric.get("goal", "minimize")
-        blank = Fold(self.goal, metric.get("target"), self.max_retries, metric_name=self.metric_name)
+        blank = Fold(
+            self.goal, metric.get("target"), self.max_retries, metric_name=self.metric_name
+        )
         self._state = JournalFold(path, blank)
         self._engine = Engine(self.definition)
         self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
