@@ -35,7 +35,7 @@ RUN_BY = {
     ("docs/sweeps.md", "Offline, with no W&B server"): "test_sweep_e2e.py",
     ("docs/sync.md", "What `sweepkit sync` does"): "test_sweep_e2e.py",
     ("docs/report.md", "(top)"): "test_report.py",
-    ("docs/containers.md", "CI"): "test_containers.py",
+    ("docs/containers.md", "CI"): "test_containers_doc_commands.py",
 }
 # ... and those this module runs itself.
 RUN_HERE = {
