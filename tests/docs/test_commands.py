@@ -34,7 +34,7 @@ RUN_BY = {
     ("README.md", "Your own script on your cluster"): "test_byo_example.py",
     ("docs/sweeps.md", "Offline, with no W&B server"): "test_sweep_e2e.py",
     ("docs/sync.md", "What `sweepkit sync` does"): "test_sweep_e2e.py",
-    ("docs/report.md", "(top)"): "test_report.py",
+    ("docs/report.md", "(top)"): "test_report_cli.py",
     ("docs/containers.md", "CI"): "test_containers_doc_commands.py",
 }
 # ... and those this module runs itself.

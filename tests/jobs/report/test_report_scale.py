@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_report import Run, curve, driven_sweep, section, source
+from report_runs import Run, curve, driven_sweep, section, source
 
 from sweepkit.jobs.report import plots
 from sweepkit.jobs.report.command import write_report
