@@ -153,3 +153,13 @@ def grid(values: dict[str, list[Any]], program: Path, **extra: Any) -> dict[str,
         "parameters": {k: {"values": v} for k, v in values.items()},
         **extra,
     }
+
+
+def run_agents(sweep: str, cwd: Path, n: int, timeout: float = 180) -> list[str]:
+    """Runs n agents on the sweep at once, each logging to cwd/agent<i>.log; asserts they all
+    exit 0 and returns their logs."""
+    procs = [start_agent(sweep, cwd, cwd / f"agent{i}.log") for i in range(n)]
+    codes = [p.wait(timeout=timeout) for p in procs]
+    logs = [(cwd / f"agent{i}.log").read_text() for i in range(n)]
+    assert codes == [0] * n, "\n".join(logs)
+    return logs
