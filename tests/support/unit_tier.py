@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import _posixsubprocess
 import os
+import subprocess
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,10 +18,12 @@ class ProcessInUnitTier(RuntimeError):
     """A unit-tier test started a process."""
 
 
-# Every way a Python program starts a process ends in one of these: subprocess.Popen in
-# _posixsubprocess.fork_exec or os.posix_spawn, multiprocessing in os.fork (fork) or
-# _posixsubprocess.fork_exec (spawn, forkserver), os.spawn*/pty.fork in os.fork/os.forkpty.
+# Every way a Python program starts a process ends in one of these: subprocess.Popen in its own
+# name for _posixsubprocess.fork_exec (bound at import) or os.posix_spawn, multiprocessing in
+# os.fork (fork) or _posixsubprocess.fork_exec (spawn, forkserver), os.spawn*/pty.fork in
+# os.fork/os.forkpty.
 PROCESS_STARTERS = (
+    (subprocess, "_fork_exec"),
     (_posixsubprocess, "fork_exec"),
     (os, "fork"),
     (os, "forkpty"),
