@@ -38,7 +38,9 @@ sys.path[:0] = [str(REPO), str(TESTS / "support"), str(TESTS)]
 
 # The session's one-node SLURM, for every test module that asks for the `slurm` fixture.
 from slurm_fixture import slurm  # noqa: E402, F401
-from unit_tier import unit_tier_guard  # noqa: E402
+from unit_tier import probe_once_before_the_tests, unit_tier_guard  # noqa: E402
+
+probe_once_before_the_tests()
 
 SYSTEM_MARKERS = ("slow", "slurm", "browser", "container")
 

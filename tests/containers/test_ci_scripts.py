@@ -24,9 +24,6 @@ from container_files import (
     run_script,
 )
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
-
 SMOKE = ROOT / "ci" / "smoke.sh"
 # The virtual environment's scripts (sweepkit, check-jsonschema) live beside its interpreter.
 BIN = Path(sys.executable).parent
@@ -43,6 +40,7 @@ def shellcheck() -> str:
     return path
 
 
+@pytest.mark.system  # starts processes
 def test_shell_scripts_pass_shellcheck(shellcheck):
     scripts = sorted((ROOT / "ci").glob("*.sh")) + sorted((ROOT / "containers").glob("*.sh"))
     assert {p.name for p in scripts} >= {"build-image.sh", "smoke.sh", "selftest.sh"}
@@ -52,6 +50,7 @@ def test_shell_scripts_pass_shellcheck(shellcheck):
         assert run_script("bash", "-n", script).returncode == 0, script
 
 
+@pytest.mark.system  # starts processes
 def test_definition_scriptlets_pass_shellcheck_once_rendered(tmp_path, shellcheck):
     _, values = dry_run_build_args(tmp_path, "apptainer")
     sections = def_sections()
@@ -68,6 +67,7 @@ def test_definition_scriptlets_pass_shellcheck_once_rendered(tmp_path, shellchec
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_workflow_is_a_valid_github_workflow_that_builds_tests_and_keeps_the_sif():
     result = run_script(
         BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", WORKFLOW
@@ -88,6 +88,7 @@ def test_workflow_is_a_valid_github_workflow_that_builds_tests_and_keeps_the_sif
 # --- ci/smoke.sh and the image's self-test -----------------------------------------------------
 
 
+@pytest.mark.system  # starts processes
 def test_build_names_a_missing_engine_in_one_line(tmp_path):
     """No podman on PATH: one line naming it and how to get it, before anything is built."""
     tools = tmp_path / "bin"
@@ -112,6 +113,7 @@ def test_build_names_a_missing_engine_in_one_line(tmp_path):
     ]
 
 
+@pytest.mark.system  # starts processes
 def test_build_names_an_engine_that_cannot_run_in_one_line(tmp_path):
     """A podman that is installed but broken (here a stand-in whose `info` fails as Podman's does
     without conmon): one line with its error, before any build."""
@@ -138,6 +140,7 @@ def test_build_names_an_engine_that_cannot_run_in_one_line(tmp_path):
     ]
 
 
+@pytest.mark.system  # starts processes
 def test_smoke_script_names_what_is_missing(tmp_path):
     missing = run_script(SMOKE, tmp_path / "nope.sif")
     assert missing.returncode == 2
@@ -160,6 +163,7 @@ def test_smoke_script_names_what_is_missing(tmp_path):
     assert usage.returncode == 2 and "usage: ci/smoke.sh" in usage.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_smoke_script_on_the_host_runs_sweepkit_smoke_and_returns_its_exit_code():
     env = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     bad = run_script(SMOKE, "--host", "--model", "nope", env=env)
@@ -170,6 +174,7 @@ def test_smoke_script_on_the_host_runs_sweepkit_smoke_and_returns_its_exit_code(
     # A passing smoke on the host is tests/train/test_trainer.py's (sweepkit smoke, the same command).
 
 
+@pytest.mark.system  # starts processes
 def test_selftest_refuses_a_torch_other_than_the_tested_one():
     env = {
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",

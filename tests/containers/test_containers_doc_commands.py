@@ -13,21 +13,18 @@ from container_files import (
     pinned_base_lock,
     run_script,
 )
+from docs_blocks import blocks
 
 from sweepkit.jobs.cli import VERBS
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 
 # --- the commands of docs/containers.md (its CI section and the cluster blocks) ------------------
 
 
 def readme_commands() -> list[str]:
-    from docs_blocks import blocks
-
     return [c for block in blocks("docs/containers.md", lang="bash") for c in block.commands]
 
 
+@pytest.mark.system  # starts processes
 def test_readme_commands_run_or_parse(tmp_path):
     """docs/containers.md: build-script commands run as --dry-run; the container-only ones are
     parsed; the CI section's mkdir/cp runs."""

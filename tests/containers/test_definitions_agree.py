@@ -31,9 +31,6 @@ from container_files import (
 )
 from spython.main.parse.parsers import DockerParser, SingularityParser
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
-
 DOCKERIGNORE = ROOT / "containers" / "Dockerfile.dockerignore"
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}|\$\{(\w+)\}|\$(\w+)")
 PROJECT_ROOT_IN_IMAGE = "/opt/sweepkit"
@@ -178,6 +175,7 @@ def test_both_run_the_self_test_and_sweepkit():
     assert "sweepkit smoke" in (ROOT / "containers" / "selftest.sh").read_text()
 
 
+@pytest.mark.system  # starts processes
 def test_build_arguments_are_the_ones_both_definitions_use(tmp_path):
     used_by_def = {m.group(1) for m in re.finditer(r"\{\{\s*(\w+)\s*\}\}", DEF.read_text())}
     assert used_by_def == set(docker_args())
@@ -208,6 +206,7 @@ def test_build_arguments_are_the_ones_both_definitions_use(tmp_path):
             assert argv[-1] == "."
 
 
+@pytest.mark.system  # starts processes
 def test_a_podman_build_becomes_a_sif_through_a_docker_archive(tmp_path):
     """Podman has no daemon for docker-daemon://: the image is saved to an archive first."""
     result = run_script(

@@ -22,9 +22,6 @@ from container_files import (
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
-
 # --- the hash-locked requirements ---------------------------------------------------------------
 
 
@@ -45,6 +42,7 @@ def lock_entries() -> dict[str, tuple[str, list[str]]]:
     return entries
 
 
+@pytest.mark.system  # starts processes
 def test_base_is_pytorchs_image_for_the_tested_torch_and_is_pinned_or_refused():
     ref = base_reference()
     name_tag, _, digest = ref.partition("@")
@@ -63,6 +61,7 @@ def test_base_is_pytorchs_image_for_the_tested_torch_and_is_pinned_or_refused():
         assert "ci/build-image.sh --lock" in BASE_LOCK.read_text()
 
 
+@pytest.mark.system  # starts processes
 def test_build_refuses_a_base_lock_without_digest_and_lock_step_rejects_a_bad_name(tmp_path):
     unpinned = tmp_path / "base.lock"
     unpinned.write_text("# no digest\ndocker.io/pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime\n")
@@ -117,6 +116,7 @@ def test_requirements_lock_pins_and_hashes_every_runtime_dependency():
     assert "ci/build-image.sh --requirements" in REQUIREMENTS_LOCK.read_text()
 
 
+@pytest.mark.system  # starts processes
 def test_requirements_step_locks_pyproject_dependencies_minus_torch():
     result = run_script(BUILD, "--requirements", "--dry-run")
     assert result.returncode == 0, result.stderr

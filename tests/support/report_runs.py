@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.report.source import SweepSource
+from sweepkit.jobs.sweeps.definition import validate
 from sweepkit.jobs.sweeps.state import RunView
+from sweepkit.jobs.sweeps.store import AgentIdentity, Claim, create_sweep
 
 
 def Run(  # noqa: N802 - reads as the record it builds
@@ -96,8 +98,6 @@ def store_sweep(
 ) -> Path:
     """A real store sweep over learning_rate whose runs end as given (None = failed), written as
     agents and the trainer would (claim, run.json, end record): no training involved."""
-    from sweepkit.jobs.sweeps.definition import validate
-    from sweepkit.jobs.sweeps.store import AgentIdentity, Claim, create_sweep
 
     spec = validate(
         definition({"learning_rate": {"values": list(finals)}, "epochs": {"value": 2}}),

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from sweepkit.jobs.sweeps import store
+
 REPO = Path(__file__).resolve().parents[2]
 SWEEPKIT = [sys.executable, "-m", "sweepkit.jobs.cli"]
 
@@ -127,7 +129,6 @@ def status_json(sweep: str, cwd: Path) -> dict[str, Any]:
 
 def views(sweep: str, cwd: Path) -> list[Any]:
     """The sweep's runs read in this process (cheaper than sweepkit status --json in a poll loop)."""
-    from sweepkit.jobs.sweeps import store
 
     return store.open_sweep(str(cwd / sweep)).runs()
 

@@ -33,6 +33,19 @@ PROCESS_STARTERS = (
 )
 
 
+def probe_once_before_the_tests() -> None:
+    """Libraries that start a probe process once per process, the first time they are used, and
+    cache what it said: done here, before any test, so that the unit-tier test that happens to
+    use them first is not taken for one that starts a process."""
+    # numpy.testing runs `lscpu` when first imported (check_support_sve); scipy and sklearn
+    # import it.
+    import numpy.testing  # noqa: F401
+    from matplotlib import font_manager
+
+    # matplotlib lists the system fonts with `fc-list` (cached); the report's CJK fonts ask it.
+    font_manager.findSystemFonts()
+
+
 def refusal(item: pytest.Item, starter: str) -> str:
     return (
         f"{item.nodeid}: this test starts a process ({starter}): mark it system "

@@ -22,8 +22,6 @@ from sweepkit.train.runrecord import RunRecord, read_run_json
 from sweepkit.train.tracking import Tracker
 from sweepkit.train.trainer import StopSignal, train
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = str(ROOT / "config" / "presets" / "digits.yaml")
 # A small, fast model for mechanics tests: ResNet-18 at 32 px on digits, deterministic.
@@ -131,6 +129,7 @@ def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+@pytest.mark.system  # starts processes
 @pytest.mark.parametrize(
     "keep, kept",
     [
@@ -161,6 +160,7 @@ def test_a_finished_run_keeps_what_keep_after_finish_says(tmp_path, keep, kept):
     assert read_run_json(run_dir)["state"] == "finished"
 
 
+@pytest.mark.system  # starts processes
 def test_resume_mid_epoch_ends_with_identical_metrics(tmp_path):
     _, straight = train_in_process(tmp_path / "straight", TINY)
     state, _ = train_in_process(tmp_path / "interrupted", TINY, StopAfter(checks=8))
@@ -176,6 +176,7 @@ def test_resume_mid_epoch_ends_with_identical_metrics(tmp_path):
     assert resumed["summary"]["Test Accuracy"] == straight["summary"]["Test Accuracy"]
 
 
+@pytest.mark.system  # starts processes
 def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     train_in_process(tmp_path / "run", [*TINY, "checkpoint.keep=3"])
     ckpts = sorted((tmp_path / "run" / "checkpoints").glob("ckpt-*.pt"))
@@ -186,6 +187,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     assert "ckpt-e0002-s000000.pt is unreadable" in caplog.text
 
 
+@pytest.mark.system  # starts processes
 def test_sigterm_mid_epoch_preempts_then_resumes_to_completion(tmp_path):
     run_dir = tmp_path / "run"
     args = [
@@ -236,6 +238,7 @@ def test_sigterm_mid_epoch_preempts_then_resumes_to_completion(tmp_path):
     assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
 
 
+@pytest.mark.system  # starts processes
 def test_swept_value_from_wandb_offline_sweep_is_what_trains(tmp_path):
     """The usual single-file W&B training script's first defect (the public example, ORIGINAL.md):
     under an agent, wandb.config's swept value must be the one used."""
@@ -272,6 +275,7 @@ def test_swept_value_from_wandb_offline_sweep_is_what_trains(tmp_path):
     )
 
 
+@pytest.mark.system  # starts processes
 def test_cifar10_archive_trains_and_missing_data_is_one_line(tmp_path):
     fake = make_cifar(tmp_path / "data")
     sets = [
@@ -315,6 +319,7 @@ def test_cifar10_archive_trains_and_missing_data_is_one_line(tmp_path):
     )  # a complete record, not a torn one
 
 
+@pytest.mark.system  # starts processes
 def test_pretrained_without_staged_weights_names_the_staging_command(tmp_path):
     proc = run_train(
         ["--config", DIGITS, "--run-dir", str(tmp_path / "run"), "--set", "pretrained=true"],
@@ -324,6 +329,7 @@ def test_pretrained_without_staged_weights_names_the_staging_command(tmp_path):
     assert "sweepkit data weights resnet18" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_compile_failure_falls_back_to_eager_with_one_warning(tmp_path, monkeypatch, caplog):
     def broken_compile(model, **kwargs):
         def fail(*args, **kw):
@@ -339,6 +345,7 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(tmp_path, monkeypa
     assert caplog.text.count("torch.compile failed") == 1
 
 
+@pytest.mark.system  # starts processes
 def test_smoke_runs_one_train_and_eval_step():
     proc = subprocess.run(
         [sys.executable, "-m", "sweepkit.jobs.cli", "smoke"],

@@ -9,9 +9,6 @@ from report_runs import METRIC, Run, definition, driven_sweep
 
 from sweepkit.jobs.report.analysis import analyse, make_axis
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
-
 # --- analysis ---------------------------------------------------------------------------------
 
 

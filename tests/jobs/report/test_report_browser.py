@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from report_runs import (
     drawn_fraction,
     driven_sweep,
     section,
     source,
 )
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from sweepkit.jobs.report.command import write_report
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 
 PROJECT = Path(__file__).resolve().parents[3]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -39,9 +39,6 @@ def need_chromium() -> None:
 def open_in_chromium(html: Path, screenshot: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Console log entries, and for each figure its screenshot as a PIL image."""
     need_chromium()
-    from PIL import Image
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)

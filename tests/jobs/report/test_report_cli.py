@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from docs_blocks import blocks as doc_blocks
 from report_runs import Run, curve, definition, section, source, store_sweep
 
 from sweepkit.jobs.cli import main
 from sweepkit.jobs.report.command import write_report
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+from sweepkit.train.errors import UserError
 
 
 def leftovers(root: Path) -> list[str]:
@@ -63,6 +63,7 @@ def test_unknown_sweep_reference_is_one_line(
     assert len(err.splitlines()) == 1 and "no sweep folder at" in err
 
 
+@pytest.mark.system  # starts processes
 def test_wandb_reference_without_the_cloud_is_one_line(tmp_path: Path) -> None:
     # The W&B cloud is unreachable from tests: only its error path is checked, with no API key
     # (so wandb fails before any network call).
@@ -108,7 +109,6 @@ def test_out_that_cannot_become_a_file_is_one_line_and_writes_nothing(
 
 def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     # A folder that appears at --out after the up-front check (or any failing rename).
-    from sweepkit.train.errors import UserError
 
     out = tmp_path / "report.html"
     out.mkdir()
@@ -119,11 +119,11 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == [] and list(out.iterdir()) == []
 
 
+@pytest.mark.system  # starts processes
 @pytest.mark.filterwarnings("ignore:Support for class-based `config`")
 @pytest.mark.filterwarnings("ignore:Valid config keys have changed")
 def test_readme_report_section_commands_run(tmp_path: Path) -> None:
     """docs/report.md, its top section ("(top)"): its bash blocks, run on a store sweep."""
-    from docs_blocks import blocks as doc_blocks
 
     blocks = [b.body for b in doc_blocks("docs/report.md", "(top)", "bash") if b.tag == ""]
     assert blocks

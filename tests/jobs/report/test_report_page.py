@@ -4,13 +4,18 @@ run, all failed, none, single values, hostile text), provenance, and the PNG fil
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+from PIL import Image
 from report_runs import (
     Run,
     curve,
@@ -25,10 +30,9 @@ from report_runs import (
 from sweepkit.jobs.cli import main
 from sweepkit.jobs.report.analysis import analyse
 from sweepkit.jobs.report.command import write_report
+from sweepkit.jobs.report.figure_text import figure_rc
 from sweepkit.jobs.report.source import read_submissions
 from sweepkit.jobs.sweeps.state import RunView
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 
 def page_of(tmp_path: Path, runs: list[RunView], spec: dict[str, Any], **kw: Any) -> str:
@@ -129,12 +133,6 @@ def test_non_numeric_and_hostile_values(tmp_path: Path) -> None:
 
 
 def test_text_is_text_math_signs_and_cjk_names_draw_without_warnings(tmp_path: Path) -> None:
-    import warnings
-
-    from matplotlib import rc_context
-    from matplotlib.figure import Figure
-
-    from sweepkit.jobs.report.figure_text import figure_rc
 
     hostile = "$SCRATCH/data_$\\frac{"  # mathtext would stop the report: ParseSyntaxException
     metric = "验证准确率"  # a CJK metric name
@@ -190,7 +188,6 @@ def test_provenance_from_runs_submissions_and_lock_file(tmp_path: Path) -> None:
         run.record = {"git_revision": "abc123", "image_digest": "sha256:beef"}
     page = page_of(tmp_path, runs, spec, path=sweep, submissions=read_submissions(sweep / "slurm"))
     prov = section(page, "provenance")
-    import hashlib
 
     assert hashlib.sha256(lock.read_bytes()).hexdigest() in prov
     assert "sha256:feed" in prov and "sha256:beef" in prov and "2 different images" in prov
@@ -199,8 +196,6 @@ def test_provenance_from_runs_submissions_and_lock_file(tmp_path: Path) -> None:
 
 
 def test_png_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from PIL import Image
-
     runs, spec = driven_sweep(6)
     written, _ = write_report(source(runs, spec), tmp_path / "r.html", png=True)
     names = sorted(p.name for p in written)

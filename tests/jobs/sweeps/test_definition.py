@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from sweep_definitions import base
 from sweep_fixtures import REPO, sweepkit
+from sweeps import next_run, next_runs
+from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from sweepkit.jobs.sweeps.definition import (
     args_json,
@@ -77,8 +80,6 @@ def test_the_usual_scripts_sweep_is_reproduced_and_digits_grid_has_four_points()
 
 
 def test_every_engine_distribution_validates_and_samples() -> None:
-    from sweeps import next_run
-
     examples = {
         "categorical": {"distribution": "categorical", "values": [1, 2]},
         "categorical_w_probabilities": {"values": [1, 2], "probabilities": [0.3, 0.7]},
@@ -134,8 +135,6 @@ def test_nested_parameters_flatten_with_dots() -> None:
 
 
 def test_planned_grid_size_is_what_the_engine_enumerates() -> None:
-    from sweeps import next_runs
-
     definition = base(
         parameters={
             "a": {"values": [1, 2, 3]},
@@ -172,9 +171,6 @@ def test_planned_runs() -> None:
 
 
 def test_command_macros_expand_as_wandb_agent_does(tmp_path: Path) -> None:
-    import sys
-
-    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
     params = {"lr": {"value": 0.01}, "flag": {"value": False}, "wandb.mode": {"value": "offline"}}
     expected = create_sweep_command_args({"args": params})

@@ -11,6 +11,9 @@ import pytest
 import yaml
 from sweep_definitions import base
 from sweep_fixtures import sweepkit
+from sweeps.config import schema_violations_from_proposed_config
+from sweeps.hyperband_stopping import hyperband_stop_runs
+from sweeps.run import next_run
 
 from sweepkit.jobs.sweeps.definition import (
     validate,
@@ -59,9 +62,6 @@ def test_tolerated_keys_are_what_the_sweeps_schema_flags_and_its_engine_runs() -
     """The rule checked against W&B's own code: each tolerated definition is a schema violation
     for the sweeps package (what W&B's server hands back as a warning), and the engine still
     proposes runs and builds hyperband's bands from it."""
-    from sweeps.config import schema_violations_from_proposed_config
-    from sweeps.hyperband_stopping import hyperband_stop_runs
-    from sweeps.run import next_run
 
     for definition, _ in TOLERATED.values():
         assert schema_violations_from_proposed_config(definition), definition

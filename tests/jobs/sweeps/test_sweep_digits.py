@@ -21,8 +21,6 @@ from sweep_fixtures import (
 
 from sweepkit.jobs.sweeps.wandb_run.records import RunRecords
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 
 def _project_copy(tmp_path: Path) -> Path:
     """The trainer runs from the project root (config/, train/); sweeps go under the copy."""

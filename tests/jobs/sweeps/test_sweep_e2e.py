@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from docs_blocks import blocks
 from sweep_fixtures import (
     REPO,
     SWEEPKIT,
@@ -23,9 +24,8 @@ from sweep_fixtures import (
     write_program,
 )
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
-
+@pytest.mark.system  # starts processes
 def test_sixteen_agents_on_a_24_point_grid(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid(
@@ -49,6 +49,7 @@ def test_sixteen_agents_on_a_24_point_grid(tmp_path: Path) -> None:
     assert "runs: 24 finished (of 24 planned)" in table and f"best: {best['run_id']}" in table
 
 
+@pytest.mark.system  # starts processes
 def test_random_with_run_cap_and_bayes_from_results(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     random_def = {
@@ -86,6 +87,7 @@ def test_random_with_run_cap_and_bayes_from_results(tmp_path: Path) -> None:
     assert max(r["params"]["lr"] for r in runs[-3:]) > 0.9, [r["params"]["lr"] for r in runs]
 
 
+@pytest.mark.system  # starts processes
 def test_garbage_in_the_journal_mid_sweep(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     sweep = create(
@@ -109,7 +111,6 @@ def test_garbage_in_the_journal_mid_sweep(tmp_path: Path) -> None:
 def test_readme_sweeps_section_commands_are_the_tested_ones() -> None:
     """docs/sweeps.md (section "Offline, with no W&B server" and the others) and docs/sync.md
     (section "What `sweepkit sync` does"): each command is one these tests run."""
-    from docs_blocks import blocks
 
     shown = blocks("docs/sweeps.md", lang="bash") + blocks("docs/sync.md", lang="bash")
     commands = [line.strip() for b in shown for line in b.body.splitlines() if line.strip()]
@@ -130,6 +131,7 @@ def test_readme_sweeps_section_commands_are_the_tested_ones() -> None:
         assert command in tested, f"README command not exercised by a test: {command}"
 
 
+@pytest.mark.system  # starts processes
 def test_status_watch_returns_when_the_sweep_is_complete(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     sweep = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.1, 0.2]}, program)))
@@ -147,6 +149,7 @@ def test_status_watch_returns_when_the_sweep_is_complete(tmp_path: Path) -> None
     assert watcher.returncode == 0 and out.rstrip().endswith("complete") and "in progress" in out
 
 
+@pytest.mark.system  # starts processes
 def test_create_wandb_backend_prints_the_reference(tmp_path: Path) -> None:
     """W&B's cloud is out of reach: wandb.sweep is replaced in a child process (the only mock)."""
     code = (

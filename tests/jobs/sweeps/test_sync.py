@@ -5,10 +5,13 @@ refusal without a W&B login.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -22,18 +25,16 @@ from sweep_fixtures import (
     write_definition,
     write_program,
 )
+from wandb.proto import wandb_internal_pb2 as pb
+from wandb_program import write_wandb_program
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+from sweepkit.jobs.sweeps import store, sync
+from sweepkit.jobs.sweeps.wandb_run.log import FULL, HEADER
+from sweepkit.jobs.sweeps.wandb_run.records import segment_folders
 
 
 def transaction_log(**run: str) -> bytes:
     """A wandb transaction log holding one run record (one FULL chunk after the header)."""
-    import struct
-    import zlib
-
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    from sweepkit.jobs.sweeps.wandb_run.log import FULL, HEADER
 
     data = pb.Record(run=pb.RunRecord(**run)).SerializeToString()
     crc = zlib.crc32(data, zlib.crc32(bytes([FULL])))
@@ -50,10 +51,10 @@ done
 """
 
 
+@pytest.mark.system  # starts processes
 def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
     """What sync would upload, and that a recorded upload is not planned again (the upload itself
     needs W&B's cloud; recording is called as sync does after `wandb sync` succeeds)."""
-    from sweepkit.jobs.sweeps import store, sync
 
     program = write_program(tmp_path)
     sweep = create(
@@ -118,6 +119,7 @@ def test_sync_plans_ended_runs_once_and_remembers(tmp_path: Path) -> None:
     assert no_project.returncode == 2 and "no W&B project: pass --project" in no_project.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_sync_uploads_a_plain_scripts_runs_from_copies_without_the_local_sweep_id(
     tmp_path: Path,
 ) -> None:
@@ -127,11 +129,6 @@ def test_sync_uploads_a_plain_scripts_runs_from_copies_without_the_local_sweep_i
     leaves them untouched. The upload itself is faked: W&B's cloud cannot be reached, so
     `wandb sync` is replaced by a script that keeps what it was given, and the login by a key of
     the right format."""
-    import hashlib
-
-    from wandb_program import write_wandb_program
-
-    from sweepkit.jobs.sweeps.wandb_run.records import segment_folders
 
     write_wandb_program(tmp_path)
     spec = {
@@ -223,11 +220,11 @@ def test_sync_uploads_a_plain_scripts_runs_from_copies_without_the_local_sweep_i
     assert "0 run(s) to upload, 2 already synced" in again.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_sync_without_a_wandb_login_is_one_line_and_uploads_nothing(tmp_path: Path) -> None:
     """No credentials: one line before any `wandb sync`. Every W&B credential source is isolated
     (empty HOME and wandb config folder, no WANDB_* or NETRC) so a real key cannot be picked up;
     the positive checks stop before an upload, which would need W&B's cloud."""
-    from sweepkit.jobs.sweeps import store
 
     program = write_program(tmp_path)
     sweep = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.1]}, program)))
