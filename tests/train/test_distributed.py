@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from ddp_float64_steps import CASES, steps
-from test_trainer import DIGITS, ROOT, env_without_wandb
+from trainer_runs import DIGITS, ROOT, env_without_wandb
 
 from sweepkit.train.checkpoint import load_latest_checkpoint
 from sweepkit.train.distributed import World

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 import yaml
 from cifar_fixture import make_cifar
+from trainer_runs import DIGITS, ROOT, env_without_wandb
 
 from sweepkit.train.checkpoint import load_latest_checkpoint
 from sweepkit.train.config import build_config
@@ -22,8 +24,6 @@ from sweepkit.train.runrecord import RunRecord, read_run_json
 from sweepkit.train.tracking import Tracker
 from sweepkit.train.trainer import StopSignal, train
 
-ROOT = Path(__file__).resolve().parents[2]
-DIGITS = str(ROOT / "config" / "presets" / "digits.yaml")
 # A small, fast model for mechanics tests: ResNet-18 at 32 px on digits, deterministic.
 TINY = [
     "model_name=resnet18",
@@ -33,13 +33,6 @@ TINY = [
     "deterministic=true",
     "wandb.mode=disabled",
 ]
-
-
-def env_without_wandb(**extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_", "SWEEPKIT_"))
-    }
-    return {**env, "OMP_NUM_THREADS": "1", **extra}
 
 
 def run_train(
@@ -150,8 +143,6 @@ def test_a_finished_run_keeps_what_keep_after_finish_says(tmp_path, keep, kept):
     if keep is None:
         final = torch.load(folder / "final.pt", map_location="cpu", weights_only=True)
         assert set(final) == {"model", "epoch"} and final["epoch"] == 2  # no optimizer state
-        import torchvision
-
         model = torchvision.models.resnet18(num_classes=10)
         model.load_state_dict(final["model"])  # the finished model, loadable as it is
         # the digits demo's ResNet-18: 11.2 M parameters, 45 MB of fp32 weights; Adam's state
