@@ -95,7 +95,7 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     page = (sweep / "report.html").read_text()
     assert all(r["run_id"] in page for r in runs.values()) and "batch_size: 64" in page
     # the runs carry the local sweep id as their W&B sweep id: sync plans them from copies
-    # without it (tests/jobs/sweeps/test_sweep_e2e.py checks those copies and their upload)
+    # without it (tests/jobs/sweeps/test_sync.py checks those copies and their upload)
     plan = subprocess.run(
         [
             sys.executable,
