@@ -273,7 +273,7 @@ def table(results: dict[int, dict[str, Any]], running: int) -> str:
     return "\n".join(rows)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes", default="100,1000,5000,20000", help="finished runs, comma-separated"
@@ -305,7 +305,11 @@ def main() -> None:
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.worker:
         worker(args)
         return
@@ -314,26 +318,7 @@ def main() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
         templates = make_templates(base, args.epochs)
-        program = base / "wandb_prog.py"
-        results: dict[int, dict[str, Any]] = {}
-        for n in sizes:
-            root = base / f"n{n}"
-            root.mkdir()
-            started = time.perf_counter()
-            stores = build(root, n, args.running, templates, program, args.epochs)
-            optuna_log = setup_optuna(root, n, args.epochs)
-            built = time.perf_counter() - started
-            if args.check:
-                print(check_answers(stores), flush=True)
-            results[n] = measure(root, stores, optuna_log, args)
-            print(
-                f"N={n}: built in {built:.0f} s, measured; random sweep {stores['random']}, "
-                f"bayes sweep {stores['bayes']}",
-                file=sys.stderr,
-                flush=True,
-            )
-            if not args.keep:
-                shutil.rmtree(root)
+        results = {n: measure_size(base / f"n{n}", n, templates, args) for n in sizes}
         text = table(results, args.running)
     finally:
         if not args.keep:
@@ -341,6 +326,30 @@ def main() -> None:
     print(text)
     if not args.no_record:
         record(text, args)
+
+
+def measure_size(
+    root: Path, n: int, templates: list[dict[str, Any]], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Builds the sweeps of n finished runs under root, checks them with --check, measures them."""
+    root.mkdir()
+    program = root.parent / "wandb_prog.py"
+    started = time.perf_counter()
+    stores = build(root, n, args.running, templates, program, args.epochs)
+    optuna_log = setup_optuna(root, n, args.epochs)
+    built = time.perf_counter() - started
+    if args.check:
+        print(check_answers(stores), flush=True)
+    results = measure(root, stores, optuna_log, args)
+    print(
+        f"N={n}: built in {built:.0f} s, measured; random sweep {stores['random']}, "
+        f"bayes sweep {stores['bayes']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    if not args.keep:
+        shutil.rmtree(root)
+    return results
 
 
 def record(text: str, args: argparse.Namespace) -> None:

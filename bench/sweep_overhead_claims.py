@@ -46,19 +46,7 @@ def worker(args: argparse.Namespace) -> None:
     engine_cpu: list[float] = []
     t0 = time.perf_counter()
     if args.worker == "ours":
-        sweep = store.open_sweep(args.store)
-        me = store.AgentIdentity()
-        propose = sweep._propose
-
-        def timed_propose(n: int) -> list[dict[str, Any]]:  # the engine's share of a claim
-            t, c = time.perf_counter(), time.process_time()
-            try:
-                return propose(n)
-            finally:
-                engine[-1] += time.perf_counter() - t
-                engine_cpu[-1] += time.process_time() - c
-
-        sweep._propose = timed_propose  # type: ignore[method-assign]
+        sweep, me = open_timed(args.store, engine, engine_cpu)
     else:
         study = optuna.load_study(
             study_name="bench",
@@ -66,7 +54,7 @@ def worker(args: argparse.Namespace) -> None:
             sampler=optuna_sampler(args.method),
         )
     open_s = time.perf_counter() - t0
-    if args.go:
+    if args.go:  # all workers claim at once
         Path(args.go + f".ready.{os.getpid()}").touch()
         while not Path(args.go).exists():
             time.sleep(0.002)
@@ -88,17 +76,28 @@ def worker(args: argparse.Namespace) -> None:
             sweep.finish(claim, me, "finished", metric=value, history=[value], epochs=1)
         else:
             study.tell(trial, value)
-    print(
-        json.dumps(
-            {
-                "imports_s": imports_s,
-                "open_s": open_s,
-                "latencies": latencies,
-                "engine": engine,
-                "engine_cpu": engine_cpu,
-            }
-        )
-    )
+    times = {"imports_s": imports_s, "open_s": open_s, "latencies": latencies}
+    print(json.dumps({**times, "engine": engine, "engine_cpu": engine_cpu}))
+
+
+def open_timed(path: str, engine: list[float], engine_cpu: list[float]) -> tuple[Any, Any]:
+    """Our sweep at path, whose engine's share of each claim (wall, CPU) adds to the last entry of
+    engine and engine_cpu; and this agent's identity."""
+    from sweepkit.jobs.sweeps import store
+
+    sweep = store.open_sweep(path)
+    propose = sweep._propose
+
+    def timed_propose(n: int) -> list[dict[str, Any]]:
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            return propose(n)
+        finally:
+            engine[-1] += time.perf_counter() - t
+            engine_cpu[-1] += time.process_time() - c
+
+    sweep._propose = timed_propose  # type: ignore[method-assign]
+    return sweep, store.AgentIdentity()
 
 
 def spawn(

@@ -9,16 +9,21 @@ jobs/sweeps/, ...); the helpers they share (fixtures, fake programs) are in test
 imported by module name from any folder.
 
 Two tiers: a test that starts processes, trains a model or needs SLURM, Chromium or Podman is
-marked ``system`` (``pytestmark = pytest.mark.system`` for a whole module, or on the test); the
-rest is the unit tier, ``make test-unit`` (``pytest -m "not system"``). A test marked slow, slurm,
-browser or container is a system test without saying so twice.
+marked ``system`` on the test itself (``@pytest.mark.system``), so that the in-process tests of the
+same module stay in the unit tier, ``make test-unit`` (``pytest -m "not system"``). A test marked
+slow, slurm, browser or container is a system test without saying so twice. The tiers are
+enforced, not hoped for: while a unit-tier test (and its fixtures) runs, every way to start a
+process (subprocess, multiprocessing, os.fork/posix_spawn/system) raises ProcessInUnitTier, and
+the test fails even where the code under test caught that error.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +38,9 @@ sys.path[:0] = [str(REPO), str(TESTS / "support"), str(TESTS)]
 
 # The session's one-node SLURM, for every test module that asks for the `slurm` fixture.
 from slurm_fixture import slurm  # noqa: E402, F401
+from unit_tier import probe_once_before_the_tests, unit_tier_guard  # noqa: E402
+
+probe_once_before_the_tests()
 
 SYSTEM_MARKERS = ("slow", "slurm", "browser", "container")
 
@@ -45,3 +53,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slurm)
         if any(item.get_closest_marker(name) for name in SYSTEM_MARKERS):
             item.add_marker(pytest.mark.system)
+
+
+# Setup too, so a fixture of any scope that starts a process for a unit-tier test is refused.
+# (Teardown is not guarded: the last test of a session tears down its session fixtures.)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    return (yield from unit_tier_guard(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    return (yield from unit_tier_guard(item))

@@ -15,12 +15,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib import colormaps, rc_context
+from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from sweepkit.jobs.report.analysis import (
     Analysis,
+    Axis,
     RunLike,
     finite_metric,
     format_value,
@@ -59,7 +61,6 @@ def parallel_coordinates(analysis: Analysis) -> tuple[Figure, dict[str, str]]:
     fig = Figure(figsize=(width, 4.8), layout="constrained")
     ax = fig.add_subplot()
     cmap, norm = metric_colours(analysis)
-    tooltips: dict[str, str] = {}
 
     def heights(run: Any) -> list[float]:
         params = flatten(run.params)
@@ -72,60 +73,82 @@ def parallel_coordinates(analysis: Analysis) -> tuple[Figure, dict[str, str]]:
     ordered = list(reversed(analysis.analysed))
     faint = ordered[: len(ordered) - VIVID_RUNS] if len(ordered) > FAINT_ABOVE else []
     if faint:
-        from matplotlib.collections import LineCollection
-
-        ax.add_collection(
-            LineCollection(
-                [list(zip(range(len(axes)), heights(run), strict=True)) for run in faint],
-                colors=[cmap(norm(finite_metric(run) or 0.0)) for run in faint],
-                linewidths=0.6,
-                alpha=max(0.03, min(0.4, 40 / len(faint))),
-                zorder=1.5,
-                rasterized=True,
-            )
-        )
+        lines = [list(zip(range(len(axes)), heights(run), strict=True)) for run in faint]
+        colours = [cmap(norm(finite_metric(run) or 0.0)) for run in faint]
+        _draw_faint_lines(ax, lines, colours)
+    tooltips: dict[str, str] = {}
     for index, run in enumerate(ordered[len(faint) :]):
-        params = flatten(run.params)
-        metric = finite_metric(run) or 0.0  # analysed runs all have a finite metric
-        ys = heights(run)
-        best = run is analysis.best
         gid = f"run-{index}"
-        ax.plot(
-            range(len(axes)),
-            ys,
-            color=cmap(norm(metric)),
-            linewidth=3.0 if best else 1.6,
-            alpha=1.0 if best else 0.85,
-            marker="o",
-            markersize=3,
-            gid=gid,
-            zorder=3 if best else 2,
+        _draw_run_line(
+            ax, gid, heights(run), cmap(norm(finite_metric(run) or 0.0)), best=run is analysis.best
         )
-        values = ", ".join(f"{a.name}={format_value(params.get(a.name))}" for a in axes[:-1])
-        tooltips[gid] = f"{run.run_id}: {analysis.metric_name}={format_value(metric)} ({values})"
+        tooltips[gid] = _run_tooltip(analysis, run, axes[:-1])
     for x, axis in enumerate(axes):
-        ax.axvline(x, color="#333333", linewidth=1.0, zorder=1)
-        for y, label in axis.ticks():
-            ax.plot([x - 0.03, x], [y, y], color="#333333", linewidth=1.0, zorder=1)
-            ax.text(
-                x - 0.05,
-                y,
-                label,
-                ha="right",
-                va="center",
-                fontsize=8,
-                color="#222222",
-                zorder=4,
-                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.6},
-            )
-        title = axis.name + (" (log)" if axis.log else "")
-        ax.text(x, 1.06, _wrap(title), ha="center", va="bottom", fontsize=9, fontweight="bold")
+        _draw_axis(ax, x, axis)
     ax.set_xlim(-0.6, len(axes) - 0.6)
     ax.set_ylim(-0.05, 1.05)
     ax.axis("off")
     colorbar = fig.colorbar(_mappable(cmap, norm), ax=ax, fraction=0.03, pad=0.02)
     colorbar.set_label(str(analysis.metric_name))
     return fig, tooltips
+
+
+def _draw_faint_lines(ax: Axes, lines: list[list[tuple[int, float]]], colours: list[Any]) -> None:
+    """The runs past the vivid ones, as one faint raster layer."""
+    from matplotlib.collections import LineCollection
+
+    ax.add_collection(
+        LineCollection(
+            lines,
+            colors=colours,
+            linewidths=0.6,
+            alpha=max(0.03, min(0.4, 40 / len(lines))),
+            zorder=1.5,
+            rasterized=True,
+        )
+    )
+
+
+def _draw_run_line(ax: Axes, gid: str, ys: list[float], colour: Any, best: bool) -> None:
+    """One run's line with markers, the best one thicker and on top."""
+    ax.plot(
+        range(len(ys)),
+        ys,
+        color=colour,
+        linewidth=3.0 if best else 1.6,
+        alpha=1.0 if best else 0.85,
+        marker="o",
+        markersize=3,
+        gid=gid,
+        zorder=3 if best else 2,
+    )
+
+
+def _run_tooltip(analysis: Analysis, run: RunLike, param_axes: list[Axis]) -> str:
+    params = flatten(run.params)
+    metric = finite_metric(run) or 0.0  # analysed runs all have a finite metric
+    values = ", ".join(f"{a.name}={format_value(params.get(a.name))}" for a in param_axes)
+    return f"{run.run_id}: {analysis.metric_name}={format_value(metric)} ({values})"
+
+
+def _draw_axis(ax: Axes, x: int, axis: Axis) -> None:
+    """A vertical axis at x: its line, ticks, tick labels and title."""
+    ax.axvline(x, color="#333333", linewidth=1.0, zorder=1)
+    for y, label in axis.ticks():
+        ax.plot([x - 0.03, x], [y, y], color="#333333", linewidth=1.0, zorder=1)
+        ax.text(
+            x - 0.05,
+            y,
+            label,
+            ha="right",
+            va="center",
+            fontsize=8,
+            color="#222222",
+            zorder=4,
+            bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.6},
+        )
+    title = axis.name + (" (log)" if axis.log else "")
+    ax.text(x, 1.06, _wrap(title), ha="center", va="bottom", fontsize=9, fontweight="bold")
 
 
 def _plot_order(analysis: Analysis) -> list[Any]:

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from sweep_fixtures import sweepkit
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.system  # starts processes
 def test_scale_benchmark_fast_paths_agree_with_a_full_replay(tmp_path: Path) -> None:
     proc = subprocess.run(
         [

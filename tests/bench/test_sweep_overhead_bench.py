@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.system  # starts processes
 def test_sweep_overhead_benchmark_measures_both_stores_for_every_method(tmp_path: Path) -> None:
     proc = subprocess.run(
         [

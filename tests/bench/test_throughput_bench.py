@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.system  # starts processes
 def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable}
     env["TMPDIR"] = str(tmp_path)

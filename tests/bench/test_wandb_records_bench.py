@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.system  # starts processes
 def test_reader_and_agent_polling_benchmark_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     proc = subprocess.run(

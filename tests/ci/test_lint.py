@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -20,6 +18,7 @@ def run(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.system  # starts processes
 def test_ruff_lint_and_format():
     lint = run(str(BIN / "ruff"), "check", "train", "jobs", "sweepkit", "bench", "tests")
     assert lint.returncode == 0, lint.stdout
@@ -27,11 +26,13 @@ def test_ruff_lint_and_format():
     assert fmt.returncode == 0, fmt.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_mypy_on_the_package_code():
     result = run(str(BIN / "mypy"))  # packages and settings from pyproject.toml
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_import_layers_and_no_circles():
     """The contracts in pyproject.toml: report and slurm on sweeps, sweeps on train, train
     importing nothing from jobs, no import circle between sibling modules anywhere, and the
@@ -42,6 +43,7 @@ def test_import_layers_and_no_circles():
     assert f"{contracts} kept, 0 broken" in result.stdout, result.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_shellcheck_on_every_shell_script():
     if not shutil.which("shellcheck"):
         pytest.skip(

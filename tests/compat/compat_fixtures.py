@@ -14,6 +14,8 @@ from typing import Any
 
 from sweep_fixtures import sweepkit, write_definition
 
+from sweepkit.jobs.report.analysis import format_value
+
 
 def create_default_root(cwd: Path, definition: dict[str, Any]) -> str:
     """``sweepkit sweep create sweep.yaml`` with no --root: the README's relative sweeps/."""
@@ -57,7 +59,6 @@ def report_page(cwd: Path, ref: str) -> str:
 
 def shown(value: float) -> str:
     """A metric as the status table and the report write it."""
-    from sweepkit.jobs.report.analysis import format_value
 
     return format_value(value)
 

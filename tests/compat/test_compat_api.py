@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+from docs_blocks import blocks
+from sweep_fixtures import write_definition
+from wandb_program import expected, write_wandb_program
 
 USER_TRAIN = r"""
 import os, sys, time
@@ -88,6 +91,7 @@ def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.system  # starts processes
 def test_function_api_from_a_folder_with_the_users_train_and_jobs(tmp_path: Path) -> None:
     folder = user_folder(tmp_path)
     config = {
@@ -114,6 +118,7 @@ def test_function_api_from_a_folder_with_the_users_train_and_jobs(tmp_path: Path
     assert "sweepkit agent: hyperband" not in out
 
 
+@pytest.mark.system  # starts processes
 def test_function_api_hyperband_stops_the_weak_run(tmp_path: Path) -> None:
     folder = user_folder(tmp_path)
     config = {
@@ -135,9 +140,9 @@ def test_function_api_hyperband_stops_the_weak_run(tmp_path: Path) -> None:
         assert runs[lr]["state"] == "finished" and len(runs[lr]["metric_history"]) == 6
 
 
+@pytest.mark.system  # starts processes
 def test_the_readme_python_example_runs_as_shown(tmp_path: Path) -> None:
     """The Python block of docs/sweeps.md ("From Python: the Python API"), run as a user's script."""
-    from docs_blocks import blocks
 
     (python,) = blocks("docs/sweeps.md", "From Python: the Python API", "python")
     block = python.body
@@ -188,10 +193,8 @@ print("RESULT " + json.dumps({"sweep": sweep, "rc": rc}))
 """
 
 
+@pytest.mark.system  # starts processes
 def test_agent_without_a_function_runs_the_sweeps_program(tmp_path: Path) -> None:
-    from sweep_fixtures import write_definition
-    from wandb_program import expected, write_wandb_program
-
     folder = user_folder(tmp_path)
     write_wandb_program(folder)
     write_definition(
@@ -222,6 +225,7 @@ def test_agent_without_a_function_runs_the_sweeps_program(tmp_path: Path) -> Non
     assert run["state"] == "finished" and run["metric"] == pytest.approx(expected(0.5, 2)[-1])
 
 
+@pytest.mark.system  # starts processes
 def test_a_signal_preempts_the_functions_run_and_the_agent_exits_75(tmp_path: Path) -> None:
     folder = user_folder(tmp_path)
     (folder / "run.py").write_text(SIGNAL_SCRIPT)
@@ -263,14 +267,13 @@ else:
 """
 
 
+@pytest.mark.system  # starts processes
 def test_a_frozen_function_agent_loses_its_lease_and_another_finishes_the_run(
     tmp_path: Path,
 ) -> None:
     """SIGSTOP the process running the function (a hung node): its heartbeats stop, the run is
     handed to another agent after the lease; when the first wakes up, it sees the lease lost,
     stops its function's run and records nothing, as the CLI agent does."""
-    import signal
-    import time
 
     folder = user_folder(tmp_path)
     (folder / "lease.py").write_text(LEASE_SCRIPT)

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 from compat_fixtures import create_default_root, report_page, run_agent, shown, status
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 LIGHTNING_PROGRAM = r'''
 import json, os
 import torch
@@ -93,6 +91,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.system  # starts processes
 def test_lightning_wandb_logger_at_its_defaults(tmp_path: Path) -> None:
     pytest.importorskip("lightning", reason="the compat extra: pip install -e '.[compat]'")
     (tmp_path / "train_lightning.py").write_text(LIGHTNING_PROGRAM)
@@ -121,6 +120,7 @@ def test_lightning_wandb_logger_at_its_defaults(tmp_path: Path) -> None:
         assert link.resolve().parent == (tmp_path / "wandb").resolve()
 
 
+@pytest.mark.system  # starts processes
 @pytest.mark.parametrize(
     "version_base, moves",
     # W&B's Hydra page leaves version_base out: Hydra 1.1's defaults, the run in outputs/...;

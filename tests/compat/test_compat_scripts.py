@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 from compat_fixtures import create_default_root, report_page, run_agent, shown, status
 from sweep_fixtures import sweepkit
+from sweeps.hyperband_stopping import hyperband_stop_runs
+from sweeps.run import RunState, SweepRun
 from wandb_program import expected, write_wandb_program
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+from sweepkit.jobs.sweeps import store
+from sweepkit.jobs.sweeps.agent.local import LocalAgent
 
 
 def grid(metric: str, goal: str, **parameters: Any) -> dict[str, Any]:
@@ -31,6 +34,7 @@ def grid(metric: str, goal: str, **parameters: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.system  # starts processes
 def test_scripts_that_chdir_and_pass_dir_keep_their_metrics(tmp_path: Path) -> None:
     write_wandb_program(tmp_path)
     # every run changes into sub/ first; dir="." then puts all their W&B runs in one folder
@@ -68,6 +72,7 @@ def test_scripts_that_chdir_and_pass_dir_keep_their_metrics(tmp_path: Path) -> N
         assert f"# run {run['run_id']} (finished" in plan.stdout and link.name in plan.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_batch_logging_no_step_and_own_wandb_dir(tmp_path: Path) -> None:
     write_wandb_program(tmp_path)
     # a swept parameter named epochs beside status's own epochs column
@@ -94,6 +99,7 @@ def test_batch_logging_no_step_and_own_wandb_dir(tmp_path: Path) -> None:
     assert len(list((tmp_path / "mine" / "wandb").glob("offline-run-*"))) == 4
 
 
+@pytest.mark.system  # starts processes
 def test_define_metric_min_and_slash_names_rank_as_w_and_b_does(tmp_path: Path) -> None:
     write_wandb_program(tmp_path)
     spec = grid("val/acc", "minimize", shape=["peak", "rise"], summary_min=[0, 1])
@@ -113,12 +119,11 @@ def test_define_metric_min_and_slash_names_rank_as_w_and_b_does(tmp_path: Path) 
     assert best["params"]["shape"] == "peak"  # 10, the lowest
 
 
+@pytest.mark.system  # starts processes
 def test_hyperband_reads_runs_written_elsewhere_while_they_train(tmp_path: Path) -> None:
     """Hyperband needs each run's history live: the script writes it under a changed working
     folder with dir=".", where runs share one wandb/ folder. The weak run is stopped, as W&B's
     rule (sweeps.hyperband_stopping) says for the histories the agent read."""
-    from sweeps.hyperband_stopping import hyperband_stop_runs
-    from sweeps.run import RunState, SweepRun
 
     write_wandb_program(tmp_path)
     spec = grid("Validation Accuracy", "maximize", lr=[0.9, 0.8, 0.1, 0.7])
@@ -153,13 +158,12 @@ def test_hyperband_reads_runs_written_elsewhere_while_they_train(tmp_path: Path)
     assert os.path.isdir(tmp_path / "sub" / "wandb")
 
 
+@pytest.mark.system  # starts processes
 def test_every_path_the_agent_hands_over_is_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As from wandb agent, whatever the (relative, default) sweep root: the parameter file, the
     args-json file, WANDB_DIR and the run and sweep folders."""
-    from sweepkit.jobs.sweeps import store
-    from sweepkit.jobs.sweeps.agent.local import LocalAgent
 
     write_wandb_program(tmp_path)
     spec = grid("Validation Accuracy", "maximize", lr=[0.5])

@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from docs_blocks import blocks, sections
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 REPO = Path(__file__).resolve().parents[2]
 PAGE, SECTION = "README.md", "Your own script on your cluster"
 
@@ -51,6 +49,7 @@ def test_the_example_script_imports_nothing_of_sweepkit() -> None:
     assert "program: train_script.py" in sweep and "name: Validation Accuracy" in sweep
 
 
+@pytest.mark.system  # starts processes
 def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     work = tmp_path / "clone"
     work.mkdir()
@@ -96,7 +95,7 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     page = (sweep / "report.html").read_text()
     assert all(r["run_id"] in page for r in runs.values()) and "batch_size: 64" in page
     # the runs carry the local sweep id as their W&B sweep id: sync plans them from copies
-    # without it (tests/jobs/sweeps/test_sweep_e2e.py checks those copies and their upload)
+    # without it (tests/jobs/sweeps/test_sync.py checks those copies and their upload)
     plan = subprocess.run(
         [
             sys.executable,

@@ -27,6 +27,7 @@ import yaml
 from docs_blocks import NOTE, ROOT, Block, blocks, pages, sections, text
 
 from sweepkit.jobs.cli import VERBS
+from sweepkit.jobs.slurm.profiles import load_all
 
 # (page, section) of plain ```bash blocks and the test file that runs them as shown.
 RUN_BY = {
@@ -34,8 +35,8 @@ RUN_BY = {
     ("README.md", "Your own script on your cluster"): "test_byo_example.py",
     ("docs/sweeps.md", "Offline, with no W&B server"): "test_sweep_e2e.py",
     ("docs/sync.md", "What `sweepkit sync` does"): "test_sweep_e2e.py",
-    ("docs/report.md", "(top)"): "test_report.py",
-    ("docs/containers.md", "CI"): "test_containers.py",
+    ("docs/report.md", "(top)"): "test_report_cli.py",
+    ("docs/containers.md", "CI"): "test_containers_doc_commands.py",
 }
 # ... and those this module runs itself.
 RUN_HERE = {
@@ -153,8 +154,6 @@ def test_cluster_blocks_lint_and_parse(tmp_path: Path) -> None:
 
 
 def test_profiles_shown_pass_the_profile_checks(tmp_path: Path) -> None:
-    from sweepkit.jobs.slurm.profiles import load_all
-
     shown = [b for b in blocks(lang="yaml") if "profiles:" in b.body]
     assert {b.page for b in shown} == {"README.md", "docs/slurm.md"}
     for number, block in enumerate(shown):

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 from docs_blocks import blocks
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 ROOT = Path(__file__).resolve().parents[2]
 # README.md, section "Quick start": make demo and make test.
 QUICK_START = ("README.md", "Quick start")

@@ -9,22 +9,23 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import torch
 
 from sweepkit.jobs.cli import VERBS
 from sweepkit.train import versions
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEPKIT = [sys.executable, "-m", "sweepkit.jobs.cli"]
 
 
+@pytest.mark.system  # starts processes
 @pytest.mark.parametrize("verb", list(VERBS))
 def test_every_verb_has_help(verb):
     proc = subprocess.run([*SWEEPKIT, verb, "--help"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and f"usage: sweepkit {verb}" in proc.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_usage_errors_are_one_line_and_exit_2():
     bare = subprocess.run(SWEEPKIT, capture_output=True, text=True, cwd=ROOT)
     assert bare.returncode == 2 and all(verb in bare.stdout for verb in VERBS)
@@ -36,6 +37,7 @@ def test_usage_errors_are_one_line_and_exit_2():
     )
 
 
+@pytest.mark.system  # starts processes
 def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     # `sweepkit sweep create ... | head -0`: the reader is gone before the sweep path is printed
     proc = subprocess.run(
@@ -49,6 +51,7 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_version_reads_torch_and_cuda_without_importing_torch():
     """torch's import takes seconds; --version reads its version from its metadata and files."""
     code = (
@@ -59,15 +62,14 @@ def test_version_reads_torch_and_cuda_without_importing_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    import torch
+    import torch  # the test's own reference, after the subprocess (which must not import it)
 
     facts = dict(line.split(None, 1) for line in proc.stdout.splitlines())
     assert facts["torch"] == torch.__version__ and facts["cuda"] == (torch.version.cuda or "-")
 
 
+@pytest.mark.system  # starts processes
 def test_version_names_the_kit_its_revision_torch_cuda_wandb_and_the_image(tmp_path):
-    import torch
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWEEPKIT_", "APPTAINER_"))}
     proc = subprocess.run(
         [*SWEEPKIT, "--version"], capture_output=True, text=True, cwd=ROOT, env=env
@@ -95,6 +97,7 @@ def test_version_names_the_kit_its_revision_torch_cuda_wandb_and_the_image(tmp_p
     )
 
 
+@pytest.mark.system  # starts processes
 def test_an_image_without_a_checkout_names_its_revision_label(tmp_path):
     # In a container: no git checkout of the kit, the revision comes from the image's label
     # (SWEEPKIT_IMAGE_REVISION in its environment); Podman's /run/.containerenv names the image.

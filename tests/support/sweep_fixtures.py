@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from sweepkit.jobs.sweeps import store
+
 REPO = Path(__file__).resolve().parents[2]
 SWEEPKIT = [sys.executable, "-m", "sweepkit.jobs.cli"]
 
@@ -127,7 +129,6 @@ def status_json(sweep: str, cwd: Path) -> dict[str, Any]:
 
 def views(sweep: str, cwd: Path) -> list[Any]:
     """The sweep's runs read in this process (cheaper than sweepkit status --json in a poll loop)."""
-    from sweepkit.jobs.sweeps import store
 
     return store.open_sweep(str(cwd / sweep)).runs()
 
@@ -153,3 +154,13 @@ def grid(values: dict[str, list[Any]], program: Path, **extra: Any) -> dict[str,
         "parameters": {k: {"values": v} for k, v in values.items()},
         **extra,
     }
+
+
+def run_agents(sweep: str, cwd: Path, n: int, timeout: float = 180) -> list[str]:
+    """Runs n agents on the sweep at once, each logging to cwd/agent<i>.log; asserts they all
+    exit 0 and returns their logs."""
+    procs = [start_agent(sweep, cwd, cwd / f"agent{i}.log") for i in range(n)]
+    codes = [p.wait(timeout=timeout) for p in procs]
+    logs = [(cwd / f"agent{i}.log").read_text() for i in range(n)]
+    assert codes == [0] * n, "\n".join(logs)
+    return logs

@@ -19,13 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 from ddp_float64_steps import CASES, steps
-from test_trainer import DIGITS, ROOT, env_without_wandb
+from trainer_runs import DIGITS, ROOT, env_without_wandb
 
 from sweepkit.train.checkpoint import load_latest_checkpoint
 from sweepkit.train.distributed import World
 from sweepkit.train.runrecord import read_run_json
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 # ResNet-18 with the CIFAR stem (no max-pool: fewer near-ties) at 16 px on a quarter of digits.
 SMALL = [
@@ -109,6 +107,7 @@ def ranks(out: Path, case: str) -> list[dict[str, torch.Tensor]]:
     return [torch.load(out / f"{case}-rank{r}.pt") for r in (0, 1)]
 
 
+@pytest.mark.system  # starts processes
 def test_two_ranks_take_the_steps_of_one_process_with_the_global_batch(two_rank_float64):
     """sync_batchnorm (the default): averaged gradients and global-batch BatchNorm statistics."""
     reference = CASES["sync_batchnorm"](World())
@@ -123,6 +122,7 @@ def test_two_ranks_take_the_steps_of_one_process_with_the_global_batch(two_rank_
     assert max(v for k, v in moved.items() if not k.endswith("num_batches_tracked")) > 1e-3
 
 
+@pytest.mark.system  # starts processes
 def test_without_synchronised_batchnorm_the_ranks_train_another_model(two_rank_float64):
     """What the check above tells apart: per-rank BatchNorm statistics change the steps."""
     reference = CASES["rank_batchnorm"](World())
@@ -130,6 +130,7 @@ def test_without_synchronised_batchnorm_the_ranks_train_another_model(two_rank_f
     assert max(max_difference(reference, rank0).values()) > 1e-6
 
 
+@pytest.mark.system  # starts processes
 def test_the_cpu_batchnorm_twin_is_batchnorm_over_the_global_batch(two_rank_float64):
     """GlobalBatchNorm2d on two ranks' halves = BatchNorm2d on the whole batch, gradients included."""
     reference = CASES["batchnorm_twin"](World())
@@ -224,6 +225,7 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step_then_resumes(tmp_path):
     assert [e["epoch"] for e in record["epochs"]] == [1, 2]
 
 
+@pytest.mark.system  # starts processes
 def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(tmp_path):
     args = ["--config", DIGITS, *sets([*SMALL, "wandb.mode=disabled", "batch_size=33"])]
     code, out, err = finish(

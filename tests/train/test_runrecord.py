@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sweepkit.train.runrecord import RunRecord
 
 
+@pytest.mark.system  # starts processes: RunRecord runs git for the revision
 def test_epochs_resume_and_test_metrics_land_in_run_json(tmp_path):
     record = RunRecord(tmp_path, "r1", {"seed": 0}, previous={"timings": {"train_s": 2.0}})
     record.note_resume(1, 3)
@@ -21,6 +24,7 @@ def test_epochs_resume_and_test_metrics_land_in_run_json(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["summary"]["Test Accuracy"] == 40.0
 
 
+@pytest.mark.system  # starts processes: RunRecord runs git for the revision
 def test_a_rank_that_does_not_persist_writes_nothing(tmp_path):
     record = RunRecord(tmp_path, "r1", {}, previous={}, persist=False)
     record.add_epoch([], {}, train_s=1.0)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 import yaml
 from cifar_fixture import make_cifar
+from trainer_runs import DIGITS, ROOT, env_without_wandb
 
 from sweepkit.train.checkpoint import load_latest_checkpoint
 from sweepkit.train.config import build_config
@@ -22,10 +24,6 @@ from sweepkit.train.runrecord import RunRecord, read_run_json
 from sweepkit.train.tracking import Tracker
 from sweepkit.train.trainer import StopSignal, train
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
-ROOT = Path(__file__).resolve().parents[2]
-DIGITS = str(ROOT / "config" / "presets" / "digits.yaml")
 # A small, fast model for mechanics tests: ResNet-18 at 32 px on digits, deterministic.
 TINY = [
     "model_name=resnet18",
@@ -35,13 +33,6 @@ TINY = [
     "deterministic=true",
     "wandb.mode=disabled",
 ]
-
-
-def env_without_wandb(**extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_", "SWEEPKIT_"))
-    }
-    return {**env, "OMP_NUM_THREADS": "1", **extra}
 
 
 def run_train(
@@ -131,6 +122,7 @@ def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+@pytest.mark.system  # starts processes
 @pytest.mark.parametrize(
     "keep, kept",
     [
@@ -151,8 +143,6 @@ def test_a_finished_run_keeps_what_keep_after_finish_says(tmp_path, keep, kept):
     if keep is None:
         final = torch.load(folder / "final.pt", map_location="cpu", weights_only=True)
         assert set(final) == {"model", "epoch"} and final["epoch"] == 2  # no optimizer state
-        import torchvision
-
         model = torchvision.models.resnet18(num_classes=10)
         model.load_state_dict(final["model"])  # the finished model, loadable as it is
         # the digits demo's ResNet-18: 11.2 M parameters, 45 MB of fp32 weights; Adam's state
@@ -161,6 +151,7 @@ def test_a_finished_run_keeps_what_keep_after_finish_says(tmp_path, keep, kept):
     assert read_run_json(run_dir)["state"] == "finished"
 
 
+@pytest.mark.system  # starts processes
 def test_resume_mid_epoch_ends_with_identical_metrics(tmp_path):
     _, straight = train_in_process(tmp_path / "straight", TINY)
     state, _ = train_in_process(tmp_path / "interrupted", TINY, StopAfter(checks=8))
@@ -176,6 +167,7 @@ def test_resume_mid_epoch_ends_with_identical_metrics(tmp_path):
     assert resumed["summary"]["Test Accuracy"] == straight["summary"]["Test Accuracy"]
 
 
+@pytest.mark.system  # starts processes
 def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     train_in_process(tmp_path / "run", [*TINY, "checkpoint.keep=3"])
     ckpts = sorted((tmp_path / "run" / "checkpoints").glob("ckpt-*.pt"))
@@ -186,6 +178,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     assert "ckpt-e0002-s000000.pt is unreadable" in caplog.text
 
 
+@pytest.mark.system  # starts processes
 def test_sigterm_mid_epoch_preempts_then_resumes_to_completion(tmp_path):
     run_dir = tmp_path / "run"
     args = [
@@ -236,6 +229,7 @@ def test_sigterm_mid_epoch_preempts_then_resumes_to_completion(tmp_path):
     assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
 
 
+@pytest.mark.system  # starts processes
 def test_swept_value_from_wandb_offline_sweep_is_what_trains(tmp_path):
     """The usual single-file W&B training script's first defect (the public example, ORIGINAL.md):
     under an agent, wandb.config's swept value must be the one used."""
@@ -272,6 +266,7 @@ def test_swept_value_from_wandb_offline_sweep_is_what_trains(tmp_path):
     )
 
 
+@pytest.mark.system  # starts processes
 def test_cifar10_archive_trains_and_missing_data_is_one_line(tmp_path):
     fake = make_cifar(tmp_path / "data")
     sets = [
@@ -315,6 +310,7 @@ def test_cifar10_archive_trains_and_missing_data_is_one_line(tmp_path):
     )  # a complete record, not a torn one
 
 
+@pytest.mark.system  # starts processes
 def test_pretrained_without_staged_weights_names_the_staging_command(tmp_path):
     proc = run_train(
         ["--config", DIGITS, "--run-dir", str(tmp_path / "run"), "--set", "pretrained=true"],
@@ -324,6 +320,7 @@ def test_pretrained_without_staged_weights_names_the_staging_command(tmp_path):
     assert "sweepkit data weights resnet18" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_compile_failure_falls_back_to_eager_with_one_warning(tmp_path, monkeypatch, caplog):
     def broken_compile(model, **kwargs):
         def fail(*args, **kw):
@@ -339,6 +336,7 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(tmp_path, monkeypa
     assert caplog.text.count("torch.compile failed") == 1
 
 
+@pytest.mark.system  # starts processes
 def test_smoke_runs_one_train_and_eval_step():
     proc = subprocess.run(
         [sys.executable, "-m", "sweepkit.jobs.cli", "smoke"],

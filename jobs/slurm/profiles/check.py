@@ -43,18 +43,7 @@ _RESERVED_EXTRA = (
 def check_profile(source: Path, name: str, raw: Any) -> Profile:
     """The ``Profile`` of ``raw``, the mapping under ``profiles: NAME:``; the first problem, in
     the order the keys are checked, is one UserError."""
-    if not _NAME.match(name):
-        raise UserError(
-            f"{source}: profile name {name!r} must be letters, digits, '-', '_' or '.'; rename it"
-        )
-    if not isinstance(raw, dict):
-        raise UserError(f"{source}: profile {name!r} must be a mapping of keys; see its examples")
-    check = Checker(source, name, raw)
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise check.fail(
-            unknown[0], "is not a profile key", f"use one of: {', '.join(sorted(KEYS))}"
-        )
+    check = _checker(source, name, raw)
     partition, time, time_s, runtime, concurrency = _limits(check)
     image_text = check.text("image", directive=False, required=runtime != "none")
     if runtime == "none" and image_text:
@@ -104,6 +93,23 @@ def check_profile(source: Path, name: str, raw: Any) -> Profile:
         or Path(os.path.expanduser(Profile.wandb_api_key_file)),
         sbatch_extra=extra,
     )
+
+
+def _checker(source: Path, name: str, raw: Any) -> Checker:
+    """The checker of a profile whose name is valid and whose keys are all profile keys."""
+    if not _NAME.match(name):
+        raise UserError(
+            f"{source}: profile name {name!r} must be letters, digits, '-', '_' or '.'; rename it"
+        )
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: profile {name!r} must be a mapping of keys; see its examples")
+    check = Checker(source, name, raw)
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise check.fail(
+            unknown[0], "is not a profile key", f"use one of: {', '.join(sorted(KEYS))}"
+        )
+    return check
 
 
 def _limits(check: Checker) -> tuple[str, str, int, str, int]:

@@ -9,15 +9,12 @@ import csv
 import re
 from pathlib import Path
 
-import pytest
-from test_report import Run, curve, driven_sweep, section, source
+from report_runs import Run, curve, driven_sweep, section, source
 
 from sweepkit.jobs.report import plots
 from sweepkit.jobs.report.command import write_report
 from sweepkit.jobs.report.render import TABLE_ROWS
 from sweepkit.jobs.report.source import EPOCH_BEST
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 
 def test_big_sweep_report_has_a_csv_a_cut_table_and_readable_plots(tmp_path: Path) -> None:

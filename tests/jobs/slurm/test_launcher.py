@@ -8,6 +8,7 @@ readers of a rendered script.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -68,7 +69,6 @@ def test_launcher_is_picked_by_name_and_submit_offers_exactly_those() -> None:
     }
     with pytest.raises(ValueError, match="no launcher 'lsf'"):
         launcher_for("lsf")
-    import argparse
 
     parser = argparse.ArgumentParser()
     submit.add_arguments(parser)

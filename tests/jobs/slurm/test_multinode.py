@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,8 +94,6 @@ def test_a_multi_gpu_run_with_a_single_process_command_is_warned_about(tmp_path:
 
 
 def test_launcher_arguments_are_checked_in_one_line() -> None:
-    import sys
-
     bad = subprocess.run(
         [
             sys.executable,

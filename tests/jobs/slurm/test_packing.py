@@ -19,8 +19,6 @@ from slurm_fixture import (
     wait_for,
 )
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 PACKED = {**BASE, "gpus": 2, "agents_per_task": 2, "cpus_per_task": 2}
 
 
@@ -81,6 +79,7 @@ def test_more_agents_than_gpus_is_one_line_and_nothing_is_submitted(
     assert not (Path(ref) / "slurm" / "submissions.jsonl").exists()
 
 
+@pytest.mark.system  # starts processes
 def test_the_local_launcher_hands_each_task_its_own_gpus_and_each_agent_one(
     tmp_path: Path,
 ) -> None:

@@ -7,6 +7,7 @@ except the sbatch error, which needs only a running slurmctld.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wandb
 import yaml
+from docs_blocks import blocks
 from slurm_fixture import (
     BASE,
     FAKE_APPTAINER,
@@ -37,8 +40,6 @@ from sweepkit.jobs.slurm import array, submit, target
 from sweepkit.jobs.slurm.profiles import load_profile
 from sweepkit.train.errors import UserError
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 
 def dry_run(ref: str, config: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return sweepkit(
@@ -47,6 +48,7 @@ def dry_run(ref: str, config: str, *extra: str) -> subprocess.CompletedProcess[s
 
 
 # ----- dry run and array sizing ---------------------------------------------------------------
+@pytest.mark.system  # starts processes
 def test_dry_run_prints_script_and_command_and_writes_nothing(tmp_path: Path) -> None:
     ref = fast_sweep(tmp_path, points=4, steps=1, step_s=0)
     before = sorted(p.name for p in Path(ref).iterdir())
@@ -60,6 +62,7 @@ def test_dry_run_prints_script_and_command_and_writes_nothing(tmp_path: Path) ->
     assert sorted(p.name for p in Path(ref).iterdir()) == before  # no slurm/ folder, no record
 
 
+@pytest.mark.system  # starts processes
 def test_array_auto_follows_runs_per_task_and_user_specs_get_the_profile_limit(
     tmp_path: Path,
 ) -> None:
@@ -83,6 +86,7 @@ def test_array_auto_follows_runs_per_task_and_user_specs_get_the_profile_limit(
         assert not (Path(ref) / "slurm").exists(), "nothing recorded"
 
 
+@pytest.mark.system  # starts processes
 def test_array_auto_needs_a_sized_sweep(tmp_path: Path) -> None:
     program = tmp_path / "p.py"  # sweep create checks that the program exists
     program.write_text("")
@@ -107,7 +111,6 @@ def test_array_auto_for_a_wandb_sweep_counts_its_runs(
 ) -> None:
     # A mock of the W&B cloud only (no network here): a 6-point grid with two finished runs,
     # one running and one preempted (the server hands that one out again).
-    import wandb
 
     class Run:
         def __init__(self, state: str) -> None:
@@ -133,6 +136,7 @@ def test_array_auto_for_a_wandb_sweep_counts_its_runs(
     assert array.array_spec("auto", profile, wandb_target, 2) == "1-2%2"
 
 
+@pytest.mark.system  # starts processes
 def test_unknown_sweep_reference_is_one_line(tmp_path: Path) -> None:
     result = sweepkit(
         "submit",
@@ -149,6 +153,7 @@ def test_unknown_sweep_reference_is_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.system  # starts processes
 def test_missing_image_is_an_error_for_a_real_submission(tmp_path: Path) -> None:
     ref = fast_sweep(tmp_path, points=1, steps=1, step_s=0)
     gpu = {**BASE, "runtime": "apptainer", "image": str(tmp_path / "missing.sif"), "gpus": 1}
@@ -171,6 +176,7 @@ def test_missing_image_is_an_error_for_a_real_submission(tmp_path: Path) -> None
 
 
 # ----- the local launcher twin ----------------------------------------------------------------
+@pytest.mark.system  # starts processes
 def test_local_launcher_runs_every_task_two_at_a_time_with_slurm_env(tmp_path: Path) -> None:
     ref = fast_sweep(tmp_path, points=4, steps=6, step_s=0.3)
     config = cluster(tmp_path, t=BASE)
@@ -207,6 +213,7 @@ def test_local_launcher_runs_every_task_two_at_a_time_with_slurm_env(tmp_path: P
     assert all("== sweepkit task" in p.read_text() and "host:" in p.read_text() for p in logs)
 
 
+@pytest.mark.system  # starts processes
 def test_profile_env_expands_on_the_node_when_the_job_starts(tmp_path: Path) -> None:
     ref = fast_sweep(tmp_path, points=2, steps=1, step_s=0.1)
     env = {
@@ -228,6 +235,7 @@ def test_profile_env_expands_on_the_node_when_the_job_starts(tmp_path: Path) -> 
     assert seen == [(f"{tmp_path}/home/data_{n}", literal) for n in (1, 2)]
 
 
+@pytest.mark.system  # starts processes
 def test_local_launcher_signals_at_the_lead_time_and_requeues(tmp_path: Path) -> None:
     # time 1 min, lead 55 s: the launcher sends SIGUSR1 to the batch shell 5 s in, as SLURM would;
     # the run (7 s of work) checkpoints, the task is rerun with SLURM_RESTART_COUNT=1, the run
@@ -253,6 +261,7 @@ def test_local_launcher_signals_at_the_lead_time_and_requeues(tmp_path: Path) ->
 # ----- W&B sweeps in a container: the key file and the launch line as the job runs them ------
 
 
+@pytest.mark.system  # starts processes
 def test_wandb_job_reads_the_key_file_and_runs_wandb_agent_in_the_container(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -352,6 +361,7 @@ def test_sbatch_errors_are_shown_verbatim_with_the_profile(slurm: Slurm, tmp_pat
     assert not (Path(ref) / "slurm").exists()  # no record, no script, no empty log folder
 
 
+@pytest.mark.system  # starts processes
 def test_userror_for_bad_runs_per_task(tmp_path: Path) -> None:
     ref = fast_sweep(tmp_path, points=1, steps=1, step_s=0)
     with pytest.raises(UserError, match="--runs-per-task 0"):
@@ -359,8 +369,6 @@ def test_userror_for_bad_runs_per_task(tmp_path: Path) -> None:
 
 
 def submit_args(ref: str, config: str, **changes: Any) -> Any:
-    import argparse
-
     parser = argparse.ArgumentParser()
     submit.add_arguments(parser)
     args = parser.parse_args([ref, "--profile", "t", "--cluster-config", config, "--dry-run"])
@@ -372,12 +380,12 @@ def submit_args(ref: str, config: str, **changes: Any) -> Any:
 # ----- docs/slurm.md ----------------------------------------------------------------------------
 def readme_slurm_blocks() -> list[tuple[str, str]]:
     """(info string, body) of each shell and output block of docs/slurm.md."""
-    from docs_blocks import blocks
 
     shown = [b for b in blocks("docs/slurm.md") if b.lang in ("bash", "text")]
     return [(f"{b.lang} {b.tag}".strip(), b.body) for b in shown]
 
 
+@pytest.mark.system  # starts processes
 def test_readme_slurm_commands_run_render_or_parse(tmp_path: Path) -> None:
     ref = fast_sweep(tmp_path, points=2, steps=2, step_s=0.1)
     known = (
@@ -427,6 +435,7 @@ def test_readme_slurm_commands_run_render_or_parse(tmp_path: Path) -> None:
     assert sorted(i["state"] for i in run_infos(ref)) == ["finished", "finished"]  # the local one
 
 
+@pytest.mark.system  # starts processes
 def test_readme_profile_error_is_what_submit_prints(tmp_path: Path) -> None:
     (example,) = [body for info, body in readme_slurm_blocks() if info == "text"]
     config = yaml.safe_load((REPO / "config" / "cluster.yaml").read_text())
@@ -449,6 +458,7 @@ def test_readme_profile_error_is_what_submit_prints(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.strip() == example.strip()
 
 
+@pytest.mark.system  # starts processes
 def test_a_wandb_sweep_refuses_an_offline_profile(tmp_path: Path) -> None:
     config = cluster(tmp_path, t=BASE)  # BASE sets WANDB_MODE=offline, right for local sweeps only
     result = sweepkit(

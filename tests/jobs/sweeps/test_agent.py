@@ -24,10 +24,9 @@ from sweep_fixtures import (
     write_definition,
     write_program,
 )
+from wandb_program import write_wandb_program
 
 from sweepkit.jobs.sweeps.agent import cli as agent_mod
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 
 def one_run(tmp_path: Path, *extra_create: str, **values: list[object]) -> tuple[str, Path]:
@@ -43,6 +42,7 @@ def the_run(sweep: str, cwd: Path) -> dict[str, object]:
     return runs[0]
 
 
+@pytest.mark.system  # starts processes
 def test_launch_matches_wandb_agent(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid(
@@ -87,6 +87,7 @@ def test_launch_matches_wandb_agent(tmp_path: Path) -> None:
     assert "sweep complete: 1 of 1 runs done" in result.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_wandb_mode_from_the_environment_wins(tmp_path: Path) -> None:
     sweep, _ = one_run(tmp_path)
     assert sweepkit("agent", sweep, cwd=tmp_path, env={"WANDB_MODE": "disabled"}).returncode == 0
@@ -96,6 +97,7 @@ def test_wandb_mode_from_the_environment_wins(tmp_path: Path) -> None:
     assert info["env"]["WANDB_MODE"] == "disabled"
 
 
+@pytest.mark.system  # starts processes
 def test_failed_program_records_log_tail(tmp_path: Path) -> None:
     sweep, _ = one_run(tmp_path, fail=[1])
     result = sweepkit("agent", sweep, cwd=tmp_path)
@@ -117,11 +119,11 @@ def test_failed_program_records_log_tail(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.system  # starts processes
 def test_a_run_that_could_not_reach_wandb_says_so_in_status(tmp_path: Path) -> None:
     """WANDB_MODE=online on a node without network. The W&B server is out of reach here for
     real: a port nothing listens on (what W&B's cloud is from this machine, whose network is
     closed), with a key of the right shape and a short init_timeout."""
-    from wandb_program import write_wandb_program
 
     program = write_wandb_program(tmp_path)
     sweep = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.5]}, program)))
@@ -140,6 +142,7 @@ def test_a_run_that_could_not_reach_wandb_says_so_in_status(tmp_path: Path) -> N
     assert "\x1b" not in str(run["error"]) and "CommError" in str(run["error"])
 
 
+@pytest.mark.system  # starts processes
 def test_a_sweep_whose_first_runs_all_fail_stops_its_agents(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid({"lr": [0.1, 0.2, 0.3, 0.4, 0.5], "fail": [1]}, program)
@@ -160,6 +163,7 @@ def test_a_sweep_whose_first_runs_all_fail_stops_its_agents(tmp_path: Path) -> N
     assert bad.returncode == 2 and "SWEEPKIT_MAX_INITIAL_FAILURES='some'" in bad.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_failures_after_a_finished_run_are_ordinary_results(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid({"lr": [0.1, 0.2, 0.3, 0.4], "fail": [0, 1], "epochs": [1]}, program)
@@ -169,6 +173,7 @@ def test_failures_after_a_finished_run_are_ordinary_results(tmp_path: Path) -> N
     assert "sweep complete: 8 of 8 runs done (4 finished, 4 failed)" in result.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_a_run_that_exits_2_stops_the_agent_at_once(tmp_path: Path) -> None:
     sweep, _ = one_run(tmp_path, fail=[2], epochs=[1, 2])
     result = sweepkit("agent", sweep, cwd=tmp_path)
@@ -178,6 +183,7 @@ def test_a_run_that_exits_2_stops_the_agent_at_once(tmp_path: Path) -> None:
     assert len(status_json(sweep, tmp_path)["runs"]) == 1  # the second grid point is untouched
 
 
+@pytest.mark.system  # starts processes
 def test_an_exit_2_after_runs_worked_is_one_more_failed_run(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid({"lr": [0.1, 0.2], "fail": [0, 2], "epochs": [1]}, program)
@@ -187,6 +193,7 @@ def test_an_exit_2_after_runs_worked_is_one_more_failed_run(tmp_path: Path) -> N
     assert "sweep complete: 4 of 4 runs done (2 finished, 2 failed)" in result.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_a_finished_run_without_the_sweeps_metric_is_warned_about(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid({"lr": [0.5], "epochs": [1]}, program)
@@ -198,6 +205,7 @@ def test_a_finished_run_without_the_sweeps_metric_is_warned_about(tmp_path: Path
     assert "Validation Accuracy" in result.stdout.split("finished without a value")[1]
 
 
+@pytest.mark.system  # starts processes
 def test_an_agent_started_where_the_commands_files_are_not_takes_no_run(tmp_path: Path) -> None:
     write_program(tmp_path)
     definition = grid({"lr": [0.5]}, Path("fastprog.py"))  # relative to where agents start
@@ -213,6 +221,7 @@ def test_an_agent_started_where_the_commands_files_are_not_takes_no_run(tmp_path
     assert sweepkit("agent", sweep, cwd=tmp_path).returncode == 0
 
 
+@pytest.mark.system  # starts processes
 def test_exit_75_requeues_and_next_agent_resumes_same_run(tmp_path: Path) -> None:
     sweep, _ = one_run(tmp_path, preempt_once=[1])
     first = sweepkit("agent", "--count", "1", sweep, cwd=tmp_path)
@@ -235,6 +244,7 @@ def test_exit_75_requeues_and_next_agent_resumes_same_run(tmp_path: Path) -> Non
     ] == [1, 2, 3]
 
 
+@pytest.mark.system  # starts processes
 def test_sigterm_to_agent_preempts_and_another_agent_resumes(tmp_path: Path) -> None:
     sweep, _ = one_run(tmp_path, epochs=[20], epoch_s=[0.1])
     proc = start_agent(sweep, tmp_path, tmp_path / "a1.log")
@@ -251,6 +261,7 @@ def test_sigterm_to_agent_preempts_and_another_agent_resumes(tmp_path: Path) -> 
     assert after["state"] == "finished" and after["attempts"] == 2 and len(after["epochs"]) == 20
 
 
+@pytest.mark.system  # starts processes
 def test_kill_9_of_agent_mid_run_is_recovered_by_another_agent(tmp_path: Path) -> None:
     sweep, _ = one_run(tmp_path, "--lease", "30", epochs=[12], epoch_s=[0.1])
     proc = start_agent(sweep, tmp_path, tmp_path / "a1.log")
@@ -277,6 +288,7 @@ def test_kill_9_of_agent_mid_run_is_recovered_by_another_agent(tmp_path: Path) -
     assert "has no end record in the journal" in second.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_frozen_node_lease_expires_and_run_is_handed_out_again(tmp_path: Path) -> None:
     """SIGSTOP agent and program (a hung node): pids alive, heartbeats stop; after the lease the run
     is crashed, handed out again, and finished by another agent."""
@@ -312,6 +324,7 @@ def test_frozen_node_lease_expires_and_run_is_handed_out_again(tmp_path: Path) -
     assert "lease expired: no heartbeat" in (tmp_path / sweep / "journal.jsonl").read_text()
 
 
+@pytest.mark.system  # starts processes
 def test_hyperband_stops_weak_runs(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     definition = grid(
@@ -337,6 +350,7 @@ def test_hyperband_stops_weak_runs(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.system  # starts processes
 def test_count_and_a_finished_sweep_exits_at_once(tmp_path: Path) -> None:
     program = write_program(tmp_path)
     sweep = create(tmp_path, write_definition(tmp_path, grid({"lr": [0.1, 0.2, 0.3]}, program)))
@@ -372,6 +386,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.system  # starts processes
 def test_edited_sweep_yaml_is_checked_before_anything_runs(tmp_path: Path) -> None:
     sweep, _ = one_run(tmp_path)
     path = tmp_path / sweep / "sweep.yaml"

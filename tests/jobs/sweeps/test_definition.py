@@ -1,16 +1,22 @@
-"""Sweep definitions: every bad definition is one line naming the key and what is allowed; good ones
-expand into the same command lines as wandb agent builds."""
+"""Good sweep definitions: the shipped ones are valid, every engine distribution validates and
+samples, nested parameters flatten, the planned runs are what the engine enumerates, and commands
+expand into the same command lines as wandb agent builds; `sweep create`'s next hint is quoted.
+(Bad definitions: test_definition_errors.py; keys accepted with a warning: test_definition_warnings.py.)
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from sweep_definitions import base
 from sweep_fixtures import REPO, sweepkit
+from sweeps import next_run, next_runs
+from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from sweepkit.jobs.sweeps.definition import (
     args_json,
@@ -21,162 +27,6 @@ from sweepkit.jobs.sweeps.definition import (
 )
 from sweepkit.jobs.sweeps.definition.messages import distributions
 from sweepkit.jobs.sweeps.definition.parameters import flat_params
-from sweepkit.train.errors import UserError
-
-GOOD_PARAMS = {"learning_rate": {"values": [0.1, 0.01]}}
-CMD = ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"]
-
-
-def base(**changes: Any) -> dict[str, Any]:
-    definition: dict[str, Any] = {
-        "method": "grid",
-        "metric": {"name": "Validation Accuracy", "goal": "maximize"},
-        "command": CMD,
-        "parameters": GOOD_PARAMS,
-    }
-    definition.update(changes)
-    return {k: v for k, v in definition.items() if v is not None}
-
-
-# (definition, words the message must contain: the key, then what is allowed)
-BAD = {
-    "unknown method": (base(method="grd"), ["method", "'grd'", "grid, random, bayes"]),
-    "custom method": (base(method="custom"), ["method", "custom", "grid, random, bayes"]),
-    "bad goal": (
-        base(metric={"name": "x", "goal": "up"}),
-        ["metric.goal", "'up'", "minimize, maximize"],
-    ),
-    "metric without name": (base(metric={"goal": "maximize"}), ["metric", "name"]),
-    "bayes without metric": (
-        base(method="bayes", metric=None, parameters={"lr": {"min": 0.0, "max": 1.0}}),
-        ["metric", "bayes", "goal"],
-    ),
-    "misspelt parameter key": (
-        base(parameters={"lr": {"valuez": [1]}}),
-        ["parameters.lr", "values", "distribution"],
-    ),
-    "unknown distribution": (
-        base(method="random", parameters={"lr": {"distribution": "gaussian", "min": 0, "max": 1}}),
-        ["parameters.lr", "log_uniform_values", "q_beta"],
-    ),
-    "parameter not a mapping": (
-        base(parameters={"lr": [0.1, 0.01]}),
-        ["parameters.lr", "must be a mapping", "values"],
-    ),
-    "min above max": (
-        base(method="random", parameters={"lr": {"min": 2.0, "max": 1.0}}),
-        ["parameters.lr", "min", "max"],
-    ),
-    "no parameters": (base(parameters=None), ["parameters", "missing"]),
-    "grid over a continuous range": (
-        base(parameters={"lr": {"min": 0.0, "max": 1.0}}),
-        ["parameters.lr", "uniform", "grid allows"],
-    ),
-    "grid with probabilities": (
-        base(parameters={"lr": {"values": [1, 2], "probabilities": [0.5, 0.5]}}),
-        ["parameters.lr", "grid"],
-    ),
-    "negative run_cap": (base(run_cap=-1), ["run_cap", "-1", "above 0"]),
-    "command not a list": (base(command="python -m sweepkit.train"), ["command", "array"]),
-    "unknown command macro": (
-        base(command=["${interpreter}", "${progam}"]),
-        ["command", "${progam}", "${program}", "${args_json_file}"],
-    ),
-    "program macro without program": (base(command=None), ["program", "${program}"]),
-    "early_terminate type": (
-        base(early_terminate={"type": "median"}),
-        ["early_terminate", "hyperband", "min_iter"],
-    ),
-    "early_terminate without metric": (
-        base(metric=None, early_terminate={"type": "hyperband", "min_iter": 1}),
-        ["metric", "early_terminate"],
-    ),
-    "hyperband bands impossible": (
-        base(early_terminate={"type": "hyperband", "max_iter": 2, "s": 2, "eta": 3}),
-        ["early_terminate", "Bands"],
-    ),
-    "cloud-only key": (base(job="entity/project/job:v0"), ["job", "W&B", "--backend wandb"]),
-    # The schema refuses these as a whole; the message says what is wrong, not every form.
-    "log_uniform_values from 0": (
-        base(
-            method="random",
-            parameters={"lr": {"distribution": "log_uniform_values", "min": 0, "max": 1}},
-        ),
-        ["parameters.lr: log_uniform_values needs 0 < min < max (got min 0, max 1)", "uniform"],
-    ),
-    "q_log_uniform_values below 0": (
-        base(
-            method="random",
-            parameters={
-                "lr": {"distribution": "q_log_uniform_values", "min": -1, "max": 2, "q": 1}
-            },
-        ),
-        ["parameters.lr: q_log_uniform_values needs 0 < min < max (got min -1, max 2)"],
-    ),
-    "empty values": (
-        base(parameters={"lr": {"values": []}}),
-        ["parameters.lr: values is empty", "value: v"],
-    ),
-    # Unknown keys: the closest valid key, then the allowed ones (as the trainer's config does).
-    "parameter key typo": (
-        base(parameters={"lr": {"valus": [0.1, 0.01]}}),
-        ["parameters.lr.valus: not a parameter key; did you mean 'values'?", "min, max"],
-    ),
-    "nested parameter key typo": (
-        base(parameters={"opt": {"parameters": {"lr": {"vaule": 0.1}}}}),
-        ["parameters.opt.parameters.lr.vaule", "did you mean 'value'?"],
-    ),
-    "parameter key with no close match": (
-        base(parameters={"lr": {"zzzz": [1]}}),
-        ["parameters.lr.zzzz: not a parameter key; allowed keys: value, values"],
-    ),
-    # the engine cannot draw a parameter with an unknown key: W&B's engine refuses it too
-    "parameter without a distribution": (
-        base(parameters={"lr": {"values": [1, 2], "step": 1}}),
-        ["parameters.lr.step: not a parameter key"],
-    ),
-    # a misspelt key that leaves hyperband without min_iter or max_iter: the engine cannot run it
-    "early_terminate key typo": (
-        base(early_terminate={"type": "hyperband", "min_itr": 3}),
-        ["early_terminate.min_itr: not an early_terminate key; did you mean 'min_iter'?", "eta"],
-    ),
-}
-
-
-@pytest.mark.parametrize("name", BAD)
-def test_bad_definition_is_one_line_naming_key_and_allowed(name: str) -> None:
-    definition, words = BAD[name]
-    with pytest.raises(UserError) as err:
-        validate(definition, "bad.yaml")
-    message = str(err.value)
-    assert "\n" not in message, message
-    assert message.startswith("bad.yaml: "), message
-    for word in words:
-        assert word in message, f"{word!r} not in {message!r}"
-
-
-@pytest.mark.parametrize("name", ["parameter key typo", "nested parameter key typo"])
-def test_unknown_keys_are_named_briefly(name: str) -> None:
-    with pytest.raises(UserError) as err:
-        validate(BAD[name][0], "bad.yaml")
-    assert len(str(err.value)) < 260 and "Additional properties" not in str(err.value)
-
-
-@pytest.mark.system
-def test_bad_definition_on_the_command_line_exits_2_with_one_line(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(base(metric={"name": "Validation Accuracy", "goal": "upward"})))
-    result = sweepkit("sweep", "create", str(bad), "--root", str(tmp_path / "sweeps"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert (
-        result.stderr.count("\n") == 1
-        and "metric.goal" in result.stderr
-        and "minimize, maximize" in result.stderr
-    )
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir()), (
-        "no half-made sweep folder"
-    )
 
 
 @pytest.mark.system
@@ -196,45 +46,6 @@ def test_the_next_hint_is_shell_quoted_so_pasting_it_runs_only_sweepkit(tmp_path
     )  # fmt: skip
     assert shell.stdout.splitlines() == ["agent", path]
     assert not any(tmp_path.glob("PWNED*")), "nothing hidden in the folder name ran"
-
-
-@pytest.mark.parametrize(
-    "text, words",
-    [
-        ("", ["empty or not a mapping"]),
-        ("method: [grid\n", ["line", "YAML"]),
-        ("- 1\n- 2\n", ["mapping"]),
-    ],
-)
-def test_unreadable_files(tmp_path: Path, text: str, words: list[str]) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text(text)
-    with pytest.raises(UserError) as err:
-        load_definition(path)
-    assert all(w in str(err.value) for w in words) and "\n" not in str(err.value)
-    with pytest.raises(UserError, match="does not exist"):
-        load_definition(tmp_path / "missing.yaml")
-
-
-@pytest.mark.system
-def test_folder_or_non_utf8_definition_is_one_line(tmp_path: Path) -> None:
-    folder = tmp_path / "sweeps"
-    folder.mkdir()
-    (folder / "grid.yaml").write_text(yaml.safe_dump(base()))
-    with pytest.raises(
-        UserError, match=r"sweeps is a folder; pass one of its YAML files, e\.g\. .*grid\.yaml"
-    ):
-        load_definition(folder)
-    control = tmp_path / "control.yaml"
-    control.write_bytes(b"method: grid\n\x07x: 1\n")
-    with pytest.raises(UserError, match=r"control\.yaml line 2: control character #x0007"):
-        load_definition(control)
-    binary = tmp_path / "b.yaml"
-    binary.write_bytes(b"\xff\xfe\x00bad")
-    result = sweepkit("sweep", "create", str(binary), "--root", str(tmp_path / "out"), cwd=tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and "b.yaml is not UTF-8 text" in result.stderr
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @pytest.mark.parametrize(
@@ -269,8 +80,6 @@ def test_the_usual_scripts_sweep_is_reproduced_and_digits_grid_has_four_points()
 
 
 def test_every_engine_distribution_validates_and_samples() -> None:
-    from sweeps import next_run
-
     examples = {
         "categorical": {"distribution": "categorical", "values": [1, 2]},
         "categorical_w_probabilities": {"values": [1, 2], "probabilities": [0.3, 0.7]},
@@ -326,8 +135,6 @@ def test_nested_parameters_flatten_with_dots() -> None:
 
 
 def test_planned_grid_size_is_what_the_engine_enumerates() -> None:
-    from sweeps import next_runs
-
     definition = base(
         parameters={
             "a": {"values": [1, 2, 3]},
@@ -364,9 +171,6 @@ def test_planned_runs() -> None:
 
 
 def test_command_macros_expand_as_wandb_agent_does(tmp_path: Path) -> None:
-    import sys
-
-    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
     params = {"lr": {"value": 0.01}, "flag": {"value": False}, "wandb.mode": {"value": "offline"}}
     expected = create_sweep_command_args({"args": params})
@@ -419,92 +223,3 @@ def test_envvar_macro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     validate({**base(), **definition}, "env.yaml")
     argv = build_command(definition, {"lr": {"value": 1}}, tmp_path / "x.json")
     assert argv[4] == "config/presets/digits.yaml" and argv[-1] == "--lr=1"
-
-
-# Unknown keys W&B's server accepts with a warning (its engine never reads them): the same
-# warning, one line each, and the definition is accepted (TOLERATED_UNKNOWN_KEYS).
-TOLERATED = {
-    "args_no_hyphens at the top level (a Lightning+Hydra template)": (
-        base(args_no_hyphens=True),
-        ["args_no_hyphens: not a sweep key", "W&B accepts it with this warning"],
-    ),
-    "unknown top-level key": (
-        base(parameterz={"a": {"values": [1]}}),
-        ["parameterz: not a sweep key; did you mean 'parameters'?"],
-    ),
-    "top-level typo metrc beside metric": (
-        base(metrc={"name": "x", "goal": "maximize"}),
-        ["metrc: not a sweep key; did you mean 'metric'?", "allowed keys: "],
-    ),
-    "metric key typo": (
-        base(metric={"name": "acc", "gaol": "maximize"}),
-        ["metric.gaol: not a metric key; did you mean 'goal'?", "name, goal, target"],
-    ),
-    "early_terminate max_epochs beside min_iter": (
-        base(early_terminate={"type": "hyperband", "min_iter": 2, "max_epochs": 10}),
-        ["early_terminate.max_epochs: not an early_terminate key", "min_iter"],
-    ),
-}
-
-
-@pytest.mark.parametrize("name", TOLERATED)
-def test_keys_w_and_b_accepts_with_a_warning_are_accepted_with_it(
-    name: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    definition, words = TOLERATED[name]
-    assert validate(definition, "tolerated.yaml") is definition
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("sweepkit: warning: tolerated.yaml: "), lines
-    for word in words:
-        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
-
-
-def test_tolerated_keys_are_what_the_sweeps_schema_flags_and_its_engine_runs() -> None:
-    """The rule checked against W&B's own code: each tolerated definition is a schema violation
-    for the sweeps package (what W&B's server hands back as a warning), and the engine still
-    proposes runs and builds hyperband's bands from it."""
-    from sweeps.config import schema_violations_from_proposed_config
-    from sweeps.hyperband_stopping import hyperband_stop_runs
-    from sweeps.run import next_run
-
-    for definition, _ in TOLERATED.values():
-        assert schema_violations_from_proposed_config(definition), definition
-        assert next_run(definition, []) is not None
-        if "early_terminate" in definition:
-            assert hyperband_stop_runs([], definition) == []
-
-
-@pytest.mark.system
-def test_create_warns_and_creates_or_refuses_in_one_line(tmp_path: Path) -> None:
-    ok = base(
-        args_no_hyphens=True, early_terminate={"type": "hyperband", "min_iter": 2, "max_epochs": 10}
-    )
-    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(ok))
-    made = sweepkit("sweep", "create", "ok.yaml", cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
-    assert (tmp_path / made.stdout.strip() / "sweep.yaml").exists()
-    assert "args_no_hyphens: not a sweep key" in made.stderr
-    assert "early_terminate.max_epochs: not an early_terminate key" in made.stderr
-
-    bad = base(parameters={"lr": {"values": [1, 2], "step": 1}})
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    refused = sweepkit("sweep", "create", "bad.yaml", cwd=tmp_path)
-    assert refused.returncode == 2
-    (line,) = refused.stderr.strip().splitlines()
-    assert "bad.yaml: parameters.lr.step: not a parameter key" in line
-    assert len(list((tmp_path / "sweeps").iterdir())) == 1, "no sweep folder for the refused one"
-
-
-@pytest.mark.system
-def test_create_warns_once_when_metric_goal_is_missing(tmp_path: Path) -> None:
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(base(metric={"name": "Validation Loss"})))
-    made = sweepkit("sweep", "create", "s.yaml", cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
-    warnings = [line for line in made.stderr.splitlines() if "metric.goal" in line]
-    assert warnings == [
-        "sweepkit: warning: s.yaml: metric.goal is not set, so W&B's default minimize applies "
-        "and the lowest 'Validation Loss' ranks best; set metric.goal: maximize (or minimize) to say which"
-    ]
-    (tmp_path / "g.yaml").write_text(yaml.safe_dump(base()))
-    assert "metric.goal" not in sweepkit("sweep", "create", "g.yaml", cwd=tmp_path).stderr

@@ -20,9 +20,7 @@ import yaml
 from sweep_fixtures import REPO, grid, sweepkit, write_program
 from wandb_program import PROGRAM
 
-from sweepkit.jobs.sweeps.store.journal import Journal
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
+from sweepkit.jobs.sweeps.store.journal import Journal, encode
 
 # After its W&B run has finished (exit record written), the program fills the disk: what a full
 # scratch quota does between the program's end and the agent's end record.
@@ -130,6 +128,7 @@ def definition(tmp_path: Path, program: Path, values: list[float], **extra: obje
 
 
 # ----- sweep create ----------------------------------------------------------------------------
+@pytest.mark.system  # starts processes
 def test_create_on_a_full_disk_and_a_read_only_one(
     tmp_path: Path, small_disk: Path, read_only: list[Path]
 ) -> None:
@@ -164,6 +163,7 @@ def _sweep_on(disk: Path, tmp_path: Path, values: list[float], lease: str = "2")
     return Path(made.stdout.strip())
 
 
+@pytest.mark.system  # starts processes
 def test_a_full_disk_before_the_end_record_loses_no_finished_run(
     tmp_path: Path, small_disk: Path
 ) -> None:
@@ -200,6 +200,7 @@ def test_a_full_disk_before_the_end_record_loses_no_finished_run(
     assert len([r for r in journal_intact(sweep) if r["t"] == "claim"]) == 1, "never run twice"
 
 
+@pytest.mark.system  # starts processes
 def test_an_agent_on_a_full_or_read_only_sweep_claims_nothing(
     tmp_path: Path, small_disk: Path, read_only: list[Path]
 ) -> None:
@@ -222,6 +223,7 @@ def free_one_page(ballast: Path) -> None:
     os.truncate(ballast, ballast.stat().st_size - 4096)
 
 
+@pytest.mark.system  # starts processes
 def test_a_claim_with_no_room_for_its_record_takes_back_its_run_folder(
     tmp_path: Path, small_disk: Path
 ) -> None:
@@ -236,9 +238,8 @@ def test_a_claim_with_no_room_for_its_record_takes_back_its_run_folder(
     assert list((sweep / "runs").iterdir()) == [], "no half-made run folder"
 
 
+@pytest.mark.system  # starts processes
 def test_a_journal_append_that_only_partly_fits_is_taken_back(small_disk: Path) -> None:
-    from sweepkit.jobs.sweeps.store.journal import encode
-
     path = small_disk / "journal.jsonl"
     first = {"t": "claim", "run": "a", "k": 0}
     path.write_bytes(encode(first))
@@ -252,6 +253,7 @@ def test_a_journal_append_that_only_partly_fits_is_taken_back(small_disk: Path) 
 
 
 # ----- a torn end record ---------------------------------------------------------------------------
+@pytest.mark.system  # starts processes
 def test_a_torn_end_record_leaves_a_finished_run_finished(tmp_path: Path) -> None:
     """A node dies while appending the end record: the journal's last line is cut mid-line."""
     program = tmp_path / "prog.py"
@@ -302,6 +304,7 @@ def _cluster(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.mark.system  # starts processes
 def test_submit_report_and_sync_on_a_full_disk(tmp_path: Path, small_disk: Path) -> None:
     sweep = _finished_sweep(tmp_path, small_disk / "sweeps")
     before = (sweep / "journal.jsonl").read_bytes()
@@ -335,6 +338,7 @@ def test_submit_report_and_sync_on_a_full_disk(tmp_path: Path, small_disk: Path)
     assert status["counts"]["finished"] == 2, "finished runs are still finished"
 
 
+@pytest.mark.system  # starts processes
 def test_submit_and_report_on_a_read_only_sweep(tmp_path: Path, read_only: list[Path]) -> None:
     sweep = _finished_sweep(tmp_path, tmp_path / "sweeps")
     make_read_only(sweep, read_only)
@@ -350,6 +354,7 @@ def test_submit_and_report_on_a_read_only_sweep(tmp_path: Path, read_only: list[
 
 
 # ----- the trainer's checkpoint ----------------------------------------------------------------
+@pytest.mark.system  # starts processes
 def test_a_checkpoint_on_a_full_disk_is_one_line_and_leaves_no_temp_file(
     tmp_path: Path, small_disk: Path
 ) -> None:

@@ -14,67 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from snapshot_sweeps import DEFINITION, facts, work
 
-from sweepkit.jobs.sweeps import status, store
+from sweepkit.jobs.sweeps import store
 from sweepkit.jobs.sweeps.store import snapshot
 from sweepkit.jobs.sweeps.store.journal import encode
-
-DEFINITION = {
-    "method": "random",
-    "metric": {"name": "acc", "goal": "maximize"},
-    "command": ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"],
-    "parameters": {"lr": {"min": 0.0, "max": 1.0}, "width": {"values": [8, 16, 32]}},
-}
-STATES = ["finished", "failed", "crashed", "preempted", "stopped", "finished"]
-
-
-def work(sweep: store.LocalSweep, n: int, seed: int, leave_running: int = 2) -> None:
-    """``n`` claims by agents on other hosts (no pid of theirs to probe here), each ended in turn
-    with finished, failed, crashed or preempted (those two come back as attempt 1), except the
-    last ``leave_running``."""
-    for i in range(n):
-        me = store.AgentIdentity(host=f"node{seed}-{i}", pid=10_000 + i)
-        claim = sweep.claim(me)
-        assert isinstance(claim, store.Claim)
-        if i >= n - leave_running:
-            continue
-        metric = (seed * 31 + i * 7) % 13 / 13
-        sweep.finish(
-            claim,
-            me,
-            STATES[(seed + i) % len(STATES)],
-            metric=metric,
-            history=[metric / 2, metric],
-            epochs=2,
-            metric_source="wandb",
-            summary={"acc": metric},
-        )
-
-
-def facts(sweep: store.LocalSweep) -> dict[str, Any]:
-    """What a reader knows: every folded run, the views status shows, counts, best run."""
-    runs = sweep.refresh()
-    # first what the snapshot's index says (state, attempt, crashes), then the records parsed
-    folded = {rid: (r.state, r.k, r.crashes) for rid, r in runs.items()}
-    folded_open = sorted(sweep.open_runs())
-    records = {rid: (r.params, r.claims, r.ends) for rid, r in runs.items()}
-    views = sweep.runs(read_ended=False)
-    best = status.best_run(sweep, views)
-    return {
-        "order": list(runs),
-        "folded": folded,
-        "folded_open": folded_open,
-        "runs": {rid: (r.state, r.k, r.crashes, *records[rid]) for rid, r in runs.items()},
-        "views": [
-            (v.run_id, v.state, v.metric, v.epoch_count, v.attempts, v.queued, v.summary)
-            for v in views
-        ],
-        "counts": sweep.counts(views),
-        "open": sorted(sweep.open_runs()),
-        "remaining": sweep.remaining(),
-        "complete": sweep.complete(),
-        "best": best.run_id if best else None,
-    }
 
 
 def full_replay(path: Path) -> dict[str, Any]:

@@ -23,8 +23,6 @@ import pytest
 import yaml
 from sweep_fixtures import REPO, grid, write_program
 
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
-
 GROUP = "sweepkit-lab"
 MEMBERS = ("sweepkit-la", "sweepkit-lb")
 
@@ -116,6 +114,7 @@ def _spec(base: Path) -> Path:
     return spec
 
 
+@pytest.mark.system  # starts processes
 def test_two_lab_members_run_agents_for_one_shared_sweep(lab: Path) -> None:
     a, b = MEMBERS
     made = as_member(a, lab, "sweep", "create", str(_spec(lab)), "--group", GROUP)
@@ -161,6 +160,7 @@ def test_two_lab_members_run_agents_for_one_shared_sweep(lab: Path) -> None:
     assert len(refused.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.system  # starts processes
 def test_a_group_writable_sweep_that_did_not_opt_in_is_refused(lab: Path) -> None:
     a, b = MEMBERS
     made = as_member(a, lab, "sweep", "create", str(_spec(lab)))
@@ -174,6 +174,7 @@ def test_a_group_writable_sweep_that_did_not_opt_in_is_refused(lab: Path) -> Non
     assert not list((sweep / "runs").iterdir())
 
 
+@pytest.mark.system  # starts processes
 def test_group_option_errors_are_one_line(lab: Path) -> None:
     a, _ = MEMBERS
     for group, words in (("sweepkit-nosuch", "no such group"), ("root", "not a member")):

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from docs_blocks import blocks
 from sweep_fixtures import REPO, sweepkit
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 DIGITS_GRID = yaml.safe_load((REPO / "config" / "sweeps" / "digits_grid.yaml").read_text())
 
@@ -39,6 +38,7 @@ def command(*extra: str) -> list[str]:
     return ["${env}", "${interpreter}", "-m", "sweepkit.train", *preset, *extra]
 
 
+@pytest.mark.system  # starts processes
 @pytest.mark.parametrize(
     ("definition", "expected"),
     [
@@ -117,6 +117,7 @@ def test_a_mistake_that_would_fail_every_run_is_refused_at_create(
     assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
 
 
+@pytest.mark.system  # starts processes
 def test_a_module_that_is_not_importable_here_is_a_warning(tmp_path: Path) -> None:
     command = ["${env}", "${interpreter}", "-m", "trian", "${args}"]
     result = create(tmp_path, variant(command=command))
@@ -124,6 +125,7 @@ def test_a_module_that_is_not_importable_here_is_a_warning(tmp_path: Path) -> No
     assert "warning: the command runs -m trian, which is not importable here" in result.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_the_shipped_definitions_pass(tmp_path: Path) -> None:
     for path in [
         REPO / "config" / "sweep_config.yaml",
@@ -133,9 +135,8 @@ def test_the_shipped_definitions_pass(tmp_path: Path) -> None:
         assert result.returncode == 0 and "warning" not in result.stderr, (path, result.stderr)
 
 
+@pytest.mark.system  # starts processes
 def test_the_readmes_example_is_what_create_prints(tmp_path: Path) -> None:
-    from docs_blocks import blocks
-
     (shown,) = [
         line
         for b in blocks(lang="text")
@@ -148,6 +149,7 @@ def test_the_readmes_example_is_what_create_prints(tmp_path: Path) -> None:
     assert result.stderr.strip().replace(str(tmp_path / "sweep.yaml"), "sweep.yaml") == shown
 
 
+@pytest.mark.system  # starts processes
 def test_values_the_trainer_takes_in_the_sweeps_context_are_accepted(tmp_path: Path) -> None:
     # refused with the preset's dataset (digits has 10 classes), fine with the sweep's own
     cross = variant(
@@ -165,6 +167,7 @@ def test_values_the_trainer_takes_in_the_sweeps_context_are_accepted(tmp_path: P
     assert "warning: " in result.stderr and "parameters.learning_rate: some values" in result.stderr
 
 
+@pytest.mark.system  # starts processes
 def test_a_config_path_from_an_environment_variable_is_expanded(tmp_path: Path) -> None:
     definition = variant(command=command()[:-1] + ["${envvar:PRESET}", "${args}"])
     env = {"PRESET": "config/presets/digits.yaml"}

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from wandb.proto.wandb_internal_pb2 import Record
 
 from sweepkit.jobs.sweeps.wandb_run import location
 from sweepkit.jobs.sweeps.wandb_run.location import RunLocator, link_into, open_logs, search
@@ -21,7 +22,6 @@ from sweepkit.jobs.sweeps.wandb_run.records import RunRecords
 def fake_run(root: Path, run_id: str, sweep_id: str, acc: float) -> Path:
     """A W&B offline run folder with a run record and one history row (written with the
     transaction log writer that the sync tests check against wandb's own logs)."""
-    from wandb.proto.wandb_internal_pb2 import Record
 
     folder = root / "wandb" / f"offline-run-20261204_120000-{run_id}"
     folder.mkdir(parents=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sweep_fixtures import create, status_json, sweepkit, write_definition, write_program
 
+from sweepkit.jobs.report.wandb_source import _run
 from sweepkit.jobs.sweeps.failure import error_line
 from sweepkit.jobs.sweeps.wandb_run.metrics import ranked_metric, summary_lookup
 
@@ -72,7 +73,6 @@ def test_one_ranking_rule(
 def test_the_w_and_b_report_ranks_as_status_does() -> None:
     """The W&B cloud is unreachable from tests: a stand-in for a public-API run (its config,
     summary and history, as wandb.Api returns them) is all that is mocked."""
-    from sweepkit.jobs.report.wandb_source import _run
 
     class ApiRun:
         id, state, config = "r1", "finished", {"lr": 0.1}

@@ -11,8 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sweeps.bayes_search import (
+    _construct_gp_data,
+    bayes_baseline_validate_and_fill,
+    bayes_search_next_runs,
+)
+from sweeps.run import SweepRun, stop_runs
 
 from sweepkit.jobs.sweeps import store
+from sweepkit.jobs.sweeps.agent import hyperband as hyperband_check
 
 RANDOM = {
     "method": "random",
@@ -86,12 +93,6 @@ def test_a_claim_reads_no_lease_per_running_run_under_the_lock(tmp_path: Path) -
 def test_bayes_gets_the_same_gp_data_and_proposal_from_cut_histories(
     tmp_path: Path, goal: str, impute: str
 ) -> None:
-    from sweeps.bayes_search import (
-        _construct_gp_data,
-        bayes_baseline_validate_and_fill,
-        bayes_search_next_runs,
-    )
-
     definition = {
         **RANDOM,
         "method": "bayes",
@@ -151,9 +152,6 @@ def test_hyperband_check_decides_as_the_engine(early_terminate: dict[str, Any], 
     """The kept band values give the engine's decision for every running run, as runs start, end,
     are resumed and log more epochs (random sweeps, compared with sweeps.stop_runs on all runs),
     looking only at the runs that can have changed."""
-    from sweeps.run import SweepRun, stop_runs
-
-    from sweepkit.jobs.sweeps.agent import hyperband as hyperband_check
 
     definition = {
         **RANDOM,

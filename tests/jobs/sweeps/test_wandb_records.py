@@ -30,11 +30,11 @@ from sweepkit.jobs.sweeps.wandb_run.log import (
     MIDDLE,
     TransactionLog,
     decode,
+    encode,
     write_log,
 )
+from sweepkit.jobs.sweeps.wandb_run.metrics import summary_number
 from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, Segment, segment_folders
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 WANDB_CLI = str(Path(sys.executable).parent / "wandb")
 
@@ -78,6 +78,7 @@ def leet(*args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_reader_agrees_with_wandb_leet_inspect(logged_run: Path) -> None:
     (folder,) = segment_folders(logged_run)
     (log,) = folder.glob("run-*.wandb")
@@ -102,6 +103,7 @@ def test_reader_agrees_with_wandb_leet_inspect(logged_run: Path) -> None:
     assert [v for _, v in records.history("Validation Accuracy")] == expected(0.5, 400, "peak")
 
 
+@pytest.mark.system  # starts processes
 def test_a_log_read_as_it_grows_gives_each_record_once(logged_run: Path, tmp_path: Path) -> None:
     """Appended in pieces that cut chunks, records and block trailers: each poll reads only the
     new bytes and stops at the last complete record; the end result is the full read's."""
@@ -133,6 +135,7 @@ def test_a_log_read_as_it_grows_gives_each_record_once(logged_run: Path, tmp_pat
     assert records.exit_code == 0
 
 
+@pytest.mark.system  # starts processes
 def test_a_corrupt_chunk_stops_a_live_read_and_is_skipped_by_a_final_one(
     logged_run: Path, tmp_path: Path
 ) -> None:
@@ -152,6 +155,7 @@ def test_a_corrupt_chunk_stops_a_live_read_and_is_skipped_by_a_final_one(
     assert len(final.history) < 400 and max(final.history) == 400
 
 
+@pytest.mark.system  # starts processes
 def test_write_log_of_the_records_read_is_the_same_file(logged_run: Path, tmp_path: Path) -> None:
     """A multi-block log written by wandb-core, read and written again: the same bytes (records
     as read; as protos the same records, since a proto encodes its fields in another order)."""
@@ -169,7 +173,6 @@ def test_write_log_of_the_records_read_is_the_same_file(logged_run: Path, tmp_pa
 def test_write_log_chunks_and_pads_blocks_as_leveldb(tmp_path: Path) -> None:
     """A record that ends 7 bytes before a block's end leaves an empty FIRST chunk there; one
     that ends 3 bytes before leaves zero padding; one larger than a block spans three."""
-    from sweepkit.jobs.sweeps.wandb_run.log import encode
 
     fill = BLOCK - len(HEADER) - 2 * CHUNK_HEADER  # leaves exactly one chunk header of block 0
     records = [b"a" * fill, b"b" * 100, b"c" * (BLOCK - 100 - 2 * CHUNK_HEADER - 3), b"d" * 70000]
@@ -192,6 +195,7 @@ def _digests(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.system  # starts processes
 def test_a_sync_copy_drops_the_local_sweep_id_and_keeps_everything_else(tmp_path: Path) -> None:
     """A plain script run as the agent runs it (WANDB_SWEEP_ID = the local sweep's id); its copy,
     read by wandb's own reader: the run record has no sweep id and the tag sweep:<id>, and every
@@ -235,8 +239,6 @@ def test_values_decode_as_json_does() -> None:
 
 
 def test_a_summary_ranks_by_the_aggregate_that_matches_the_goal() -> None:
-    from sweepkit.jobs.sweeps.wandb_run.metrics import summary_number
-
     both = {"min": 1.0, "max": 3.0, "last": 2.0}
     assert summary_number(both, "maximize") == 3.0 and summary_number(both, "minimize") == 1.0
     assert summary_number({"last": 2}, "maximize") == 2.0 and summary_number(4, "minimize") == 4.0

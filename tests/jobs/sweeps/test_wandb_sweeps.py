@@ -12,9 +12,8 @@ from sweep_fixtures import create, status_json, sweepkit, write_definition
 from wandb_program import expected, write_wandb_program
 
 from sweepkit.jobs.sweeps import store
+from sweepkit.jobs.sweeps.agent import local as agent
 from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, segment_folders
-
-pytestmark = pytest.mark.system  # starts processes (see tests/conftest.py)
 
 
 def definition(metric_name: str = "Validation Accuracy", **parameters: Any) -> dict[str, Any]:
@@ -53,6 +52,7 @@ def by(status: dict[str, Any], key: str) -> dict[Any, dict[str, Any]]:
     return {r["params"][key]: r for r in status["runs"]}
 
 
+@pytest.mark.system  # starts processes
 def test_grid_metrics_are_the_last_logged_values_then_report_and_sync(tmp_path: Path) -> None:
     sweep, out = run_sweep(tmp_path, definition(lr=[0.5, 1.0], epochs=3))
     assert "without a value" not in out
@@ -85,6 +85,7 @@ def test_grid_metrics_are_the_last_logged_values_then_report_and_sync(tmp_path: 
         assert f"# run {run['run_id']} (finished" in plan.stdout and folder.name in plan.stdout
 
 
+@pytest.mark.system  # starts processes
 def test_define_metric_max_ranks_by_the_max(tmp_path: Path) -> None:
     sweep, _ = run_sweep(
         tmp_path, definition(shape=["peak", "rise"], summary_max=1, epochs=3, lr=1.0)
@@ -97,6 +98,7 @@ def test_define_metric_max_ranks_by_the_max(tmp_path: Path) -> None:
     assert status["best"] == runs["peak"]["run_id"]
 
 
+@pytest.mark.system  # starts processes
 def test_a_nested_metric_and_a_summary_set_by_the_script(tmp_path: Path) -> None:
     spec = definition("val.acc", metric="nested", set_summary=[None, 42.0], epochs=2, lr=0.5)
     sweep, out = run_sweep(tmp_path, spec)
@@ -107,6 +109,7 @@ def test_a_nested_metric_and_a_summary_set_by_the_script(tmp_path: Path) -> None
     assert [e["val.acc"] for e in runs[None]["epochs"]] == pytest.approx(expected(0.5, 2))
 
 
+@pytest.mark.system  # starts processes
 def test_bayes_with_run_cap_hands_the_metrics_to_the_engine(tmp_path: Path) -> None:
     spec = definition(epochs=2)
     spec.update(method="bayes", run_cap=3)
@@ -122,6 +125,7 @@ def test_bayes_with_run_cap_hands_the_metrics_to_the_engine(tmp_path: Path) -> N
         assert run.metric_history("Validation Accuracy") == pytest.approx(expected(lr, 2))
 
 
+@pytest.mark.system  # starts processes
 def test_hyperband_stops_weak_runs_and_keeps_what_it_read(tmp_path: Path) -> None:
     spec = definition(lr=[0.9, 0.8, 0.1, 0.7], epochs=6, epoch_s=0.8)
     spec["early_terminate"] = {"type": "hyperband", "min_iter": 1, "eta": 2}
@@ -137,6 +141,7 @@ def test_hyperband_stops_weak_runs_and_keeps_what_it_read(tmp_path: Path) -> Non
         assert runs[lr]["state"] == "finished" and len(runs[lr]["epochs"]) == 6
 
 
+@pytest.mark.system  # starts processes
 def test_a_sigkilled_script_fails_with_the_history_flushed_so_far(tmp_path: Path) -> None:
     sweep, _ = run_sweep(tmp_path, definition(lr=0.5, epochs=5, kill_after=3))
     (run,) = status_json(sweep, tmp_path)["runs"]
@@ -147,6 +152,7 @@ def test_a_sigkilled_script_fails_with_the_history_flushed_so_far(tmp_path: Path
     assert len(history) < 5
 
 
+@pytest.mark.system  # starts processes
 def test_exit_75_and_resume_join_both_segments(tmp_path: Path) -> None:
     sweep, out = run_sweep(tmp_path, definition(lr=0.5, epochs=4, preempt_after=2))
     assert "queued to resume" in out and "resuming run" in out
@@ -166,15 +172,15 @@ def test_exit_75_and_resume_join_both_segments(tmp_path: Path) -> None:
     assert all(folder.name in plan.stdout for folder in folders)
 
 
+@pytest.mark.system  # starts processes
 def test_wandb_mode_disabled_is_named_in_the_warning(tmp_path: Path) -> None:
     _, out = run_sweep(tmp_path, definition(lr=0.5, epochs=1), env={"WANDB_MODE": "disabled"})
     warning = out.split("finished without a value for the sweep's metric")[1]
     assert "WANDB_MODE=disabled" in warning and "WANDB_MODE=offline" in warning
 
 
+@pytest.mark.system  # starts processes
 def test_the_agent_sets_the_flush_interval_unless_the_user_did(tmp_path: Path) -> None:
-    from sweepkit.jobs.sweeps.agent import local as agent
-
     write_wandb_program(tmp_path)
     sweep = create(tmp_path, write_definition(tmp_path, definition(lr=0.5)))
     local = store.open_sweep(str(tmp_path / sweep))

@@ -9,6 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sweeps.bayes_search import (
+    _construct_gp_data,
+    bayes_baseline_validate_and_fill,
+    bayes_search_next_runs,
+)
 
 from sweepkit.jobs.sweeps.store.bayes import BayesProposer
 from sweepkit.jobs.sweeps.store.engine import Engine
@@ -61,12 +66,6 @@ def records(seed: int) -> list[dict[str, Any]]:
 def test_same_gp_data_and_proposals_as_the_engine(
     goal: str, impute: str, while_running: str | None
 ) -> None:
-    from sweeps.bayes_search import (
-        _construct_gp_data,
-        bayes_baseline_validate_and_fill,
-        bayes_search_next_runs,
-    )
-
     config = definition(goal, impute, while_running)
     fold = apply(Fold(goal), records(seed=len(goal) + len(impute)))
     full = Engine(config).engine_runs(fold.runs.values())  # whole histories
@@ -89,8 +88,6 @@ def test_same_gp_data_and_proposals_as_the_engine(
 
 @pytest.mark.parametrize("count", [0, 1])
 def test_the_first_proposals_of_a_sweep_are_the_engines(count: int) -> None:
-    from sweeps.bayes_search import bayes_search_next_runs
-
     config = definition("minimize", "worst", None)
     fold = apply(Fold(), records(seed=3)[:count])
     full = Engine(config).engine_runs(fold.runs.values())

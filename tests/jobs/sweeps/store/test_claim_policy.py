@@ -8,23 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from journal_records import claim, end
+
 from sweepkit.jobs.sweeps.store import claim_policy
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
 from sweepkit.jobs.sweeps.store.reconcile import Reconciled
 
 X1 = {"x": {"value": 1}}
 X2 = {"x": {"value": 2}}
-
-
-def claim(run: str, k: int, params: dict[str, Any] | None = None, at: float = 0.0) -> dict:
-    record: dict[str, Any] = {"t": "claim", "run": run, "k": k, "at": at, "agent": "a"}
-    if params is not None:
-        record["params"] = params
-    return record
-
-
-def end(run: str, k: int, state: str, at: float = 1.0, **extra: Any) -> dict:
-    return {"t": "end", "run": run, "k": k, "state": state, "at": at, **extra}
 
 
 @dataclass

@@ -18,47 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from snapshot_sweeps import DEFINITION, facts, work
 
-from sweepkit.jobs.sweeps import status, store
+from sweepkit.jobs.sweeps import store
 from sweepkit.jobs.sweeps.store import claim_policy, snapshot
 from sweepkit.jobs.sweeps.store.fold import Fold, Unread, apply
-
-DEFINITION = {
-    "method": "random",
-    "metric": {"name": "acc", "goal": "maximize"},
-    "command": ["${env}", "${interpreter}", "-m", "sweepkit.train", "${args}"],
-    "parameters": {"lr": {"min": 0.0, "max": 1.0}, "width": {"values": [8, 16, 32]}},
-}
-# finished, failed and stopped runs are done; crashed (one retry) and preempted ones are queued
-STATES = ["finished", "failed", "crashed", "preempted", "stopped", "finished"]
-
-
-def work(sweep: store.LocalSweep, n: int, seed: int, leave_running: int = 2) -> None:
-    """``n`` claims by agents on other hosts, each ended in turn with the states above, except
-    the last ``leave_running``."""
-    for i in range(n):
-        me = store.AgentIdentity(host=f"node{seed}-{i}", pid=10_000 + i)
-        claim = sweep.claim(me)
-        assert isinstance(claim, store.Claim)
-        if i >= n - leave_running:
-            continue
-        metric = (seed * 31 + i * 7) % 13 / 13
-        state = STATES[(seed + i) % len(STATES)]
-        sweep.finish(claim, me, state, metric=metric, history=[metric], epochs=1, summary={})
-
-
-def facts(sweep: store.LocalSweep) -> dict[str, Any]:
-    runs = sweep.refresh()
-    views = sweep.runs(read_ended=False)
-    best = status.best_run(sweep, views)
-    return {
-        "order": list(runs),
-        "runs": {i: (r.state, r.k, r.crashes, r.params, r.claims, r.ends) for i, r in runs.items()},
-        "open": list(sweep.open_runs()),
-        "counts": sweep.counts(views),
-        "complete": sweep.complete(),
-        "best": best.run_id if best else None,
-    }
 
 
 def without_snapshot(path: Path, into: Path) -> Path:
