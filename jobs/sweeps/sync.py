@@ -158,7 +158,19 @@ def run(args: argparse.Namespace) -> int:
     todo, tally = plan(sweep, entity, project)
     if todo and not args.dry_run:
         require_wandb_login()  # else every run fails alike with wandb's own error, after the plan
-    where = f"{entity}/{project}" if entity else project
+    _print_plan(sweep, todo, tally, f"{entity}/{project}" if entity else project)
+    if args.dry_run or not todo:
+        if args.dry_run:
+            print("dry run: nothing uploaded, no copy made")
+        return 0
+    failed = sum(not _upload(sweep, item, entity, project) for item in todo)
+    print(f"synced {len(todo) - failed} of {len(todo)} run(s)")
+    return 1 if failed else 0
+
+
+def _print_plan(
+    sweep: store_mod.LocalSweep, todo: list[dict[str, Any]], tally: dict[str, int], where: str
+) -> None:
     print(
         f"sync plan for sweep {sweep.sweep_id} -> W&B {where}: {tally['to_sync']} run(s) to upload, "
         f"{tally['already_synced']} already synced, {tally['not_ended']} not ended, {tally['no_wandb_data']} without W&B data"
@@ -174,54 +186,52 @@ def run(args: argparse.Namespace) -> int:
             f"refuses: they are uploaded from a copy without it (tagged sweep:{sweep.sweep_id}) made under "
             f"{sweep.path / sync_copy.COPIES}; the originals are not changed"
         )
-    if args.dry_run or not todo:
-        if args.dry_run:
-            print("dry run: nothing uploaded, no copy made")
-        return 0
-    failed = 0
-    for item in todo:
-        try:
-            for original, copy in item["copies"].items():
-                sync_copy.write_copy(Path(original), Path(copy), sweep.sweep_id)
-        except OSError as err:
-            sync_copy.remove_copies(sweep.path, item["run_id"])
-            refusal = _write_refusal(err)
-            if refusal is not None:  # every later copy would fail alike: stop here, in one line
-                raise as_user_error(
-                    refusal,
-                    fix=f"free space in {sweep.path} and rerun sync: runs uploaded so far are "
-                    "recorded, the rest are uploaded then",
-                ) from None
-            failed += 1
-            print(
-                f"sweepkit sync: cannot copy run {item['run_id']} without the local sweep id: {err}; nothing uploaded for it, "
-                "it will be retried next time",
-                file=sys.stderr,
-            )
-            continue
-        try:
-            result = subprocess.run(item["command"])
-        finally:
-            if item["copies"]:
-                sync_copy.remove_copies(sweep.path, item["run_id"])
-        if result.returncode != 0:
-            failed += 1
-            print(
-                f"sweepkit sync: wandb sync failed for run {item['run_id']} (exit {result.returncode}); it will be retried next time",
-                file=sys.stderr,
-            )
-            continue
-        try:
-            _remember(sweep, item, entity, project)
-        except OSError as err:
+
+
+def _upload(
+    sweep: store_mod.LocalSweep, item: dict[str, Any], entity: str | None, project: str
+) -> bool:
+    """Upload one run (from a copy without the local sweep id where needed) and record it as
+    synced; False when it failed and will be retried next time."""
+    try:
+        for original, copy in item["copies"].items():
+            sync_copy.write_copy(Path(original), Path(copy), sweep.sweep_id)
+    except OSError as err:
+        sync_copy.remove_copies(sweep.path, item["run_id"])
+        refusal = _write_refusal(err)
+        if refusal is not None:  # every later copy would fail alike: stop here, in one line
             raise as_user_error(
-                err,
-                sweep.path / "synced.json",
-                f"run {item['run_id']} was uploaded but is not recorded as synced; free space "
-                "there and rerun sync (wandb sync uploads it again, to the same W&B run)",
+                refusal,
+                fix=f"free space in {sweep.path} and rerun sync: runs uploaded so far are "
+                "recorded, the rest are uploaded then",
             ) from None
-    print(f"synced {len(todo) - failed} of {len(todo)} run(s)")
-    return 1 if failed else 0
+        print(
+            f"sweepkit sync: cannot copy run {item['run_id']} without the local sweep id: {err}; nothing uploaded for it, "
+            "it will be retried next time",
+            file=sys.stderr,
+        )
+        return False
+    try:
+        result = subprocess.run(item["command"])
+    finally:
+        if item["copies"]:
+            sync_copy.remove_copies(sweep.path, item["run_id"])
+    if result.returncode != 0:
+        print(
+            f"sweepkit sync: wandb sync failed for run {item['run_id']} (exit {result.returncode}); it will be retried next time",
+            file=sys.stderr,
+        )
+        return False
+    try:
+        _remember(sweep, item, entity, project)
+    except OSError as err:
+        raise as_user_error(
+            err,
+            sweep.path / "synced.json",
+            f"run {item['run_id']} was uploaded but is not recorded as synced; free space "
+            "there and rerun sync (wandb sync uploads it again, to the same W&B run)",
+        ) from None
+    return True
 
 
 def _write_refusal(err: OSError) -> OSError | None:

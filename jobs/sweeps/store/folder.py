@@ -15,10 +15,12 @@ Layout (the sweep reference is its path)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +157,15 @@ def checked_folder(ref: str | Path) -> Path:
             f"{path} is not a sweep folder (no sweep.json / sweep.yaml); pass the folder printed by sweepkit sweep create"
         )
     return path
+
+
+@contextlib.contextmanager
+def undone_on_failure(undo: Callable[[], None]) -> Iterator[None]:
+    """A claim whose journal append failed (a full or read-only disk) takes back what it made
+    (its token, its run folder), so that nothing half-made stays behind."""
+    try:
+        yield
+    except OSError:
+        with contextlib.suppress(OSError):
+            undo()
+        raise

@@ -18,11 +18,9 @@ under the lock, so a proposal never exceeds run_cap nor takes a queued run's pla
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,18 +60,6 @@ class Claim:
     def attempt(self) -> int:
         """The attempt, counted from 1: what messages and ``SWEEPKIT_ATTEMPT`` say."""
         return self.k + 1
-
-
-@contextlib.contextmanager
-def _undone_on_failure(undo: Callable[[], None]) -> Iterator[None]:
-    """A claim whose journal append failed (a full or read-only disk) takes back what it made
-    (its token, its run folder), so that nothing half-made stays behind."""
-    try:
-        yield
-    except OSError:
-        with contextlib.suppress(OSError):
-            undo()
-        raise
 
 
 class LocalSweep:
@@ -280,7 +266,7 @@ class LocalSweep:
         token = self.path / "claims" / folder.attempt_file_name(run_id, k)
         if not (take_token(token, me.agent) and lock.still_held()):
             return None
-        with _undone_on_failure(token.unlink):
+        with folder.undone_on_failure(token.unlink):
             self._state.append([claim_policy.claim_record(run_id, k, None, me, time.time())])
         return Claim(run_id, k, decision.params, self.run_dir(run_id), resumed=True)
 
@@ -304,7 +290,7 @@ class LocalSweep:
             raise UserError(
                 f"the sweep lock {self.path / 'lock'} was broken while this agent held it (a stalled filesystem?); rerun the agent"
             )
-        with _undone_on_failure(self.run_dir(run_id).rmdir):
+        with folder.undone_on_failure(self.run_dir(run_id).rmdir):
             self._state.append([claim_policy.claim_record(run_id, 0, params, me, time.time())])
         self._engine.used(params)
         return Claim(run_id, 0, params, self.run_dir(run_id), resumed=False)

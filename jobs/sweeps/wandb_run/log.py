@@ -60,25 +60,11 @@ class TransactionLog:
     def read_payloads(self, final: bool = False, max_bytes: int = -1) -> list[bytes]:
         """As ``read_new``, each record as the bytes written (a proto serialised again need not
         be the same bytes: wandb-core's Go encoder orders fields its own way)."""
-        try:
-            size = os.stat(self.path).st_size
-        except OSError:
+        unread = self._unread(final, max_bytes)
+        if unread is None:
             return []
-        if size == self.size_seen and not final:
-            return []
-        self.size_seen = size
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(max_bytes)
+        data, pos = unread
         base = self.offset
-        pos = 0
-        if base == 0:
-            if len(data) < len(HEADER):
-                return []
-            if data[: len(HEADER)] != HEADER:
-                self.bad_header = True
-                return []
-            pos = len(HEADER)
         records: list[bytes] = []
         parts: list[bytes] = []
         record_start = pos
@@ -118,6 +104,28 @@ class TransactionLog:
                 parts, record_start = [], pos
         self.offset = base + record_start
         return records
+
+    def _unread(self, final: bool, max_bytes: int) -> tuple[bytes, int] | None:
+        """The bytes written since the last read and where the first chunk starts in them (past
+        the file's header on a first read); None when there is nothing new or no log to read."""
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            return None
+        if size == self.size_seen and not final:
+            return None
+        self.size_seen = size
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(max_bytes)
+        if self.offset:
+            return data, 0
+        if len(data) < len(HEADER):
+            return None
+        if data[: len(HEADER)] != HEADER:
+            self.bad_header = True
+            return None
+        return data, len(HEADER)
 
 
 def encode(records: Iterable[Any]) -> bytes:
