@@ -130,6 +130,7 @@ class TrainStep:
                 # the failed graphs are dropped, so the next mode compiles from scratch
                 torch._dynamo.reset()
                 self._compile("default" if self.compile_mode != "default" else None)
+                self.shape_calls.clear()  # the new mode compiles and records on its own calls
         if failed:
             log.warning(
                 "torch.compile failed (%s); continuing %s from the same step",
