@@ -10,7 +10,7 @@
 #               Inductor at run time on the H200 (2026-12-04): the step must fall back and go on
 # --all adds the 32 px CIFAR-stem throughput and the real trainer on CUDA stopped by SIGTERM after
 # its first epoch and resumed (about 3 minutes more: over the 8 minutes with the rest).
-# Each step has a time limit (seconds, overridable: SMOKE_S 60, ABLATION_S 290, FALLBACK_S 90; with
+# Each step has a time limit (seconds, overridable: SMOKE_S 60, ABLATION_S 280, FALLBACK_S 85; with
 # nvidia-smi and versions, 480 s at most), so a hang cannot spend the session's device time; the
 # ablation writes its rows as they finish. Expected: about 6 minutes on an H100 (compiles dominate).
 # Results go to $OUT (the device tool's folder; default bench/out), at most 8 files: gpu_check.log,
@@ -50,7 +50,7 @@ tee_pid=$!
 export WANDB_MODE=disabled PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 py=${PYTHON:-python3}
 status=0
-smoke_s=${SMOKE_S:-60} ablation_s=${ABLATION_S:-290} fallback_s=${FALLBACK_S:-90}
+smoke_s=${SMOKE_S:-60} ablation_s=${ABLATION_S:-280} fallback_s=${FALLBACK_S:-85}
 
 # What each step runs; --quick shrinks every workload so that a CPU runs the whole script in
 # a few minutes, which keeps this script from rotting between sessions that have a GPU.
@@ -78,6 +78,7 @@ fi
 step() {  # step NAME SECONDS COMMAND...: run under a time limit, log, remember a failure, go on
     local name=$1 limit=$2
     shift 2
+    $quick && limit=900  # the limits guard a device's time; a loaded CPU may take longer
     echo "== $name (limit ${limit}s): $*"
     if $dry; then
         return 0
@@ -131,7 +132,7 @@ sys.exit(0 if r["state"] == "finished" and r.get("resumed_from") else 1)' "$run/
 if command -v nvidia-smi >/dev/null; then
     step gpu 10 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 fi
-step versions 30 "$py" -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
+step versions 45 "$py" -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
 step smoke "$smoke_s" "$py" -m sweepkit.jobs.cli "${smoke[@]}"
 step ablation "$ablation_s" "$py" bench/speed_ablation.py "${ablation[@]}"
 step fallback-32 "$fallback_s" "$py" bench/throughput.py "${fallback[@]}" --out "$out/fallback-32.json"

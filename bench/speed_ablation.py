@@ -117,7 +117,7 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"{r['seconds']:.0f} |")  # fmt: skip
             continue
         cells = [f"{r['images_per_s']:,.0f}", f"{r['ms_per_step']:.1f}"]
-        cells += [f"{r.get(k, float('nan')):.2f}x" for k in ("vs_usual", "vs_above")]
+        cells += [f"{r[k]:.2f}x" if k in r else "-" for k in ("vs_usual", "vs_above")]
         lines.append(f"| {r['row']} | {r['batch']} | {' | '.join(cells)} | {r['ran_as']} | "
                      f"{r['seconds']:.0f} |")  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -57,7 +57,7 @@ def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
     assert all(r["images_per_s"] > 0 and r["ran_as"] == "eager" for r in rows.values())
     assert rows["+ bf16"]["vs_usual"] > 0 and rows["+ bf16"]["vs_above"] > 0
     table = (out / "ablation-64.md").read_text()
-    assert table.count("\n| ") == 1 + len(rows)  # the header and one line per row
+    assert table.count("\n| ") == 2 + len(rows)  # the header, its rule and one line per row
     assert "| ran as | row s |" in table
 
     fallback = json.loads((out / "fallback-32.json").read_text())
