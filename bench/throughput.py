@@ -24,6 +24,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,6 +40,12 @@ from sweepkit.train.pipeline import Loader, make_loader  # noqa: E402
 from sweepkit.train.step import TrainStep, pick_device  # noqa: E402
 
 
+@dataclass(frozen=True)
+class Measured:
+    images_per_s: float
+    ran_as: str  # the compile mode the steps ran in ("eager" without compile or after a fallback)
+
+
 def measure(
     sets: list[str],
     images: torch.Tensor,
@@ -47,10 +54,16 @@ def measure(
     steps: int,
     warmup: int,
     profile_steps: int = 0,
-) -> float:
+    profile_out: Path | None = None,
+) -> Measured:
     """Training images/s over ``steps`` steps after ``warmup`` steps, data loading included.
-    ``profile_steps``: then profile that many more steps and print where their time went."""
+    ``profile_steps``: then profile that many more steps and print where their time went (and
+    write it to ``profile_out``)."""
     cfg = build_config(base=None, sets=[*sets, "pretrained=false", "wandb.mode=disabled"])
+    # Each measurement compiles afresh: dynamo's cache is keyed by the model's code, so a second
+    # batch size in the same process would otherwise recompile with a dynamic batch dimension
+    # (slower kernels) rather than for its own static shape. Inductor's on-disk cache still helps.
+    torch._dynamo.reset()
     # The trainer's own set-up (random seed, cuDNN autotuning, TF32) for both pipelines: the usual
     # single-file W&B training script leaves cuDNN's autotuner off, but giving the baseline the
     # same one-line setting keeps the ratio about the pipelines, not about a flag.
@@ -86,17 +99,22 @@ def measure(
         torch.cuda.synchronize()
     rate = counted / (time.perf_counter() - started)
     if profile_steps:
-        print_profile(step, loader, device, profile_steps)
+        print_profile(step, loader, device, profile_steps, profile_out)
+    ran_as = step.compile_mode or "eager"
     del model, step, loader
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return rate
+    return Measured(rate, ran_as)
 
 
-def print_profile(step: TrainStep, loader: Loader, device: torch.device, steps: int) -> None:
+def print_profile(
+    step: TrainStep, loader: Loader, device: torch.device, steps: int, out: Path | None = None
+) -> None:
     """The operators that took the time of ``steps`` more steps (loader included), busiest first:
-    what a session with a GPU needs to see before it decides what to speed up next."""
-    from torch.profiler import ProfilerActivity, profile
+    what a session with a GPU needs to see before it decides what to speed up next. The rows
+    ``input pipeline`` and ``train step`` split each step's time between building the batch
+    and the step itself; ``cudaDeviceSynchronize``/``cudaStreamSynchronize`` rows are host waits."""
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
@@ -105,11 +123,16 @@ def print_profile(step: TrainStep, loader: Loader, device: torch.device, steps: 
     steps = min(steps, len(loader))
     with profile(activities=activities) as prof:
         for _ in range(steps):
-            x, y = next(batches)
-            loss = step(x, y)
+            with record_function("input pipeline"):
+                x, y = next(batches)
+            with record_function("train step"):
+                loss = step(x, y)
         float(loss)
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
-    print(prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60))
+    table = prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=60)
+    print(table)
+    if out is not None:
+        out.write_text(f"{steps} profiled steps, sorted by {sort}\n{table}\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -239,10 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         f"device: {device.type} ({card}); torch {torch.__version__}; {args.model} at {args.image_size} px, {stem} stem"
     )
     results: dict[str, float] = {}
+    ran_as: dict[str, str] = {}
     for name, sets in pipelines(args, stem).items():
         profile = args.profile if name == f"kit bs{args.batch_size}" else 0
-        results[name] = measure(sets, images, labels, device, args.steps, args.warmup, profile)
+        got = measure(sets, images, labels, device, args.steps, args.warmup, profile)
+        results[name], ran_as[name] = got.images_per_s, got.ran_as
     summary = summarize(args, results, card, argv)
+    summary["ran_as"] = ran_as  # the compile mode each row's steps ran in, after any fallback
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2) + "\n")
     return 0

@@ -9,8 +9,11 @@ What the trainer agrees on through this module, and why:
 - ``batch_size`` is the global batch: each rank trains on its ``batch_size / world_size`` share of
   every step's batch, drawn from the same epoch order, so a run has the learning dynamics of one
   process with that batch (BatchNorm aside: it normalises each rank's share on its own).
-- a stop signal may reach one rank before the others: ``agree_stop`` all-reduces the flag after
-  every step, so every rank stops after the same step and rank 0 checkpoints that position.
+- a stop signal may reach one rank before the others: the ranks vote on it before every step
+  (``StopVote``), with a non-blocking all-reduce of the host-side flag on a gloo group of its own,
+  whose result is read before the next step. The host never waits for the device for it, every
+  rank reads the same vote at the same step, so all stop after the same step (one step after the
+  signal's) and rank 0 checkpoints that position. Between epochs ``agree_stop`` all-reduces at once.
 - BatchNorm: with ``sync_batchnorm`` (the default) its statistics are those of the global batch
   (torch's SyncBatchNorm on CUDA; ``GlobalBatchNorm2d`` below on the CPU, where torch has none), so
   the run matches one process with the same batch; without it each rank normalises its share.
@@ -80,6 +83,48 @@ class World:
     def local_slice(self, n: int) -> slice:
         """This rank's contiguous part of ``n`` items (evaluation splits)."""
         return slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
+
+
+class StopVote:
+    """The per-step stop check of a data-parallel run, without a host sync per step.
+
+    ``vote(requested)`` before each step returns the result of the vote cast before the previous
+    step and casts this one: an all-reduce (MAX) of a CPU flag on a gloo group of its own, started
+    without waiting (``async_op``). A CPU tensor on gloo never waits for the GPU, and by the next
+    step the ranks have all cast it (DDP's gradient all-reduce keeps them in step), so reading it
+    costs nothing. Every rank reads the same vote before the same step, so all stop together, one
+    step after the signal. ``settle()`` waits for a vote still open (the epoch ended first; the
+    signal stays noted, so the blocking check after the epoch sees it). A world of one votes alone,
+    with no lag."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.group: dist.ProcessGroup | None = None
+        if world.distributed:
+            group = dist.new_group(backend="gloo")  # every rank is a member: never the placeholder
+            assert isinstance(group, dist.ProcessGroup)
+            self.group = group
+        self.open: tuple[dist.Work, torch.Tensor] | None = None
+
+    def vote(self, requested: bool) -> bool:
+        if not self.world.distributed:
+            return requested
+        if self.settle():
+            return True
+        flag = torch.tensor([1 if requested else 0], dtype=torch.int32)
+        work = dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True)
+        assert work is not None  # async_op=True returns the work handle
+        self.open = (work, flag)
+        return False
+
+    def settle(self) -> bool:
+        """The result of the vote still open (False when none is): waits for it."""
+        if self.open is None:
+            return False
+        work, flag = self.open
+        self.open = None
+        work.wait()
+        return bool(flag.item())
 
 
 def _env_int(name: str) -> int | None:

@@ -77,14 +77,15 @@ class Steps:
 
 def run_steps(parts: Parts, epoch: int, first: int, progress: Progress, stop: StopSignal) -> Steps:
     """Steps ``first`` to the end of ``epoch``, until the ranks agree on a stop, checked before
-    every step: no step is left half done, and no batch is built past the last step (with
+    every step (in a data-parallel run, the vote cast before the previous step: see
+    ``StopVote``): no step is left half done, and no batch is built past the last step (with
     ``limit_train_batches``) or the stop."""
     device, steps, world = parts.device, parts.steps_per_epoch, parts.world
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     images, started, stopped_at = 0, time.perf_counter(), None
     batches = parts.train_loader.epoch(epoch, first)
     for i in range(first, steps):
-        if parts.stop_agreed(stop):
+        if parts.stop_voted(stop):
             stopped_at = Position(epoch, i)
             break
         x, y = next(batches)
@@ -93,6 +94,8 @@ def run_steps(parts: Parts, epoch: int, first: int, progress: Progress, stop: St
         loss_sum += loss.double() * len(y)
         images += len(y)
         progress.update(epoch, i + 1, loss, images * world.size, time.perf_counter() - started)
+    if stopped_at is None:
+        parts.stop_vote.settle()  # the vote cast before the last step; the epoch's end checks again
     if stopped_at is None and device.type == "cuda":
         torch.cuda.synchronize()
     total, count = world.sum(loss_sum, torch.tensor(images, device=device))

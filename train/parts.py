@@ -13,7 +13,13 @@ from torch import nn
 
 from sweepkit.train.config import Config
 from sweepkit.train.data import ImageSplits, load_splits
-from sweepkit.train.distributed import World, check_batch_split, join_world, wrap_model
+from sweepkit.train.distributed import (
+    StopVote,
+    World,
+    check_batch_split,
+    join_world,
+    wrap_model,
+)
 from sweepkit.train.errors import UserError
 from sweepkit.train.model import build_model
 from sweepkit.train.optim import make_optimizer, make_scheduler
@@ -87,6 +93,7 @@ class Parts:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     step: TrainStep
+    stop_vote: StopVote
 
     def state(self) -> dict[str, Any]:
         """The training state a checkpoint holds (the epoch's loss sums are the caller's)."""
@@ -105,9 +112,15 @@ class Parts:
         self.step.scaler.load_state_dict(state["scaler"])
 
     def stop_agreed(self, stop: StopSignal) -> bool:
-        """Whether any rank was asked to stop (a collective: every rank calls it at the same
-        point, so all stop at the same step)."""
+        """Whether any rank was asked to stop, now (a blocking collective: every rank calls it
+        at the same point); between epochs."""
+        self.stop_vote.settle()
         return self.world.agree_stop(stop.requested, self.device)
+
+    def stop_voted(self, stop: StopSignal) -> bool:
+        """Before each step: whether the ranks voted to stop before the previous one (a world of
+        one: whether a stop was requested). No host sync; see ``StopVote``."""
+        return self.stop_vote.vote(stop.requested)
 
     def describe(self) -> str:
         """The run's one-line introduction in the log."""
@@ -152,5 +165,5 @@ def build_parts(cfg: Config, world: World) -> Parts:
     )
     return Parts(
         cfg, world, device, rank_batch, splits, train_loader, val_loader, test_loader, steps,
-        model, optimizer, scheduler, step,
+        model, optimizer, scheduler, step, StopVote(world),
     )  # fmt: skip

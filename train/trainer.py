@@ -6,7 +6,8 @@ SIGTERM from preemption, scancel or a hyperband stop) is noted by ``StopSignal``
 between steps or after an epoch: a checkpoint of the exact position is written and the run ends
 ``preempted`` (``preempt``, the one way out short of the end). ``StopSignal`` is in signals.py.
 Under torchrun every rank runs this loop on its share of each batch (see distributed.py); the ranks
-agree on a stop before each step and after each epoch, and rank 0 alone writes checkpoints,
+vote on a stop before each step (the vote is read a step later: no host sync per step) and
+agree on one after each epoch, and rank 0 alone writes checkpoints,
 run.json and W&B.
 """
 

@@ -77,7 +77,8 @@ def fake_parts(steps: int, stop: Stop, first: int) -> Parts:
         train_loader=Loader(),
         step=lambda x, y: torch.tensor(0.5),
         scheduler=SimpleNamespace(step=lambda: None),
-        stop_agreed=lambda _signal: stop.agreed(first),
+        stop_voted=lambda _signal: stop.agreed(first),
+        stop_vote=SimpleNamespace(settle=lambda: False),
     )
     return parts  # type: ignore[return-value]
 
