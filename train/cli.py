@@ -188,12 +188,7 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         if world.is_main:
             print(f"run {run_id} in {run_dir} already finished; nothing to do")
         return EXIT_OK
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(
-            f"cannot create run folder {run_dir}: {err.strerror}; pass --run-dir to a writable path"
-        ) from None
+    _make_run_dir(run_dir)
     _setup_logging(run_dir, cfg.log_file, world)
 
     from sweepkit.train.checkpoint import trim_after_finish
@@ -226,26 +221,39 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
         record.update(state="failed", exit_code=code, error=str(err))
         raise
     except Exception as err:
-        refusal = refusal_in(err)
-        if refusal is None:
-            code = _failed(record, err)
-            return code
-        # a full or read-only disk under a checkpoint or run.json: the last good checkpoint is
-        # intact (written atomically); one line, and run.json says it if it still can
-        code = EXIT_USAGE
-        line = refusal_line(
-            refusal, fix="free space in the run folder's filesystem and rerun to resume"
-        )
-        log.error("%s", line)
-        with contextlib.suppress(OSError):
-            record.update(state="failed", exit_code=code, error=line)
-        raise UserError(line) from None
+        code = EXIT_USAGE if refusal_in(err) is not None else EXIT_FAILED
+        return _failed(record, err)
     finally:
         if tracker is not None:
             tracker.finish(code, preempted=code == EXIT_PREEMPTED)
 
 
+def _make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"cannot create run folder {run_dir}: {err.strerror}; pass --run-dir to a writable path"
+        ) from None
+
+
 def _failed(record: Any, err: BaseException) -> int:
+    """How a run ends on an error it did not expect: a full or read-only disk under a checkpoint
+    or run.json is one line (the last good checkpoint is intact: written atomically; run.json
+    says it if it still can); anything else is an unexpected failure."""
+    refusal = refusal_in(err)
+    if refusal is None:
+        return _unexpected(record, err)
+    line = refusal_line(
+        refusal, fix="free space in the run folder's filesystem and rerun to resume"
+    )
+    log.error("%s", line)
+    with contextlib.suppress(OSError):
+        record.update(state="failed", exit_code=EXIT_USAGE, error=line)
+    raise UserError(line) from None
+
+
+def _unexpected(record: Any, err: BaseException) -> int:
     """An unexpected error: the traceback in train.log, the error in run.json; exit 1."""
     log.error("%s", traceback.format_exc().rstrip())
     record.update(state="failed", exit_code=EXIT_FAILED, error=f"{err.__class__.__name__}: {err}")

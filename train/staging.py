@@ -28,6 +28,7 @@ from sweepkit.train.staged import (
     CIFAR_FOLDER,
     MD5_FILE_ENV,
     WEIGHTS_MODELS,
+    CifarChecksums,
     cifar_archive,
     cifar_checksums,
     cifar_problems,
@@ -103,6 +104,30 @@ def _extract_batches(archive: Path, into: Path) -> None:
         raise UserError(f"cannot extract {archive}: {err}") from err
 
 
+def _extract_verified(
+    archive: Path, archive_name: str, root: Path, checksums: CifarChecksums
+) -> None:
+    """Extract into a temp folder beside ``root/cifar-10-batches-py``, verify it, then swap it in
+    by renames: a folder that is there stays whole until the new one has verified."""
+    folder = root / CIFAR_FOLDER
+    staging = Path(tempfile.mkdtemp(prefix=f".{CIFAR_FOLDER}.", dir=root))
+    os.chmod(staging, umask_mode(0o777))
+    try:
+        _extract_batches(archive, staging)
+        problems = cifar_problems(staging, checksums)
+        if problems:
+            raise UserError(f"archive {archive_name} does not verify: {'; '.join(problems)}")
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{CIFAR_FOLDER}.old.", dir=root))
+            os.replace(folder, old / CIFAR_FOLDER)
+            os.replace(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def stage_cifar(
     root: Path,
     *,
@@ -147,22 +172,7 @@ def stage_cifar(
                 f"{archive if not temporary else source or url}: md5 mismatch for {archive_name} "
                 f"(md5 from {checksums.source}); corrupt, truncated or not the CIFAR-10 archive"
             )
-        staging = Path(tempfile.mkdtemp(prefix=f".{CIFAR_FOLDER}.", dir=root))
-        os.chmod(staging, umask_mode(0o777))
-        try:
-            _extract_batches(archive, staging)
-            problems = cifar_problems(staging, checksums)
-            if problems:
-                raise UserError(f"archive {archive_name} does not verify: {'; '.join(problems)}")
-            if folder.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{CIFAR_FOLDER}.old.", dir=root))
-                os.replace(folder, old / CIFAR_FOLDER)
-                os.replace(staging, folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        _extract_verified(archive, archive_name, root, checksums)
     finally:
         if temporary:
             archive.unlink(missing_ok=True)
