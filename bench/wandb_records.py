@@ -106,7 +106,7 @@ def bench_reader(run_dir: Path, rows: int) -> dict[str, Any]:
 
 
 def agent_cpu(root: Path, seconds: int, hyperband: bool) -> dict[str, Any]:
-    import yaml
+    from sweepkit.train.config import dump_yaml
 
     (root / "logger.py").write_text(LOGGER)
     definition: dict[str, Any] = {
@@ -117,7 +117,7 @@ def agent_cpu(root: Path, seconds: int, hyperband: bool) -> dict[str, Any]:
     }
     if hyperband:
         definition["early_terminate"] = {"type": "hyperband", "min_iter": 1000, "eta": 2}
-    (root / "sweep.yaml").write_text(yaml.safe_dump(definition))
+    (root / "sweep.yaml").write_text(dump_yaml(definition))
     sweepkit = [sys.executable, "-m", "sweepkit.jobs.cli"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_SILENT": "true"}
     created = subprocess.run(
