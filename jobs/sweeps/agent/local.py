@@ -102,6 +102,11 @@ class LocalAgent:
 
     def _check_program(self, source: str) -> None:
         program_check.check_files(self.sweep.definition, source, Path.cwd())
+        problem = self.runs_program and program_check.interpreter_problem(
+            self.sweep.definition, source
+        )
+        if problem:
+            raise UserError(problem)
 
     def _trained(self, run_id: str) -> bool:
         """Whether a run has logged an epoch so far (read from its files)."""
