@@ -10,8 +10,10 @@ that YAML 1.1 leaves a string but YAML 1.2 reads as a number (``1e-5``, ``1E3``,
 YAML 1.1 already resolves (``yes``/``no``/``on``/``off`` booleans, ``010`` octal, ``1:30``
 sexagesimal) the client resolves before the server sees it, so it stays as YAML 1.1 reads it. The
 reader below is exactly that: PyYAML's YAML 1.1 resolver, then, for a plain scalar it leaves a
-string, ruamel.yaml's YAML 1.2 resolver. One difference is deliberate: a quoted scalar
-(``"1e-5"``) stays a string here, where W&B's re-writing drops the quotes.
+string, ruamel.yaml's YAML 1.2 resolver, except for a scalar that starts with ``0`` (``0o17``,
+``0e5``): the client writes those quoted (``NonOctalStringDumper`` in
+``wandb/apis/public/sweeps.py``), so they stay strings. One difference is deliberate: a quoted
+scalar (``"1e-5"``) stays a string here, where W&B's re-writing drops the quotes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from sweepkit.train.errors import UserError
 
 STR_TAG = "tag:yaml.org,2002:str"
 NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+# a scalar YAML 1.1 leaves a string and YAML 1.2 reads as a number: built by YAML 1.2's
+# constructor (PyYAML's would read -08 as octal)
+YAML12_NUMBER_TAG = "tag:sweepkit,2026:yaml-1.2-number"
 
 
 @cache
@@ -36,15 +41,30 @@ def _yaml12_resolver() -> Any:
     return VersionedResolver(version=(1, 2))
 
 
+@cache
+def _yaml12_loader() -> Any:
+    from ruamel.yaml import YAML
+
+    loader = YAML(typ="safe", pure=True)
+    loader.version = (1, 2)
+    return loader
+
+
+def _yaml12_number(loader: Any, node: ScalarNode) -> Any:
+    return _yaml12_loader().load(node.value)
+
+
 def _with_yaml12_numbers(tag: str, kind: Any, value: Any, implicit: Any) -> str:
     """``tag`` (PyYAML's YAML 1.1 reading), or YAML 1.2's number tag for a plain scalar that YAML
     1.1 leaves a string."""
-    if kind is ScalarNode and implicit[0] and tag == STR_TAG:
+    # W&B's client quotes a string that starts with 0 (its NonOctalStringDumper): still a string
+    leading_zero = isinstance(value, str) and value.startswith("0") and len(value) > 1
+    if kind is ScalarNode and implicit[0] and tag == STR_TAG and not leading_zero:
         from ruamel.yaml.nodes import ScalarNode as Yaml12Scalar
 
         tag12 = str(_yaml12_resolver().resolve(Yaml12Scalar, value, (True, False)))
         if tag12 in NUMBER_TAGS:
-            return tag12
+            return YAML12_NUMBER_TAG
     return tag
 
 
@@ -53,6 +73,9 @@ class KitLoader(yaml.SafeLoader):
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         return _with_yaml12_numbers(super().resolve(kind, value, implicit), kind, value, implicit)
+
+
+KitLoader.add_constructor(YAML12_NUMBER_TAG, _yaml12_number)
 
 
 class KitDumper(yaml.SafeDumper):
