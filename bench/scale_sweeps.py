@@ -46,7 +46,13 @@ def sweepkit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
     proc = subprocess.run(
         [*SWEEPKIT, *args],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        # ${interpreter} is python from PATH: this environment's
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
     )

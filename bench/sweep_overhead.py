@@ -61,7 +61,13 @@ def agent_overhead(root: Path, repeats: int) -> dict[str, float]:
     definition_ = definition("grid")
     definition_["command"] = ["${env}", "${interpreter}", str(prog), str(mark)]
     sweep = store.create_sweep(definition_, root / "agent", source="bench")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # ${interpreter} is python from PATH: this environment's
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     totals, bare = [], []
     for _ in range(repeats):
         t0 = time.time()

@@ -106,7 +106,7 @@ def bench_reader(run_dir: Path, rows: int) -> dict[str, Any]:
 
 
 def agent_cpu(root: Path, seconds: int, hyperband: bool) -> dict[str, Any]:
-    import yaml
+    from sweepkit.train.config import dump_yaml
 
     (root / "logger.py").write_text(LOGGER)
     definition: dict[str, Any] = {
@@ -117,9 +117,15 @@ def agent_cpu(root: Path, seconds: int, hyperband: bool) -> dict[str, Any]:
     }
     if hyperband:
         definition["early_terminate"] = {"type": "hyperband", "min_iter": 1000, "eta": 2}
-    (root / "sweep.yaml").write_text(yaml.safe_dump(definition))
+    (root / "sweep.yaml").write_text(dump_yaml(definition))
     sweepkit = [sys.executable, "-m", "sweepkit.jobs.cli"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_SILENT": "true"}
+    # ${interpreter} is python from PATH: this environment's
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "WANDB_SILENT": "true",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     created = subprocess.run(
         [*sweepkit, "sweep", "create", "sweep.yaml", "--root", "sweeps"],
         cwd=root,

@@ -29,6 +29,9 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# A sweep's ${interpreter} is `python` from PATH, as under `wandb agent`: the programs the tests'
+# agents start run in this environment (the kit installed) whatever the shell's PATH says.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

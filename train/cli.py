@@ -146,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = build_config(args.config, args.agent_overrides, args.set)
     if args.print_config:
-        import yaml
+        from sweepkit.train.config import dump_yaml
 
-        print(yaml.safe_dump(cfg.nested(), sort_keys=False), end="")
+        print(dump_yaml(cfg.nested(), sort_keys=False), end="")
         return EXIT_OK
     world = world_from_env()
     if not world.distributed:

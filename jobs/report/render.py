@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
@@ -24,6 +23,7 @@ from sweepkit.jobs.sweeps.definition.parameters import flatten
 from sweepkit.jobs.sweeps.failure import error_line
 from sweepkit.jobs.sweeps.vocabulary import rank_key
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_number
+from sweepkit.train.config import dump_yaml
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -139,7 +139,7 @@ def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -
         "runs": run_rows(source, analysis, names)[:TABLE_ROWS],
         "provenance": provenance(source),
         "definition_yaml": source.definition_text
-        or yaml.safe_dump(definition, sort_keys=False, default_flow_style=False),
+        or dump_yaml(definition, sort_keys=False, default_flow_style=False),
         "submissions": [
             {
                 "job_id": s.job_id,
@@ -175,7 +175,7 @@ def best_context(source: SweepSource, analysis: Analysis, rerun: Any) -> dict[st
         "state": best.state,
         "params": [(k, format_value(v)) for k, v in flatten(best.params).items()],
         "command": rerun(source.definition, best.params),
-        "config_yaml": yaml.safe_dump(config, sort_keys=False) if config else None,
+        "config_yaml": dump_yaml(config, sort_keys=False) if config else None,
         "run_dir": str(best.run_dir or ""),
     }
 

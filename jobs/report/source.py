@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -155,4 +154,4 @@ def rerun_command(definition: dict[str, Any], params: dict[str, Any]) -> str:
     argv = build_command(definition, holders, Path("args.json"))
     if argv[:1] == ["/usr/bin/env"]:  # ${env}: the agent's environment, nothing to type
         argv = argv[1:]
-    return shlex.join(["python" if word == sys.executable else word for word in argv])
+    return shlex.join(argv)

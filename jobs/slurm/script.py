@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,8 @@ def render_context(
         "image_digest": image_digest or "",
         "git_revision": git_revision,
         "container": profile.container,
+        # runtime none: the job's ${interpreter} (python from PATH) is this environment's
+        "python_bin": str(Path(sys.executable).parent),
         "env": profile.env,
         "key_file": str(profile.wandb_api_key_file),
         "launch": launch_lines(profile, target, runs_per_task, workdir),

@@ -7,6 +7,12 @@ opens each attempt. The reason is the exception line of the last Python tracebac
 unindented line after ``Traceback (most recent call last):``, where Python prints
 ``ValueError: ...``); without a traceback, the last line that is none of those trailers.
 
+Hydra reports an error without a traceback (``hydra/_internal/utils.py``, ``run_and_report``):
+its own message, whose first line says what went wrong (``Could not override 'lr'.``,
+``Error locating target 'pkg.Model', set env var HYDRA_FULL_ERROR=1 ...``, an override's parse
+error), then OmegaConf's detail lines (``full_key: ...``, ``object_type=dict``), a blank line and
+its ``HYDRA_FULL_ERROR`` trailer. The reason is that first line.
+
 One cause is named outright, because its traceback does not say what to do: a program started with
 ``WANDB_MODE=online`` on a compute node without network ends (after wandb's ``init_timeout``, 90 s)
 with ``wandb.errors.errors.CommError: Timed out while retrying: Post "https://HOST/graphql": dial
@@ -27,6 +33,8 @@ _TRAILERS = (
     re.compile(r"^\$ "),  # the agent's echo of the command line
 )
 _TRACEBACK = "Traceback (most recent call last):"
+_HYDRA_TRAILER = _TRAILERS[1]
+_HYDRA_JOB = "Error executing job with overrides:"  # Hydra's line before a task's error
 # wandb 0.2x/0.3x, wandb.init online with its server out of reach (checked with a refused port
 # and with no DNS): CommError "Timed out while retrying: Post "URL/graphql": dial tcp ..."
 # (its message may span lines: "Failed to get resume status ...: context deadline exceeded" then
@@ -53,6 +61,9 @@ def error_line(output: str) -> str:
     if reason:
         return reason
     lines = [strip_ansi(line).rstrip() for line in output.splitlines()]
+    hydra = hydra_error(lines)
+    if hydra:
+        return hydra
     lines = [line for line in lines if line.strip()]
     starts = [i for i, line in enumerate(lines) if line.strip() == _TRACEBACK]
     if starts:
@@ -63,6 +74,26 @@ def error_line(output: str) -> str:
         if not _is_trailer(line.strip()):
             return line.strip()
     return ""
+
+
+def hydra_error(lines: list[str]) -> str | None:
+    """The first line of Hydra's last error message (the block of lines before its
+    ``HYDRA_FULL_ERROR`` trailer), or None: no such trailer, or a traceback (the usual rule)."""
+    ends = [i for i, line in enumerate(lines) if _HYDRA_TRAILER.match(line.strip())]
+    if not ends:
+        return None
+    block: list[str] = []
+    for line in reversed(lines[: ends[-1]]):
+        if not line.strip():
+            if block:
+                break
+            continue
+        if _is_trailer(line.strip()) or line.startswith(_HYDRA_JOB):
+            break
+        block.append(line)
+    if not block or any(line.strip() == _TRACEBACK for line in block):
+        return None
+    return block[-1].strip()
 
 
 def wandb_unreachable(output: str) -> str | None:

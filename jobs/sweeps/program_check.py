@@ -21,12 +21,15 @@ import difflib
 import importlib.util
 import os
 import re
+import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.sweeps.definition import DEFAULT_COMMAND, build_command, quiet_sweeps_import
+from sweepkit.jobs.sweeps.definition.command import INTERPRETER
 from sweepkit.jobs.sweeps.definition.parameters import flat_params
 from sweepkit.jobs.sweeps.state import plain
 from sweepkit.jobs.sweeps.vocabulary import EPOCH_METRICS, FINAL_METRICS
@@ -276,4 +279,52 @@ def check_definition(definition: dict[str, Any], source: str, folder: Path) -> l
         check_metric(definition, source)
         warned += check_parameters(definition, source)
     warning = check_module(definition, folder)
-    return warned + ([warning] if warning else [])
+    # the agents' PATH decides their python; here a warning, in `sweepkit agent` an error
+    problem = interpreter_problem(definition, source)
+    return warned + ([warning] if warning else []) + ([f"warning: {problem}"] if problem else [])
+
+
+def interpreter_problem(
+    definition: dict[str, Any], source: str, path: str | None = None
+) -> str | None:
+    """Why ``python`` on ``path`` (default: this process's PATH, which the program inherits)
+    cannot run the sweep's program, in one line; None when it can or the command does not use
+    ``${interpreter}``. As under ``wandb agent``, ``${interpreter}`` is the first ``python`` on
+    PATH; when the command runs the kit's trainer, that python must have it installed."""
+    if "${interpreter}" not in command_items(definition):
+        return None
+    path = os.environ.get("PATH", os.defpath) if path is None else path
+    here = Path(sys.executable).parent
+    fix = (
+        f"activate the environment the program's packages are installed in, or put its bin "
+        f"folder (this one is {here}) first on PATH"
+    )
+    python = shutil.which(INTERPRETER, path=path)
+    if python is None:
+        return (
+            f"{source}: command: ${{interpreter}} is `python` from PATH, as under wandb agent, "
+            f"and there is no python on PATH; {fix}"
+        )
+    if not runs_trainer(definition) or Path(python).parent == here:
+        return None  # this environment's own python (the kit is installed in it)
+    probe = (
+        "import importlib.util, sys; sys.exit(importlib.util.find_spec('sweepkit.train') is None)"
+    )
+    try:
+        found = (
+            subprocess.run(
+                [python, "-c", probe],
+                capture_output=True,
+                timeout=60,
+                env={**os.environ, "PATH": path},
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        found = False
+    if found:
+        return None
+    return (
+        f"{source}: command: ${{interpreter}} is `python` from PATH, as under wandb agent, and "
+        f"{python} cannot import sweepkit.train (the kit's trainer is not installed there); {fix}"
+    )

@@ -193,7 +193,7 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
             state,
             *(_fmt(v.params.get(p)) for p in params),
             _fmt(v.metric),
-            str(v.epoch_count),
+            str(v.epoch_count) if v.epoch_count or sweep.metric_name else "-",
             v.host or "-",
             _slurm(v.slurm),
             _fmt_duration(v.duration_s),

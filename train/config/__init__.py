@@ -16,7 +16,13 @@ from sweepkit.train.config.schema import (
 )
 from sweepkit.train.config.typed import CheckpointConfig, Config, WandbConfig, config_changes
 from sweepkit.train.config.values import as_bool, coerce, describe, flatten, nest
-from sweepkit.train.config.yamlfile import folder_hint, read_yaml_text, yaml_error_position
+from sweepkit.train.config.yamlfile import (
+    dump_yaml,
+    folder_hint,
+    load_yaml,
+    read_yaml_text,
+    yaml_error_position,
+)
 
 __all__ = [
     "LEGACY_ALIASES",
@@ -33,8 +39,10 @@ __all__ = [
     "coerce",
     "config_changes",
     "describe",
+    "dump_yaml",
     "find_base_config",
     "flatten",
+    "load_yaml",
     "folder_hint",
     "nest",
     "parse_agent_args",

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from sweepkit.train.config.yamlfile import load_yaml
 from sweepkit.train.errors import UserError
 
 
@@ -18,7 +19,7 @@ def parse_assignment(text: str, source: str) -> tuple[str, Any]:
     if not sep or not key:
         raise UserError(f"{source} {text!r}: expected key=value, e.g. {source} learning_rate=0.01")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key, value

@@ -1,13 +1,100 @@
 """Reading a YAML file for the user, with one-line errors: missing, a folder, unreadable, not
-UTF-8, or not valid YAML at line N. Shared with sweep definitions (jobs/sweeps)."""
+UTF-8, or not valid YAML at line N; and the one reader and writer of YAML values every file the
+kit reads goes through (trainer configs, sweep definitions, cluster profiles, a sweep folder's
+sweep.yaml). Shared with jobs/.
+
+Numbers are read as W&B reads a sweep file. ``wandb sweep`` loads the file with PyYAML (YAML 1.1)
+and sends it on re-written by PyYAML; W&B's server reads that text as YAML 1.2. A plain scalar
+that YAML 1.1 leaves a string but YAML 1.2 reads as a number (``1e-5``, ``1E3``, ``+1e5``,
+``1.0e5``, ``0o17``) is written back unquoted, so it reaches the runs as that number. Everything
+YAML 1.1 already resolves (``yes``/``no``/``on``/``off`` booleans, ``010`` octal, ``1:30``
+sexagesimal) the client resolves before the server sees it, so it stays as YAML 1.1 reads it. The
+reader below is exactly that: PyYAML's YAML 1.1 resolver, then, for a plain scalar it leaves a
+string, ruamel.yaml's YAML 1.2 resolver, except for a scalar that starts with ``0`` (``0o17``,
+``0e5``): the client writes those quoted (``NonOctalStringDumper`` in
+``wandb/apis/public/sweeps.py``), so they stay strings. One difference is deliberate: a quoted
+scalar (``"1e-5"``) stays a string here, where W&B's re-writing drops the quotes.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
+from yaml.nodes import ScalarNode
 
 from sweepkit.train.errors import UserError
+
+STR_TAG = "tag:yaml.org,2002:str"
+NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+# a scalar YAML 1.1 leaves a string and YAML 1.2 reads as a number: built by YAML 1.2's
+# constructor (PyYAML's would read -08 as octal)
+YAML12_NUMBER_TAG = "tag:sweepkit,2026:yaml-1.2-number"
+
+
+@cache
+def _yaml12_resolver() -> Any:
+    from ruamel.yaml.resolver import VersionedResolver
+
+    return VersionedResolver(version=(1, 2))
+
+
+@cache
+def _yaml12_loader() -> Any:
+    from ruamel.yaml import YAML
+
+    loader = YAML(typ="safe", pure=True)
+    loader.version = (1, 2)
+    return loader
+
+
+def _yaml12_number(loader: Any, node: ScalarNode) -> Any:
+    return _yaml12_loader().load(node.value)
+
+
+def _with_yaml12_numbers(tag: str, kind: Any, value: Any, implicit: Any) -> str:
+    """``tag`` (PyYAML's YAML 1.1 reading), or YAML 1.2's number tag for a plain scalar that YAML
+    1.1 leaves a string."""
+    # W&B's client quotes a string that starts with 0 (its NonOctalStringDumper): still a string
+    leading_zero = isinstance(value, str) and value.startswith("0") and len(value) > 1
+    if kind is ScalarNode and implicit[0] and tag == STR_TAG and not leading_zero:
+        from ruamel.yaml.nodes import ScalarNode as Yaml12Scalar
+
+        tag12 = str(_yaml12_resolver().resolve(Yaml12Scalar, value, (True, False)))
+        if tag12 in NUMBER_TAGS:
+            return YAML12_NUMBER_TAG
+    return tag
+
+
+class KitLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, numbers as W&B reads them (the module's docstring)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        return _with_yaml12_numbers(super().resolve(kind, value, implicit), kind, value, implicit)
+
+
+KitLoader.add_constructor(YAML12_NUMBER_TAG, _yaml12_number)
+
+
+class KitDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper with the loader's reading: a string the loader would take for a
+    number (``'1e-5'``) is quoted, so whatever the kit writes reads back identically."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        return _with_yaml12_numbers(super().resolve(kind, value, implicit), kind, value, implicit)
+
+
+def load_yaml(text: str) -> Any:
+    """The values of YAML ``text`` as W&B reads a sweep file (see the module's docstring); raises
+    ``yaml.YAMLError`` (give it to ``yaml_error_position``) on bad syntax."""
+    return yaml.load(text, Loader=KitLoader)  # noqa: S506 - a SafeLoader
+
+
+def dump_yaml(data: Any, **kwargs: Any) -> str:
+    """``data`` as YAML that ``load_yaml`` reads back identically (``yaml.safe_dump``'s options)."""
+    return str(yaml.dump(data, Dumper=KitDumper, **kwargs))
 
 
 def folder_hint(folder: Path) -> str:

@@ -88,6 +88,9 @@ class LocalAgent:
         )
         if runs_program:  # a function is the program: the definition's program (if any) is not run
             program_check.check_files(self.sweep.definition, source, Path.cwd())
+            problem = program_check.interpreter_problem(self.sweep.definition, source)
+            if problem:  # the python on PATH cannot run it: every run would fail alike
+                raise UserError(problem)
         failure_limit = rules.max_initial_failures(os.environ.get(rules.MAX_INITIAL_FAILURES_ENV))
         # signal handlers can only be set from the main thread (an API caller may be elsewhere)
         if threading.current_thread() is threading.main_thread():

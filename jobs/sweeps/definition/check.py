@@ -38,7 +38,7 @@ def load_definition(
     """Read a sweep YAML file and validate it; every problem is a one-line ``UserError``."""
     import yaml
 
-    from sweepkit.train.config import read_yaml_text, yaml_error_position
+    from sweepkit.train.config import load_yaml, read_yaml_text, yaml_error_position
     from sweepkit.train.config.shipped import SWEEPS, names, sweep_path
 
     path = sweep_path(str(path))
@@ -49,7 +49,7 @@ def load_definition(
         )
     text = read_yaml_text(path, f"sweep definition {path}")
     try:
-        definition = yaml.safe_load(text)
+        definition = load_yaml(text)
     except yaml.YAMLError as err:
         where, problem = yaml_error_position(err, text)
         raise UserError(f"{path}{where}: {problem}; fix the YAML syntax") from None

@@ -2,15 +2,15 @@
 
 Command lines are built with W&B's own helpers (``create_sweep_command`` and
 ``create_sweep_command_args`` from ``wandb.sdk.launch.sweeps.utils``), so ``${args}`` and the other
-macros expand exactly as under ``wandb agent``. One deliberate difference: ``${interpreter}`` is
-the Python running the agent (``sys.executable``) rather than whatever ``python`` is first on
-PATH, so a venv or container interpreter is used even when PATH says otherwise.
+macros expand exactly as under ``wandb agent``, ``${interpreter}`` included: it is ``python``,
+found on the program's PATH (``sweep_vars["interpreter"] = ["python"]`` in ``wandb_agent.py``), so
+the user's environment first on PATH is the one that runs the program. Whether that python can
+run the kit's trainer is checked before the first run (``program_check.interpreter_problem``).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ COMMAND_MACROS = (
     "args_override_hydra",
 )
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
+INTERPRETER = "python"  # what ${interpreter} is under wandb agent: python from PATH
 
 # Until the kit installed under one import name, its trainer ran as ``-m train``: a sweep folder made
 # then names those modules in its sweep.yaml, and still runs, with today's names.
@@ -92,7 +93,7 @@ def build_command(
         [str(c) for c in definition.get("command", DEFAULT_COMMAND)]
     )
     sweep_vars: dict[str, Any] = sweep_utils.create_sweep_command_args({"args": params})
-    sweep_vars["interpreter"] = [sys.executable]
+    sweep_vars["interpreter"] = [INTERPRETER]
     sweep_vars["program"] = [str(definition["program"])] if definition.get("program") else []
     sweep_vars["args_json_file"] = [str(args_json_file)]
     sweep_vars["env"] = ["/usr/bin/env"]

@@ -117,7 +117,7 @@ def _build_sweep_folder(
     extra: dict[str, Any] | None,
     gid: int | None,
 ) -> None:
-    import yaml
+    from sweepkit.train.config import dump_yaml
 
     tmp.mkdir(mode=0o755)
     os.chmod(tmp, 0o755)  # whatever the umask: group-writable stores are refused later
@@ -133,7 +133,7 @@ def _build_sweep_folder(
         **(extra or {}),
     }
     header = f"# sweep {sweep_id}, created {meta['created_at']} from {source}; the engine reads this file, do not edit\n"
-    definition_text = header + yaml.safe_dump(definition, sort_keys=False)
+    definition_text = header + dump_yaml(definition, sort_keys=False)
     write_atomic(tmp / "sweep.yaml", definition_text.encode(), SHARED_FILE_MODE)
     write_atomic(tmp / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode(), SHARED_FILE_MODE)
     write_atomic(tmp / "journal.jsonl", b"", SHARED_FILE_MODE)

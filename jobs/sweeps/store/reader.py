@@ -109,7 +109,8 @@ class RunReader:
             duration_s=round(end["at"] - first.get("at", end["at"]), 1),
             metric_source=end.get("metric_source") if end.get("metric_source") != "none" else None,
             metric_history=end_values.history(end),
-            # values logged under the sweep's metric, as hyperband counts epochs (rows without one)
+            # values logged under the sweep's metric, as hyperband counts epochs (without one: the
+            # distinct steps it logged at, RunRecords.step_count)
             epoch_count=len(end.get("history") or []) if self.metric_name else end["epochs"],
         )
 
@@ -161,7 +162,7 @@ class RunReader:
             config=info.get("config") or logged.config,
             metric_source=logged.source if logged.source != "none" else None,
             metric_history=history,
-            epoch_count=len(history) if self.metric_name else len(logged.epochs),
+            epoch_count=len(history) if self.metric_name else logged.step_count,
         )
 
 

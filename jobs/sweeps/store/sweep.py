@@ -68,11 +68,13 @@ class LocalSweep:
     def __init__(self, path: Path):
         import yaml
 
+        from sweepkit.train.config import load_yaml
+
         self.path = path
         folder.check_permissions(path)
         try:
             meta = json.loads((path / "sweep.json").read_text())
-            self.definition: dict[str, Any] = yaml.safe_load((path / "sweep.yaml").read_text())
+            self.definition: dict[str, Any] = load_yaml((path / "sweep.yaml").read_text())
         except (OSError, ValueError, yaml.YAMLError) as err:
             raise UserError(f"cannot read sweep {path}: {err}; the folder is damaged") from None
         # said once by whoever runs the sweep's program (the agent); sweep.yaml stays as written

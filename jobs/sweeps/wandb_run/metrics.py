@@ -41,6 +41,9 @@ class RunMetrics:
     metric: float | None = None
     history: list[float] = field(default_factory=list)  # the metric at each step that logged it
     epochs: list[dict[str, Any]] = field(default_factory=list)  # {"epoch": step, name: value}
+    # the steps it logged values at (RunRecords.step_count; run.json: its epochs): status's
+    # epochs when the sweep has no metric
+    step_count: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None  # from the W&B exit record (None: none written)
@@ -54,7 +57,7 @@ class RunMetrics:
         return {
             "metric": self.metric,
             "history": self.history,
-            "epochs": len(self.epochs),
+            "epochs": self.step_count,
             "metric_source": self.source,
             # its numbers (not media or tables): status shows an ended run from this record alone
             "summary": {k: v for k, v in self.summary.items() if is_number(v)},
@@ -168,6 +171,7 @@ class RunMetricsReader:
             metric=metric,
             history=history,
             epochs=epochs,
+            step_count=records.step_count(),
             summary=summary,
             config=records.config,
             exit_code=records.exit_code,
@@ -190,6 +194,7 @@ class RunMetricsReader:
             metric=metric,
             history=history,
             epochs=epochs,
+            step_count=len({e.get("epoch", i) for i, e in enumerate(epochs)}),
             summary=summary,
             config=info.get("config") or {},
             logged=logged,

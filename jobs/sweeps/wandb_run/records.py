@@ -89,6 +89,9 @@ class Segment:
         self.config: dict[Path_, str] = {}
         self.run: dict[str, Any] = {}  # run_id, sweep_id, project, entity
         self.summary_options: dict[str, list[str]] = {}  # define_metric(name, summary=...)
+        # define_metric(name or glob, step_metric=...): the run's own x-axis (Lightning's
+        # trainer/global_step, Hugging Face's train/global_step)
+        self.step_metrics: dict[str, str] = {}
         self.exit_code: int | None = None  # None: no exit record (running, or killed)
         self.records_read = 0
 
@@ -124,12 +127,18 @@ class Segment:
                     "entity": run.entity,
                 }
                 self._config(run.config)
-            elif kind == "metric" and record.metric.name:
-                flags = [f.name for f, on in record.metric.summary.ListFields() if on is True]
-                if flags:
-                    self.summary_options[record.metric.name] = flags
+            elif kind == "metric":
+                self._metric(record.metric)
             elif kind == "exit":
                 self.exit_code = int(record.exit.exit_code)
+
+    def _metric(self, metric: Any) -> None:
+        if metric.step_metric and (metric.name or metric.glob_name):
+            self.step_metrics[metric.name or metric.glob_name] = metric.step_metric
+        if metric.name:
+            flags = [f.name for f, on in metric.summary.ListFields() if on is True]
+            if flags:
+                self.summary_options[metric.name] = flags
 
     def _history(self, history: Any) -> None:
         row = {_name(item): _raw(item) for item in history.item}
@@ -297,6 +306,20 @@ class RunRecords:
     @property
     def run(self) -> dict[str, Any]:
         return dict(self.segments[0].run) if self.segments else {}
+
+    def step_count(self) -> int:
+        """How many steps the run logged values at: the distinct values of its own step metric
+        when it declared one (``define_metric(..., step_metric=X)``, W&B's x-axis for its
+        values), else the distinct ``_step`` values; a row holding nothing but W&B's own keys
+        (``_runtime``) and the step metric is not a step."""
+        axes = {axis for segment in self.segments for axis in segment.step_metrics.values()}
+        axis = axes.pop() if len(axes) == 1 else None
+        steps = set()
+        for row in self.rows:
+            if any(not k.startswith("_") and k != axis for k in row):
+                step = row.get(axis, row["_step"]) if axis else row["_step"]
+                steps.add(step if isinstance(step, int | float | str) else row["_step"])
+        return len(steps)
 
     def summary_value(self, key: str) -> Any:
         """The summary's value for a dotted name: the flat key, else the nested path."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +235,10 @@ def test_every_shipped_profile_renders_a_script_that_passes_shellcheck(
         assert "wandb agent --forward-signals --count 3" in command and "sweepkit" not in command
         assert "KEY_FILE=" in text and 'WANDB_API_KEY=$(<"$KEY_FILE")' in text
     else:
-        assert "sweepkit agent --count 3" in command and "wandb" not in command
+        assert "sweepkit agent --count 3" in command and "wandb agent" not in command
         assert "WANDB_API_KEY" not in text
+    if not profile.container:  # ${interpreter} (python from PATH) is this environment's python
+        assert f"export PATH={shlex.quote(str(Path(sys.executable).parent))}$" in text
     if profile.runtime == "podman":
         assert launch.lstrip().startswith('"$PODMAN" run --rm --network host "${podman_flags[@]}"')
         assert ("--device nvidia.com/gpu=all" in launch) == (profile.gpus > 0)

@@ -171,7 +171,6 @@ def test_planned_runs() -> None:
 
 
 def test_command_macros_expand_as_wandb_agent_does(tmp_path: Path) -> None:
-
     params = {"lr": {"value": 0.01}, "flag": {"value": False}, "wandb.mode": {"value": "offline"}}
     expected = create_sweep_command_args({"args": params})
     json_file = tmp_path / "config.json"
@@ -182,7 +181,7 @@ def test_command_macros_expand_as_wandb_agent_does(tmp_path: Path) -> None:
 
     assert expand("${env}", "${interpreter}", "${program}", "${args}", program="train.py") == [
         "/usr/bin/env",
-        sys.executable,
+        "python",  # from PATH, as under wandb agent
         "train.py",
         *expected["args"],
     ]

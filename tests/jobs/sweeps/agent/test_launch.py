@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ def test_paths_are_absolute_and_the_parameters_are_written(
     argv, env = program_argv_env(DEFINITION, "s1", Path("sweeps/s1"), "r1", run_dir, 2, PARAMS)
     absolute = tmp_path / run_dir
     param_path = absolute / "wandb" / "sweep-s1" / "config-r1.yaml"
-    assert argv[:3] == ["/usr/bin/env", sys.executable, "train.py"]
+    assert argv[:3] == ["/usr/bin/env", "python", "train.py"]  # python from PATH, as wandb agent
     assert argv[3:5] == ["--lr=0.25", "--opt={'name': 'adam'}"]
     assert json.loads(Path(argv[5]).read_text()) == {"lr": 0.25, "opt": {"name": "adam"}}
     assert env["WANDB_SWEEP_PARAM_PATH"] == str(param_path)
