@@ -26,6 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests take their size from one profile, never from the test: `quick` (the
+# default) keeps the suite within its budget; `HYPOTHESIS_PROFILE=long` (10,000 examples each) is
+# the run an issue's property claims are judged by before it is resolved. No deadline: a 2-core
+# machine running agents beside the tests makes any per-example time limit flaky.
+_PROFILE_DEFAULTS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("quick", max_examples=100, **_PROFILE_DEFAULTS)  # type: ignore[arg-type]
+settings.register_profile("long", max_examples=10_000, **_PROFILE_DEFAULTS)  # type: ignore[arg-type]
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sweepkit.jobs.sweeps.agent.launch import program_argv_env
@@ -132,7 +132,6 @@ def test_every_macro_in_one_command(tmp_path: Path) -> None:
     check(tmp_path, None, args)  # no command: W&B's default, ${env} ${interpreter} ...
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(command=commands, args=params)
 def test_command_and_files_are_wandb_agents(tmp_path_factory: Any, command: Any, args: Any) -> None:
     check(tmp_path_factory.mktemp("run"), command, args)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sweepkit.jobs.sweeps.definition import load_definition
@@ -105,7 +105,6 @@ def test_min_written_as_an_exponent_is_a_number_to_both(tmp_path: Path) -> None:
     assert (oracle["min"], oracle["max"]) == (1e-5, 0.1)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=st.lists(scalars, min_size=1, max_size=6))
 def test_any_plain_scalar_as_wandb_reads_it(tmp_path_factory: Any, items: list[str]) -> None:
     check(tmp_path_factory.mktemp("sweep") / "sweep.yaml", items)
