@@ -100,9 +100,7 @@ class LocalAgent:
         last_state = None
         while (count is None or done < count) and self.signalled is None:
             broken = (
-                rules.failing_from_the_start(
-                    self.sweep.refresh().values(), failure_limit, self._trained
-                )
+                rules.failing_from_the_start(self.sweep.outcomes(), failure_limit, self._trained)
                 if failure_limit
                 else None
             )
@@ -115,9 +113,7 @@ class LocalAgent:
                 break
             last_state, rc = self.run_one(result)
             done += 1
-            if rules.refuses_more_runs(
-                last_state, rc, self.sweep.refresh().values(), self._trained
-            ):
+            if rules.refuses_more_runs(last_state, rc, self.sweep.outcomes(), self._trained):
                 say(
                     f"run {result.run_id} exited {rc}: a bad config or missing input, which the "
                     f"next runs would hit too; not taking more (its error: {result.run_dir}/output.log)"

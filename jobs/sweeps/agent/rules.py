@@ -8,11 +8,11 @@ and acts on the answer, and ``tests/jobs/sweeps/agent/test_rules.py`` checks eac
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from sweepkit.jobs.sweeps.agent.hyperband import BandValues, says_stop, valid
 from sweepkit.jobs.sweeps.failure import failure_text
-from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES
+from sweepkit.jobs.sweeps.store import Failure, Outcomes
 from sweepkit.train.errors import EXIT_PREEMPTED, EXIT_USAGE, UserError
 
 # A sweep whose first runs all failed is broken (a bad command, data missing on the nodes): agents
@@ -34,9 +34,6 @@ class RunLike(Protocol):
 
     @property
     def last_end(self) -> dict[str, Any] | None: ...
-
-
-Run = TypeVar("Run", bound=RunLike)
 
 
 def outcome(rc: int, stopped: bool, signalled: bool) -> str:
@@ -70,34 +67,31 @@ def max_initial_failures(text: str | None) -> int:
 
 
 def failing_from_the_start(
-    runs: Iterable[Run], limit: int, trained: Callable[[str], bool]
-) -> Run | None:
+    seen: Outcomes, limit: int, trained: Callable[[str], bool]
+) -> Failure | None:
     """The last failed run, when ``limit`` or more runs failed before their first epoch and no run
     shows the program works (one finished or stopped by hyperband, one that failed after logging
     an epoch, or a running one that has logged one: ``trained(run_id)``, asked last as it reads
-    the run's files): the sign of a broken program or environment, which every new run would hit."""
-    runs = list(runs)
-    if any(r.state in SCORED_STATES for r in runs):
+    the run's files): the sign of a broken program or environment, which every new run would hit.
+
+    ``seen``: the sweep's runs as counts (``Fold.outcomes``), which a snapshot's head keeps for the
+    runs it leaves unread: the rule reads no more than a claim does."""
+    if seen.scored or seen.failed_trained:
         return None
-    if any(r.state == "failed" and (r.last_end or {}).get("epochs") for r in runs):
+    if not seen.failed or seen.failed < limit:
         return None
-    failed = [r for r in runs if r.state == "failed"]
-    if not failed or len(failed) < limit:
+    if any(trained(run_id) for run_id in seen.running):
         return None
-    if any(trained(r.run_id) for r in runs if r.state == "running"):
-        return None
-    return max(failed, key=lambda r: (r.last_end or {}).get("at", 0))
+    return seen.last_failed
 
 
-def refuses_more_runs(
-    state: str, rc: int, runs: Iterable[RunLike], trained: Callable[[str], bool]
-) -> bool:
+def refuses_more_runs(state: str, rc: int, seen: Outcomes, trained: Callable[[str], bool]) -> bool:
     """After a run failed with exit 2 (a bad config or missing input): stop taking runs when no run
     has worked yet, as the next ones would hit it too (in a working sweep, a refusal that depends
     on the run's values is one more failed run)."""
     if state != "failed" or rc != EXIT_USAGE:
         return False
-    return failing_from_the_start(runs, 1, trained) is not None
+    return failing_from_the_start(seen, 1, trained) is not None
 
 
 def hyperband_stops(

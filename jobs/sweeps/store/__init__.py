@@ -21,7 +21,7 @@ from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
 from sweepkit.jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at
 from sweepkit.jobs.sweeps.state import RunView, iso, plain
 from sweepkit.jobs.sweeps.store.claim_policy import NoClaim, claim_record
-from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, apply
+from sweepkit.jobs.sweeps.store.fold import Failure, Fold, FoldedRun, Outcomes, apply, outcomes
 from sweepkit.jobs.sweeps.store.folder import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, lease_expired
 from sweepkit.jobs.sweeps.store.sweep import Claim, LocalSweep, create_sweep, open_sweep
@@ -33,10 +33,12 @@ __all__ = [
     "DEFAULT_ROOT",
     "AgentIdentity",
     "Claim",
+    "Failure",
     "Fold",
     "FoldedRun",
     "LocalSweep",
     "NoClaim",
+    "Outcomes",
     "RunView",
     "apply",
     "claim_record",
@@ -45,6 +47,7 @@ __all__ = [
     "lease_expired",
     "no_sweep_at",
     "open_sweep",
+    "outcomes",
     "plain",
     "quiet_sweeps_import",
     "read_run_json",

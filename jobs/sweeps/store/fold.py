@@ -17,10 +17,11 @@ runs and the counts of those it left unread, ``Unread``).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from sweepkit.jobs.sweeps.vocabulary import DONE_STATES, is_rankable
+from sweepkit.jobs.sweeps.vocabulary import DONE_STATES, SCORED_STATES, is_rankable
 from sweepkit.train.json_values import number
 
 
@@ -62,15 +63,84 @@ class FoldedRun:
         return self.state in DONE_STATES and not self.queued(max_retries)
 
 
+class _Ended(Protocol):
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def last_end(self) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed run as the broken-sweep rule names it: its id and its last end record."""
+
+    run_id: str
+    last_end: dict[str, Any]
+
+    def key(self) -> tuple[float, str]:
+        """The latest end first, ties by run id: the same run whatever order the runs are read in
+        (a snapshot's head and the journal after it, or a full replay)."""
+        at = self.last_end.get("at")
+        number_at = at if isinstance(at, (int, float)) and not isinstance(at, bool) else 0.0
+        return float(number_at), self.run_id
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What the broken-sweep rule (agent/rules.py) reads of a sweep's runs, as counts that a
+    snapshot's head keeps for the runs it leaves unread: runs that worked (finished or stopped),
+    failed, failed after logging an epoch, the last failed run, and the running runs' ids."""
+
+    scored: int = 0
+    failed: int = 0
+    failed_trained: int = 0
+    last_failed: Failure | None = None
+    running: tuple[str, ...] = ()
+
+    def plus(self, other: Outcomes) -> Outcomes:
+        lasts = [f for f in (self.last_failed, other.last_failed) if f is not None]
+        return Outcomes(
+            self.scored + other.scored,
+            self.failed + other.failed,
+            self.failed_trained + other.failed_trained,
+            max(lasts, key=Failure.key) if lasts else None,
+            self.running + other.running,
+        )
+
+
+def outcomes(runs: Iterable[_Ended]) -> Outcomes:
+    """The ``Outcomes`` of ``runs`` (pure: the runs' states and last end records)."""
+    scored = failed = trained = 0
+    last: Failure | None = None
+    running = []
+    for run in runs:
+        state = run.state
+        if state in SCORED_STATES:
+            scored += 1
+        elif state == "failed":
+            end = run.last_end or {}
+            failed += 1
+            trained += bool(end.get("epochs"))
+            mine = Failure(run.run_id, end)
+            last = mine if last is None or mine.key() > last.key() else last
+        elif state == "running":
+            running.append(run.run_id)
+    return Outcomes(scored, failed, trained, last, tuple(running))
+
+
 @dataclass(frozen=True)
 class Unread:
     """The runs of a snapshot that ended and are not queued, left unread (snapshot.py reads them
-    when something asks for every run): their number, how many are in each state, and how many
-    are done (all, unless an end record named a state of no known kind). A claim needs no more."""
+    when something asks for every run): their number, how many are in each state, how many are
+    done (all, unless an end record named a state of no known kind), and their ``Outcomes``.
+    A claim needs no more."""
 
     count: int
     done: int
     states: dict[str, int]
+    outcomes: Outcomes = Outcomes()
 
 
 @dataclass
@@ -147,6 +217,12 @@ class Fold:
             done += run.done(self.max_retries)
             queued += run.queued(self.max_retries)
         return states, done, queued
+
+    def outcomes(self) -> Outcomes:
+        """The ``Outcomes`` of every run, unread runs included by their counts: with a snapshot's
+        head, a loop over the open runs and those after it only."""
+        seen = outcomes(self.runs.values())
+        return seen if self.unread is None else seen.plus(self.unread.outcomes)
 
     def reopen(self) -> None:
         """Rebuild ``open`` from ``runs`` (after loading runs folded elsewhere: a snapshot)."""

@@ -43,6 +43,7 @@ from sweepkit.jobs.sweeps.store.leases import HOST
 from sweepkit.jobs.sweeps.store.snapshot_format import (
     VERSION,
     dump,
+    head_unread,
     load_body,
     load_head,
     open_runs,
@@ -171,9 +172,7 @@ def _load(fd: int) -> Snapshot | str | None:
     doc = load_head(header, head)
     if isinstance(doc, str):
         return doc
-    unread = Unread(
-        int(doc["count"]), int(doc["done"]), {str(k): int(n) for k, n in doc["states"].items()}
-    )
+    unread = head_unread(doc)
     return Snapshot(
         int(header["offset"]),
         int(header["head_crc"]),

@@ -1,17 +1,19 @@
 """The bytes of a journal snapshot (snapshot.py does the I/O): pure (de)serialisation.
 
-Version 3, the only one read (a file of another version is not used: the journal is replayed):
+Version 4, the only one read (a file of another version is not used: the journal is replayed):
 a head that a claim reads, and a body that only readers of every run read (status, the report,
 a bayes or grid proposal)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
      "crc"}\\n                                                              (the header)
-    {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states"}\\n
-                                                                           (the head)
+    {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states",
+     "outcomes": [scored, failed, failed_trained, [run_id, end] or null]}\\n    (the head)
     [[run_id, state, k, crashes, start, length, order], ...]\\n <records>  (the body)
 
 The head holds the open runs (running and queued) whole, and of the others (ended, not queued)
-only their number by state and how many are done. ``crc`` covers the header and the head;
+only their number by state, how many are done, and what the broken-sweep rule reads of them
+(``fold.Outcomes``: how many worked, failed, failed after an epoch, and the last failed run's id
+and end record; version 3 had no ``outcomes``, and the rule read every run before each claim). ``crc`` covers the header and the head;
 ``body_crc`` the body, which is checked when it is read. ``order`` is each run's place in the fold
 (first claim first), so that the fold read in two parts keeps the journal's order.
 
@@ -32,10 +34,10 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sweepkit.jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.store.fold import Failure, FoldedRun, Outcomes, Unread, outcomes
 from sweepkit.train import json_values
 
-VERSION = 3
+VERSION = 4
 
 
 def _records(run: FoldedRun) -> bytes:
@@ -62,9 +64,9 @@ def dump(
     order = {run_id: i for i, run_id in enumerate(runs)}
     opened = set(open_ids)
     index, blobs, start, states, done = [], [], 0, Counter[str](), 0
-    for run_id, run in runs.items():
-        if run_id in opened:
-            continue
+    ended = [run for run_id, run in runs.items() if run_id not in opened]
+    for run in ended:
+        run_id = run.run_id
         raw = _records(run)
         index.append([run_id, run.state, run.k, run.crashes, start, len(raw), order[run_id]])
         blobs.append(raw)
@@ -86,6 +88,7 @@ def dump(
         "count": len(index),
         "done": done,
         "states": dict(states),
+        "outcomes": _outcomes_doc(outcomes(ended)),
     }
     head = json_values.dumps(head_doc, separators=(",", ":")).encode() + b"\n"
     header: dict[str, Any] = {
@@ -100,6 +103,28 @@ def dump(
     }
     header["crc"] = header_check(header, head)
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + head + body
+
+
+def _outcomes_doc(seen: Outcomes) -> list[Any]:
+    last = seen.last_failed
+    return [
+        seen.scored,
+        seen.failed,
+        seen.failed_trained,
+        None if last is None else [last.run_id, last.last_end],
+    ]
+
+
+def head_unread(doc: dict[str, Any]) -> Unread:
+    """What the head says of the runs it leaves unread (none of them running): their counts."""
+    scored, failed, trained, last = doc["outcomes"]
+    failure = None if last is None else Failure(str(last[0]), dict(last[1]))
+    return Unread(
+        int(doc["count"]),
+        int(doc["done"]),
+        {str(k): int(n) for k, n in doc["states"].items()},
+        Outcomes(int(scored), int(failed), int(trained), failure),
+    )
 
 
 def load_head(header: dict[str, Any], head: bytes) -> dict[str, Any] | str:

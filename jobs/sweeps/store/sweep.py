@@ -30,7 +30,7 @@ from sweepkit.jobs.sweeps.definition import planned_runs, upgrade_legacy_command
 from sweepkit.jobs.sweeps.state import RunView, new_id
 from sweepkit.jobs.sweeps.store import claim_policy, folder
 from sweepkit.jobs.sweeps.store.engine import Engine
-from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Outcomes
 from sweepkit.jobs.sweeps.store.journal import SweepLock, take_token
 from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
@@ -105,6 +105,12 @@ class LocalSweep:
         """Every run by id, in the order of their first claim, the journal read on."""
         self._state.catch_up()
         return self._state.read_all().runs
+
+    def outcomes(self) -> Outcomes:
+        """What the broken-sweep rule reads (``Fold.outcomes``), the journal read on: from a
+        snapshot's head and the journal after it, none of the runs the head left unread."""
+        self._state.catch_up()
+        return self.fold.outcomes()
 
     @property
     def fold(self) -> Fold:

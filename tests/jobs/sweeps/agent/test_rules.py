@@ -10,6 +10,7 @@ import pytest
 from sweepkit.jobs.sweeps.agent import messages, rules
 from sweepkit.jobs.sweeps.agent.hyperband import BandValues, valid
 from sweepkit.jobs.sweeps.failure import error_line
+from sweepkit.jobs.sweeps.store import Outcomes, outcomes
 from sweepkit.train.errors import UserError
 
 
@@ -20,6 +21,11 @@ def run(run_id: str, state: str, end: dict[str, Any] | None = None) -> SimpleNam
 
 def failed(run_id: str, at: float, epochs: int = 0, error: str = "boom") -> SimpleNamespace:
     return run(run_id, "failed", {"at": at, "epochs": epochs, "exit_code": 1, "error": error})
+
+
+def seen(runs: list[SimpleNamespace]) -> Outcomes:
+    """What the rule reads of these runs: their counts (``fold.outcomes``)."""
+    return outcomes(runs)
 
 
 def never_trained(run_id: str) -> bool:
@@ -72,9 +78,18 @@ def test_max_initial_failures_reads_the_variable() -> None:
 
 def test_runs_that_all_fail_before_an_epoch_make_a_broken_sweep() -> None:
     runs = [failed("a", 1.0), failed("c", 3.0), failed("b", 2.0)]
-    last = rules.failing_from_the_start(runs, 3, never_trained)
+    last = rules.failing_from_the_start(seen(runs), 3, never_trained)
     assert last is not None and last.run_id == "c", "the last failed run is named"
-    assert rules.failing_from_the_start(runs, 4, must_not_read) is None, "fewer than the limit"
+    tied = [failed("b", 3.0), failed("a", 3.0), failed("c", 3.0)]
+    assert (
+        rules.failing_from_the_start(seen(tied), 3, never_trained)
+        == outcomes(tied[::-1]).last_failed
+    ), "ties go by run id, whatever order the runs are read in"
+    tied_last = rules.failing_from_the_start(seen(tied), 3, never_trained)
+    assert tied_last is not None and tied_last.run_id == "c"
+    assert rules.failing_from_the_start(seen(runs), 4, must_not_read) is None, (
+        "fewer than the limit"
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +102,7 @@ def test_runs_that_all_fail_before_an_epoch_make_a_broken_sweep() -> None:
 )
 def test_one_run_that_worked_means_the_sweep_is_not_broken(working: SimpleNamespace) -> None:
     runs = [failed("a", 1.0), failed("b", 2.0), failed("c", 3.0), working]
-    assert rules.failing_from_the_start(runs, 3, must_not_read) is None
+    assert rules.failing_from_the_start(seen(runs), 3, must_not_read) is None
 
 
 def test_a_running_run_that_logged_an_epoch_means_the_sweep_is_not_broken() -> None:
@@ -98,16 +113,17 @@ def test_a_running_run_that_logged_an_epoch_means_the_sweep_is_not_broken() -> N
         asked.append(run_id)
         return run_id == "r2"
 
-    assert rules.failing_from_the_start(runs, 2, trained) is None
+    assert rules.failing_from_the_start(seen(runs), 2, trained) is None
     assert asked == ["r1", "r2"], "only the running runs' files are read"
-    assert rules.failing_from_the_start(runs, 2, never_trained).run_id == "b"
+    last = rules.failing_from_the_start(seen(runs), 2, never_trained)
+    assert last is not None and last.run_id == "b"
 
 
 def test_an_exit_2_stops_the_agent_only_while_nothing_has_worked() -> None:
-    first = [failed("a", 1.0)]
+    first = seen([failed("a", 1.0)])
     assert rules.refuses_more_runs("failed", 2, first, never_trained)
     assert not rules.refuses_more_runs("failed", 1, first, never_trained), "not a bad config"
-    worked = [*first, run("ok", "finished", {"at": 0.5})]
+    worked = seen([failed("a", 1.0), run("ok", "finished", {"at": 0.5})])
     assert not rules.refuses_more_runs("failed", 2, worked, must_not_read)
     assert not rules.refuses_more_runs("finished", 0, first, must_not_read)
 
