@@ -50,12 +50,19 @@ def check_runs(fast: Any, full: Any) -> tuple[int, str]:
 
 
 def check_status_json(fast: Any, full: Any) -> None:
-    """``status --json`` as it is streamed against the document of a full read."""
+    """``status --json`` as it is streamed (ended runs from their end records) against the
+    document of a full read (``--records``), but for what only a run's own records hold: its
+    per-epoch rows and config (null), and its summary's values that are not numbers."""
     from sweepkit.jobs.sweeps import status
+    from sweepkit.jobs.sweeps.wandb_run.metrics import is_number
 
     streamed = io.StringIO()
     status.write_json(fast, streamed)
     documents = [json.loads(streamed.getvalue()), json.loads(json.dumps(status.snapshot(full)))]
+    for run in documents[1]["runs"]:
+        if run["state"] != "running":
+            run["epochs"] = run["config"] = None
+            run["summary"] = {k: v for k, v in run["summary"].items() if is_number(v)}
     for document in documents:  # a running run's duration is "until now": read at two moments
         for run in document["runs"]:
             if run["state"] == "running":

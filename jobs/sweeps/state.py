@@ -57,6 +57,9 @@ class RunView:
     record: dict[str, Any] = field(default_factory=dict, repr=False)  # run.json as read, {} if none
     # how many epochs it logged: len(epochs), or from its end record where epochs were not read
     epoch_count: int = 0
+    # shown from its end record alone (reader.py): its ``epochs`` rows, ``config`` and ``record``
+    # were not read (empty here), and ``summary`` holds the numbers its agent recorded
+    from_end_record: bool = False
 
 
 def plain(value: Any) -> Any:

@@ -35,8 +35,9 @@ def run_agent(cwd: Path, ref: str, env: dict[str, str] | None = None) -> str:
 
 
 def status(cwd: Path, ref: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """``status --json`` and the table's rows by run id (each row's cells by column)."""
-    js = sweepkit("status", ref, "--json", cwd=cwd)
+    """``status --json --records`` (every run's own records read: its per-epoch rows, config) and
+    the table's rows by run id (each row's cells by column)."""
+    js = sweepkit("status", ref, "--json", "--records", cwd=cwd)
     assert js.returncode == 0, js.stderr
     table = sweepkit("status", ref, cwd=cwd)
     assert table.returncode == 0, table.stderr

@@ -101,7 +101,7 @@ def test_function_api_from_a_folder_with_the_users_train_and_jobs(tmp_path: Path
     }
     result, out = run_user_script(folder, config)
     assert result["rc"] == 0 and result["sweep"].startswith("sweeps/")
-    snap = json.loads(cli(folder, "status", result["sweep"], "--json").stdout)
+    snap = json.loads(cli(folder, "status", result["sweep"], "--json", "--records").stdout)
     runs = {r["params"]["lr"]: r for r in snap["runs"]}
     for lr in (0.1, 0.2, 0.4):
         assert runs[lr]["state"] == "finished", runs[lr]

@@ -172,7 +172,7 @@ def test_an_own_script_sweep_runs_from_a_folder_outside_the_checkout(
     assert not (sweep / "slurm").exists(), "a dry run writes nothing"
     rest = install.run("sweepkit", "agent", str(sweep), cwd=work)
     assert rest.returncode == 0, rest.stdout + rest.stderr
-    status = install.run("sweepkit", "status", str(sweep), "--json", cwd=work)
+    status = install.run("sweepkit", "status", str(sweep), "--json", "--records", cwd=work)
     assert status.returncode == 0, status.stderr
     runs = json.loads(status.stdout)["runs"]
     assert sorted(r["params"]["learning_rate"] for r in runs) == [0.01, 0.1]

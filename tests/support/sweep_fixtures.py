@@ -122,7 +122,8 @@ def create(cwd: Path, definition_path: Path, *extra: str) -> str:
 
 
 def status_json(sweep: str, cwd: Path) -> dict[str, Any]:
-    result = sweepkit("status", sweep, "--json", cwd=cwd)
+    """``status --json --records``: every run's own records read (its per-epoch rows, config)."""
+    result = sweepkit("status", sweep, "--json", "--records", cwd=cwd)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

@@ -112,6 +112,7 @@ class RunReader:
             # values logged under the sweep's metric, as hyperband counts epochs (without one: the
             # distinct steps it logged at, RunRecords.step_count)
             epoch_count=len(end.get("history") or []) if self.metric_name else end["epochs"],
+            from_end_record=True,
         )
 
     def view(self, run: FoldedRun, expired: LeaseCheck, now: float) -> RunView:

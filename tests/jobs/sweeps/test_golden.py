@@ -19,6 +19,7 @@ import yaml
 
 from sweepkit.jobs.cli import main
 from sweepkit.jobs.sweeps.store import create_sweep, open_sweep
+from sweepkit.jobs.sweeps.wandb_run.metrics import RunMetricsReader, is_number
 from sweepkit.jobs.sweeps.wandb_run.records import RunRecords
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "sweep-0.1.0-wandb-0.31.0"
@@ -65,7 +66,8 @@ def swept(params: dict[str, Any]) -> tuple[float, int, int]:
 
 
 def test_status_json_of_the_golden_sweep(golden: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status", str(golden), "--json"]) == 0
+    """With ``--records``: every run's own W&B records read, its per-epoch rows among them."""
+    assert main(["status", str(golden), "--json", "--records"]) == 0
     out, err = capsys.readouterr()
     doc = json.loads(out)
     assert err == ""
@@ -96,6 +98,30 @@ def test_status_json_of_the_golden_sweep(golden: Path, capsys: pytest.CaptureFix
         if killed:  # the output's last line: the program printed epoch 3 before its SIGKILL
             lr, preempt_after, _ = RUNS[run["run_id"]][0]
             assert run["error"].endswith(f"epoch 3: {90 * lr + (0.5 if preempt_after else 0):.3f}")
+
+
+def test_status_json_shows_ended_runs_from_their_end_records(
+    golden: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``--records``, no ended run's records are read: the document is the one every
+    run's records give (the golden values above), but for what only those records hold: the
+    per-epoch rows and the config (null), and the summary's values that are not numbers."""
+    assert main(["status", str(golden), "--json", "--records"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+
+    def not_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"an ended run's own records were read: {args}")
+
+    monkeypatch.setattr(RunMetricsReader, "read", not_read)
+    monkeypatch.setattr(RunMetricsReader, "run_json", not_read)
+    assert main(["status", str(golden), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    for run in whole["runs"]:
+        run["epochs"] = run["config"] = None
+        run["summary"] = {k: v for k, v in run["summary"].items() if is_number(v)}
+    assert json.loads(out) == whole
+    assert all(r["metric_source"] == "wandb" and r["metric_history"] for r in whole["runs"])
 
 
 def test_the_store_reads_ended_runs_from_their_end_records(golden: Path) -> None:
