@@ -133,6 +133,8 @@ def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -
             }
             for s in analysis.params
         ],
+        "importance_runs": analysis.importance_runs,
+        "analysed_runs": len(analysis.analysed),
         "fixed": [(name, format_value(value)) for name, value in analysis.fixed.items()],
         "epoch_metric": epoch_metric,
         "param_names": names,

@@ -9,8 +9,10 @@ import csv
 import re
 from pathlib import Path
 
+import pytest
 from report_runs import Run, curve, driven_sweep, section, source
 
+from sweepkit.jobs.report import analysis as analysis_mod
 from sweepkit.jobs.report import plots
 from sweepkit.jobs.report.command import write_report
 from sweepkit.jobs.report.render import TABLE_ROWS
@@ -44,3 +46,33 @@ def test_big_sweep_report_has_a_csv_a_cut_table_and_readable_plots(tmp_path: Pat
     assert "<image" in pc  # the other runs: one raster layer
     assert f"Only the {plots.VIVID_RUNS} best runs" in pc
     assert out.stat().st_size < 5_000_000
+
+
+def test_importance_of_a_big_sweep_is_fitted_on_a_sample_the_page_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond ``IMPORTANCE_SAMPLE`` runs the forest sees a fixed sample of them (the same forest
+    as one fitted on those rows alone), correlations every run; the page says which. At or
+    under it, every run, as before."""
+    runs, spec = driven_sweep(60)
+    whole = analysis_mod.analyse(runs, spec)
+    assert whole.importance_runs is None
+    monkeypatch.setattr(analysis_mod, "IMPORTANCE_SAMPLE", 25)
+    out = tmp_path / "report.html"
+    _, sampled = write_report(source(runs, spec), out)
+    assert sampled.importance_runs == 25
+    rows = analysis_mod.importance_sample(60)
+    assert rows is not None and len(set(rows)) == 25 and rows == analysis_mod.importance_sample(60)
+    picked = [sampled.analysed[i] for i in rows]
+    alone = analysis_mod.analyse(picked, spec)  # a sweep of those 25 runs: all of them fitted
+    assert {s.name: s.importance for s in alone.params} == {
+        s.name: s.importance for s in sampled.params
+    }
+    assert {s.name: s.correlation for s in sampled.params} == {
+        s.name: s.correlation for s in whole.params
+    }, "correlations from every run"
+    text = section(out.read_text(), "importance")
+    assert "fitted on a random sample of 25 of the 60 runs with a" in text
+    monkeypatch.setattr(analysis_mod, "IMPORTANCE_SAMPLE", 60)
+    write_report(source(runs, spec), out)
+    assert "fitted on all 60 runs with a" in section(out.read_text(), "importance")
