@@ -301,18 +301,26 @@ def analyse(runs: Sequence[RunLike], definition: Mapping[str, Any]) -> Analysis:
             stat.note = f"single value ({axis.ticks()[0][1]}) in these runs: nothing to rank"
         analysis.params.append(stat)
     if columns:
-        rows = importance_sample(len(target))
-        if rows is not None:
-            analysis.importance_runs = len(rows)
-            columns = [[column[i] for i in rows] for column in columns]
-        fitted = target if rows is None else [target[i] for i in rows]
-        importances = random_forest_importance(columns, fitted)
-        for stat in analysis.params:
-            stat.importance = 0.0
-        for owner, value in zip(owners, importances, strict=True):
-            analysis.params[owner].importance = (analysis.params[owner].importance or 0.0) + value
+        _fit_importance(analysis, columns, owners, target)
     if len(set(target)) == 1:
         for stat in analysis.params:
             stat.note = stat.note or f"every run has {metric_name} {format_value(target[0])}"
     analysis.params.sort(key=lambda s: -(s.importance or 0.0))
     return analysis
+
+
+def _fit_importance(
+    analysis: Analysis, columns: list[list[float]], owners: list[int], target: list[float]
+) -> None:
+    """Each parameter's importance: the forest's, on a sample of the rows past
+    ``IMPORTANCE_SAMPLE``, its columns' importances summed back per parameter."""
+    rows = importance_sample(len(target))
+    if rows is not None:
+        analysis.importance_runs = len(rows)
+        columns = [[column[i] for i in rows] for column in columns]
+        target = [target[i] for i in rows]
+    importances = random_forest_importance(columns, target)
+    for stat in analysis.params:
+        stat.importance = 0.0
+    for owner, value in zip(owners, importances, strict=True):
+        analysis.params[owner].importance = (analysis.params[owner].importance or 0.0) + value
