@@ -1,26 +1,26 @@
-"""How sweepkit's local store scales with the number of runs: status, report and claims at N runs.
+"""How sweepkit's local store scales with the number of runs: views and claims at N runs.
 
-    python bench/scale.py                                  # N = 100, 1,000, 5,000, 20,000
-    python bench/scale.py --sizes 100,1000 --no-record     # quicker; nothing appended to RESULTS.md
+    python bench/scale.py                          # 100 and 20,000 runs: baselines and ratios
+    python bench/scale.py --detail --no-record     # and the per-size table; nothing recorded
+    python bench/scale.py --sizes 100,1000,5000,20000 --detail
 
-For each N this builds a sweep of N finished runs and ``--running`` (default 200) running ones:
-the journal is written through the store's own record shapes (``claim`` and ``end`` records as an
-agent appends them, the end record being what the agent recorded for a real run), and every run
-folder is a copy (hard links) of a real agent run of the plain W&B script tests/support/wandb_program.py
-(``--epochs`` logged epochs). Templates with a few learning rates give runs different metrics.
-The running runs were claimed ``2 x lease_s`` ago by agents on other hosts that keep their leases
-fresh, as long runs on a cluster do. Then it measures:
+For each sweep it builds, N finished runs and R running ones (``--running``, 200): the journal is
+written through the store's own record shapes (``claim`` and ``end`` records as an agent appends
+them, the end record being what the agent recorded for a real run), and every run folder is a
+copy (hard links) of a real agent run of the plain W&B script tests/support/wandb_program.py
+(``--epochs`` logged epochs), with a bayes and a grid sweep of the same runs beside it. Running
+runs were claimed ``2 x lease_s`` ago by agents on other hosts that keep their leases fresh.
 
-* status, status --json, report: ``sweepkit`` in a fresh process, wall time and peak RSS;
-* fresh claim (random): a fresh process opens the sweep and claims one run (imports untimed),
-  once replaying the whole journal (no snapshot, none written), then from the journal's snapshot
-  (written through ``LocalSweep.write_snapshot``, jobs/sweeps/store/snapshot.py) and its tail;
-  Optuna's JournalStorage + JournalFileBackend holding N finished trials: load_study + ask +
-  suggest, the same way;
-* warm claim p50 (bayes): the same journal under a bayes definition, claims by one warm agent;
-* hyperband check: what an agent does at each new epoch of its run (refresh, the runs' live
-  histories, ``sweeps.stop_runs``), p50 of ``--checks`` calls;
-* lock hold per claim (random, with the running runs): how long a claim holds the sweep lock.
+The ratio table (bench/scale_ratios.py, always): a fresh claim (grid, random, bayes), status,
+status --json and report, each a fresh process (median of ``--repeats``, sizes interleaved, the
+load average read before each), on the smallest size plain and with R running (the two
+baselines) and the largest size likewise, and the largest size's ratios to each baseline.
+
+``--detail`` adds the per-size table, on the sweeps with R running runs: status (median of 3),
+status --json, report (wall time, peak RSS); a fresh random claim replaying the whole journal
+and from its snapshot against Optuna's JournalStorage holding N finished trials (load_study +
+ask + suggest); warm bayes claims (p50); the hyperband check an agent makes at each new epoch;
+the lock hold per claim.
 
 Figures are wall clock on whatever machine runs it; tests run it at a small N and check answers
 (tests/bench/test_scale_bench.py), never times. The sweeps are built by bench/scale_sweeps.py;
@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 # Beside this file (the script's folder is on sys.path when it runs): building the sweeps, and
 # --check's comparison of the fast paths with a full replay.
 from scale_check import check_answers  # noqa: E402
+from scale_ratios import label, measure_all, table, write_snapshots  # noqa: E402
 from scale_sweeps import SWEEPKIT, TEMPLATE_LRS, build, make_templates, setup_optuna  # noqa: E402
 
 # A small launcher runs each measured command: a child forked from this (large) process would count
@@ -227,7 +228,7 @@ def measure(
     return out
 
 
-def table(results: dict[int, dict[str, Any]], running: int) -> str:
+def detail_table(results: dict[int, dict[str, Any]], running: int) -> str:
     sizes = sorted(results)
     head = "| measure | " + " | ".join(f"{n:,}" for n in sizes) + " |"
     rows = [head, "| --- |" + " --- |" * len(sizes)]
@@ -276,7 +277,19 @@ def table(results: dict[int, dict[str, Any]], running: int) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--sizes", default="100,1000,5000,20000", help="finished runs, comma-separated"
+        "--sizes",
+        default="100,20000",
+        help="finished runs, comma-separated: the ratio table compares the largest with the "
+        "smallest (the baselines); --detail measures each",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="fresh processes per measure and sweep (median)"
+    )
+    parser.add_argument(
+        "--detail",
+        action="store_true",
+        help="also the per-size table (with --running runs): Optuna, snapshot, warm bayes "
+        "claims, hyperband checks, lock hold",
     )
     parser.add_argument("--running", type=int, default=200, help="running runs in every sweep")
     parser.add_argument("--epochs", type=int, default=20, help="epochs the template runs log")
@@ -313,50 +326,70 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     base = Path(tempfile.mkdtemp(prefix="sweepkit-scale-", dir=args.dir))
     os.environ.setdefault("WANDB_SILENT", "true")
+    started = datetime.now(timezone.utc)
     try:
         templates = make_templates(base, args.epochs)
-        results = {n: measure_size(base / f"n{n}", n, templates, args) for n in sizes}
-        text = table(results, args.running)
+        # the ratio table's sweeps: the smallest and largest size, plain and with running runs
+        ratio_sweeps = {
+            label(n, r): build_sweeps(base / f"n{n}-r{r}", n, r, templates, args)
+            for n in sorted({sizes[0], sizes[-1]})
+            for r in sorted({0, args.running})
+        }
+        write_snapshots([p for stores in ratio_sweeps.values() for p in stores.values()])
+        medians, loads = measure_all(ratio_sweeps, args.repeats, timed_process, base)
+        text = table(medians, sizes[0], sizes[-1], args.running, loads)
+        if args.detail:
+            detail = {n: measure_size(base, n, templates, args) for n in sizes}
+            text += "\n\n" + detail_table(detail, args.running)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     print(text)
     if not args.no_record:
-        record(text, args)
+        record(text, args, started)
 
 
-def measure_size(
-    root: Path, n: int, templates: list[dict[str, Any]], args: argparse.Namespace
-) -> dict[str, Any]:
-    """Builds the sweeps of n finished runs under root, checks them with --check, measures them."""
+def build_sweeps(
+    root: Path, n: int, running: int, templates: list[dict[str, Any]], args: argparse.Namespace
+) -> dict[str, Path]:
+    """The random, bayes and grid sweeps of n finished and ``running`` running runs under root,
+    checked against a full replay with --check."""
     root.mkdir()
-    program = root.parent / "wandb_prog.py"
     started = time.perf_counter()
-    stores = build(root, n, args.running, templates, program, args.epochs)
-    optuna_log = setup_optuna(root, n, args.epochs)
-    built = time.perf_counter() - started
+    stores = build(root, n, running, templates, root.parent / "wandb_prog.py", args.epochs)
     if args.check:
         print(check_answers(stores), flush=True)
-    results = measure(root, stores, optuna_log, args)
     print(
-        f"N={n}: built in {built:.0f} s, measured; random sweep {stores['random']}, "
-        f"bayes sweep {stores['bayes']}",
+        f"N={n}+{running}: built in {time.perf_counter() - started:.0f} s; random sweep "
+        f"{stores['random']}, bayes sweep {stores['bayes']}, grid sweep {stores['grid']}",
         file=sys.stderr,
         flush=True,
     )
-    if not args.keep:
-        shutil.rmtree(root)
-    return results
+    return stores
 
 
-def record(text: str, args: argparse.Namespace) -> None:
+def measure_size(
+    base: Path, n: int, templates: list[dict[str, Any]], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The detail table's column for n finished runs and ``--running`` running ones."""
+    root = base / f"detail-n{n}"
+    stores = build_sweeps(root, n, args.running, templates, args)
+    optuna_log = setup_optuna(root, n, args.epochs)
+    return measure(root, stores, optuna_log, args)
+
+
+def record(text: str, args: argparse.Namespace, started: datetime) -> None:
     cpu = platform.processor() or platform.machine()
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = f"{started:%Y-%m-%d %H:%M}-{datetime.now(timezone.utc):%H:%M} UTC"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     command = "python " + " ".join(sys.argv)
-    entry = f"\n### {when}, {os.cpu_count()} cores ({cpu}), {platform.node()}\n\n    {command}\n\n{text}\n"
+    entry = (
+        f"\n### {when}, {os.cpu_count()} cores ({cpu}), {platform.node()}, load average at the "
+        f"end {load}\n\n    {command}\n\n{text}\n"
+    )
     with open(REPO / "bench" / "RESULTS.md", "a") as f:
         f.write(entry)
 

@@ -2,7 +2,8 @@
 
 ``make_templates`` runs the agent once per learning rate on tests/support/wandb_program.py;
 ``build`` writes a sweep of N finished and some running runs from them through the store's own
-record shapes, and a bayes sweep with the same journal; ``setup_optuna`` fills Optuna's journal
+record shapes, a bayes sweep with the same journal, and a grid sweep with the same runs at
+distinct grid points (journal and leases only: a claim reads no run folder); ``setup_optuna`` fills Optuna's journal
 store with N finished trials of the same space, the peer the fresh claims are compared with.
 """
 
@@ -26,7 +27,9 @@ TEMPLATE_LRS = (0.3, 0.6, 0.9)
 LEASE_S = 3600.0  # long, so that the running runs' heartbeats stay fresh for the whole benchmark
 
 
-def definition(method: str, program: Path, epochs: int) -> dict[str, Any]:
+def definition(method: str, program: Path, epochs: int, grid_points: int = 0) -> dict[str, Any]:
+    """The benchmark's sweep; a grid has ``hidden_units`` in steps of one, enough for
+    ``grid_points`` points (runs take them as ``grid_params`` says)."""
     out: dict[str, Any] = {
         "method": method,
         "metric": {"name": METRIC, "goal": "maximize"},
@@ -39,7 +42,19 @@ def definition(method: str, program: Path, epochs: int) -> dict[str, Any]:
     }
     if method == "random":
         out["early_terminate"] = {"type": "hyperband", "min_iter": 3}
+    if method == "grid":
+        per_lr = grid_points // len(TEMPLATE_LRS) + 2
+        out["parameters"]["hidden_units"] = {"values": list(range(16, 16 + per_lr))}
     return out
+
+
+def grid_params(i: int, epochs: int) -> dict[str, Any]:
+    """Run i's point of the grid sweep: distinct for every i."""
+    return {
+        "lr": {"value": TEMPLATE_LRS[i % len(TEMPLATE_LRS)]},
+        "hidden_units": {"value": 16 + i // len(TEMPLATE_LRS)},
+        "epochs": {"value": epochs},
+    }
 
 
 def sweepkit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
@@ -120,13 +135,24 @@ def build(
             records.append(claim)
             sweep.heartbeat(store.Claim(run_id, 0, params, sweep.run_dir(run_id), False), other)
     sweep.append(records)
-    bayes = store.create_sweep(
-        definition("bayes", program, epochs), root, source="bench", lease_s=LEASE_S
-    )
-    shutil.copyfile(sweep.path / "journal.jsonl", bayes.path / "journal.jsonl")
-    for lease in (sweep.path / "leases").iterdir():
-        shutil.copyfile(lease, bayes.path / "leases" / lease.name)
-    return {"random": sweep.path, "bayes": bayes.path}
+    out = {"random": sweep.path}
+    for method in ("bayes", "grid"):
+        other = store.create_sweep(
+            definition(method, program, epochs, n + running), root, source="bench", lease_s=LEASE_S
+        )
+        if method == "bayes":
+            shutil.copyfile(sweep.path / "journal.jsonl", other.path / "journal.jsonl")
+        else:  # the same runs, each at a grid point of its own
+            other.append(
+                [
+                    {**r, "params": grid_params(int(r["run"][1:]), epochs)} if "params" in r else r
+                    for r in records
+                ]
+            )
+        for lease in (sweep.path / "leases").iterdir():
+            shutil.copyfile(lease, other.path / "leases" / lease.name)
+        out[method] = other.path
+    return out
 
 
 def setup_optuna(root: Path, n: int, epochs: int) -> Path:

@@ -1,6 +1,7 @@
 """bench/scale.py at a small N: its sweeps are real agent runs of the plain W&B script copied N
 times, the fast paths give a full replay's answers (same runs, states, metrics, epochs, best run,
-status --json, bayes GP data), and status shows a big sweep readably. Figures are never asserted."""
+status --json, bayes GP data), it prints the ratio table (both baselines, the ratios, the load)
+and the per-size table, and status shows a big sweep readably. Figures are never asserted."""
 
 from __future__ import annotations
 
@@ -29,11 +30,14 @@ def test_scale_benchmark_fast_paths_agree_with_a_full_replay(tmp_path: Path) -> 
             "3",
             "--fresh",
             "1",
+            "--repeats",
+            "1",
             "--claims",
             "2",
             "--checks",
             "2",
             "--check",
+            "--detail",
             "--keep",
             "--dir",
             str(tmp_path),
@@ -42,16 +46,37 @@ def test_scale_benchmark_fast_paths_agree_with_a_full_replay(tmp_path: Path) -> 
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=600,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(
-        r"fast paths agree with a full replay: 49 runs .*, best run r\d{7}, status --json, "
-        r"bayes GP data",
-        proc.stdout,
-    ), proc.stdout
+    for runs in (45, 49):  # the plain sweep, and the one with 4 running runs
+        assert re.search(
+            rf"fast paths agree with a full replay: {runs} runs .*, best run r\d{{7}}, "
+            r"status --json, bayes GP data",
+            proc.stdout,
+        ), proc.stdout
+    # the ratio table: both baselines, the largest size (here the same), the ratios, the load
+    ratios = re.findall(
+        r"^\| (fresh claim, \w+|status|status --json|report) \| (.+) \|$", proc.stdout, re.M
+    )
+    assert [name for name, _ in ratios] == [
+        "fresh claim, grid",
+        "fresh claim, random",
+        "fresh claim, bayes",
+        "status",
+        "status --json",
+        "report",
+    ], proc.stdout
+    for _, cells in ratios:
+        *times, plain, busy = cells.split(" | ")
+        assert len(times) == 4 and all(re.fullmatch(r"[\d.]+", t) for t in times)
+        assert re.fullmatch(r"[\d.]+x", plain) and re.fullmatch(r"[\d.]+x", busy)
+    assert "| measure (fresh process, wall s, median) | 45 plain | 45 + 4 running |" in proc.stdout
+    assert re.search(r"^load average \(1 min\) before each process: min [\d.]+", proc.stdout, re.M)
+    # the per-size table (--detail)
     rows = re.findall(r"^\| (.+?) \| (.+?) \|$", proc.stdout, re.M)
-    assert [name for name, _ in rows][2:] == [
+    start = [name for name, _ in rows].index("`status`: wall s (median of 3) / peak RSS MB")
+    assert [name for name, _ in rows][start:] == [
         "`status`: wall s (median of 3) / peak RSS MB",
         "`status --json`: output MB / RSS MB / wall s",
         "`report`: wall s / RSS MB / page MB (with files beside it)",
@@ -61,10 +86,10 @@ def test_scale_benchmark_fast_paths_agree_with_a_full_replay(tmp_path: Path) -> 
         "hyperband check at each new epoch, per agent (ms)",
         "lock hold per claim, 4 running (ms)",
     ], proc.stdout
-    assert all(re.fullmatch(r"[\d.]+( / [\d.]+)*( \([\d.]+\))?", cell) for _, cell in rows[2:])
+    assert all(re.fullmatch(r"[\d.]+( / [\d.]+)*( \([\d.]+\))?", cell) for _, cell in rows[start:])
 
     # the sweep it built, now with the runs the benchmark's claims added: 45 finished, and running
-    sweep = re.search(r"random sweep (\S+),", proc.stderr)
+    sweep = re.search(r"N=45\+4: .* random sweep (\S+),", proc.stderr)
     assert sweep, proc.stderr
     table = sweepkit("status", sweep.group(1), cwd=tmp_path)
     assert table.returncode == 0, table.stderr

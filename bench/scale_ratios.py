@@ -1,0 +1,134 @@
+"""bench/scale.py's ratio table: each view and fresh claim at the largest size against two
+baselines at the smallest, a plain sweep (every run finished) and one that also has ``--running``
+running runs (whose records status reads at every size, which flattens the ratios).
+
+Every figure is the wall time of a fresh process (``python -m sweepkit.jobs.cli status ...``, or a
+process that opens the sweep and claims one run, imports included), the median of ``--repeats``,
+the sweeps measured in turn within each repetition (sizes interleaved, their order rotated), with
+the machine's load average read before each process. A fresh claim is measured on a grid, a random
+and a bayes sweep with the same runs (the grid's runs are distinct grid points), each with a
+journal snapshot as its agents would have written one; the claim is undone after each process (the
+journal cut back to its length, the new run's folder removed), so every repetition claims from
+the same sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from scale_sweeps import SWEEPKIT
+
+CLAIMS = ("grid", "random", "bayes")
+MEASURES = (
+    *(f"fresh claim, {m}" for m in CLAIMS),
+    "status",
+    "status --json",
+    "report",
+)
+# a process that opens a sweep and claims one run: the time after the store's import on stderr
+CLAIM_WORKER = """
+import json, sys, time
+from sweepkit.jobs.sweeps import store
+start = time.perf_counter()
+got = store.open_sweep(sys.argv[1]).claim(store.AgentIdentity())
+print(json.dumps({"claim_s": time.perf_counter() - start, "run": getattr(got, "run_id", None)}))
+"""
+
+
+def _claim_once(path: Path, timed: Callable[..., tuple[float, float]], out: Path) -> float:
+    """One fresh process's claim on the sweep at ``path`` (wall s), then the claim undone."""
+    journal = path / "journal.jsonl"
+    size = journal.stat().st_size
+    with open(out, "w") as f:
+        wall, _ = timed([sys.executable, "-c", CLAIM_WORKER, str(path)], cwd=path.parent, stdout=f)
+    run_id = json.loads(out.read_text().strip().splitlines()[-1])["run"]
+    os.truncate(journal, size)
+    if run_id:
+        (path / "runs" / run_id).rmdir()
+    return wall
+
+
+def _view_once(
+    measure: str, path: Path, timed: Callable[..., tuple[float, float]], work: Path
+) -> float:
+    if measure == "status":
+        return timed([*SWEEPKIT, "status", str(path)], cwd=work)[0]
+    if measure == "status --json":
+        with open(work / "status.json", "wb") as f:
+            return timed([*SWEEPKIT, "status", "--json", str(path)], cwd=work, stdout=f)[0]
+    page = work / "report" / "report.html"
+    return timed([*SWEEPKIT, "report", str(path), "--out", str(page)], cwd=work)[0]
+
+
+def measure_all(
+    sweeps: dict[str, dict[str, Path]],
+    repeats: int,
+    timed: Callable[..., tuple[float, float]],
+    work: Path,
+) -> tuple[dict[str, dict[str, float]], list[float]]:
+    """The median wall s of each measure on each sweep (by label), and the load averages read."""
+    times: dict[str, dict[str, list[float]]] = {s: {m: [] for m in MEASURES} for s in sweeps}
+    loads: list[float] = []
+    labels = list(sweeps)
+    for r in range(repeats):
+        for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+            stores = sweeps[label]
+            for measure in MEASURES:
+                loads.append(os.getloadavg()[0])
+                if measure.startswith("fresh claim, "):
+                    path = stores[measure.removeprefix("fresh claim, ")]
+                    took = _claim_once(path, timed, work / "claim.out")
+                else:
+                    took = _view_once(measure, stores["random"], timed, work)
+                times[label][measure].append(took)
+    medians = {s: {m: statistics.median(v) for m, v in ms.items()} for s, ms in times.items()}
+    return medians, loads
+
+
+def table(
+    medians: dict[str, dict[str, float]], small: int, large: int, running: int, loads: list[float]
+) -> str:
+    """Both baselines, the largest size's sweeps, and the ratios (the issue's targets are against
+    the plain baseline)."""
+    plain_s, busy_s = label(small, 0), label(small, running)
+    plain_l, busy_l = label(large, 0), label(large, running)
+    head = (
+        f"| measure (fresh process, wall s, median) | {plain_s} | {busy_s} | {plain_l} | "
+        f"{busy_l} | ratio {large:,} / {small:,}, plain | ratio {large:,} / {small:,}, "
+        f"{running} running |"
+    )
+    rows = [head, "| --- |" + " --- |" * 6]
+    for m in MEASURES:
+        cells = [medians[s][m] for s in (plain_s, busy_s, plain_l, busy_l)]
+        rows.append(
+            f"| {m} | "
+            + " | ".join(f"{c:.2f}" for c in cells)
+            + f" | {cells[2] / cells[0]:.2f}x | {cells[3] / cells[1]:.2f}x |"
+        )
+    rows.append("")
+    rows.append(
+        f"load average (1 min) before each process: min {min(loads):.1f}, median "
+        f"{statistics.median(loads):.1f}, max {max(loads):.1f} ({len(loads)} processes, "
+        f"{os.cpu_count()} cores)"
+    )
+    return "\n".join(rows)
+
+
+def label(n: int, running: int) -> str:
+    return f"{n:,} plain" if not running else f"{n:,} + {running} running"
+
+
+def write_snapshots(paths: list[Path]) -> None:
+    """A journal snapshot in each sweep, as its agents would have written one by then."""
+    from sweepkit.jobs.sweeps import store
+
+    for path in paths:
+        sweep = store.open_sweep(path)
+        sweep.refresh()
+        if not sweep.write_snapshot(force=True):
+            raise SystemExit(f"could not write the journal snapshot in {path}")
