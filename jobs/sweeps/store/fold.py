@@ -220,7 +220,9 @@ class Fold:
 
     def outcomes(self) -> Outcomes:
         """The ``Outcomes`` of every run, unread runs included by their counts: with a snapshot's
-        head, a loop over the open runs and those after it only."""
+        head, a loop over the open runs and those after it only. Those of a full replay for any
+        journal agents wrote; a journal edited by hand whose records after the snapshot name a
+        run the head left unread is seen as it is once every run is read (``apply``)."""
         seen = outcomes(self.runs.values())
         return seen if self.unread is None else seen.plus(self.unread.outcomes)
 

@@ -108,6 +108,15 @@ def test_a_fresh_claim_reads_only_the_head_and_matches_a_full_replay(tmp_path: P
     assert claim_policy.queue(fresh.fold) and [
         r.run_id for r in claim_policy.queue(fresh.fold)
     ] == [r.run_id for r in claim_policy.queue(full.fold)]
+    # what the broken-sweep rule reads, from the head's counts (running runs in any order)
+    seen, whole = fresh.outcomes(), full.outcomes()
+    assert (seen.scored, seen.failed, seen.failed_trained, seen.last_failed) == (
+        whole.scored,
+        whole.failed,
+        whole.failed_trained,
+        whole.last_failed,
+    ) and sorted(seen.running) == sorted(whole.running)
+    assert seen.failed and seen.last_failed is not None and deferred(fresh)
     # claims from each: the queued runs first (the same ones), then new runs
     for i in range(len(claim_policy.queue(full.fold)) + 2):
         me = store.AgentIdentity(host=f"fresh{i}", pid=20_000 + i)
