@@ -125,6 +125,7 @@ def test_readme_sweeps_section_commands_are_the_tested_ones() -> None:
         "sweepkit agent my-team/sweepkit/ab12cd34",
         "sweepkit status $SWEEP --watch",
         "sweepkit status $SWEEP --json",
+        "sweepkit status $SWEEP --json --records",  # sweep_fixtures.status_json
         "sweepkit agent --count 1 $SWEEP",
     }
     for command in commands:
