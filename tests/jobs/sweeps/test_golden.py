@@ -122,6 +122,8 @@ def test_status_json_shows_ended_runs_from_their_end_records(
         run["summary"] = {k: v for k, v in run["summary"].items() if is_number(v)}
     assert json.loads(out) == whole
     assert all(r["metric_source"] == "wandb" and r["metric_history"] for r in whole["runs"])
+    assert main(["status", str(golden), "--records"]) == 2
+    assert "--records: only with --json" in capsys.readouterr().err
 
 
 def test_the_store_reads_ended_runs_from_their_end_records(golden: Path) -> None:
