@@ -1,8 +1,7 @@
 """How sweepkit's local store scales with the number of runs: views and claims at N runs.
 
     python bench/scale.py                          # 100 and 20,000 runs: baselines and ratios
-    python bench/scale.py --detail --no-record     # and the per-size table; nothing recorded
-    python bench/scale.py --sizes 100,1000,5000,20000 --detail
+    python bench/scale.py --sizes 100,1000,20000 --detail --no-record   # and per size; unrecorded
 
 For each sweep it builds, N finished runs and R running ones (``--running``, 200): the journal is
 written through the store's own record shapes (``claim`` and ``end`` records as an agent appends
@@ -22,9 +21,9 @@ and from its snapshot against Optuna's JournalStorage holding N finished trials 
 ask + suggest); warm bayes claims (p50); the hyperband check an agent makes at each new epoch;
 the lock hold per claim.
 
-Figures are wall clock on whatever machine runs it; tests run it at a small N and check answers
-(tests/bench/test_scale_bench.py), never times. The sweeps are built by bench/scale_sweeps.py;
-``--check`` compares the fast paths with a full replay in bench/scale_check.py.
+Figures are wall clock on this machine; tests run it at a small N and check answers, never times
+(tests/bench/test_scale_bench.py). bench/scale_sweeps.py builds the sweeps (``--keep`` keeps
+them, ``--reuse`` measures them again); ``--check`` compares fast paths with a full replay.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ sys.path.insert(0, str(REPO))
 # Beside this file (the script's folder is on sys.path when it runs): building the sweeps, and
 # --check's comparison of the fast paths with a full replay.
 from scale_check import check_answers  # noqa: E402
-from scale_ratios import label, measure_all, table, write_snapshots  # noqa: E402
+from scale_ratios import found_sweeps, label, measure_all, table, write_snapshots  # noqa: E402
 from scale_sweeps import SWEEPKIT, TEMPLATE_LRS, build, make_templates, setup_optuna  # noqa: E402
 
 # A small launcher runs each measured command: a child forked from this (large) process would count
@@ -293,14 +292,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--running", type=int, default=200, help="running runs in every sweep")
     parser.add_argument("--epochs", type=int, default=20, help="epochs the template runs log")
-    parser.add_argument(
-        "--fresh", type=int, default=3, help="fresh-process claims per size (median)"
-    )
+    parser.add_argument("--fresh", type=int, default=3, help="--detail's fresh claims (median)")
     parser.add_argument("--claims", type=int, default=10, help="warm claims per size (p50)")
     parser.add_argument("--checks", type=int, default=10, help="hyperband checks per size (p50)")
-    parser.add_argument(
-        "--dir", type=Path, default=None, help="where to build (default: a temp folder)"
-    )
+    parser.add_argument("--dir", type=Path, default=None, help="where to build (default: /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the sweeps built (under --dir)")
     parser.add_argument(
         "--no-record", action="store_true", help="do not append to bench/RESULTS.md"
@@ -315,6 +310,9 @@ def parse_args() -> argparse.Namespace:
         choices=("all", "fresh"),
         default="all",
         help="fresh: only the fresh claims (no status, report, warm claims)",
+    )
+    parser.add_argument(
+        "--reuse", type=Path, default=None, help="the folder of a --keep run: its sweeps, not built"
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", default=None, help=argparse.SUPPRESS)
@@ -331,10 +329,12 @@ def main() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     started = datetime.now(timezone.utc)
     try:
-        templates = make_templates(base, args.epochs)
+        templates = [] if args.reuse else make_templates(base, args.epochs)
         # the ratio table's sweeps: the smallest and largest size, plain and with running runs
         ratio_sweeps = {
-            label(n, r): build_sweeps(base / f"n{n}-r{r}", n, r, templates, args)
+            label(n, r): found_sweeps(args.reuse / f"n{n}-r{r}")
+            if args.reuse
+            else build_sweeps(base / f"n{n}-r{r}", n, r, templates, args)
             for n in sorted({sizes[0], sizes[-1]})
             for r in sorted({0, args.running})
         }

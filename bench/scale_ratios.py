@@ -86,6 +86,11 @@ def measure_all(
                 else:
                     took = _view_once(measure, stores["random"], timed, work)
                 times[label][measure].append(took)
+                print(
+                    f"repeat {r + 1}, {label}, {measure}: {took:.2f} s (load {loads[-1]:.1f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
     medians = {s: {m: statistics.median(v) for m, v in ms.items()} for s, ms in times.items()}
     return medians, loads
 
@@ -132,3 +137,15 @@ def write_snapshots(paths: list[Path]) -> None:
         sweep.refresh()
         if not sweep.write_snapshot(force=True):
             raise SystemExit(f"could not write the journal snapshot in {path}")
+
+
+def found_sweeps(root: Path) -> dict[str, Path]:
+    """The random, bayes and grid sweeps an earlier run built under ``root`` (``--reuse``)."""
+    from sweepkit.jobs.sweeps.store import open_sweep
+
+    found = {}
+    for path in sorted(p for p in root.iterdir() if (p / "sweep.yaml").is_file()):
+        found[str(open_sweep(path).definition["method"])] = path
+    if sorted(found) != ["bayes", "grid", "random"]:
+        raise SystemExit(f"--reuse: {root} does not hold the benchmark's three sweeps")
+    return found
