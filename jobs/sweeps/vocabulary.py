@@ -44,7 +44,7 @@ def is_rankable(value: Any) -> bool:
     """A metric value a run can be ranked by: an int or float (not a bool) that is finite. NaN
     and the infinities are logged values (shown as ``nan``/``inf``), never the best one: a run
     that diverged is not the sweep's answer, whichever way the goal points."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def rank_key(value: Any, goal: str) -> tuple[int, float]:
