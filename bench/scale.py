@@ -339,7 +339,7 @@ def main() -> None:
             for r in sorted({0, args.running})
         }
         write_snapshots([p for stores in ratio_sweeps.values() for p in stores.values()])
-        medians, loads = measure_all(ratio_sweeps, args.repeats, timed_process, base)
+        medians, loads = measure_all(ratio_sweeps, args.repeats, base)
         text = table(medians, sizes[0], sizes[-1], args.running, loads)
         if args.detail:
             detail = {n: measure_size(base, n, templates, args) for n in sizes}

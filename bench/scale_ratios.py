@@ -2,10 +2,10 @@
 baselines at the smallest, a plain sweep (every run finished) and one that also has ``--running``
 running runs (whose records status reads at every size, which flattens the ratios).
 
-Every figure is the wall time of a fresh process (``python -m sweepkit.jobs.cli status ...``, or a
-process that opens the sweep and claims one run, imports included), the median of ``--repeats``,
-the sweeps measured in turn within each repetition (sizes interleaved, their order rotated), with
-the machine's load average read before each process. A fresh claim is measured on a grid, a random
+Every figure is the CPU time (user + system) and the wall time of a fresh process (``python -m
+sweepkit.jobs.cli status ...``, or one that opens the sweep and claims one run, imports included),
+each the median of ``--repeats``, the sweeps measured in turn within each repetition (sizes
+interleaved, their order rotated), the machine's load average read before each process. A fresh claim is measured on a grid, a random
 and a bayes sweep with the same runs (the grid's runs are distinct grid points), each with a
 journal snapshot as its agents would have written one; the claim is undone after each process (the
 journal cut back to its length, the new run's folder removed), so every repetition claims from
@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from scale_sweeps import SWEEPKIT
+from scale_sweeps import REPO, SWEEPKIT
 
 CLAIMS = ("grid", "random", "bayes")
 MEASURES = (
@@ -30,49 +31,71 @@ MEASURES = (
     "status --json",
     "report",
 )
-# a process that opens a sweep and claims one run: the time after the store's import on stderr
+# a process that opens a sweep and claims one run (the run's id on stdout, to undo the claim)
 CLAIM_WORKER = """
-import json, sys, time
+import json, sys
 from sweepkit.jobs.sweeps import store
-start = time.perf_counter()
 got = store.open_sweep(sys.argv[1]).claim(store.AgentIdentity())
-print(json.dumps({"claim_s": time.perf_counter() - start, "run": getattr(got, "run_id", None)}))
+print(json.dumps({"run": getattr(got, "run_id", None)}))
 """
+# runs a command and says its wall time and its CPU time (user + system, its children included):
+# on a machine shared at a load of many times its cores, the CPU time is the steadier figure
+LAUNCHER = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+rc = subprocess.call(sys.argv[1:])
+wall = time.perf_counter() - start
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": rc, "wall": wall, "cpu": use.ru_utime + use.ru_stime}), file=sys.stderr)
+"""
+Times = tuple[float, float]  # (wall s, CPU s)
 
 
-def _claim_once(path: Path, timed: Callable[..., tuple[float, float]], out: Path) -> float:
-    """One fresh process's claim on the sweep at ``path`` (wall s), then the claim undone."""
+def timed(argv: list[str], cwd: Path, stdout: Any = subprocess.DEVNULL) -> Times:
+    """(wall s, CPU s) of a fresh process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *argv], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"rc": proc.returncode}
+    if result["rc"] != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({result['rc']}):\n{proc.stderr}")
+    return result["wall"], result["cpu"]
+
+
+def _claim_once(path: Path, out: Path) -> Times:
+    """One fresh process's claim on the sweep at ``path``, then the claim undone."""
     journal = path / "journal.jsonl"
     size = journal.stat().st_size
     with open(out, "w") as f:
-        wall, _ = timed([sys.executable, "-c", CLAIM_WORKER, str(path)], cwd=path.parent, stdout=f)
+        took = timed([sys.executable, "-c", CLAIM_WORKER, str(path)], cwd=path.parent, stdout=f)
     run_id = json.loads(out.read_text().strip().splitlines()[-1])["run"]
     os.truncate(journal, size)
     if run_id:
         (path / "runs" / run_id).rmdir()
-    return wall
+    return took
 
 
-def _view_once(
-    measure: str, path: Path, timed: Callable[..., tuple[float, float]], work: Path
-) -> float:
+def _view_once(measure: str, path: Path, work: Path) -> Times:
     if measure == "status":
-        return timed([*SWEEPKIT, "status", str(path)], cwd=work)[0]
+        return timed([*SWEEPKIT, "status", str(path)], cwd=work)
     if measure == "status --json":
         with open(work / "status.json", "wb") as f:
-            return timed([*SWEEPKIT, "status", "--json", str(path)], cwd=work, stdout=f)[0]
+            return timed([*SWEEPKIT, "status", "--json", str(path)], cwd=work, stdout=f)
     page = work / "report" / "report.html"
-    return timed([*SWEEPKIT, "report", str(path), "--out", str(page)], cwd=work)[0]
+    return timed([*SWEEPKIT, "report", str(path), "--out", str(page)], cwd=work)
+
+
+Medians = dict[str, dict[str, Times]]
 
 
 def measure_all(
-    sweeps: dict[str, dict[str, Path]],
-    repeats: int,
-    timed: Callable[..., tuple[float, float]],
-    work: Path,
-) -> tuple[dict[str, dict[str, float]], list[float]]:
-    """The median wall s of each measure on each sweep (by label), and the load averages read."""
-    times: dict[str, dict[str, list[float]]] = {s: {m: [] for m in MEASURES} for s in sweeps}
+    sweeps: dict[str, dict[str, Path]], repeats: int, work: Path
+) -> tuple[Medians, list[float]]:
+    """The median (wall s, CPU s) of each measure on each sweep (by label), and the load
+    averages read."""
+    times: dict[str, dict[str, list[Times]]] = {s: {m: [] for m in MEASURES} for s in sweeps}
     loads: list[float] = []
     labels = list(sweeps)
     for r in range(repeats):
@@ -82,38 +105,45 @@ def measure_all(
                 loads.append(os.getloadavg()[0])
                 if measure.startswith("fresh claim, "):
                     path = stores[measure.removeprefix("fresh claim, ")]
-                    took = _claim_once(path, timed, work / "claim.out")
+                    took = _claim_once(path, work / "claim.out")
                 else:
-                    took = _view_once(measure, stores["random"], timed, work)
+                    took = _view_once(measure, stores["random"], work)
                 times[label][measure].append(took)
                 print(
-                    f"repeat {r + 1}, {label}, {measure}: {took:.2f} s (load {loads[-1]:.1f})",
+                    f"repeat {r + 1}, {label}, {measure}: {took[0]:.2f} s wall, {took[1]:.2f} s "
+                    f"CPU (load {loads[-1]:.1f})",
                     file=sys.stderr,
                     flush=True,
                 )
-    medians = {s: {m: statistics.median(v) for m, v in ms.items()} for s, ms in times.items()}
+    medians = {
+        s: {
+            m: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v))
+            for m, v in ms.items()
+        }
+        for s, ms in times.items()
+    }
     return medians, loads
 
 
-def table(
-    medians: dict[str, dict[str, float]], small: int, large: int, running: int, loads: list[float]
-) -> str:
+def table(medians: Medians, small: int, large: int, running: int, loads: list[float]) -> str:
     """Both baselines, the largest size's sweeps, and the ratios (the issue's targets are against
-    the plain baseline)."""
+    the plain baseline), of CPU time and of wall time."""
     plain_s, busy_s = label(small, 0), label(small, running)
     plain_l, busy_l = label(large, 0), label(large, running)
     head = (
-        f"| measure (fresh process, wall s, median) | {plain_s} | {busy_s} | {plain_l} | "
-        f"{busy_l} | ratio {large:,} / {small:,}, plain | ratio {large:,} / {small:,}, "
-        f"{running} running |"
+        f"| measure (fresh process, median s: CPU / wall) | {plain_s} | {busy_s} | {plain_l} | "
+        f"{busy_l} | ratio {large:,} / {small:,}, plain: CPU (wall) | ratio {large:,} / "
+        f"{small:,}, {running} running: CPU (wall) |"
     )
     rows = [head, "| --- |" + " --- |" * 6]
     for m in MEASURES:
         cells = [medians[s][m] for s in (plain_s, busy_s, plain_l, busy_l)]
+        ratios = [(cells[i + 2][1] / cells[i][1], cells[i + 2][0] / cells[i][0]) for i in (0, 1)]
         rows.append(
             f"| {m} | "
-            + " | ".join(f"{c:.2f}" for c in cells)
-            + f" | {cells[2] / cells[0]:.2f}x | {cells[3] / cells[1]:.2f}x |"
+            + " | ".join(f"{cpu:.2f} / {wall:.2f}" for wall, cpu in cells)
+            + "".join(f" | {cpu:.2f}x ({wall:.2f}x)" for cpu, wall in ratios)
+            + " |"
         )
     rows.append("")
     rows.append(
