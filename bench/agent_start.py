@@ -93,9 +93,7 @@ def measure(repeats: int) -> dict[str, Any]:
             times["import_wandb"].append(import_wandb_s())
             for method, sweep in sweeps.items():
                 times[method].append(agent_start_s(folder, sweep))
-    return {name: statistics.median(values) for name, values in times.items()} | {
-        "samples": times
-    }
+    return {name: statistics.median(values) for name, values in times.items()} | {"samples": times}
 
 
 def main(argv: list[str] | None = None) -> int:
