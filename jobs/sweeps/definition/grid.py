@@ -52,7 +52,8 @@ class _Values:
                 self.index[digest] = len(self.values)
                 self.values.append(value)
         dicts = [v for v in values if isinstance(v, dict)]
-        self.known_keys = set().union(*dicts) if dicts else None
+        # the engine strips a run's dict to these keys only if there are any
+        self.known_keys = set().union(*dicts) or None
         # by (type, repr), as the engine memoises it: runs share values, and a hash is ~40 us
         self._memo: dict[tuple[type, str], int | None] = {}
 
@@ -124,11 +125,11 @@ def _axis(spec: Mapping[str, Any]) -> Any:
     return _IntRange(spec["min"], spec["max"])
 
 
-def _flat_specs(parameters: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+def flat_specs(parameters: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(engine name, spec) of every parameter, in the engine's order."""
     for key, spec in sorted(parameters.items()):
         if isinstance(spec.get("parameters"), Mapping):
-            yield from _flat_specs(spec["parameters"], f"{prefix}{key}{NESTING_DELIMITER}")
+            yield from flat_specs(spec["parameters"], f"{prefix}{key}{NESTING_DELIMITER}")
         else:
             yield f"{prefix}{key}", spec
 
@@ -140,7 +141,7 @@ class GridOrder:
         self.names: list[str] = []  # every parameter, constants included
         self.constants: dict[str, Any] = {}
         self.axes: list[tuple[str, Any]] = []  # the swept ones: (name, values)
-        for name, spec in _flat_specs(definition.get("parameters") or {}):
+        for name, spec in flat_specs(definition.get("parameters") or {}):
             self.names.append(name)
             if "value" in spec and not {"values", "min", "max"} & set(spec):
                 self.constants[name] = spec["value"]
@@ -157,7 +158,7 @@ class GridOrder:
             i, j = divmod(i, len(values))
             flat[name] = values[j]
         ordered = {name: flat[name] for name in self.names}
-        return {k: {"value": v} for k, v in _renested(copy.deepcopy(ordered)).items()}
+        return {k: {"value": v} for k, v in renested(copy.deepcopy(ordered)).items()}
 
     def index_of(self, params: Mapping[str, Any]) -> int | None:
         """The index of the point a run's ``{name: {value: v}}`` holds, as the engine matches
@@ -188,7 +189,7 @@ class GridOrder:
         return out
 
 
-def _renested(flat: dict[str, Any]) -> dict[str, Any]:
+def renested(flat: dict[str, Any]) -> dict[str, Any]:
     """``HyperParameterSet.to_config``'s ``_renest``: nested names as nested dicts, in the
     order it makes them."""
     for k in sorted(flat):

@@ -3,7 +3,8 @@ proposals, drawn ahead where they do not depend on results.
 
 A grid's next points come from their index in the engine's order (``definition/grid.py``), with no
 import of the engine (about 1.3 s with scipy) and no listing of the whole grid; random and bayes
-import only the engine's modules they call.
+import only the engine's modules they call. Random proposals of the distributions whose inverse CDF
+is arithmetic are drawn as the engine draws them, without it (``definition/random_draw.py``).
 
 Bayes proposals are made from what bayes reads of each run, kept per run (bayes.py).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
+from sweepkit.jobs.sweeps.definition import quiet_sweeps_import, random_draw
 from sweepkit.jobs.sweeps.definition.grid import GridOrder
 from sweepkit.jobs.sweeps.state import plain
 from sweepkit.jobs.sweeps.store import end_values
@@ -59,6 +60,9 @@ class Engine:
         self._grid: GridOrder | None = None
         self._grid_index: dict[str, int | None] = {}  # by run id: a run's values never change
         self._bayes_proposer: Any = None
+        self._random: list[tuple[str, random_draw.Sampler]] | None = None
+        if self.method == "random":
+            self._random = random_draw.samplers(definition)
 
     def engine_runs(
         self,
@@ -124,6 +128,8 @@ class Engine:
         if self.method == "grid":
             grid = self._grid_order()
             return [grid.point(i) for i in grid.first_free(self._grid_taken(runs), n)]
+        if self._random is not None:
+            return random_draw.draw(self._random, n)
         quiet_sweeps_import()
         if self.method == "random":
             from sweeps.random_search import random_search_next_runs

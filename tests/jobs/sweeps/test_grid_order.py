@@ -87,10 +87,13 @@ def test_next_points_once_runs_hold_some(definition: dict[str, Any], data: Any) 
         return
     held = data.draw(st.sets(st.integers(0, grid.size - 1), max_size=grid.size))
     configs = [as_run_wrote_it(grid.point(i)) for i in sorted(held)]
-    assert {grid.index_of(c) for c in configs} == held
+    # a run's config the engine does not match to a point (a key added to the grid's only dict
+    # value, {}) holds none: index_of says None
+    taken = {grid.index_of(c) for c in configs} - {None}
+    assert taken <= held
     n = data.draw(st.integers(1, 5))
     expected = engine_next(definition, configs, n)
-    assert [exact(grid.point(i)) for i in grid.first_free(held, n)] == [exact(p) for p in expected]
+    assert [exact(grid.point(i)) for i in grid.first_free(taken, n)] == [exact(p) for p in expected]
 
 
 def as_run_wrote_it(point: dict[str, Any]) -> dict[str, Any]:

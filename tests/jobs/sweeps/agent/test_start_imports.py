@@ -2,8 +2,9 @@
 
 An agent's start is paid by every SLURM array task before its run starts: a grid agent builds its
 run's command and finds its grid point without W&B, the ``sweeps`` engine, scipy or pydantic (the
-sweep file's check is the one ``sweep create`` recorded, ``definition/checked.py``); a random agent
-imports the engine but not W&B. ``sweepkit --version`` and ``status`` import none of them. Each
+sweep file's check is the one ``sweep create`` recorded, ``definition/checked.py``), and so does a
+random agent whose distributions it draws itself (``definition/random_draw.py``); one that needs
+the engine (a normal distribution) imports it, but not W&B. ``sweepkit --version`` and ``status`` import none of them. Each
 command runs in a fresh interpreter, which lists the heavy packages it holds when it is done.
 """
 
@@ -71,8 +72,10 @@ def test_a_grid_agent_imports_no_engine_nor_wandb(tmp_path: Path) -> None:
     assert heavy_imports(tmp_path, "--version") == []
 
 
-@pytest.mark.system  # starts an agent and its program
-def test_a_random_agent_imports_the_engine_but_not_wandb(tmp_path: Path) -> None:
-    sweep = make_sweep(tmp_path, "random", {"lr": {"min": 0.001, "max": 0.1}})
-    held = heavy_imports(tmp_path, "agent", "--count", "1", sweep)
+@pytest.mark.system  # starts agents and their programs
+def test_a_random_agent_imports_the_engine_only_for_what_it_cannot_draw(tmp_path: Path) -> None:
+    uniform = make_sweep(tmp_path, "random", {"lr": {"min": 0.001, "max": 0.1}})
+    assert heavy_imports(tmp_path, "agent", "--count", "1", uniform) == []
+    normal = make_sweep(tmp_path, "random", {"lr": {"distribution": "normal", "mu": 0, "sigma": 1}})
+    held = heavy_imports(tmp_path, "agent", "--count", "1", normal)
     assert "sweeps" in held and "wandb" not in held
