@@ -86,7 +86,8 @@ def _sampler(spec: Mapping[str, Any]) -> Sampler | None:
         return lambda q: values[_randint(q, 0, len(values))]
     if keys == {"values", "probabilities"} and kind in (None, "categorical_w_probabilities"):
         return _with_probabilities(list(spec["values"]), list(spec["probabilities"]))
-    low, high = spec.get("min"), spec.get("max")
+    low: Any = spec.get("min")
+    high: Any = spec.get("max")
     if kind is None and keys == {"min", "max"}:
         if _is_int(low) and _is_int(high):
             kind = "int_uniform"
