@@ -1,6 +1,8 @@
 """A claimed run's command line and environment, as ``wandb agent`` gives them to a program.
 
-The command's macros are expanded by W&B's own helpers (``sweepkit.jobs.sweeps.definition.command``), the
+The command's macros are expanded as W&B's own helpers expand them
+(``sweepkit.jobs.sweeps.definition.command``, without importing W&B: it costs more than the
+program's own start), the
 run's values are written as ``{name: {value: v}}`` YAML to
 ``$WANDB_DIR/wandb/sweep-<sweep>/config-<run>.yaml`` and named by ``WANDB_SWEEP_PARAM_PATH``, and
 ``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` are set (``wandb/wandb_agent.py``, ``_command_run``).
@@ -16,7 +18,12 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from sweepkit.jobs.sweeps.definition import args_json, build_command
+from sweepkit.jobs.sweeps.definition.command import (
+    args_json,
+    build_command,
+    command_chunks,
+    parameter_file_text,
+)
 
 # wandb-core flushes a run's transaction log every 15 s by default: a reader would see epochs late
 FLUSH_INTERVAL_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"
@@ -34,18 +41,14 @@ def program_argv_env(
 ) -> tuple[list[str], dict[str, str]]:
     """The program's argv and environment for one attempt (``attempt`` counts from 1); writes the
     run's parameter files, which the program reads."""
-    from wandb.sdk.lib import config_util
-
     # absolute, as wandb agent gives them: a program that changes its working folder (Hydra,
     # os.chdir) still finds its parameters and WANDB_DIR whatever --root was relative to
     run_dir = Path(os.path.abspath(run_dir))
     param_dir = run_dir / "wandb" / f"sweep-{sweep_id}"
     param_path = param_dir / f"config-{run_id}.yaml"
     json_path = param_dir / f"config-{run_id}.json"
-    config_util.save_config_file_from_dict(str(param_path), params)
-    argv = build_command(definition, params, json_path)
-    if "${args_json_file}" in [str(c) for c in definition.get("command", [])]:
-        json_path.write_text(args_json(params))
+    param_dir.mkdir(parents=True, exist_ok=True)
+    param_path.write_text(parameter_file_text(params), encoding="utf-8")
     env = dict(os.environ)
     env.pop("WANDB_SERVICE", None)
     env.update(
@@ -57,6 +60,11 @@ def program_argv_env(
         SWEEPKIT_SWEEP_DIR=os.path.abspath(sweep_dir),
         SWEEPKIT_ATTEMPT=str(attempt),
     )
+    # ${envvar:NAME} from the agent's own environment, as wandb agent expands them (before it
+    # sets WANDB_RUN_ID and the parameter path)
+    argv = build_command(definition, params, json_path)
+    if "${args_json_file}" in command_chunks(definition, os.environ):
+        json_path.write_text(args_json(params), encoding="utf-8")
     env.setdefault("WANDB_MODE", "offline")
     env.setdefault(FLUSH_INTERVAL_ENV, FLUSH_INTERVAL_S)
     return argv, env

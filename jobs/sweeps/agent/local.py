@@ -22,7 +22,7 @@ from sweepkit.jobs.sweeps.agent import hyperband, messages, rules
 from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, program_argv_env
 from sweepkit.jobs.sweeps.agent.messages import say
 from sweepkit.jobs.sweeps.agent.process import ProcessRunner
-from sweepkit.jobs.sweeps.definition import validate
+from sweepkit.jobs.sweeps.definition import checked, validate
 from sweepkit.jobs.sweeps.definition.parameters import flat_params
 from sweepkit.jobs.sweeps.end_record_retry import end_patience_s, record_end_durably
 from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
@@ -83,9 +83,14 @@ class LocalAgent:
         runs_program = self.runner.runs_program
         if runs_program and self.sweep.legacy_command_warning:
             say(self.sweep.legacy_command_warning)
-        validate(
-            self.sweep.definition, source, program=runs_program, warn=not self.definition_warned
-        )
+        # unchanged since sweep create checked it: no engine import (definition/checked.py)
+        sweep = self.sweep
+        if sweep.legacy_command_warning or not checked.holds(
+            sweep.meta, sweep.definition_text, runs_program
+        ):
+            validate(
+                sweep.definition, source, program=runs_program, warn=not self.definition_warned
+            )
         if runs_program:  # a function is the program: the definition's program (if any) is not run
             program_check.check_files(self.sweep.definition, source, Path.cwd())
             problem = program_check.interpreter_problem(self.sweep.definition, source)

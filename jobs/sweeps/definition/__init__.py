@@ -3,9 +3,12 @@
 ``check`` loads and validates a definition (the ``sweeps`` package's schema, then what the engine
 would only find mid-sweep), ``messages`` turns the schema's refusals into one line each,
 ``command`` builds a run's command line as ``wandb agent`` does, ``plan`` counts a sweep's runs,
-``parameters`` flattens a run's values, and ``engine`` imports the ``sweeps`` package quietly.
+``parameters`` flattens a run's values, ``engine`` imports the ``sweeps`` package quietly,
+``checked`` remembers a sweep file's check (so that agents need not import the engine), and
+``grid`` gives a grid's points by index in the engine's order.
 """
 
+from sweepkit.jobs.sweeps.definition import checked
 from sweepkit.jobs.sweeps.definition.check import load_definition, missing_goal_warning, validate
 from sweepkit.jobs.sweeps.definition.command import (
     DEFAULT_COMMAND,
@@ -20,6 +23,7 @@ __all__ = [
     "DEFAULT_COMMAND",
     "args_json",
     "build_command",
+    "checked",
     "load_definition",
     "missing_goal_warning",
     "planned_runs",

@@ -133,6 +133,14 @@ def _validate_known(
     check_command(definition, source, program)
 
 
+def definition_warnings(definition: dict[str, Any], source: str) -> list[str]:
+    """What ``validate`` warns about in ``definition`` (unknown keys W&B tolerates, deprecated
+    distributions), without its wording; empty for a quiet definition."""
+    params = definition.get("parameters")
+    notes = deprecation_notes(params) if isinstance(params, dict) else []
+    return [str(e) for e in _check_keys(definition, source)] + notes
+
+
 # Where an unknown key is W&B's warning rather than an error. W&B's server checks a definition
 # with the ``sweeps`` package's schema and creates the sweep whatever it finds, handing the
 # violations back as warnings (``configValidationWarnings``, printed by

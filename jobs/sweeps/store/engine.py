@@ -1,6 +1,11 @@
 """The store's side of W&B's ``sweeps`` search engine: the runs as the engine reads them, and its
 proposals, drawn ahead where they do not depend on results.
 
+A grid's next points come from their index in the engine's order (``definition/grid.py``), with no
+import of the engine (about 1.3 s with scipy) and no listing of the whole grid; random and bayes
+import only the engine's modules they call. Random proposals of the distributions whose inverse CDF
+is arithmetic are drawn as the engine draws them, without it (``definition/random_draw.py``).
+
 Bayes proposals are made from what bayes reads of each run, kept per run (bayes.py).
 """
 
@@ -9,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
+from sweepkit.jobs.sweeps.definition import quiet_sweeps_import, random_draw
+from sweepkit.jobs.sweeps.definition.grid import GridOrder
 from sweepkit.jobs.sweeps.state import plain
 from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.bayes import (
@@ -25,8 +31,7 @@ from sweepkit.jobs.sweeps.store.fold import FoldedRun
 # (grid: the next points in order; random: i.i.d. draws). An agent uses them one claim after
 # another; grid points are re-checked under the lock against claims appended meanwhile.
 # Grid: every agent draws the same next points, so a batch lasts about GRID_DRAWN_AHEAD / agents of
-# its own claims; the engine enumerates the whole grid on every call anyway, so 256 costs about
-# what 32 does (8.7 against 6.4 ms at 1,000 runs) and 16 agents redraw 8x less often.
+# its own claims; a point costs microseconds, so 16 agents redraw 8x less often than with 32.
 # Random: draws cost ~0.3 ms each, so an agent's first claim draws 4, later ones 32 at a time.
 GRID_DRAWN_AHEAD = 256
 RANDOM_FIRST_DRAW = 4
@@ -50,11 +55,14 @@ class Engine:
         self.definition = definition
         self.method = definition.get("method")
         self.metric_name: str | None = (definition.get("metric") or {}).get("name")
-        self.ahead: list[tuple[tuple[str, ...], dict[str, Any]]] = []  # (grid key, params)
+        self.ahead: list[tuple[int | None, dict[str, Any]]] = []  # (grid index, params)
         self._draw = GRID_DRAWN_AHEAD if self.method == "grid" else RANDOM_FIRST_DRAW
-        self._hash_memo: dict[tuple[type, str], str] = {}
-        self._param_names = sorted(definition.get("parameters") or {})
+        self._grid: GridOrder | None = None
+        self._grid_index: dict[str, int | None] = {}  # by run id: a run's values never change
         self._bayes_proposer: Any = None
+        self._random: list[tuple[str, random_draw.Sampler]] | None = None
+        if self.method == "random":
+            self._random = random_draw.samplers(definition)
 
     def engine_runs(
         self,
@@ -117,20 +125,20 @@ class Engine:
     def propose(self, n: int, runs: Iterable[FoldedRun]) -> list[dict[str, Any]]:
         """``n`` proposals: what ``sweeps.run.next_runs`` dispatches to, called directly, so that a
         grid or random agent does not import scikit-learn (bayes only, ~0.15 s)."""
-        quiet_sweeps_import()
         if self.method == "grid":
-            from sweeps.grid_search import grid_search_next_runs
-
-            proposals = grid_search_next_runs(self.engine_runs(runs), self.definition, n=n)
-        elif self.method == "random":
+            grid = self._grid_order()
+            return [grid.point(i) for i in grid.first_free(self._grid_taken(runs), n)]
+        if self._random is not None:
+            return random_draw.draw(self._random, n)
+        quiet_sweeps_import()
+        if self.method == "random":
             from sweeps.random_search import random_search_next_runs
 
             # random search takes no runs: spare building 1,000 SweepRun objects for nothing
             proposals = random_search_next_runs(self.definition, n=n)
-        else:
-            with limited_threads():
-                return self._bayes().propose(runs, n)
-        return [plain(p.config) for p in proposals if p is not None]
+            return [plain(p.config) for p in proposals if p is not None]
+        with limited_threads():
+            return self._bayes().propose(runs, n)
 
     def _bayes(self) -> Any:
         """The bayes proposer (bayes.py: the engine's bayes search, its per-run loops kept)."""
@@ -145,10 +153,11 @@ class Engine:
         engine's order."""
         grid = self.method == "grid"
         if grid:
-            taken = {self._run_grid_key(r) for r in runs}
+            taken = self._grid_taken(runs)
             self.ahead = [(key, p) for key, p in self.ahead if key not in taken]
         if not self.ahead:
-            self.ahead = [(self._grid_key(p) if grid else (), p) for p in propose(self._draw)]
+            order = self._grid_order() if grid else None
+            self.ahead = [(order.index_of(p) if order else None, p) for p in propose(self._draw)]
             self._draw = GRID_DRAWN_AHEAD if grid else DRAWN_AHEAD
         return [p for _, p in self.ahead]
 
@@ -156,20 +165,17 @@ class Engine:
         """``params`` (one of ``candidates``) went to a new run: drop it from those drawn ahead."""
         self.ahead = [(key, p) for key, p in self.ahead if p is not params]
 
-    def _grid_key(self, params: dict[str, Any]) -> tuple[str, ...]:
-        """A grid point as the engine identifies it: the engine's hash of each value (memoised)."""
-        from sweeps.grid_search import yaml_hash
+    def _grid_order(self) -> GridOrder:
+        if self._grid is None:
+            self._grid = GridOrder(self.definition)
+        return self._grid
 
-        key = []
-        for name in self._param_names:
-            value = (params.get(name) or {}).get("value")
-            memo = (type(value), repr(value))
-            if memo not in self._hash_memo:
-                self._hash_memo[memo] = yaml_hash(value)
-            key.append(self._hash_memo[memo])
-        return tuple(key)
-
-    def _run_grid_key(self, run: FoldedRun) -> tuple[str, ...]:
-        if run.grid_key is None:
-            run.grid_key = self._grid_key(run.params)
-        return run.grid_key
+    def _grid_taken(self, runs: Iterable[FoldedRun]) -> set[int]:
+        """The grid points the runs hold (every run holds its point, whatever its state, as in
+        the engine's grid search), each run's looked up once."""
+        order = self._grid_order()
+        memo = self._grid_index
+        for run in runs:
+            if run.run_id not in memo:
+                memo[run.run_id] = order.index_of(run.params)
+        return {i for i in memo.values() if i is not None}

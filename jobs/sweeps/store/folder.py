@@ -3,7 +3,8 @@
 Layout (the sweep reference is its path)::
 
     sweep.yaml        the validated W&B sweep definition, written once at creation
-    sweep.json        {schema, sweep_id, created_at, lease_s, max_retries, ...}, written once
+    sweep.json        {schema, sweep_id, created_at, lease_s, max_retries, checked, ...}, written
+                      once (checked: sweep.yaml's check, remembered: definition/checked.py)
     journal.jsonl     append-only records, one per line: "<crc32> <json>" (journal.py)
     journal.snapshot  the journal's fold up to a byte offset, rewritten by agents (snapshot.py)
     lock              the flufl.lock taken for every append (claims, results)
@@ -117,6 +118,8 @@ def _build_sweep_folder(
     extra: dict[str, Any] | None,
     gid: int | None,
 ) -> None:
+    from sweepkit.jobs.sweeps.definition.checked import KEY as CHECKED_KEY
+    from sweepkit.jobs.sweeps.definition.checked import stamp
     from sweepkit.train.config import dump_yaml
 
     tmp.mkdir(mode=0o755)
@@ -134,6 +137,9 @@ def _build_sweep_folder(
     }
     header = f"# sweep {sweep_id}, created {meta['created_at']} from {source}; the engine reads this file, do not edit\n"
     definition_text = header + dump_yaml(definition, sort_keys=False)
+    checked = stamp(definition_text, source)  # lets agents skip the engine's check of this text
+    if checked is not None:
+        meta[CHECKED_KEY] = checked
     write_atomic(tmp / "sweep.yaml", definition_text.encode(), SHARED_FILE_MODE)
     write_atomic(tmp / "sweep.json", (json.dumps(meta, indent=2) + "\n").encode(), SHARED_FILE_MODE)
     write_atomic(tmp / "journal.jsonl", b"", SHARED_FILE_MODE)

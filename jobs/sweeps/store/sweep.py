@@ -74,7 +74,8 @@ class LocalSweep:
         folder.check_permissions(path)
         try:
             meta = json.loads((path / "sweep.json").read_text())
-            self.definition: dict[str, Any] = load_yaml((path / "sweep.yaml").read_text())
+            self.definition_text = (path / "sweep.yaml").read_text()
+            self.definition: dict[str, Any] = load_yaml(self.definition_text)
         except (OSError, ValueError, yaml.YAMLError) as err:
             raise UserError(f"cannot read sweep {path}: {err}; the folder is damaged") from None
         # said once by whoever runs the sweep's program (the agent); sweep.yaml stays as written

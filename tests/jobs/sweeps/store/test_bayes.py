@@ -9,13 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sweeps.bayes_search import (
     _construct_gp_data,
     bayes_baseline_validate_and_fill,
     bayes_search_next_runs,
 )
 
-from sweepkit.jobs.sweeps.store.bayes import BayesProposer
+from sweepkit.jobs.sweeps.store.bayes import BayesProposer, is_number
 from sweepkit.jobs.sweeps.store.engine import Engine
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
 
@@ -107,3 +109,50 @@ def test_facts_are_kept_until_a_record_changes_the_run() -> None:
     apply(fold, [{"t": "end", "run": "r005", "k": 0, "state": "finished", "metric": 0.9}])
     after = ours.facts(run)
     assert (before.state, after.state, after.best) == ("running", "finished", 0.9)
+
+
+metric_values = st.one_of(
+    st.floats(),  # NaN, the infinities, -0.0, subnormals, 1e308
+    st.integers(-(10**20), 10**20),  # numpy takes ints within [-2**63, 2**64) only
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.dictionaries(st.text(max_size=2), st.floats(), max_size=2),
+)
+
+
+@given(
+    goal=st.sampled_from(["maximize", "minimize"]),
+    history=st.lists(metric_values, max_size=6),
+    summary=st.one_of(st.none(), metric_values),
+)
+def test_a_runs_facts_are_what_the_engines_run_says(
+    goal: str, history: list[Any], summary: Any
+) -> None:
+    """``_facts_of`` (no SweepRun made) against ``SweepRun``'s own ``metric_extremum`` and
+    ``metric_history``, on any values a program may log."""
+    from sweeps.run import SweepRun
+
+    ours = BayesProposer(definition(goal, "worst", None), "acc")
+    summary_metrics = {} if summary is None else {"acc": summary}
+    run = SweepRun(history=[{"acc": v} for v in history], summary_metrics=summary_metrics)
+    best_kind, worst_kind = ("maximum", "minimum") if goal == "maximize" else ("minimum", "maximum")
+
+    def extremum(kind: str) -> Any:
+        try:
+            return run.metric_extremum("acc", kind)
+        except ValueError:
+            return None
+
+    valid = run.metric_history("acc", filter_invalid=True)
+    facts = ours._facts_of({}, "finished", history, summary_metrics)
+    expected = (extremum(best_kind), extremum(worst_kind), valid[-1] if valid else None)
+    assert (facts.best, facts.worst, facts.latest) == expected
+    assert [type(v) for v in (facts.best, facts.worst, facts.latest)] == [type(v) for v in expected]
+
+
+@given(value=metric_values | st.sampled_from([2**63 - 1, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1]))
+def test_is_number_is_the_engines(value: Any) -> None:
+    from sweeps.run import is_number as engine_is_number
+
+    assert is_number(value) == engine_is_number(value)
