@@ -66,6 +66,21 @@ def save_checkpoint(run_dir: Path, position: Position, state: dict[str, Any], ke
     return path
 
 
+def newest_checkpoint_path(run_dir: Path) -> str | None:
+    """The newest resume checkpoint's path (readable or not), or None."""
+    listed = _listed(run_dir)
+    return str(listed[-1][1]) if listed else None
+
+
+def load_checkpoint_file(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None if it cannot be read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    return state if isinstance(state, dict) and "model" in state else None
+
+
 def load_latest_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     """The newest readable checkpoint, or None. Unreadable ones are skipped with a warning."""
     for _, path in reversed(_listed(run_dir)):

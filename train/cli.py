@@ -174,10 +174,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
     from sweepkit.train.config import build_config
-    from sweepkit.train.runrecord import RunRecord, now_iso, read_run_json
+    from sweepkit.train.runrecord import RunRecord, now_iso
 
     run_dir, run_id = world.share(resolve_run_dir(args.run_dir))
-    previous = read_run_json(run_dir)
+    previous, refusal = world.share(_previous(run_dir, run_id, cfg) if world.is_main else None)
+    if refusal:
+        raise UserError(refusal)
     if previous:
         _check_same_world(previous, world, run_dir)
     if previous and not os.environ.get("WANDB_SWEEP_ID"):
@@ -226,6 +228,18 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
     finally:
         if tracker is not None:
             tracker.finish(code, preempted=code == EXIT_PREEMPTED)
+
+
+def _previous(run_dir: Path, run_id: str, cfg: Config) -> tuple[dict[str, Any] | None, str]:
+    """(run.json as the last attempt left it, "") or (None, why it is refused): a torn one is
+    recovered or refused (torn_record.py). Rank 0 reads it and tells the others, which raise the
+    same refusal: a torn file is moved aside while they would read it."""
+    from sweepkit.train.torn_record import previous_record
+
+    try:
+        return previous_record(run_dir, run_id, cfg.nested()), ""
+    except UserError as err:
+        return None, str(err)
 
 
 def _make_run_dir(run_dir: Path) -> None:

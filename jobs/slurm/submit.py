@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.slurm.array import array_spec
+from sweepkit.jobs.slurm.cluster_limits import ArrayLimit, read_array_limit
 from sweepkit.jobs.slurm.launcher import LAUNCHERS, Job, Launcher, launcher_for
 from sweepkit.jobs.slurm.profiles import Profile, load_profile
 from sweepkit.jobs.slurm.script import git_revision, profile_image_digest, render, render_context
@@ -89,7 +90,7 @@ def prepare(args: argparse.Namespace) -> tuple[Profile, SweepTarget, dict[str, A
         raise UserError(f"--runs-per-task {runs_per_task}: use 1 or more")
     if target.sweep.is_local:
         warn_shape(profile, target)
-    array = array_spec(args.array, profile, target, runs_per_task)
+    array = array_spec(args.array, profile, target, runs_per_task, array_limit(args.launcher))
     workdir = Path.cwd()
     log_dir = workdir / (profile.log_dir or target.record_dir / "logs")  # absolute either way
     image_digest = profile_image_digest(profile)
@@ -165,6 +166,11 @@ def print_dry_run(
 
 
 # ----- checks before anything is written ---------------------------------------------------
+def array_limit(launcher: str) -> ArrayLimit | None:
+    """The cluster's MaxArraySize for sbatch; the local twin runs the tasks itself, unbounded."""
+    return read_array_limit() if launcher == "slurm" else None
+
+
 def check_online(profile: Profile) -> None:
     """A W&B sweep's server picks the next runs from their metrics: its runs must report."""
     mode = profile.env.get("WANDB_MODE", "").lower()

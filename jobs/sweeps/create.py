@@ -69,6 +69,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Above this many points a grid is more than ten arrays at SLURM's default MaxArraySize (1001),
+# and, at a minute a run, a week of one GPU: most often values listed by mistake (a range written
+# as values, one parameter too many), rarely meant.
+LARGE_GRID = 10_000
+
+
+def large_grid_warning(planned: int, source: str) -> str:
+    return (
+        f"warning: {source}: the grid has {planned:,} points, above {LARGE_GRID:,} (more than ten "
+        "SLURM arrays at its default MaxArraySize of 1001); check the values, or sample it: "
+        "method: random with run_cap"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     definition = load_definition(args.definition, backend=args.backend)
     for warning in program_check.check_definition(definition, str(args.definition), Path.cwd()):
@@ -96,9 +110,13 @@ def run(args: argparse.Namespace) -> int:
     )
     planned = sweep.planned_runs()
     size = (
-        f"{planned} runs" if planned is not None else "no run_cap: runs until you stop the agents"
+        f"{planned} run{'' if planned == 1 else 's'}"
+        if planned is not None
+        else "no run_cap: runs until you stop the agents"
     )
     print(sweep.path, flush=True)
+    if definition["method"] == "grid" and planned is not None and planned > LARGE_GRID:
+        print(large_grid_warning(planned, str(args.definition)), file=sys.stderr)
     print(
         f"created local sweep {sweep.sweep_id} ({definition['method']}, {size}) in {sweep.path}",
         file=sys.stderr,

@@ -17,6 +17,7 @@ from sweepkit.train.config.schema import (
 from sweepkit.train.config.typed import CheckpointConfig, Config, WandbConfig, config_changes
 from sweepkit.train.config.values import as_bool, coerce, describe, flatten, nest
 from sweepkit.train.config.yamlfile import (
+    DuplicateKeyError,
     dump_yaml,
     folder_hint,
     load_yaml,
@@ -30,6 +31,7 @@ __all__ = [
     "OPERATIONAL_KEYS",
     "SCHEMA",
     "CheckpointConfig",
+    "DuplicateKeyError",
     "Config",
     "ConfigBuilder",
     "Key",

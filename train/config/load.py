@@ -23,7 +23,12 @@ from sweepkit.train.config.schema import LEGACY_ALIASES, LEGACY_USE_WANDB, SCHEM
 from sweepkit.train.config.shipped import KIT_CONFIG, preset_path
 from sweepkit.train.config.typed import Config
 from sweepkit.train.config.values import as_bool, coerce, flatten
-from sweepkit.train.config.yamlfile import load_yaml, read_yaml_text, yaml_error_position
+from sweepkit.train.config.yamlfile import (
+    DuplicateKeyError,
+    load_yaml,
+    read_yaml_text,
+    yaml_error_position,
+)
 from sweepkit.train.errors import UserError
 
 
@@ -68,6 +73,8 @@ class ConfigBuilder:
         text = read_yaml_text(path, f"config file {path}", f" ({label})" if label else "")
         try:
             data = load_yaml(text)
+        except DuplicateKeyError as err:
+            raise UserError(f"config file {path}: {err}") from None
         except yaml.YAMLError as err:
             where, problem = yaml_error_position(err, text)
             raise UserError(f"config file {path}{where} is not valid YAML: {problem}") from None

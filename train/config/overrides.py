@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from sweepkit.train.config.yamlfile import load_yaml
+from sweepkit.train.config.yamlfile import DuplicateKeyError, load_yaml
 from sweepkit.train.errors import UserError
 
 
@@ -20,6 +20,8 @@ def parse_assignment(text: str, source: str) -> tuple[str, Any]:
         raise UserError(f"{source} {text!r}: expected key=value, e.g. {source} learning_rate=0.01")
     try:
         value = load_yaml(raw) if raw.strip() else ""
+    except DuplicateKeyError as err:
+        raise UserError(f"{source} {text!r}: {err}") from None
     except yaml.YAMLError:
         value = raw
     return key, value

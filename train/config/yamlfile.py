@@ -14,6 +14,10 @@ string, ruamel.yaml's YAML 1.2 resolver, except for a scalar that starts with ``
 ``0e5``): the client writes those quoted (``NonOctalStringDumper`` in
 ``wandb/apis/public/sweeps.py``), so they stay strings. One difference is deliberate: a quoted
 scalar (``"1e-5"``) stays a string here, where W&B's re-writing drops the quotes.
+
+A key given twice in one mapping is refused (``DuplicateKeyError``, naming the key and both
+lines): PyYAML keeps the last silently, so ``method: grid`` then ``method: random`` made a random
+sweep with no end. A merge (``<<: *base``) may still override a key, as YAML allows.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import ScalarNode
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, ScalarNode
 
 from sweepkit.train.errors import UserError
 
@@ -68,11 +73,49 @@ def _with_yaml12_numbers(tag: str, kind: Any, value: Any, implicit: Any) -> str:
     return tag
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class DuplicateKeyError(ConstructorError):
+    """A key given twice in one mapping; its ``problem`` names the key and both lines and how to
+    fix it, its ``problem_mark`` is the second. Callers print ``f"{file}: {err}"``: one line."""
+
+    def __str__(self) -> str:
+        return str(self.problem)
+
+
 class KitLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, numbers as W&B reads them (the module's docstring)."""
+    """PyYAML's safe loader, numbers as W&B reads them and duplicate keys refused (the module's
+    docstring)."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         return _with_yaml12_numbers(super().resolve(kind, value, implicit), kind, value, implicit)
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            self._refuse_duplicate_keys(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _refuse_duplicate_keys(self, node: MappingNode) -> None:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue  # merged keys may be overridden: checked where they are written
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first_line.get(key)
+            except TypeError:
+                continue  # an unhashable key: the safe constructor's own error names it
+            line = key_node.start_mark.line + 1
+            if seen is not None:
+                raise DuplicateKeyError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} at lines {seen} and {line} (a YAML reader keeps "
+                    "the last silently); keep one",
+                    key_node.start_mark,
+                )
+            first_line[key] = line
 
 
 KitLoader.add_constructor(YAML12_NUMBER_TAG, _yaml12_number)

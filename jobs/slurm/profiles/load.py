@@ -8,7 +8,7 @@ from typing import Any
 
 from sweepkit.jobs.slurm.profiles.check import check_profile
 from sweepkit.jobs.slurm.profiles.schema import Profile
-from sweepkit.train.config import load_yaml, yaml_error_position
+from sweepkit.train.config import DuplicateKeyError, load_yaml, yaml_error_position
 from sweepkit.train.errors import UserError
 
 DEFAULT_CLUSTER_CONFIG = Path("config") / "cluster.yaml"
@@ -29,6 +29,8 @@ def read_profiles(path: str | Path | None = None) -> dict[str, Any]:
         ) from None
     try:
         data = load_yaml(text)
+    except DuplicateKeyError as err:
+        raise UserError(f"cluster config {source}: {err}") from None
     except yaml.YAMLError as err:
         where, problem = yaml_error_position(err, text)
         raise UserError(f"{source}{where}: not valid YAML ({problem}); fix the syntax") from None

@@ -38,7 +38,12 @@ def load_definition(
     """Read a sweep YAML file and validate it; every problem is a one-line ``UserError``."""
     import yaml
 
-    from sweepkit.train.config import load_yaml, read_yaml_text, yaml_error_position
+    from sweepkit.train.config import (
+        DuplicateKeyError,
+        load_yaml,
+        read_yaml_text,
+        yaml_error_position,
+    )
     from sweepkit.train.config.shipped import SWEEPS, names, sweep_path
 
     path = sweep_path(str(path))
@@ -50,6 +55,8 @@ def load_definition(
     text = read_yaml_text(path, f"sweep definition {path}")
     try:
         definition = load_yaml(text)
+    except DuplicateKeyError as err:
+        raise UserError(f"sweep definition {path}: {err}") from None
     except yaml.YAMLError as err:
         where, problem = yaml_error_position(err, text)
         raise UserError(f"{path}{where}: {problem}; fix the YAML syntax") from None

@@ -68,7 +68,7 @@ class LocalSweep:
     def __init__(self, path: Path):
         import yaml
 
-        from sweepkit.train.config import load_yaml
+        from sweepkit.train.config import DuplicateKeyError, load_yaml
 
         self.path = path
         folder.check_permissions(path)
@@ -76,6 +76,8 @@ class LocalSweep:
             meta = json.loads((path / "sweep.json").read_text())
             self.definition_text = (path / "sweep.yaml").read_text()
             self.definition: dict[str, Any] = load_yaml(self.definition_text)
+        except DuplicateKeyError as err:
+            raise UserError(f"sweep {path}: sweep.yaml: {err}") from None
         except (OSError, ValueError, yaml.YAMLError) as err:
             raise UserError(f"cannot read sweep {path}: {err}; the folder is damaged") from None
         # said once by whoever runs the sweep's program (the agent); sweep.yaml stays as written

@@ -69,7 +69,9 @@ def test_array_auto_follows_runs_per_task_and_user_specs_get_the_profile_limit(
     ref = fast_sweep(tmp_path, points=5, steps=1, step_s=0)
     config = cluster(tmp_path, t=BASE)
     assert "#SBATCH --array=1-2%2\n" in dry_run(ref, config, "--runs-per-task", "3").stdout
-    assert "#SBATCH --array=1-12%2\n" in dry_run(ref, config, "--array", "1-12").stdout
+    # more tasks than the 5 runs left: trimmed to them, with one note (issue 28)
+    trimmed = dry_run(ref, config, "--array", "1-12")
+    assert "#SBATCH --array=1-5%2\n" in trimmed.stdout and "submitting 1-5" in trimmed.stderr
     assert "#SBATCH --array=0-9:3%4\n" in dry_run(ref, config, "--array", "0-9:3%4").stdout
     one = cluster(tmp_path, t={**BASE, "concurrency": 8})
     assert "#SBATCH --array=1-5%5\n" in dry_run(ref, one).stdout  # never a limit above the size

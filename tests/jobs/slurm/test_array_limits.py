@@ -1,0 +1,168 @@
+"""Huge grids and arrays (issue 28): ``sweep create`` warns above a size it states, ``submit``
+keeps ``--array`` within the cluster's ``MaxArraySize`` (``scontrol show config``), and an
+``--array`` with more tasks than a sweep has runs left is trimmed with one note.
+
+golden/scontrol_show_config.txt is the real output of ``scontrol show config`` of the tests'
+one-node SLURM (SLURM 23, Debian's slurm-wlm, December 2026); the SLURM test below checks that the
+live output still reads the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from slurm_fixture import BASE, Slurm
+
+from sweepkit.jobs.cli import main as sweepkit_main
+from sweepkit.jobs.slurm import array
+from sweepkit.jobs.slurm.cluster_limits import (
+    DEFAULT_MAX_ARRAY_SIZE,
+    parse_max_array_size,
+    read_array_limit,
+)
+from sweepkit.jobs.sweeps.create import LARGE_GRID
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "scontrol_show_config.txt"
+
+
+def grid(tmp_path: Path, values_per_parameter: int, parameters: int) -> Path:
+    values = list(range(values_per_parameter))
+    definition = {
+        "method": "grid",
+        "metric": {"name": "acc", "goal": "maximize"},
+        "program": "train.py",
+        "parameters": {f"p{i}": {"values": values} for i in range(parameters)},
+    }
+    (tmp_path / "train.py").write_text("import wandb\n")
+    path = tmp_path / f"grid-{values_per_parameter}x{parameters}.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    return path
+
+
+def create(
+    tmp_path: Path, definition: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, str]:
+    root = tmp_path / "sweeps"
+    before = set(root.iterdir()) if root.exists() else set()
+    assert sweepkit_main(["sweep", "create", str(definition), "--root", str(root)]) == 0
+    (folder,) = set(root.iterdir()) - before
+    return folder, capsys.readouterr().err
+
+
+def dry_run(tmp_path: Path, folder: Path, *extra: str) -> int:
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump({"profiles": {"t": {**BASE, "concurrency": 4}}}))
+    argv = ["submit", str(folder), "--profile", "t", "--cluster-config", str(config)]
+    return sweepkit_main([*argv, "--dry-run", *extra])
+
+
+@pytest.fixture(scope="module")
+def ten_million(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 10^7-point grid's sweep folder (the issue's)."""
+    tmp_path = tmp_path_factory.mktemp("huge")
+    root = tmp_path / "sweeps"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)  # where the sweep's program is
+        definition = str(grid(tmp_path, 10, 7))
+        assert sweepkit_main(["sweep", "create", definition, "--root", str(root)]) == 0
+    (folder,) = root.iterdir()
+    return folder
+
+
+# ----- sweep create ---------------------------------------------------------------------------
+def test_create_warns_above_the_stated_grid_size_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, err = create(tmp_path, grid(tmp_path, 10, 5), capsys)  # 100,000 points
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "100,000 points, above 10,000" in warnings[0], err
+    assert "MaxArraySize" in warnings[0] and "method: random with run_cap" in warnings[0]
+    _, err = create(tmp_path, grid(tmp_path, 10, 4), capsys)  # 10,000: at the size, no warning
+    assert LARGE_GRID == 10_000 and "warning:" not in err, err
+
+
+def test_create_says_one_run_not_one_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, err = create(tmp_path, grid(tmp_path, 1, 1), capsys)
+    assert "(grid, 1 run)" in err, err
+    _, err = create(tmp_path, grid(tmp_path, 2, 1), capsys)
+    assert "(grid, 2 runs)" in err, err
+
+
+# ----- MaxArraySize ---------------------------------------------------------------------------
+def test_max_array_size_is_read_from_scontrols_real_output():
+    text = GOLDEN.read_text()
+    assert parse_max_array_size(text) == 1001
+    assert parse_max_array_size(text.replace("= 1001", "= 40001")) == 40001
+    # MaxArraySize alone: not MaxJobCount, nor a value that only contains the name
+    assert parse_max_array_size("MaxJobCount             = 10000\n") is None
+
+
+def test_without_scontrol_slurms_default_stands_in_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no scontrol
+    limit = read_array_limit()
+    assert limit.max_array_size == DEFAULT_MAX_ARRAY_SIZE == 1001 and limit.highest_index == 1000
+    assert "no scontrol" in limit.source
+
+
+def test_auto_array_and_spec_ranges_are_never_listed():
+    assert array.auto_array(10**7, 1, 1, 4, max_tasks=1000) == "1-1000%4"
+    assert array.auto_array(3, 1, 1, 4, max_tasks=1000) == "1-3%3"
+    ranges = array._parts("1-10000000:3,2,5")
+    assert array._compact(array._first_ids(ranges, 4)) == "1-2,4-5"
+    assert array._compact([1, 2, 3, 7, 9, 10]) == "1-3,7,9-10"
+
+
+@pytest.mark.system  # submit runs git for the script's revision
+def test_dry_run_of_ten_million_points_stays_within_max_array_size(
+    tmp_path, ten_million, capsys, monkeypatch
+):
+    monkeypatch.chdir(ten_million.parent.parent)  # where the sweep's program is
+    limit = read_array_limit()  # this machine's: its scontrol, else SLURM's default
+    assert dry_run(tmp_path, ten_million) == 0
+    out, err = capsys.readouterr()
+    assert f"#SBATCH --array=1-{limit.highest_index}%4\n" in out, err
+    assert "--array=1-10000000" not in out
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "10000000 runs left" in notes[0], err
+    assert f"MaxArraySize {limit.max_array_size}" in notes[0]
+    assert f"--runs-per-task {-(-(10**7) // limit.highest_index)}" in notes[0]
+
+
+@pytest.mark.system  # submit runs git for the script's revision
+def test_a_spec_above_max_array_size_is_refused_in_one_line(
+    tmp_path, ten_million, capsys, monkeypatch
+):
+    monkeypatch.chdir(ten_million.parent.parent)
+    limit = read_array_limit()
+    spec = f"1-{limit.max_array_size}"
+    assert dry_run(tmp_path, ten_million, "--array", spec) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert f"index {limit.max_array_size} is above this cluster's MaxArraySize" in err
+
+
+@pytest.mark.system  # submit runs git for the script's revision
+def test_an_array_larger_than_the_runs_left_is_trimmed_with_one_note(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder, _ = create(tmp_path, grid(tmp_path, 2, 1), capsys)
+    assert dry_run(tmp_path, folder, "--array", "1-2000") == 0
+    out, err = capsys.readouterr()
+    assert "#SBATCH --array=1-2%4\n" in out, err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "2 runs left" in notes[0] and "submitting 1-2" in notes[0]
+    assert dry_run(tmp_path, folder, "--array", "3,1-4:2%1") == 0  # ids 1, 3: nothing to trim
+    out, err = capsys.readouterr()
+    assert "#SBATCH --array=3,1-4:2%1\n" in out and "note:" not in err, err
+
+
+@pytest.mark.slurm
+def test_max_array_size_comes_from_the_live_clusters_scontrol(slurm: Slurm, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", slurm.conf)
+    live = slurm.run("scontrol", "show", "config").stdout
+    limit = read_array_limit()
+    assert limit.source == "scontrol show config"
+    assert limit.max_array_size == parse_max_array_size(live) == 1001  # slurm-up.sh sets none
+    assert os.environ["SLURM_CONF"] == slurm.conf
