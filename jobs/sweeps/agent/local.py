@@ -235,9 +235,7 @@ class LocalAgent:
                         self.runner.stop()
                         stop_sent, stopped = time.time(), True
             if lost.is_set() and stop_sent is None:
-                say(
-                    f"run {claim.run_id}: lease lost (another agent declared it crashed); stopping it"
-                )
+                say(messages.lease_ran_out(claim.run_id, self.sweep.lease_s, "stopping it"))
                 self.runner.stop()
                 stop_sent, lost_lease = time.time(), True
             if stop_sent is not None and time.time() - stop_sent > self.runner.stop_grace_s:
@@ -296,7 +294,7 @@ class LocalAgent:
             say,
         )
         if not finished:
-            say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
+            say(messages.lease_ran_out(claim.run_id, self.sweep.lease_s, "its end is not recorded"))
             return state
         shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""
         say(

@@ -76,3 +76,13 @@ def not_numbers(run_id: str, metric_name: str, values: list[Any]) -> str:
         "sweep engine they count as not logged (ranking, bayes and hyperband skip them); log a "
         "float (NaN for a diverged run) to record a value"
     )
+
+
+def lease_ran_out(run_id: str, lease_s: float, then: str) -> str:
+    """This agent's attempt was ended by another agent: its lease ran out (no heartbeat reached
+    the sweep folder for ``lease_s`` seconds, or its holder looked gone), and the other agent
+    recorded how it ended, from the run's own records where they say so (``reconcile.py``)."""
+    return (
+        f"run {run_id}: its lease ran out (no heartbeat for {lease_s:g} s, or this agent looked "
+        f"gone) and another agent ended the attempt; {then}"
+    )

@@ -36,6 +36,7 @@ from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
 from sweepkit.jobs.sweeps.store.reader import RunReader, counts
 from sweepkit.train.errors import UserError
+from sweepkit.train.write_errors import unwritable
 
 # Bayes proposals (a Gaussian process: ~50 ms of CPU at 1,000 runs) are made outside the lock. If a
 # claim planned to resume a queued run and another agent took it first, it lets the lock go and
@@ -202,7 +203,7 @@ class LocalSweep:
         """Hand the next run to agent ``me``: a queued (preempted/crashed) run first, else a new one."""
         if not os.access(self.path, os.W_OK):
             raise UserError(
-                f"sweep folder {self.path} is not writable by you; agents record their claims there"
+                f"sweep folder {self.path} {unwritable(self.path)}; agents record their claims there"
             )
         drawn_ahead = self.definition.get("method") in ("grid", "random")
         for tries in range(1, OPTIMISTIC_TRIES + 1):
