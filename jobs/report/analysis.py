@@ -24,6 +24,7 @@ from sweepkit.jobs.sweeps.definition.parameters import (
     param_names,
     param_specs,
 )
+from sweepkit.jobs.sweeps.display import shown
 from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES, rank_key
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
@@ -114,7 +115,7 @@ class Axis:
         """Tick positions and labels: every value when there are few (grids), else the two
         ends plus round numbers (decades on log axes) between them."""
         if self.categorical:
-            return [(self.position(level), level) for level in self.levels]
+            return [(self.position(level), shown(level)) for level in self.levels]
         if len(self.values) <= 6:
             return [(self.position(v), format_value(v)) for v in self.values]
         ends = [self.values[0], self.values[-1]]

@@ -24,6 +24,7 @@ from sweepkit.jobs.sweeps.agent.messages import say
 from sweepkit.jobs.sweeps.agent.process import ProcessRunner
 from sweepkit.jobs.sweeps.definition import validate
 from sweepkit.jobs.sweeps.definition.parameters import flat_params
+from sweepkit.jobs.sweeps.display import shown
 from sweepkit.jobs.sweeps.end_record_retry import end_patience_s, record_end_durably
 from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
 from sweepkit.train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, UserError
@@ -150,7 +151,7 @@ class LocalAgent:
         self.sweep.heartbeat(claim, self.me)
         argv, env = self._launch(claim)
         run_dir = Path(env["SWEEPKIT_RUN_DIR"])
-        values = " ".join(f"{k}={v}" for k, v in flat_params(claim.params).items())
+        values = " ".join(f"{shown(k)}={shown(v)}" for k, v in flat_params(claim.params).items())
         verb = (
             f"resuming run {claim.run_id} (attempt {claim.k + 1})"
             if claim.resumed
@@ -296,18 +297,24 @@ class LocalAgent:
         if not finished:
             say(messages.lease_ran_out(claim.run_id, self.sweep.lease_s, "its end is not recorded"))
             return state
-        shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""
+        value = (
+            f", {shown(self.sweep.metric_name)}={metric:g}"
+            if isinstance(metric, int | float)
+            else ""
+        )
         say(
-            f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{shown})"
+            f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{value})"
             + (" - queued to resume" if state == "preempted" else "")
         )
-        if self.sweep.metric_name and logged.not_numbers:
-            say(messages.not_numbers(claim.run_id, self.sweep.metric_name, logged.not_numbers))
-        if state == "finished" and self.sweep.metric_name and metric is None:
+        name = self.sweep.metric_name
+        no_value = state == "finished" and metric is None
+        if name and logged.not_numbers and not no_value:
+            say(messages.not_numbers(claim.run_id, name, logged.not_numbers))
+        if name and no_value:  # one warning, which names the cause (not-numbers among them)
             say(
                 messages.no_metric(
                     claim.run_id,
-                    self.sweep.metric_name,
+                    name,
                     logged,
                     env.get("WANDB_MODE"),
                     claim.run_dir,

@@ -183,12 +183,19 @@ class RunMetricsReader:
         if not info:
             return RunMetrics(source="none")
         name = self.metric_name
-        summary = info.get("summary") or {}
+        summary = _dict(info.get("summary"))
         history = [float(v) for v in metric_history(info, name)]
         summary_value = number(summary_lookup(summary, name)) if name else None
         metric = ranked_metric(summary_value, history, self.goal) if name else None
-        epochs = [e for e in info.get("epochs") or [] if isinstance(e, dict)]
-        logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
+        epochs = _rows(info)
+        logged = sorted(
+            {str(k) for e in epochs for k in e if k != "epoch"} | set(map(str, summary))
+        )
+        # what it wrote under the metric that is not a number: counts as not logged, as from W&B
+        written = [number(e[name]) for e in epochs if name in e] if name else []
+        if name and summary_value is not None and summary_number(summary_value, self.goal) is None:
+            written.append(summary_value)
+        not_numbers = [v for v in written if not is_number(v) and not isinstance(v, dict)]
         return RunMetrics(
             source="run.json",
             metric=metric,
@@ -196,8 +203,9 @@ class RunMetricsReader:
             epochs=epochs,
             step_count=len({e.get("epoch", i) for i, e in enumerate(epochs)}),
             summary=summary,
-            config=info.get("config") or {},
+            config=_dict(info.get("config")),
             logged=logged,
+            not_numbers=not_numbers,
         )
 
 
@@ -210,5 +218,16 @@ def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]
     """The metric's value at each epoch in a run.json (what hyperband counts)."""
     if not metric_name:
         return []
-    values = [number(e.get(metric_name)) for e in info.get("epochs") or [] if isinstance(e, dict)]
+    values = [number(e.get(metric_name)) for e in _rows(info)]
     return [v for v in values if is_number(v)]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A mapping field of run.json, or {} where a foreign or damaged file has something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _rows(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """run.json's epoch rows: its ``epochs`` list's mappings (anything else in it is skipped)."""
+    epochs = info.get("epochs")
+    return [e for e in epochs if isinstance(e, dict)] if isinstance(epochs, list) else []
