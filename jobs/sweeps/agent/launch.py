@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from sweepkit.jobs.sweeps import lab_group
 from sweepkit.jobs.sweeps.definition import args_json, build_command
 
 # wandb-core flushes a run's transaction log every 15 s by default: a reader would see epochs late
@@ -31,9 +32,11 @@ def program_argv_env(
     run_dir: Path,
     attempt: int,
     params: dict[str, Any],
+    gid: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The program's argv and environment for one attempt (``attempt`` counts from 1); writes the
-    run's parameter files, which the program reads."""
+    run's parameter files, which the program reads (``gid``: the sweep is shared with that group,
+    and so are the folders and files written here: lab_group.py)."""
     from wandb.sdk.lib import config_util
 
     # absolute, as wandb agent gives them: a program that changes its working folder (Hydra,
@@ -42,10 +45,13 @@ def program_argv_env(
     param_dir = run_dir / "wandb" / f"sweep-{sweep_id}"
     param_path = param_dir / f"config-{run_id}.yaml"
     json_path = param_dir / f"config-{run_id}.json"
+    lab_group.make_dirs(param_dir, gid)
     config_util.save_config_file_from_dict(str(param_path), params)
+    lab_group.own_file(param_path, gid)
     argv = build_command(definition, params, json_path)
     if "${args_json_file}" in [str(c) for c in definition.get("command", [])]:
         json_path.write_text(args_json(params))
+        lab_group.own_file(json_path, gid)
     env = dict(os.environ)
     env.pop("WANDB_SERVICE", None)
     env.update(

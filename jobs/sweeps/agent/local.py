@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from sweepkit.jobs.sweeps import program_check
+from sweepkit.jobs.sweeps import lab_group, program_check
 from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.agent import hyperband, messages, rules
 from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, program_argv_env
@@ -27,6 +27,7 @@ from sweepkit.jobs.sweeps.definition.parameters import flat_params
 from sweepkit.jobs.sweeps.display import shown
 from sweepkit.jobs.sweeps.end_record_retry import end_patience_s, record_end_durably
 from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
+from sweepkit.train.atomic import current_umask
 from sweepkit.train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, UserError
 from sweepkit.train.write_errors import refusal_line
 
@@ -68,6 +69,8 @@ class LocalAgent:
         # sweepkit.sweep() in this process showed the definition's warnings: not twice
         self.definition_warned = definition_warned
         self.runner: Runner = ProcessRunner() if runner is None else runner
+        if sweep.group_id is not None and isinstance(self.runner, ProcessRunner):
+            self.runner.umask = lab_group.program_umask(current_umask())
         self.me = store_mod.AgentIdentity()
         self.signalled: int | None = None
         self._beat_reader: store_mod.LocalSweep | None = None
@@ -142,6 +145,7 @@ class LocalAgent:
             claim.run_dir,
             claim.k + 1,
             claim.params,
+            self.sweep.group_id,
         )
 
     def run_one(self, claim: store_mod.Claim) -> tuple[str, int]:
@@ -159,7 +163,10 @@ class LocalAgent:
         )
         say(f"{verb} in {claim.run_dir}: {values}")
         log_path = run_dir / "output.log"
-        with open(log_path, "ab") as log:
+        # made with the sweep's file mode: another lab member's agent appends to it on a resume
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        with open(os.open(log_path, flags, self.sweep.file_mode), "ab") as log:
+            lab_group.own_file(log_path, self.sweep.group_id)
             log.write(
                 f"=== sweepkit agent {self.me.agent} on {self.me.host}: attempt {claim.k + 1}, "
                 f"{time.ctime()}\n{self.runner.describe(argv)}\n".encode()

@@ -91,9 +91,10 @@ class LocalSweep:
         blank = Fold(
             self.goal, metric.get("target"), self.max_retries, metric_name=self.metric_name
         )
-        self._state = JournalFold(path, blank)
-        self._engine = Engine(self.definition)
         self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
+        self.file_mode = lab_group.file_mode(self.group_id)  # of what the kit writes in it
+        self._state = JournalFold(path, blank, self.file_mode)
+        self._engine = Engine(self.definition)
         self._lock: SweepLock | None = None
         self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
         self.metrics = self.reader.metrics  # what runs logged, read incrementally
@@ -267,7 +268,7 @@ class LocalSweep:
         took it."""
         run_id, k = decision.run_id, decision.k
         token = self.path / "claims" / folder.attempt_file_name(run_id, k)
-        if not (take_token(token, me.agent) and lock.still_held()):
+        if not (take_token(token, me.agent, self.file_mode) and lock.still_held()):
             return None
         with folder.undone_on_failure(token.unlink):
             self._state.append([claim_policy.claim_record(run_id, k, None, me, time.time())])
@@ -351,7 +352,7 @@ class LocalSweep:
 
     def heartbeat(self, claim: Claim, me: AgentIdentity, child_pid: int | None = None) -> None:
         path = self._lease_path(claim.run_id, claim.k)
-        write_heartbeat(path, claim.run_id, claim.k, self.lease_s, me, child_pid)
+        write_heartbeat(path, claim.run_id, claim.k, self.lease_s, me, child_pid, self.file_mode)
 
     def _lease_expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
         path = self._lease_path(run.run_id, run.k)

@@ -1,8 +1,9 @@
 """Lab-shared sweeps with real Unix users: two members of one group run agents for one sweep.
 
 Set-up (root, as CI runs): a group ``sweepkit-lab`` and two users in it, made with groupadd and
-useradd if missing; each command runs as one of them (setpriv) with the umask 002 of a lab's
-project space. Skipped, with the reason, where users cannot be made.
+useradd if missing and removed after the test (also when it fails); each command runs as one of
+them (setpriv) with the umask 002 of a lab's project space, or the common 022. Skipped, with the
+reason, where users cannot be made.
 """
 
 from __future__ import annotations
@@ -27,17 +28,40 @@ GROUP = "sweepkit-lab"
 MEMBERS = ("sweepkit-la", "sweepkit-lb")
 
 
-def _ensure_users() -> None:
+def _ensure_users() -> list[list[str]]:
+    """Make the group and the members that are missing; returns the commands that remove what
+    was made (users first, then the group), for the fixture to run after the test."""
     if os.geteuid() != 0:
         pytest.skip("needs root to add a group and users (groupadd, useradd)")
-    for argv in (["groupadd", "-f", GROUP],) + tuple(
-        ["useradd", "-M", "-N", "-g", GROUP, "-s", "/usr/sbin/nologin", user]
-        for user in MEMBERS
-        if not _exists(user)
-    ):
+    undo: list[list[str]] = []
+    if not _group_exists():
+        made = subprocess.run(["groupadd", GROUP], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot run groupadd {GROUP}: {made.stderr.strip()}")
+        undo.append(["groupdel", GROUP])
+    for user in MEMBERS:
+        if _exists(user):
+            continue
+        argv = ["useradd", "-M", "-N", "-g", GROUP, "-s", "/usr/sbin/nologin", user]
         made = subprocess.run(argv, capture_output=True, text=True)
-        if made.returncode != 0 and "already exists" not in made.stderr:
+        if made.returncode != 0:
+            _remove(undo)
             pytest.skip(f"cannot run {' '.join(argv)}: {made.stderr.strip()}")
+        undo.insert(0, ["userdel", user])
+    return undo
+
+
+def _remove(undo: list[list[str]]) -> None:
+    for argv in undo:
+        subprocess.run(argv, capture_output=True, check=False)
+
+
+def _group_exists() -> bool:
+    try:
+        grp.getgrnam(GROUP)
+        return True
+    except KeyError:
+        return False
 
 
 def _exists(user: str) -> bool:
@@ -70,8 +94,9 @@ def interpreter_reachable() -> Iterator[None]:
 
 @pytest.fixture
 def lab(interpreter_reachable: None) -> Iterator[Path]:
-    """A lab's project space: group-owned, setgid, group-writable; a home for each member."""
-    _ensure_users()
+    """A lab's project space: group-owned, setgid, group-writable; a home for each member. The
+    users and group made for it are removed after."""
+    undo = _ensure_users()
     base = Path(tempfile.mkdtemp(prefix="sweepkit-lab-", dir="/tmp"))
     try:
         base.chmod(0o755)
@@ -86,12 +111,13 @@ def lab(interpreter_reachable: None) -> Iterator[Path]:
         yield base
     finally:
         shutil.rmtree(base, ignore_errors=True)
+        _remove(undo)
 
 
 def as_member(
-    user: str, base: Path, *argv: str, timeout: float = 180
+    user: str, base: Path, *argv: str, timeout: float = 180, umask: str = "002"
 ) -> subprocess.CompletedProcess[str]:
-    """``sweepkit ARGV`` run as ``user`` (umask 002), in the lab's project folder."""
+    """``sweepkit ARGV`` run as ``user`` (umask 002 unless told), in the lab's project folder."""
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(base / f"home-{user}"),
@@ -100,7 +126,8 @@ def as_member(
     }
     command = [
         "setpriv", f"--reuid={user}", f"--regid={GROUP}", "--init-groups", "--",
-        "sh", "-c", 'umask 002 && exec "$@"', "sh", sys.executable, "-m", "sweepkit.jobs.cli", *argv,
+        "sh", "-c", f'umask {umask} && exec "$@"', "sh", sys.executable, "-m", "sweepkit.jobs.cli",
+        *argv,
     ]  # fmt: skip
     return subprocess.run(
         command, cwd=base / "project", env=env, capture_output=True, text=True, timeout=timeout
@@ -184,3 +211,46 @@ def test_group_option_errors_are_one_line(lab: Path) -> None:
     assert not (lab / "project" / "sweeps").exists() or not any(
         (lab / "project" / "sweeps").iterdir()
     )
+
+
+@pytest.mark.system  # starts processes
+def test_a_member_at_umask_022_resumes_another_members_preempted_run(lab: Path) -> None:
+    """Both members keep the common umask 022. The first one's run is preempted after its first
+    epoch (its program checkpoints, exits 75); the second one's agent resumes it: the kit's
+    parameter file, output.log, the lease, the claim token and the program's checkpoint (rewritten
+    in place) are all still writable by the group."""
+    a, b = MEMBERS
+    program = write_program(lab)
+    spec = lab / "sweep.yaml"
+    values = {"lr": [0.5], "preempt_once": ["1"], "epochs": [3]}
+    spec.write_text(yaml.safe_dump(grid(values, program)))
+    made = as_member(a, lab, "sweep", "create", str(spec), "--group", GROUP, umask="022")
+    assert made.returncode == 0, made.stderr
+    sweep = lab / "project" / made.stdout.strip()
+
+    first = as_member(a, lab, "agent", "--count", "1", str(sweep), umask="022")
+    assert "preempted" in first.stdout and "queued to resume" in first.stdout, first.stdout
+    second = as_member(b, lab, "agent", str(sweep), umask="022")
+    said = second.stdout + second.stderr
+    assert second.returncode == 0, said
+    assert "resuming run" in said and "(attempt 2)" in said and "from epoch 1" in said, said
+    assert "ermission denied" not in said, said
+    assert "sweep complete: 1 of 1 runs done (1 finished)" in said, said
+
+    (run,) = json.loads(as_member(a, lab, "status", str(sweep), "--json").stdout)["runs"]
+    assert run["state"] == "finished" and run["attempts"] == 2, run
+    assert len(run["epochs"]) == 3, "the second member's attempt went on from the checkpoint"
+    # everything made in the sweep is the group's and group-writable, but its definition, which
+    # only sweep create writes (and which launches programs)
+    gid = grp.getgrnam(GROUP).gr_gid
+    made_there = [p for p in sweep.rglob("*") if p.name not in ("sweep.yaml", "sweep.json")]
+    assert any(p.name.startswith("config-") for p in made_there)
+    assert any(p.name == "ckpt.json" for p in made_there)
+    for path in made_there:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            continue
+        assert info.st_gid == gid, (path, info.st_gid)
+        assert info.st_mode & stat.S_IWGRP, (path, stat.filemode(info.st_mode))
+    owners = {pwd.getpwuid(p.lstat().st_uid).pw_name for p in made_there}
+    assert owners == {a, b}, owners
