@@ -25,7 +25,7 @@ from sweepkit.jobs.sweeps.definition.parameters import (
     param_specs,
 )
 from sweepkit.jobs.sweeps.display import shown
-from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES, rank_key
+from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES, as_float, rank_key
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
 # Order in which the report lists states; labels say what each means to a sweep user.
@@ -64,7 +64,7 @@ class RunLike(Protocol):
 
 def finite_metric(run: RunLike) -> float | None:
     value = run.metric
-    return float(value) if value is not None and is_finite_number(value) else None
+    return as_float(value) if value is not None and is_finite_number(value) else None
 
 
 def format_value(value: Any) -> str:
@@ -98,7 +98,7 @@ class Axis:
         """The value on the axis scale (log10 for log axes); None for categoricals."""
         if self.categorical or not is_finite_number(value):
             return None
-        return math.log10(value) if self.log else float(value)
+        return math.log10(value) if self.log else as_float(value)
 
     def position(self, value: Any) -> float:
         if self.categorical:
@@ -154,7 +154,7 @@ def make_axis(name: str, values: Sequence[Any], spec: Mapping[str, Any] | None =
     """Numeric axis when every value is a finite number, else categorical (labels as strings)."""
     spec = spec or {}
     if values and all(is_finite_number(v) for v in values):
-        numbers = [float(v) for v in values]
+        numbers = [as_float(v) for v in values]
         distinct = tuple(sorted(set(numbers)))
         if min(numbers) <= 0:
             log = False

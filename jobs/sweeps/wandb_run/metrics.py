@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweepkit.jobs.sweeps.vocabulary import is_rankable
+from sweepkit.jobs.sweeps.vocabulary import as_float, is_rankable
 from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, summary_lookup
 from sweepkit.train import runrecord
 from sweepkit.train.json_values import number
@@ -79,11 +79,11 @@ def summary_number(value: Any, goal: str) -> float | None:
     """The number a summary value ranks by: itself, or from a define_metric summary dict the
     aggregate that matches the goal (``{"max": v}`` when maximizing), else another one."""
     if is_number(value):
-        return float(value)
+        return as_float(value)
     if isinstance(value, dict):
         for key in _AGGREGATES.get(goal, _AGGREGATES["minimize"]):
             if is_number(value.get(key)):
-                return float(value[key])
+                return as_float(value[key])
     return None
 
 
@@ -100,7 +100,7 @@ def ranked_metric(summary_value: Any, history: list[Any], goal: str) -> float | 
     value = summary_number(summary_value, goal)
     if value is not None:
         return value
-    return _finite_last([float(v) for v in history if is_number(v)])
+    return _finite_last([as_float(v) for v in history if is_number(v)])
 
 
 class RunMetricsReader:
@@ -139,8 +139,8 @@ class RunMetricsReader:
             return []
         records = self.records(run_dir)
         if records.found:
-            return [float(v) for _, v in records.history(self.metric_name) if is_number(v)]
-        return [float(v) for v in metric_history(self.run_json(run_dir), self.metric_name)]
+            return [as_float(v) for _, v in records.history(self.metric_name) if is_number(v)]
+        return [as_float(v) for v in metric_history(self.run_json(run_dir), self.metric_name)]
 
     def run_json(self, run_dir: Path) -> dict[str, Any]:
         """run.json, re-read only when it changed (the trainer replaces it each epoch)."""
@@ -162,7 +162,7 @@ class RunMetricsReader:
             if values:
                 epochs.append({"epoch": row["_step"], **values})
         logged_values = [v for _, v in records.history(name)] if name else []
-        history = [float(v) for v in logged_values if is_number(v)]
+        history = [as_float(v) for v in logged_values if is_number(v)]
         metric = ranked_metric(records.summary_value(name), history, self.goal) if name else None
         summary = {k: v for k, v in records.summary.items() if not k.startswith("_")}
         logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
@@ -184,7 +184,7 @@ class RunMetricsReader:
             return RunMetrics(source="none")
         name = self.metric_name
         summary = _dict(info.get("summary"))
-        history = [float(v) for v in metric_history(info, name)]
+        history = [as_float(v) for v in metric_history(info, name)]
         summary_value = number(summary_lookup(summary, name)) if name else None
         metric = ranked_metric(summary_value, history, self.goal) if name else None
         epochs = _rows(info)
