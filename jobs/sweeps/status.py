@@ -213,15 +213,7 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
     planned = sweep.planned_runs()
     summary = ", ".join(f"{n} {s}" for s, n in sweep.counts(views).items() if n) or "no runs yet"
     lines.append(f"runs: {summary}" + (f" (of {planned} planned)" if planned is not None else ""))
-    best = best_run(sweep, views)
-    if best is not None:
-        # a parameter named like the metric is told apart as in the table's header: param:NAME
-        values = " ".join(
-            f"{shown(param_header(k, metric_name))}={_fmt(val)}" for k, val in best.params.items()
-        )
-        lines.append(
-            f"best: {best.run_id} {shown(metric_name)}={_fmt(best.metric)} ({sweep.goal}) {values}"
-        )
+    lines += _best_line(sweep, views, metric_name)
     lines += _error_lines(views)
     if not show_all and len(views) > TABLE_RUNS:
         lines.append(f"(--all lists all {len(views)} runs)")
@@ -231,6 +223,20 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
         ("complete" if complete else "in progress") + (f": {escaped(reached)}" if reached else "")
     )
     return "\n".join(lines)
+
+
+def _best_line(
+    sweep: store_mod.LocalSweep, views: list[store_mod.RunView], metric_name: str
+) -> list[str]:
+    """``best: RUN METRIC=V (GOAL) PARAM=V ...``, if a run ranks; a parameter named like the
+    metric is told apart as in the table's header: ``param:NAME``."""
+    best = best_run(sweep, views)
+    if best is None:
+        return []
+    values = " ".join(
+        f"{shown(param_header(k, metric_name))}={_fmt(val)}" for k, val in best.params.items()
+    )
+    return [f"best: {best.run_id} {shown(metric_name)}={_fmt(best.metric)} ({sweep.goal}) {values}"]
 
 
 def _error_lines(views: list[store_mod.RunView]) -> list[str]:

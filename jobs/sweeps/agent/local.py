@@ -313,8 +313,17 @@ class LocalAgent:
             f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{value})"
             + (" - queued to resume" if state == "preempted" else "")
         )
+        self._warn_about_metric(claim, state, logged, env)
+        return state
+
+    def _warn_about_metric(
+        self, claim: store_mod.Claim, state: str, logged: Any, env: dict[str, str]
+    ) -> None:
+        """One warning where the run left the sweep's metric unusable: a finished run with no
+        value names the likely cause; another run that logged values that are not numbers says
+        so."""
         name = self.sweep.metric_name
-        no_value = state == "finished" and metric is None
+        no_value = state == "finished" and logged.metric is None
         if name and logged.not_numbers and not no_value:
             say(messages.not_numbers(claim.run_id, name, logged.not_numbers))
         if name and no_value:  # one warning, which names the cause (not-numbers among them)
@@ -328,7 +337,6 @@ class LocalAgent:
                     self.sweep.path,
                 )
             )
-        return state
 
 
 def _tail(path: Path, offset: int, lines: int = LOG_TAIL_LINES) -> str:
