@@ -25,9 +25,8 @@ from sweepkit.train.errors import UserError
 GROUP_DIR_MODE = 0o2775  # setgid: what is made inside stays the group's
 GROUP_FILE_MODE = 0o664
 PRIVATE_DIR_MODE = 0o755
-PRIVATE_FILE_MODE = (
-    0o644  # a sweep not shared: its owner's to write (store.journal.SHARED_FILE_MODE)
-)
+# a sweep not shared: its files are their owner's to write (as store.journal.SHARED_FILE_MODE)
+PRIVATE_FILE_MODE = 0o644
 
 
 def file_mode(gid: int | None) -> int:
