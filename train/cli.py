@@ -259,7 +259,9 @@ def _failed(record: Any, err: BaseException) -> int:
     if refusal is None:
         return _unexpected(record, err)
     line = refusal_line(
-        refusal, fix="free space in the run folder's filesystem and rerun to resume"
+        refusal,
+        space_fix="free space in the run folder's filesystem",
+        then="the last checkpoint is intact: rerun to resume",
     )
     log.error("%s", line)
     with contextlib.suppress(OSError):

@@ -24,23 +24,48 @@ _CAUSES = {
 }
 
 
+_SPACE = (errno.ENOSPC, errno.EDQUOT)  # the refusals that freeing space ends
+
+
 def is_write_refusal(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in _CAUSES
 
 
-def refusal_line(err: OSError, path: Path | str | None = None, fix: str | None = None) -> str:
-    """``cannot write PATH: WHY; FIX``. ``path``: what was being written (default: the path
-    the OSError names); ``fix``: what to do, when the caller knows better than the errno."""
-    why, default_fix = _CAUSES.get(err.errno or 0, (err.strerror or str(err), "check the path"))
+def refusal_line(
+    err: OSError,
+    path: Path | str | None = None,
+    space_fix: str | None = None,
+    then: str | None = None,
+) -> str:
+    """``cannot write PATH: WHY; FIX[; THEN]``. ``path``: what was being written (default: the path
+    the OSError names); ``space_fix``: what to do when the disk or quota is full, where the caller
+    knows better (a read-only or not-yours folder gets its own cause's fix: freeing space would not
+    help it); ``then``: what follows for the user, whatever the cause (nothing was submitted)."""
+    why, fix = _CAUSES.get(err.errno or 0, (err.strerror or str(err), "check the path"))
+    if space_fix is not None and err.errno in _SPACE:
+        fix = space_fix
     where = path if path is not None else (err.filename or "a file")
     verb = "access" if err.errno in (errno.EACCES, errno.EPERM) else "write"
-    return f"cannot {verb} {os.fspath(where)}: {why}; {fix or default_fix}"
+    return f"cannot {verb} {os.fspath(where)}: {why}; {fix}" + (f"; {then}" if then else "")
 
 
 def as_user_error(
-    err: OSError, path: Path | str | None = None, fix: str | None = None
+    err: OSError,
+    path: Path | str | None = None,
+    space_fix: str | None = None,
+    then: str | None = None,
 ) -> UserError:
-    return UserError(refusal_line(err, path, fix))
+    return UserError(refusal_line(err, path, space_fix, then))
+
+
+def unwritable(path: Path | str) -> str:
+    """Why a folder that ``os.access`` says is not writable is so, in words: a read-only mount
+    (which no ``chmod`` mends) or its permissions."""
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return "is on a read-only filesystem" if read_only else "is not writable by you"
 
 
 def refusal_in(err: BaseException) -> OSError | None:

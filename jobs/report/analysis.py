@@ -28,7 +28,8 @@ from sweepkit.jobs.sweeps.definition.parameters import (
     param_names,
     param_specs,
 )
-from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES, rank_key
+from sweepkit.jobs.sweeps.display import shown
+from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES, as_float, rank_key
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
 # Order in which the report lists states; labels say what each means to a sweep user.
@@ -70,7 +71,7 @@ class RunLike(Protocol):
 
 def finite_metric(run: RunLike) -> float | None:
     value = run.metric
-    return float(value) if value is not None and is_finite_number(value) else None
+    return as_float(value) if value is not None and is_finite_number(value) else None
 
 
 def format_value(value: Any) -> str:
@@ -104,7 +105,7 @@ class Axis:
         """The value on the axis scale (log10 for log axes); None for categoricals."""
         if self.categorical or not is_finite_number(value):
             return None
-        return math.log10(value) if self.log else float(value)
+        return math.log10(value) if self.log else as_float(value)
 
     def position(self, value: Any) -> float:
         if self.categorical:
@@ -121,7 +122,7 @@ class Axis:
         """Tick positions and labels: every value when there are few (grids), else the two
         ends plus round numbers (decades on log axes) between them."""
         if self.categorical:
-            return [(self.position(level), level) for level in self.levels]
+            return [(self.position(level), shown(level)) for level in self.levels]
         if len(self.values) <= 6:
             return [(self.position(v), format_value(v)) for v in self.values]
         ends = [self.values[0], self.values[-1]]
@@ -160,7 +161,7 @@ def make_axis(name: str, values: Sequence[Any], spec: Mapping[str, Any] | None =
     """Numeric axis when every value is a finite number, else categorical (labels as strings)."""
     spec = spec or {}
     if values and all(is_finite_number(v) for v in values):
-        numbers = [float(v) for v in values]
+        numbers = [as_float(v) for v in values]
         distinct = tuple(sorted(set(numbers)))
         if min(numbers) <= 0:
             log = False

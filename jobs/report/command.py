@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.report.source import SweepSource, load_local
+from sweepkit.jobs.sweeps.display import param_label, shown
 from sweepkit.jobs.sweeps.ref import parse
 from sweepkit.train.atomic import write_atomic
 from sweepkit.train.errors import UserError
@@ -146,14 +147,18 @@ def summary_text(source: SweepSource, analysis: Any) -> str:
     )
     lines = [f"sweep {source.sweep_id}: {len(source.runs)} runs ({counts or 'none yet'})"]
     if analysis.best is not None:
-        params = " ".join(f"{k}={format_value(v)}" for k, v in analysis.best.params.items())
+        metric_name = analysis.metric_name or "metric"
+        params = " ".join(
+            f"{shown(param_label(k, (metric_name,)))}={shown(format_value(v))}"
+            for k, v in analysis.best.params.items()
+        )
         lines.append(
-            f"best: {analysis.best.run_id} {analysis.metric_name}="
+            f"best: {analysis.best.run_id} {shown(metric_name)}="
             f"{format_value(analysis.best.metric)} {params}"
         )
     if analysis.message:
         lines.append(analysis.message)
     for stat in analysis.params[:5]:
         corr = "" if stat.correlation is None else f", correlation {stat.correlation:+.2f}"
-        lines.append(f"  {stat.name}: importance {stat.importance or 0.0:.2f}{corr}")
+        lines.append(f"  {shown(stat.name)}: importance {stat.importance or 0.0:.2f}{corr}")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from sweepkit.jobs.report.analysis import (
     format_value,
 )
 from sweepkit.jobs.sweeps.definition.parameters import flatten
+from sweepkit.jobs.sweeps.display import shown
 from sweepkit.jobs.sweeps.vocabulary import METRIC_NAMES
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number, is_number
 
@@ -127,8 +128,8 @@ def _draw_run_line(ax: Axes, gid: str, ys: list[float], colour: Any, best: bool)
 def _run_tooltip(analysis: Analysis, run: RunLike, param_axes: list[Axis]) -> str:
     params = flatten(run.params)
     metric = finite_metric(run) or 0.0  # analysed runs all have a finite metric
-    values = ", ".join(f"{a.name}={format_value(params.get(a.name))}" for a in param_axes)
-    return f"{run.run_id}: {analysis.metric_name}={format_value(metric)} ({values})"
+    values = ", ".join(f"{a.name}={shown(format_value(params.get(a.name)))}" for a in param_axes)
+    return f"{run.run_id}: {shown(analysis.metric_name)}={format_value(metric)} ({values})"
 
 
 def _draw_axis(ax: Axes, x: int, axis: Axis) -> None:

@@ -20,6 +20,7 @@ from sweepkit.jobs.report.analysis import (
     format_value,
 )
 from sweepkit.jobs.sweeps.definition.parameters import flatten
+from sweepkit.jobs.sweeps.display import shown
 from sweepkit.jobs.sweeps.failure import error_line
 from sweepkit.jobs.sweeps.vocabulary import rank_key
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_number
@@ -135,10 +136,10 @@ def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -
         ],
         "importance_runs": analysis.importance_runs,
         "analysed_runs": len(analysis.analysed),
-        "fixed": [(name, format_value(value)) for name, value in analysis.fixed.items()],
+        "fixed": [(name, shown(format_value(value))) for name, value in analysis.fixed.items()],
         "epoch_metric": epoch_metric,
         "param_names": names,
-        "runs": run_rows(source, analysis, names)[:TABLE_ROWS],
+        "runs": [shown_row(row) for row in run_rows(source, analysis, names)[:TABLE_ROWS]],
         "provenance": provenance(source),
         "definition_yaml": source.definition_text
         or dump_yaml(definition, sort_keys=False, default_flow_style=False),
@@ -157,7 +158,8 @@ def context(source: SweepSource, analysis: Analysis, epoch_metric: str | None) -
 def _correlation_text(stat: Any) -> str:
     if stat.level_correlations:
         return ", ".join(
-            f"{level}: {'—' if r is None else f'{r:+.2f}'}" for level, r in stat.level_correlations
+            f"{shown(level)}: {'—' if r is None else f'{r:+.2f}'}"
+            for level, r in stat.level_correlations
         )
     if stat.correlation is None:
         return "—"
@@ -175,7 +177,7 @@ def best_context(source: SweepSource, analysis: Analysis, rerun: Any) -> dict[st
         "run_id": best.run_id,
         "metric": format_value(finite_metric(best)),
         "state": best.state,
-        "params": [(k, format_value(v)) for k, v in flatten(best.params).items()],
+        "params": [(k, shown(format_value(v))) for k, v in flatten(best.params).items()],
         "command": rerun(source.definition, best.params),
         "config_yaml": dump_yaml(config, sort_keys=False) if config else None,
         "run_dir": str(best.run_dir or ""),
@@ -195,6 +197,17 @@ def runs_csv(source: SweepSource, analysis: Analysis) -> bytes:
         cells = [row[c] for c in CSV_COLUMNS]
         writer.writerow([*cells[:3], *row["params"], *cells[3:]])
     return buffer.getvalue().encode()
+
+
+def shown_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of ``run_rows`` as the page's table shows it: long values cut (the CSV has them
+    whole), characters that do not print escaped."""
+    return {
+        **row,
+        "params": [shown(value) for value in row["params"]],
+        "host": shown(row["host"]),
+        "error": shown(row["error"], 300),
+    }
 
 
 def run_rows(source: SweepSource, analysis: Analysis, names: list[str]) -> list[dict[str, Any]]:

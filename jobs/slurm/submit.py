@@ -131,7 +131,7 @@ def queue(launcher: Launcher, script: str, target: SweepTarget, context: dict[st
         if where is None:  # taken back
             raise _nothing_submitted(err, made, target) from None
         raise as_user_error(
-            err, target.record_dir / "submissions.jsonl", f"{where}; free space there"
+            err, target.record_dir / "submissions.jsonl", "free space there", then=where
         ) from None
     return job
 
@@ -143,7 +143,8 @@ def _nothing_submitted(err: Exception, made: list[Path], target: SweepTarget) ->
         return as_user_error(
             err,
             err.filename or target.record_dir,
-            "free space there, or fix the mount; nothing was submitted",
+            "free space there",
+            then="nothing was submitted",
         )
     return err
 

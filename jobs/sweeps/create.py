@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     )
     planned = sweep.planned_runs()
     size = (
-        f"{planned} run{'' if planned == 1 else 's'}"
+        plural(planned, "run")
         if planned is not None
         else "no run_cap: runs until you stop the agents"
     )
@@ -121,12 +121,23 @@ def run(args: argparse.Namespace) -> int:
         f"created local sweep {sweep.sweep_id} ({definition['method']}, {size}) in {sweep.path}",
         file=sys.stderr,
     )
-    print(
-        f"next: sweepkit agent {shlex.quote(str(sweep.path))}    "
-        f"(or: sweepkit submit {shlex.quote(str(sweep.path))})",
-        file=sys.stderr,
-    )
+    print(next_steps(sweep.path), file=sys.stderr)
     return 0
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def next_steps(path: Path) -> str:
+    """What to run next: an agent here, or an array job on SLURM. ``submit`` needs a profile
+    (the README's step 2), so its hint names the options it cannot run without."""
+    where = shlex.quote(str(path))
+    return (
+        f"next: sweepkit agent {where}    (or on SLURM: sweepkit submit {where} "
+        "--profile NAME --cluster-config FILE, NAME a profile in FILE)"
+    )
 
 
 def _create_wandb(definition: dict[str, Any], entity: str | None, project: str | None) -> str:

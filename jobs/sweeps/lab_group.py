@@ -7,12 +7,14 @@ An opted-in sweep (``sweep.json`` names the group) is group-owned and setgid, it
 journal group-writable (what every command writes there: journal appends, the lock, claim
 tokens, leases, run folders, slurm/ records), and every command accepts group write there,
 only for that group. World-writable stays refused, as do group-writable sweeps that did not opt
-in. What the programs write inside run folders follows the members' umask (002 on such clusters),
-which a member resuming another member's preempted run needs.
+in. The files the kit writes there get their mode whatever the umask (``file_mode``), and the
+programs an agent launches run with the group bits of the umask cleared (``program_umask``): a
+member whose umask is the common 022 still leaves a run that another member resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import stat
@@ -23,6 +25,47 @@ from sweepkit.train.errors import UserError
 GROUP_DIR_MODE = 0o2775  # setgid: what is made inside stays the group's
 GROUP_FILE_MODE = 0o664
 PRIVATE_DIR_MODE = 0o755
+# a sweep not shared: its files are their owner's to write (as store.journal.SHARED_FILE_MODE)
+PRIVATE_FILE_MODE = 0o644
+
+
+def file_mode(gid: int | None) -> int:
+    """The mode of a file the kit writes in a sweep folder (a lease, a snapshot, a claim token, a
+    run's parameter file, output.log), whatever the umask: group-writable where the sweep is
+    shared, so that another member's agent can rewrite it when it resumes the run."""
+    return PRIVATE_FILE_MODE if gid is None else GROUP_FILE_MODE
+
+
+def program_umask(current: int) -> int:
+    """The umask for a program an agent launches for a shared sweep: the member's own, less its
+    group bits. What the program writes in its run folder (checkpoints, run.json, its W&B run, the
+    folders wandb makes and the links it replaces) must stay writable by the group: another
+    member's agent resumes the run after a preemption, and its program then rewrites those files.
+    The common umask 022 would leave them the first member's alone (permission denied on resume).
+    The bits for other users stay as the member chose (022 gives 002, 077 gives 007)."""
+    return current & ~0o070
+
+
+def make_dirs(path: Path, gid: int | None) -> None:
+    """``path`` and its missing parents (below a run folder), the group's, where the sweep is
+    shared (else nothing: whoever writes there makes them as usual)."""
+    if gid is None or path.is_dir():
+        return
+    make_dirs(path.parent, gid)
+    with contextlib.suppress(FileExistsError):  # another member's agent made it meanwhile
+        make_dir(path, gid)
+
+
+def own_file(path: Path, gid: int | None) -> None:
+    """Give a file the kit just wrote its sweep's mode (``file_mode``), where it is ours to chmod
+    (a file another member made is already group-writable: it was made so)."""
+    if gid is None:
+        return
+    try:
+        if path.stat().st_uid == os.geteuid():
+            os.chmod(path, GROUP_FILE_MODE)
+    except FileNotFoundError:
+        pass
 
 
 def group_id(name: str) -> int:

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.definition.parameters import param_names
+from sweepkit.jobs.sweeps.display import LINE_CHARS, escaped, param_label, shown
 from sweepkit.jobs.sweeps.failure import error_line
 from sweepkit.jobs.sweeps.ref import parse_local
 from sweepkit.jobs.sweeps.vocabulary import SCORED_STATES, best_of, rank_key
@@ -168,26 +169,25 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def _fmt(value: Any) -> str:
+    """A value in a cell or on the best line: one line, cut (``display.shown``)."""
     if isinstance(value, float):
         return f"{value:.4g}"
-    return "-" if value is None else str(value)
+    return "-" if value is None else shown(value)
 
 
 def _slurm(slurm: dict[str, Any]) -> str:
     if slurm.get("array_job_id") and slurm.get("array_task_id") is not None:
-        return f"{slurm['array_job_id']}_{slurm['array_task_id']}"
-    return str(slurm.get("job_id") or "-")
+        return shown(f"{slurm['array_job_id']}_{slurm['array_task_id']}")
+    return shown(slurm.get("job_id") or "-")
 
 
 OWN_COLUMNS = ("run", "state", "epochs", "host", "slurm", "duration", "tries")
-PARAM_PREFIX = "param:"
 
 
 def param_header(name: str, metric_name: str) -> str:
     """A parameter's column name: its own, or ``param:NAME`` where that is one of status's
     own columns (a swept ``epochs`` is not the epochs logged)."""
-    taken = (*OWN_COLUMNS, metric_name)
-    return PARAM_PREFIX + name if name in taken or name.startswith(PARAM_PREFIX) else name
+    return param_label(name, (*OWN_COLUMNS, metric_name))
 
 
 def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
@@ -199,8 +199,8 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
     header = [
         "run",
         "state",
-        *(param_header(p, metric_name) for p in params),
-        metric_name,
+        *(shown(param_header(p, metric_name)) for p in params),
+        shown(metric_name),
         "epochs",
         "host",
         "slurm",
@@ -216,14 +216,16 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
             *(_fmt(v.params.get(p)) for p in params),
             _fmt(v.metric),
             str(v.epoch_count) if v.epoch_count or sweep.metric_name else "-",
-            v.host or "-",
+            shown(v.host or "-"),
             _slurm(v.slurm),
             _fmt_duration(v.duration_s),
             str(v.attempts),
         ]
 
     by_start = sorted(views, key=lambda v: v.started_at or "")
-    lines = [f"sweep {sweep.sweep_id} ({sweep.definition.get('method')}, {sweep.path})"]
+    lines = [
+        f"sweep {sweep.sweep_id} ({sweep.definition.get('method')}, {escaped(str(sweep.path))})"
+    ]
     if show_all or len(views) <= TABLE_RUNS:
         lines += _table(header, [row(v) for v in by_start])
     else:
@@ -233,19 +235,30 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
     planned = sweep.planned_runs()
     summary = ", ".join(f"{n} {s}" for s, n in sweep.counts(views).items() if n) or "no runs yet"
     lines.append(f"runs: {summary}" + (f" (of {planned} planned)" if planned is not None else ""))
-    best = best_run(sweep, views)
-    if best is not None:
-        values = " ".join(f"{k}={_fmt(val)}" for k, val in best.params.items())
-        lines.append(
-            f"best: {best.run_id} {metric_name}={_fmt(best.metric)} ({sweep.goal}) {values}"
-        )
+    lines += _best_line(sweep, views, metric_name)
     lines += _error_lines(views)
     if not show_all and len(views) > TABLE_RUNS:
         lines.append(f"(--all lists all {len(views)} runs)")
     complete = sweep.complete()  # brings the fold up to date, which names the run at the target
     reached = sweep.fold.target_line()
-    lines.append(("complete" if complete else "in progress") + (f": {reached}" if reached else ""))
+    lines.append(
+        ("complete" if complete else "in progress") + (f": {escaped(reached)}" if reached else "")
+    )
     return "\n".join(lines)
+
+
+def _best_line(
+    sweep: store_mod.LocalSweep, views: list[store_mod.RunView], metric_name: str
+) -> list[str]:
+    """``best: RUN METRIC=V (GOAL) PARAM=V ...``, if a run ranks; a parameter named like the
+    metric is told apart as in the table's header: ``param:NAME``."""
+    best = best_run(sweep, views)
+    if best is None:
+        return []
+    values = " ".join(
+        f"{shown(param_header(k, metric_name))}={_fmt(val)}" for k, val in best.params.items()
+    )
+    return [f"best: {best.run_id} {shown(metric_name)}={_fmt(best.metric)} ({sweep.goal}) {values}"]
 
 
 def _error_lines(views: list[store_mod.RunView]) -> list[str]:
@@ -253,7 +266,7 @@ def _error_lines(views: list[store_mod.RunView]) -> list[str]:
     errors: dict[tuple[str, str], list[str]] = {}
     for v in views:
         if v.state in ("failed", "crashed") and v.error:
-            last = error_line(v.error)[:200]
+            last = shown(error_line(v.error), LINE_CHARS)
             errors.setdefault((v.state, last), []).append(v.run_id)
     lines = []
     for (state, last), ids in errors.items():

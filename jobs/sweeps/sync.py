@@ -202,8 +202,8 @@ def _upload(
         if refusal is not None:  # every later copy would fail alike: stop here, in one line
             raise as_user_error(
                 refusal,
-                fix=f"free space in {sweep.path} and rerun sync: runs uploaded so far are "
-                "recorded, the rest are uploaded then",
+                space_fix=f"free space in {sweep.path} and rerun sync",
+                then="runs uploaded so far are recorded, the rest are uploaded when sync is rerun",
             ) from None
         print(
             f"sweepkit sync: cannot copy run {item['run_id']} without the local sweep id: {err}; nothing uploaded for it, "
@@ -228,8 +228,9 @@ def _upload(
         raise as_user_error(
             err,
             sweep.path / "synced.json",
-            f"run {item['run_id']} was uploaded but is not recorded as synced; free space "
-            "there and rerun sync (wandb sync uploads it again, to the same W&B run)",
+            "free space there and rerun sync",
+            then=f"run {item['run_id']} was uploaded but is not recorded as synced (a rerun of "
+            "sync uploads it again, to the same W&B run)",
         ) from None
     return True
 

@@ -40,11 +40,24 @@ T = TypeVar("T")
 
 
 # ----- ranking: the one rule for "best" (status, the report, the metric's target) -----------------
+def as_float(value: int | float) -> float:
+    """A logged number as the float it is ranked, stored and plotted as: an int beyond a float's
+    range (Python's ints have no bound; JSON's have none either) is the infinity of its sign."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def is_rankable(value: Any) -> bool:
-    """A metric value a run can be ranked by: an int or float (not a bool) that is finite. NaN
-    and the infinities are logged values (shown as ``nan``/``inf``), never the best one: a run
-    that diverged is not the sweep's answer, whichever way the goal points."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A metric value a run can be ranked by: an int or float (not a bool) that is finite as a
+    float. NaN and the infinities are logged values (shown as ``nan``/``inf``), never the best
+    one: a run that diverged is not the sweep's answer, whichever way the goal points."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(as_float(value))
+    )
 
 
 def rank_key(value: Any, goal: str) -> tuple[int, float]:
@@ -52,7 +65,7 @@ def rank_key(value: Any, goal: str) -> tuple[int, float]:
     infinities, None) after them, in the order they came."""
     if not is_rankable(value):
         return (1, 0.0)
-    return (0, -float(value) if goal == "maximize" else float(value))
+    return (0, -as_float(value) if goal == "maximize" else as_float(value))
 
 
 def best_of(items: Iterable[T], value_of: Callable[[T], Any], goal: str) -> T | None:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sweepkit.jobs.sweeps.store import end_values
+from sweepkit.jobs.sweeps.vocabulary import as_float
 from sweepkit.jobs.sweeps.wandb_run.metrics import is_finite_number
 
 
@@ -49,7 +50,7 @@ def bands_and_eta(definition: dict[str, Any]) -> tuple[list[int], float, bool]:
 
 def valid(values: list[Any], maximize: bool) -> list[float]:
     """A history as the engine compares it: finite numbers only, negated when maximising."""
-    out = [float(v) for v in values if is_finite_number(v)]
+    out = [as_float(v) for v in values if is_finite_number(v)]
     return [-v for v in out] if maximize else out
 
 

@@ -18,6 +18,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from sweepkit.jobs.sweeps import lab_group
 from sweepkit.jobs.sweeps.definition.command import (
     args_json,
     build_command,
@@ -38,17 +39,20 @@ def program_argv_env(
     run_dir: Path,
     attempt: int,
     params: dict[str, Any],
+    gid: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The program's argv and environment for one attempt (``attempt`` counts from 1); writes the
-    run's parameter files, which the program reads."""
+    run's parameter files, which the program reads (``gid``: the sweep is shared with that group,
+    and so are the folders and files written here: lab_group.py)."""
     # absolute, as wandb agent gives them: a program that changes its working folder (Hydra,
     # os.chdir) still finds its parameters and WANDB_DIR whatever --root was relative to
     run_dir = Path(os.path.abspath(run_dir))
     param_dir = run_dir / "wandb" / f"sweep-{sweep_id}"
     param_path = param_dir / f"config-{run_id}.yaml"
     json_path = param_dir / f"config-{run_id}.json"
-    param_dir.mkdir(parents=True, exist_ok=True)
+    lab_group.make_dirs(param_dir, gid)
     param_path.write_text(parameter_file_text(params), encoding="utf-8")
+    lab_group.own_file(param_path, gid)
     env = dict(os.environ)
     env.pop("WANDB_SERVICE", None)
     env.update(
@@ -65,6 +69,7 @@ def program_argv_env(
     argv = build_command(definition, params, json_path)
     if "${args_json_file}" in command_chunks(definition, os.environ):
         json_path.write_text(args_json(params), encoding="utf-8")
+        lab_group.own_file(json_path, gid)
     env.setdefault("WANDB_MODE", "offline")
     env.setdefault(FLUSH_INTERVAL_ENV, FLUSH_INTERVAL_S)
     return argv, env

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from sweepkit.jobs.sweeps import program_check
+from sweepkit.jobs.sweeps import lab_group, program_check
 from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.agent import hyperband, messages, rules
 from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, program_argv_env
@@ -24,8 +24,10 @@ from sweepkit.jobs.sweeps.agent.messages import say
 from sweepkit.jobs.sweeps.agent.process import ProcessRunner
 from sweepkit.jobs.sweeps.definition import checked, validate
 from sweepkit.jobs.sweeps.definition.parameters import flat_params
+from sweepkit.jobs.sweeps.display import shown
 from sweepkit.jobs.sweeps.end_record_retry import end_patience_s, record_end_durably
 from sweepkit.jobs.sweeps.wandb_run.location import RunLocator
+from sweepkit.train.atomic import current_umask
 from sweepkit.train.errors import EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, UserError
 from sweepkit.train.write_errors import refusal_line
 
@@ -67,6 +69,8 @@ class LocalAgent:
         # sweepkit.sweep() in this process showed the definition's warnings: not twice
         self.definition_warned = definition_warned
         self.runner: Runner = ProcessRunner() if runner is None else runner
+        if sweep.group_id is not None and isinstance(self.runner, ProcessRunner):
+            self.runner.umask = lab_group.program_umask(current_umask())
         self.me = store_mod.AgentIdentity()
         self.signalled: int | None = None
         self._beat_reader: store_mod.LocalSweep | None = None
@@ -142,6 +146,7 @@ class LocalAgent:
             claim.run_dir,
             claim.k + 1,
             claim.params,
+            self.sweep.group_id,
         )
 
     def run_one(self, claim: store_mod.Claim) -> tuple[str, int]:
@@ -151,7 +156,7 @@ class LocalAgent:
         self.sweep.heartbeat(claim, self.me)
         argv, env = self._launch(claim)
         run_dir = Path(env["SWEEPKIT_RUN_DIR"])
-        values = " ".join(f"{k}={v}" for k, v in flat_params(claim.params).items())
+        values = " ".join(f"{shown(k)}={shown(v)}" for k, v in flat_params(claim.params).items())
         verb = (
             f"resuming run {claim.run_id} (attempt {claim.k + 1})"
             if claim.resumed
@@ -159,7 +164,10 @@ class LocalAgent:
         )
         say(f"{verb} in {claim.run_dir}: {values}")
         log_path = run_dir / "output.log"
-        with open(log_path, "ab") as log:
+        # made with the sweep's file mode: another lab member's agent appends to it on a resume
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        with open(os.open(log_path, flags, self.sweep.file_mode), "ab") as log:
+            lab_group.own_file(log_path, self.sweep.group_id)
             log.write(
                 f"=== sweepkit agent {self.me.agent} on {self.me.host}: attempt {claim.k + 1}, "
                 f"{time.ctime()}\n{self.runner.describe(argv)}\n".encode()
@@ -236,9 +244,7 @@ class LocalAgent:
                         self.runner.stop()
                         stop_sent, stopped = time.time(), True
             if lost.is_set() and stop_sent is None:
-                say(
-                    f"run {claim.run_id}: lease lost (another agent declared it crashed); stopping it"
-                )
+                say(messages.lease_ran_out(claim.run_id, self.sweep.lease_s, "stopping it"))
                 self.runner.stop()
                 stop_sent, lost_lease = time.time(), True
             if stop_sent is not None and time.time() - stop_sent > self.runner.stop_grace_s:
@@ -297,27 +303,41 @@ class LocalAgent:
             say,
         )
         if not finished:
-            say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
+            say(messages.lease_ran_out(claim.run_id, self.sweep.lease_s, "its end is not recorded"))
             return state
-        shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""
+        value = (
+            f", {shown(self.sweep.metric_name)}={metric:g}"
+            if isinstance(metric, int | float)
+            else ""
+        )
         say(
-            f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{shown})"
+            f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{value})"
             + (" - queued to resume" if state == "preempted" else "")
         )
-        if self.sweep.metric_name and logged.not_numbers:
-            say(messages.not_numbers(claim.run_id, self.sweep.metric_name, logged.not_numbers))
-        if state == "finished" and self.sweep.metric_name and metric is None:
+        self._warn_about_metric(claim, state, logged, env)
+        return state
+
+    def _warn_about_metric(
+        self, claim: store_mod.Claim, state: str, logged: Any, env: dict[str, str]
+    ) -> None:
+        """One warning where the run left the sweep's metric unusable: a finished run with no
+        value names the likely cause; another run that logged values that are not numbers says
+        so."""
+        name = self.sweep.metric_name
+        no_value = state == "finished" and logged.metric is None
+        if name and logged.not_numbers and not no_value:
+            say(messages.not_numbers(claim.run_id, name, logged.not_numbers))
+        if name and no_value:  # one warning, which names the cause (not-numbers among them)
             say(
                 messages.no_metric(
                     claim.run_id,
-                    self.sweep.metric_name,
+                    name,
                     logged,
                     env.get("WANDB_MODE"),
                     claim.run_dir,
                     self.sweep.path,
                 )
             )
-        return state
 
 
 def _tail(path: Path, offset: int, lines: int = LOG_TAIL_LINES) -> str:

@@ -35,6 +35,9 @@ class ProcessRunner:
 
     runs_program = True
     stop_grace_s = STOP_GRACE_S
+    # the program's umask (-1: this process's); a lab-shared sweep's agent clears its group bits
+    # (lab_group.program_umask), so that another member can resume what the program writes
+    umask = -1
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
@@ -57,6 +60,7 @@ class ProcessRunner:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: stopped as one (see above)
                 preexec_fn=die_with_parent,
+                umask=self.umask,
             )
         return self.proc.pid
 

@@ -90,6 +90,13 @@ def distributions() -> list[str]:
     return found
 
 
+# W&B's schema checks a parameter's name with the pattern ``PARAMETER_NAME_PATTERN``; said in words
+PARAMETER_NAME_PATTERN = "^^[A-Za-z_][A-Za-z0-9_.-]*$"
+PARAMETER_NAME_RULE = (
+    "a name starts with a letter or _ and holds only letters, digits and the characters _ . -"
+)
+
+
 def describe_schema_error(error: Any, backend: str) -> str:
     path = list(error.absolute_path)
     key = _key(path)
@@ -109,6 +116,8 @@ def describe_schema_error(error: Any, backend: str) -> str:
             f"{key}: missing required key {missing[0] if missing else ''}".rstrip()
             + "; see W&B's sweep configuration keys"
         )
+    if kind == "pattern" and path and path[-1] == "parameters":
+        return f"{key}: {error.instance!r} is not a valid parameter name; {PARAMETER_NAME_RULE}"
     if len(path) >= 2 and path[0] == "parameters":
         specific = _parameter_mistake(error.instance)
         if specific:

@@ -32,6 +32,7 @@ from typing import Any
 from sweepkit.jobs.sweeps.state import plain
 from sweepkit.jobs.sweeps.store import end_values
 from sweepkit.jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.vocabulary import as_float
 
 # Our states as the sweeps engine's RunState: a hyperband-stopped run reported real metrics, so
 # bayes learns from them as from a finished run.
@@ -66,7 +67,7 @@ def is_number(value: Any) -> bool:
 def bayes_history(values: list[Any]) -> list[Any]:
     """The part of a run's metric history that bayes can read: its extrema and last valid value
     (as the engine sees validity: finite numbers), in an order that keeps the last one last."""
-    valid = [v for v in values if is_number(v)]
+    valid = [in_float_range(v) for v in values if is_number(v)]
     if len(valid) <= 3:
         return valid
     return [min(valid), max(valid), valid[-1]]
@@ -76,7 +77,15 @@ def end_summary(name: str, end: dict[str, Any]) -> dict[str, Any]:
     """The summary the engine reads of an ended run: its metric (NaN and the infinities as the
     floats they are: the engine's own ``is_number`` leaves them out), none if it has none."""
     metric = end_values.metric(end)
-    return {name: metric} if metric is not None else {}
+    return {name: in_float_range(metric)} if metric is not None else {}
+
+
+def in_float_range(value: Any) -> Any:
+    """A value as the engine can take it: an int beyond a float's range as its infinity (the
+    engine's numpy arrays overflow on it; an infinity it leaves out, as it does NaN)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return as_float(value)
+    return value
 
 
 @functools.cache

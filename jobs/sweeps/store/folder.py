@@ -31,7 +31,7 @@ from sweepkit.jobs.sweeps.state import iso, new_id
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE
 from sweepkit.train.atomic import write_atomic
 from sweepkit.train.errors import UserError
-from sweepkit.train.write_errors import as_user_error
+from sweepkit.train.write_errors import as_user_error, unwritable
 
 SCHEMA = 1
 DEFAULT_LEASE_S = 120.0
@@ -80,9 +80,7 @@ def make_sweep_folder(
             f"cannot create the sweep root {root}: {err.strerror}; pass --root to a writable folder"
         ) from None
     if not os.access(root, os.W_OK | os.X_OK):
-        raise UserError(
-            f"sweep root {root} is not writable by you; pass --root to a writable folder"
-        )
+        raise UserError(f"sweep root {root} {unwritable(root)}; pass --root to a writable folder")
     for _ in range(10):
         sweep_id = new_id()
         dest = root / sweep_id
@@ -158,9 +156,11 @@ def checked_folder(ref: str | Path) -> Path:
     path = Path(ref)
     if not path.is_dir():
         raise no_sweep_at(ref)
-    if not (path / "sweep.json").is_file() or not (path / "sweep.yaml").is_file():
+    missing = [name for name in ("sweep.json", "sweep.yaml") if not (path / name).is_file()]
+    if missing:
         raise UserError(
-            f"{path} is not a sweep folder (no sweep.json / sweep.yaml); pass the folder printed by sweepkit sweep create"
+            f"{path} is not a sweep folder: it has no {' and no '.join(missing)}; pass the "
+            "folder printed by sweepkit sweep create"
         )
     return path
 

@@ -242,13 +242,15 @@ class Journal:
         return size, lines
 
 
-def create_exclusive(path: Path, data: bytes = b"") -> bool:
-    """Create ``path`` only if it does not exist (O_EXCL, atomic on NFSv3+ and Lustre)."""
+def create_exclusive(path: Path, data: bytes = b"", mode: int = SHARED_FILE_MODE) -> bool:
+    """Create ``path`` only if it does not exist (O_EXCL, atomic on NFSv3+ and Lustre), with
+    ``mode`` whatever the umask."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except FileExistsError:
         return False
     try:
+        os.fchmod(fd, mode)
         if os.write(fd, data) < len(data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
     except OSError:
@@ -259,11 +261,11 @@ def create_exclusive(path: Path, data: bytes = b"") -> bool:
     return True
 
 
-def take_token(token: Path, owner: str) -> bool:
+def take_token(token: Path, owner: str, mode: int = SHARED_FILE_MODE) -> bool:
     """Exclusive-create a claim token (``claims/<run>.<k>``) for ``owner``. A token with no
     claim record that is older than the lock's lifetime was left by a claimer that died between
     the two: it is void."""
-    if create_exclusive(token, owner.encode()):
+    if create_exclusive(token, owner.encode(), mode):
         return True
     try:
         stale = time.time() - token.stat().st_mtime > LOCK_LIFETIME_S + 10
@@ -271,5 +273,5 @@ def take_token(token: Path, owner: str) -> bool:
         stale = True
     if stale:
         token.unlink(missing_ok=True)
-        return create_exclusive(token, owner.encode())
+        return create_exclusive(token, owner.encode(), mode)
     return False

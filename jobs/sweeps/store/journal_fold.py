@@ -15,14 +15,15 @@ from typing import Any
 
 from sweepkit.jobs.sweeps.store import snapshot
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
-from sweepkit.jobs.sweeps.store.journal import Journal
+from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, Journal
 
 
 class JournalFold:
     """The fold of the journal of the sweep folder ``path``, as far as it was read."""
 
-    def __init__(self, path: Path, blank: Fold):
+    def __init__(self, path: Path, blank: Fold, file_mode: int = SHARED_FILE_MODE):
         self.path = path
+        self.file_mode = file_mode  # of the snapshot it writes (lab_group.file_mode)
         self.fold = blank
         self._journal = Journal(path / "journal.jsonl")
         self._snapshot_at = 0  # the journal offset of the last snapshot read or written
@@ -78,4 +79,4 @@ class JournalFold:
             return False
         self.read_all()  # a snapshot holds every run
         offset = self._snapshot_at = self._journal.offset
-        return snapshot.write(self.path, self._journal.path, self.fold, offset)
+        return snapshot.write(self.path, self._journal.path, self.fold, offset, self.file_mode)

@@ -86,6 +86,7 @@ def write_heartbeat(
     lease_s: float,
     me: AgentIdentity,
     child_pid: int | None = None,
+    mode: int = SHARED_FILE_MODE,
 ) -> None:
     lease = {
         "run": run_id,
@@ -99,7 +100,7 @@ def write_heartbeat(
         "child_pid": child_pid,
         "slurm": me.slurm,
     }
-    write_atomic(lease_file, json.dumps(lease).encode(), SHARED_FILE_MODE)
+    write_atomic(lease_file, json.dumps(lease).encode(), mode)
 
 
 def pids_comparable(record: dict[str, Any]) -> bool:

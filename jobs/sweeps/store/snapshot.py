@@ -242,7 +242,9 @@ def _ignored(path: Path, why: str) -> Snapshot | None:
     return None  # noqa: RET501  (read's answer: no snapshot)
 
 
-def write(sweep_dir: Path, journal: Path, fold: Fold, offset: int) -> bool:
+def write(
+    sweep_dir: Path, journal: Path, fold: Fold, offset: int, mode: int = SHARED_FILE_MODE
+) -> bool:
     """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes. Best
     effort: False (and nothing left behind) if it cannot be written, as on a read-only folder."""
     path = sweep_dir / SNAPSHOT_NAME
@@ -255,7 +257,7 @@ def write(sweep_dir: Path, journal: Path, fold: Fold, offset: int) -> bool:
             os.close(fd)
         crcs = check_crcs(head, tail)
         data = dump(fold.runs, list(fold.open), offset, crcs, fold.target_hit, fold.max_retries)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SHARED_FILE_MODE)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
             view = memoryview(data)
             while view:
@@ -263,7 +265,7 @@ def write(sweep_dir: Path, journal: Path, fold: Fold, offset: int) -> bool:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.chmod(tmp, SHARED_FILE_MODE)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
         _remove_stale_tmp(sweep_dir)
         return True

@@ -36,6 +36,7 @@ from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
 from sweepkit.jobs.sweeps.store.reader import RunReader, counts
 from sweepkit.train.errors import UserError
+from sweepkit.train.write_errors import unwritable
 
 # Bayes proposals (a Gaussian process: ~50 ms of CPU at 1,000 runs) are made outside the lock. If a
 # claim planned to resume a queued run and another agent took it first, it lets the lock go and
@@ -93,9 +94,10 @@ class LocalSweep:
         blank = Fold(
             self.goal, metric.get("target"), self.max_retries, metric_name=self.metric_name
         )
-        self._state = JournalFold(path, blank)
-        self._engine = Engine(self.definition)
         self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
+        self.file_mode = lab_group.file_mode(self.group_id)  # of what the kit writes in it
+        self._state = JournalFold(path, blank, self.file_mode)
+        self._engine = Engine(self.definition)
         self._lock: SweepLock | None = None
         self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
         self.metrics = self.reader.metrics  # what runs logged, read incrementally
@@ -211,7 +213,7 @@ class LocalSweep:
         """Hand the next run to agent ``me``: a queued (preempted/crashed) run first, else a new one."""
         if not os.access(self.path, os.W_OK):
             raise UserError(
-                f"sweep folder {self.path} is not writable by you; agents record their claims there"
+                f"sweep folder {self.path} {unwritable(self.path)}; agents record their claims there"
             )
         drawn_ahead = self.definition.get("method") in ("grid", "random")
         for tries in range(1, OPTIMISTIC_TRIES + 1):
@@ -275,7 +277,7 @@ class LocalSweep:
         took it."""
         run_id, k = decision.run_id, decision.k
         token = self.path / "claims" / folder.attempt_file_name(run_id, k)
-        if not (take_token(token, me.agent) and lock.still_held()):
+        if not (take_token(token, me.agent, self.file_mode) and lock.still_held()):
             return None
         with folder.undone_on_failure(token.unlink):
             self._state.append([claim_policy.claim_record(run_id, k, None, me, time.time())])
@@ -359,7 +361,7 @@ class LocalSweep:
 
     def heartbeat(self, claim: Claim, me: AgentIdentity, child_pid: int | None = None) -> None:
         path = self._lease_path(claim.run_id, claim.k)
-        write_heartbeat(path, claim.run_id, claim.k, self.lease_s, me, child_pid)
+        write_heartbeat(path, claim.run_id, claim.k, self.lease_s, me, child_pid, self.file_mode)
 
     def _lease_expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
         path = self._lease_path(run.run_id, run.k)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweepkit.jobs.sweeps.vocabulary import is_rankable
+from sweepkit.jobs.sweeps.vocabulary import as_float, is_rankable
 from sweepkit.jobs.sweeps.wandb_run.records import RunRecords, summary_lookup
 from sweepkit.train import runrecord
 from sweepkit.train.json_values import number
@@ -79,11 +79,11 @@ def summary_number(value: Any, goal: str) -> float | None:
     """The number a summary value ranks by: itself, or from a define_metric summary dict the
     aggregate that matches the goal (``{"max": v}`` when maximizing), else another one."""
     if is_number(value):
-        return float(value)
+        return as_float(value)
     if isinstance(value, dict):
         for key in _AGGREGATES.get(goal, _AGGREGATES["minimize"]):
             if is_number(value.get(key)):
-                return float(value[key])
+                return as_float(value[key])
     return None
 
 
@@ -100,7 +100,7 @@ def ranked_metric(summary_value: Any, history: list[Any], goal: str) -> float | 
     value = summary_number(summary_value, goal)
     if value is not None:
         return value
-    return _finite_last([float(v) for v in history if is_number(v)])
+    return _finite_last([as_float(v) for v in history if is_number(v)])
 
 
 class RunMetricsReader:
@@ -139,8 +139,8 @@ class RunMetricsReader:
             return []
         records = self.records(run_dir)
         if records.found:
-            return [float(v) for _, v in records.history(self.metric_name) if is_number(v)]
-        return [float(v) for v in metric_history(self.run_json(run_dir), self.metric_name)]
+            return [as_float(v) for _, v in records.history(self.metric_name) if is_number(v)]
+        return [as_float(v) for v in metric_history(self.run_json(run_dir), self.metric_name)]
 
     def run_json(self, run_dir: Path) -> dict[str, Any]:
         """run.json, re-read only when it changed (the trainer replaces it each epoch)."""
@@ -162,7 +162,7 @@ class RunMetricsReader:
             if values:
                 epochs.append({"epoch": row["_step"], **values})
         logged_values = [v for _, v in records.history(name)] if name else []
-        history = [float(v) for v in logged_values if is_number(v)]
+        history = [as_float(v) for v in logged_values if is_number(v)]
         metric = ranked_metric(records.summary_value(name), history, self.goal) if name else None
         summary = {k: v for k, v in records.summary.items() if not k.startswith("_")}
         logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
@@ -183,12 +183,19 @@ class RunMetricsReader:
         if not info:
             return RunMetrics(source="none")
         name = self.metric_name
-        summary = info.get("summary") or {}
-        history = [float(v) for v in metric_history(info, name)]
+        summary = _dict(info.get("summary"))
+        history = [as_float(v) for v in metric_history(info, name)]
         summary_value = number(summary_lookup(summary, name)) if name else None
         metric = ranked_metric(summary_value, history, self.goal) if name else None
-        epochs = [e for e in info.get("epochs") or [] if isinstance(e, dict)]
-        logged = sorted({k for e in epochs for k in e if k != "epoch"} | set(summary))
+        epochs = _rows(info)
+        logged = sorted(
+            {str(k) for e in epochs for k in e if k != "epoch"} | set(map(str, summary))
+        )
+        # what it wrote under the metric that is not a number: counts as not logged, as from W&B
+        written = [number(e[name]) for e in epochs if name in e] if name else []
+        if name and summary_value is not None and summary_number(summary_value, self.goal) is None:
+            written.append(summary_value)
+        not_numbers = [v for v in written if not is_number(v) and not isinstance(v, dict)]
         return RunMetrics(
             source="run.json",
             metric=metric,
@@ -196,8 +203,9 @@ class RunMetricsReader:
             epochs=epochs,
             step_count=len({e.get("epoch", i) for i, e in enumerate(epochs)}),
             summary=summary,
-            config=info.get("config") or {},
+            config=_dict(info.get("config")),
             logged=logged,
+            not_numbers=not_numbers,
         )
 
 
@@ -210,5 +218,16 @@ def metric_history(info: dict[str, Any], metric_name: str | None) -> list[float]
     """The metric's value at each epoch in a run.json (what hyperband counts)."""
     if not metric_name:
         return []
-    values = [number(e.get(metric_name)) for e in info.get("epochs") or [] if isinstance(e, dict)]
+    values = [number(e.get(metric_name)) for e in _rows(info)]
     return [v for v in values if is_number(v)]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A mapping field of run.json, or {} where a foreign or damaged file has something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _rows(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """run.json's epoch rows: its ``epochs`` list's mappings (anything else in it is skipped)."""
+    epochs = info.get("epochs")
+    return [e for e in epochs if isinstance(e, dict)] if isinstance(epochs, list) else []

@@ -145,7 +145,8 @@ def test_create_on_a_full_disk_and_a_read_only_one(
     (ro / "sweeps").mkdir(parents=True)
     make_read_only(ro, read_only)
     refused = sweepkit("sweep", "create", str(spec), "--root", str(ro / "sweeps"), cwd=tmp_path)
-    one_line_exit_2(refused, str(ro / "sweeps"))
+    line = one_line_exit_2(refused, str(ro / "sweeps"), "read-only")
+    assert "free space" not in line, "freeing space does not help a read-only folder"
     assert list((ro / "sweeps").iterdir()) == []
 
 
@@ -346,7 +347,8 @@ def test_submit_and_report_on_a_read_only_sweep(tmp_path: Path, read_only: list[
         "submit", str(sweep), "--profile", "t", "--cluster-config", _cluster(tmp_path),
         "--launcher", "local", "--array", "1-1", cwd=tmp_path,
     )  # fmt: skip
-    one_line_exit_2(submit, "read-only", str(sweep / "slurm"))
+    line = one_line_exit_2(submit, "read-only", str(sweep / "slurm"), "nothing was submitted")
+    assert "free space" not in line, "freeing space does not help a read-only folder"
     report = sweepkit("report", str(sweep), "--out", str(sweep / "r.html"), cwd=tmp_path)
     one_line_exit_2(report, str(sweep / "r.html"))
     status = json.loads(sweepkit("status", str(sweep), "--json", cwd=tmp_path).stdout)

@@ -1,8 +1,9 @@
 """Lab-shared sweeps with real Unix users: two members of one group run agents for one sweep.
 
 Set-up (root, as CI runs): a group ``sweepkit-lab`` and two users in it, made with groupadd and
-useradd if missing; each command runs as one of them (setpriv) with the umask 002 of a lab's
-project space. Skipped, with the reason, where users cannot be made.
+useradd if missing and removed after the test (also when it fails); each command runs as one of
+them (setpriv) with the umask 002 of a lab's project space, or the common 022. Skipped, with the
+reason, where users cannot be made.
 """
 
 from __future__ import annotations
@@ -22,22 +23,46 @@ from pathlib import Path
 import pytest
 import yaml
 from sweep_fixtures import REPO, grid, write_program
+from wandb_program import write_wandb_program
 
 GROUP = "sweepkit-lab"
 MEMBERS = ("sweepkit-la", "sweepkit-lb")
 
 
-def _ensure_users() -> None:
+def _ensure_users() -> list[list[str]]:
+    """Make the group and the members that are missing; returns the commands that remove what
+    was made (users first, then the group), for the fixture to run after the test."""
     if os.geteuid() != 0:
         pytest.skip("needs root to add a group and users (groupadd, useradd)")
-    for argv in (["groupadd", "-f", GROUP],) + tuple(
-        ["useradd", "-M", "-N", "-g", GROUP, "-s", "/usr/sbin/nologin", user]
-        for user in MEMBERS
-        if not _exists(user)
-    ):
+    undo: list[list[str]] = []
+    if not _group_exists():
+        made = subprocess.run(["groupadd", GROUP], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot run groupadd {GROUP}: {made.stderr.strip()}")
+        undo.append(["groupdel", GROUP])
+    for user in MEMBERS:
+        if _exists(user):
+            continue
+        argv = ["useradd", "-M", "-N", "-g", GROUP, "-s", "/usr/sbin/nologin", user]
         made = subprocess.run(argv, capture_output=True, text=True)
-        if made.returncode != 0 and "already exists" not in made.stderr:
+        if made.returncode != 0:
+            _remove(undo)
             pytest.skip(f"cannot run {' '.join(argv)}: {made.stderr.strip()}")
+        undo.insert(0, ["userdel", user])
+    return undo
+
+
+def _remove(undo: list[list[str]]) -> None:
+    for argv in undo:
+        subprocess.run(argv, capture_output=True, check=False)
+
+
+def _group_exists() -> bool:
+    try:
+        grp.getgrnam(GROUP)
+        return True
+    except KeyError:
+        return False
 
 
 def _exists(user: str) -> bool:
@@ -70,8 +95,9 @@ def interpreter_reachable() -> Iterator[None]:
 
 @pytest.fixture
 def lab(interpreter_reachable: None) -> Iterator[Path]:
-    """A lab's project space: group-owned, setgid, group-writable; a home for each member."""
-    _ensure_users()
+    """A lab's project space: group-owned, setgid, group-writable; a home for each member. The
+    users and group made for it are removed after."""
+    undo = _ensure_users()
     base = Path(tempfile.mkdtemp(prefix="sweepkit-lab-", dir="/tmp"))
     try:
         base.chmod(0o755)
@@ -86,12 +112,13 @@ def lab(interpreter_reachable: None) -> Iterator[Path]:
         yield base
     finally:
         shutil.rmtree(base, ignore_errors=True)
+        _remove(undo)
 
 
 def as_member(
-    user: str, base: Path, *argv: str, timeout: float = 180
+    user: str, base: Path, *argv: str, timeout: float = 180, umask: str = "002"
 ) -> subprocess.CompletedProcess[str]:
-    """``sweepkit ARGV`` run as ``user`` (umask 002), in the lab's project folder."""
+    """``sweepkit ARGV`` run as ``user`` (umask 002 unless told), in the lab's project folder."""
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(base / f"home-{user}"),
@@ -100,7 +127,8 @@ def as_member(
     }
     command = [
         "setpriv", f"--reuid={user}", f"--regid={GROUP}", "--init-groups", "--",
-        "sh", "-c", 'umask 002 && exec "$@"', "sh", sys.executable, "-m", "sweepkit.jobs.cli", *argv,
+        "sh", "-c", f'umask {umask} && exec "$@"', "sh", sys.executable, "-m", "sweepkit.jobs.cli",
+        *argv,
     ]  # fmt: skip
     return subprocess.run(
         command, cwd=base / "project", env=env, capture_output=True, text=True, timeout=timeout
@@ -184,3 +212,57 @@ def test_group_option_errors_are_one_line(lab: Path) -> None:
     assert not (lab / "project" / "sweeps").exists() or not any(
         (lab / "project" / "sweeps").iterdir()
     )
+
+
+# the two programs a lab runs, each preempted on its first attempt after an epoch it checkpointed:
+# the kit's contract's fast twin (run.json, a checkpoint rewritten in place) and a plain W&B script
+# (its offline run, the folders and links wandb makes and replaces in the run folder)
+PREEMPTED_ONCE = {
+    "fast": (write_program, {"lr": [0.5], "preempt_once": ["1"], "epochs": [3]}),
+    "wandb": (write_wandb_program, {"lr": [0.5], "preempt_after": [2], "epochs": [3]}),
+}
+
+
+@pytest.mark.system  # starts processes
+@pytest.mark.parametrize("program", sorted(PREEMPTED_ONCE))
+def test_a_member_at_umask_022_resumes_another_members_preempted_run(
+    lab: Path, program: str
+) -> None:
+    """Both members keep the common umask 022. The first one's run is preempted (its program
+    checkpoints, exits 75); the second one's agent resumes it: the kit's parameter file,
+    output.log, the lease, the claim token and what the program wrote are all still writable by
+    the group, and the run finishes on its second attempt."""
+    a, b = MEMBERS
+    write, values = PREEMPTED_ONCE[program]
+    spec = lab / "sweep.yaml"
+    spec.write_text(yaml.safe_dump(grid(values, write(lab))))
+    made = as_member(a, lab, "sweep", "create", str(spec), "--group", GROUP, umask="022")
+    assert made.returncode == 0, made.stderr
+    sweep = lab / "project" / made.stdout.strip()
+
+    first = as_member(a, lab, "agent", "--count", "1", str(sweep), umask="022")
+    assert "preempted" in first.stdout and "queued to resume" in first.stdout, first.stdout
+    second = as_member(b, lab, "agent", str(sweep), umask="022")
+    said = second.stdout + second.stderr
+    assert second.returncode == 0, said
+    assert "resuming run" in said and "(attempt 2)" in said and "ermission denied" not in said
+    assert "sweep complete: 1 of 1 runs done (1 finished)" in said, said
+
+    (run,) = json.loads(as_member(a, lab, "status", str(sweep), "--json").stdout)["runs"]
+    assert run["state"] == "finished" and run["attempts"] == 2, run
+    # everything made in the sweep is the group's and group-writable, but its definition, which
+    # only sweep create writes (and which launches programs), and the files inside an attempt's
+    # own W&B run, which no later attempt writes to and to some of which wandb-core gives its own
+    # mode (0644, whatever the umask); their folders are the group's all the same
+    gid = grp.getgrnam(GROUP).gr_gid
+    made_there = [p for p in sweep.rglob("*") if p.name not in ("sweep.yaml", "sweep.json")]
+    assert any(p.name.startswith("config-") for p in made_there)
+    for path in made_there:
+        info = path.lstat()
+        in_a_wandb_run = any(part.startswith("offline-run-") for part in path.parent.parts)
+        if stat.S_ISLNK(info.st_mode) or (in_a_wandb_run and stat.S_ISREG(info.st_mode)):
+            continue
+        assert info.st_gid == gid, (path, info.st_gid)
+        assert info.st_mode & stat.S_IWGRP, (path, stat.filemode(info.st_mode))
+    owners = {pwd.getpwuid(p.lstat().st_uid).pw_name for p in made_there}
+    assert owners == {a, b}, owners
