@@ -19,7 +19,11 @@ from typing import Any, Protocol
 from sweepkit.jobs.sweeps import program_check
 from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.agent import hyperband, messages, rules
-from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, program_argv_env
+from sweepkit.jobs.sweeps.agent.launch import (
+    FLUSH_INTERVAL_ENV,
+    program_argv_env,
+    remove_param_files,
+)
 from sweepkit.jobs.sweeps.agent.messages import say
 from sweepkit.jobs.sweeps.agent.process import ProcessRunner
 from sweepkit.jobs.sweeps.definition import validate
@@ -112,6 +116,7 @@ class LocalAgent:
             result = self.sweep.claim(self.me)
             if isinstance(result, store_mod.NoClaim):
                 say(result.message)
+                self.sweep.remove_ended_leases()  # any an agent killed after its end record left
                 break
             last_state, rc = self.run_one(result)
             done += 1
@@ -182,6 +187,7 @@ class LocalAgent:
             beat.join()
             self.runner.end()
         locator.finish()
+        remove_param_files(env)
         rc = self.runner.exit_code(rc)
         state = self._record(
             claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started, env
@@ -285,6 +291,7 @@ class LocalAgent:
             say(
                 f"run {claim.run_id} ended ({state}) after its lease was lost; another agent has it now"
             )
+            self.sweep.end_lease(claim.run_id, claim.k)  # the agent that ended it wrote its end
             return state
         result = {**logged.as_end_record(), "exit_code": rc, "error": error}
         finished = record_end_durably(
@@ -297,6 +304,7 @@ class LocalAgent:
         )
         if not finished:
             say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
+            self.sweep.end_lease(claim.run_id, claim.k)  # that agent wrote its end record
             return state
         shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""
         say(
