@@ -6,8 +6,8 @@ run's values are written as ``{name: {value: v}}`` YAML to
 ``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` are set (``wandb/wandb_agent.py``, ``_command_run``).
 Every path is absolute, as ``wandb agent``'s are, so a program that changes its working folder
 still finds them. In addition ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR`` are the run folder in the
-sweep, and ``WANDB_MODE`` is ``offline`` unless the environment sets it. Once the program has
-ended, its parameter files go (``remove_param_files``).
+sweep, and ``WANDB_MODE`` is ``offline`` unless the environment sets it. Once the run is done,
+its parameter files go (``remove_param_files``).
 """
 
 from __future__ import annotations
@@ -65,12 +65,14 @@ def program_argv_env(
 
 
 def remove_param_files(env: dict[str, str]) -> None:
-    """After an attempt's program ended: remove the parameter files ``program_argv_env`` wrote for
-    it, and their folder ``wandb/sweep-<sweep>/`` (and ``wandb/``) if nothing else is in it.
-    ``wandb agent`` keeps them, in one folder that the runs of its WANDB_DIR share; here each run
-    has a WANDB_DIR of its own, so they would cost every run two files and a folder (filesystems of
-    clusters cap a project's files). Nothing reads them later: the journal holds the run's values,
-    its W&B run their config, and a resumed attempt gets them written anew."""
+    """Once a run is done: remove the parameter files ``program_argv_env`` wrote for it, and their
+    folder ``wandb/sweep-<sweep>/`` (and ``wandb/``) if nothing else is in it. ``wandb agent``
+    keeps them, in one folder that the runs of its WANDB_DIR share; here each run has a WANDB_DIR
+    of its own, so they would cost every run a file (two with ``${args_json_file}``) and a folder
+    (filesystems of clusters cap a project's files). Nothing reads them later: the journal holds the run's values,
+    its W&B run their config. Only once the run is done (its end record written, not preempted):
+    two attempts of a run share these files (an attempt whose lease expired may still be starting
+    when the next one does), so removed sooner they could go under the newer attempt's program."""
     param_path = Path(env["WANDB_SWEEP_PARAM_PATH"])
     for path in (param_path, param_path.with_suffix(".json")):
         path.unlink(missing_ok=True)

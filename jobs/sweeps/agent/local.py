@@ -154,6 +154,10 @@ class LocalAgent:
         claim.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.sweep.heartbeat(claim, self.me)
         argv, env = self._launch(claim)
+        if self.sweep.lost(claim):  # its lease expired while the agent got ready (a slow start)
+            say(f"run {claim.run_id}: lease lost before its program started; not starting it")
+            self.sweep.end_lease(claim.run_id, claim.k)
+            return "crashed", EXIT_OK  # as the agent that took it over recorded
         run_dir = Path(env["SWEEPKIT_RUN_DIR"])
         values = " ".join(f"{k}={v}" for k, v in flat_params(claim.params).items())
         verb = (
@@ -187,7 +191,6 @@ class LocalAgent:
             beat.join()
             self.runner.end()
         locator.finish()
-        remove_param_files(env)
         rc = self.runner.exit_code(rc)
         state = self._record(
             claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started, env
@@ -306,6 +309,8 @@ class LocalAgent:
             say(f"run {claim.run_id}: not recorded, another agent declared it crashed meanwhile")
             self.sweep.end_lease(claim.run_id, claim.k)  # that agent wrote its end record
             return state
+        if state != "preempted":  # done: no later attempt reads them (see remove_param_files)
+            remove_param_files(env)
         shown = f", {self.sweep.metric_name}={metric:g}" if isinstance(metric, (int, float)) else ""
         say(
             f"run {claim.run_id} {state} (exit {rc}, {took:.1f} s{shown})"
