@@ -185,7 +185,18 @@ def timings(ran: dict[str, Any]) -> dict[str, Any]:
             ended_after.append(end["at"] - kill["at"])
         if again is not None:
             rehanded_after.append(again["at"] - kill["at"])
+    killed_attempts = {(kill["run"], kill["k"]) for kill in ran["killed"].values()}
+    taken_over = [r for r in records if r["t"] == "end" and r["by"] not in agents_of(r, claims)]
     return {
+        "killed_attempts_crashed": len(rehanded_after),
+        "killed_attempts_finished_by_own_records": sum(
+            1
+            for r in taken_over
+            if (r["run"], r["k"]) in killed_attempts and r["state"] != "crashed"
+        ),
+        "live_agents_attempts_taken_over": sum(
+            1 for r in taken_over if (r["run"], r["k"]) not in killed_attempts
+        ),
         "agents_that_claimed": len(firsts),
         "first_claim_s": firsts[0] if firsts else None,
         "median_agent_first_claim_s": statistics.median(firsts) if firsts else None,
@@ -198,6 +209,11 @@ def timings(ran: dict[str, Any]) -> dict[str, Any]:
         "killed_attempts_ended_after_s": sorted(ended_after),
         "killed_runs_handed_again_after_s": sorted(rehanded_after),
     }
+
+
+def agents_of(end: dict[str, Any], claims: list[dict[str, Any]]) -> set[str]:
+    """The agent that claimed the attempt ``end`` ends (an end by another took it over)."""
+    return {c["agent"] for c in claims if (c["run"], c["k"]) == (end["run"], end["k"])}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -249,6 +265,10 @@ def markdown(args: argparse.Namespace, facts: dict[str, Any], meta: dict[str, An
         f"| runs finished per second, whole bench | {t['finished_per_s']:.2f} |",
         f"| wall, start to the last agent's exit | {s(t['wall_s'])} |",
         f"| agents killed (zombies until the end) | {t['kills']} ({t['zombies_until_the_end']}) |",
+        f"| killed attempts: crashed and handed out again / finished by their own records | "
+        f"{t['killed_attempts_crashed']} / {t['killed_attempts_finished_by_own_records']} |",
+        f"| live agents' attempts taken over (lease expired) | "
+        f"{t['live_agents_attempts_taken_over']} |",
         f"| kill to its attempt ended, max | {s(max(ended, default=None))} |",
         f"| kill to its run handed out again, max | {s(max(again, default=None))} |",
         f"| every point exactly once | {'yes' if not t['problems'] else 'NO'} |",
