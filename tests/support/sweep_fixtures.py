@@ -43,12 +43,14 @@ start = json.load(open(ck))["epoch"] if os.path.exists(ck) else 0
 epochs = json.load(open(rj)).get("epochs", [])[:start] if os.path.exists(rj) else []
 attempt = int(os.environ.get("SWEEPKIT_ATTEMPT", "1"))
 env = {k: os.environ.get(k) for k in ("WANDB_SWEEP_ID", "WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_DIR", "WANDB_MODE", "SWEEPKIT_RUN_DIR")}
+# what the agent's parameter files held (the agent removes them once the program ended)
+handed = {p: open(p).read() for p in [env["WANDB_SWEEP_PARAM_PATH"], *sys.argv[1:]] if p and os.path.isfile(p)}
 def write(state, code=None, error=None):
     d = {"schema": 1, "run_id": os.environ["WANDB_RUN_ID"], "sweep_id": os.environ.get("WANDB_SWEEP_ID"), "state": state,
          "config": args, "metric_names": ["Validation Accuracy"], "epochs": epochs,
          "summary": {"Validation Accuracy": epochs[-1]["Validation Accuracy"]} if epochs else {},
          "timings": {}, "host": os.uname().nodename, "pid": os.getpid(), "slurm": {}, "attempt": attempt,
-         "exit_code": code, "error": error, "argv": sys.argv[1:], "env": env,
+         "exit_code": code, "error": error, "argv": sys.argv[1:], "env": env, "handed": handed,
          "resumed_from": {"epoch": start, "step": 0} if start else None}
     open(rj + ".tmp", "w").write(json.dumps(d)); os.replace(rj + ".tmp", rj)
 print(f"fast program: run {os.environ['WANDB_RUN_ID']} lr={lr} from epoch {start}", flush=True)

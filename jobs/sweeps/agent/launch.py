@@ -8,11 +8,13 @@ run's values are written as ``{name: {value: v}}`` YAML to
 ``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` are set (``wandb/wandb_agent.py``, ``_command_run``).
 Every path is absolute, as ``wandb agent``'s are, so a program that changes its working folder
 still finds them. In addition ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR`` are the run folder in the
-sweep, and ``WANDB_MODE`` is ``offline`` unless the environment sets it.
+sweep, and ``WANDB_MODE`` is ``offline`` unless the environment sets it. Once the run is done,
+its parameter files go (``remove_param_files``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -73,6 +75,23 @@ def program_argv_env(
     env.setdefault("WANDB_MODE", "offline")
     env.setdefault(FLUSH_INTERVAL_ENV, FLUSH_INTERVAL_S)
     return argv, env
+
+
+def remove_param_files(env: dict[str, str]) -> None:
+    """Once a run is done: remove the parameter files ``program_argv_env`` wrote for it, and their
+    folder ``wandb/sweep-<sweep>/`` (and ``wandb/``) if nothing else is in it. ``wandb agent``
+    keeps them, in one folder that the runs of its WANDB_DIR share; here each run has a WANDB_DIR
+    of its own, so they would cost every run a file (two with ``${args_json_file}``) and a folder
+    (filesystems of clusters cap a project's files). Nothing reads them later: the journal holds the run's values,
+    its W&B run their config. Only once the run is done (its end record written, not preempted):
+    two attempts of a run share these files (an attempt whose lease expired may still be starting
+    when the next one does), so removed sooner they could go under the newer attempt's program."""
+    param_path = Path(env["WANDB_SWEEP_PARAM_PATH"])
+    for path in (param_path, param_path.with_suffix(".json")):
+        path.unlink(missing_ok=True)
+    for folder in (param_path.parent, param_path.parent.parent):
+        with contextlib.suppress(OSError):  # not empty: W&B's run is there, or the program's files
+            folder.rmdir()
 
 
 def die_with_parent() -> None:

@@ -19,7 +19,11 @@ from typing import Any, Protocol
 from sweepkit.jobs.sweeps import lab_group, program_check
 from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.agent import hyperband, messages, rules
-from sweepkit.jobs.sweeps.agent.launch import FLUSH_INTERVAL_ENV, program_argv_env
+from sweepkit.jobs.sweeps.agent.launch import (
+    FLUSH_INTERVAL_ENV,
+    program_argv_env,
+    remove_param_files,
+)
 from sweepkit.jobs.sweeps.agent.messages import say
 from sweepkit.jobs.sweeps.agent.process import ProcessRunner
 from sweepkit.jobs.sweeps.definition import checked, validate
@@ -119,6 +123,7 @@ class LocalAgent:
             result = self.sweep.claim(self.me)
             if isinstance(result, store_mod.NoClaim):
                 say(result.message)
+                self.sweep.remove_ended_leases()  # any an agent killed after its end record left
                 break
             last_state, rc = self.run_one(result)
             done += 1
@@ -155,6 +160,10 @@ class LocalAgent:
         claim.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.sweep.heartbeat(claim, self.me)
         argv, env = self._launch(claim)
+        if self.sweep.lost(claim):  # its lease expired while the agent got ready (a slow start)
+            say(f"run {claim.run_id}: lease lost before its program started; not starting it")
+            self.sweep.end_lease(claim.run_id, claim.k)
+            return "crashed", EXIT_OK  # as the agent that took it over recorded
         run_dir = Path(env["SWEEPKIT_RUN_DIR"])
         values = " ".join(f"{shown(k)}={shown(v)}" for k, v in flat_params(claim.params).items())
         verb = (
@@ -292,6 +301,7 @@ class LocalAgent:
             say(
                 f"run {claim.run_id} ended ({state}) after its lease was lost; another agent has it now"
             )
+            self.sweep.end_lease(claim.run_id, claim.k)  # the agent that ended it wrote its end
             return state
         result = {**logged.as_end_record(), "exit_code": rc, "error": error}
         finished = record_end_durably(
@@ -304,7 +314,10 @@ class LocalAgent:
         )
         if not finished:
             say(messages.lease_ran_out(claim.run_id, self.sweep.lease_s, "its end is not recorded"))
+            self.sweep.end_lease(claim.run_id, claim.k)  # that agent wrote its end record
             return state
+        if state != "preempted":  # done: no later attempt reads them (see remove_param_files)
+            remove_param_files(env)
         value = (
             f", {shown(self.sweep.metric_name)}={metric:g}"
             if isinstance(metric, int | float)

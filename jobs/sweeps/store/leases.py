@@ -3,9 +3,11 @@
 An agent rewrites ``leases/<run_id>.<k>.json`` (``k``: the attempt's 0-based index, as in the
 journal; folder.attempt_file_name) by atomic rename every few seconds while its run runs. A lease
 expires when its heartbeat is older than ``lease_s``; also at once when the holder was on this
-host (and PID namespace) and its process is gone, or when the same SLURM array task has been
-restarted. Clocks of the nodes are assumed synchronised (NTP), as flufl.lock also
-assumes.
+host (and PID namespace) and its process is gone (or a zombie: killed, not yet reaped), or
+when the same SLURM array task has been restarted. Clocks of the nodes are assumed synchronised
+(NTP), as flufl.lock also assumes. A lease file goes when its attempt ends, after the attempt's
+end record (``LocalSweep.finish``, or the claim that ends an expired attempt); one left by an agent
+killed between the two belongs to an ended attempt and is removed later (``ended_lease_files``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sweepkit.jobs.sweeps.state import new_id
-from sweepkit.jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE
 from sweepkit.train.atomic import write_atomic
 from sweepkit.train.runrecord import node_name, pid_namespace, slurm_ids
+
+
+class FoldReader(Protocol):
+    """What ``remove_ended`` reads the journal through (journal_fold.JournalFold)."""
+
+    def catch_up(self) -> Fold: ...
+    def read_all(self) -> Fold: ...
+
 
 HOST = node_name()  # this machine (the node's name, also inside a container)
 PID_NS = pid_namespace()  # whose pids os.kill can check: those of this PID namespace
@@ -103,6 +113,31 @@ def write_heartbeat(
     write_atomic(lease_file, json.dumps(lease).encode(), mode)
 
 
+def remove_ended(folder: Path, state: FoldReader) -> int:
+    """Remove the lease files in ``folder`` (``leases/``) whose attempt has ended, and say how many:
+    those an agent left when it was killed after its end record, or a holder's last heartbeat
+    after another agent ended its attempt. The folder is listed before the journal is read on, so
+    the claim of every file listed is read; a file whose run is not known stays (its claim may be
+    a record the journal lost). Rare: only the runs that are not open need every run read."""
+    attempts = []
+    for path in folder.glob("*.json"):
+        run_id, _, index = path.name.removesuffix(".json").rpartition(".")
+        if index.isdigit():
+            attempts.append((path, run_id, int(index)))
+    if not attempts:
+        return 0
+    fold = state.catch_up()
+    if any(run_id not in fold.open for _, run_id, _ in attempts):
+        fold = state.read_all()
+    removed = 0
+    for path, run_id, k in attempts:
+        run = fold.runs.get(run_id)
+        if run is not None and k in run.ends:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def pids_comparable(record: dict[str, Any]) -> bool:
     """True if the pids in a claim or lease name processes this process can probe: the same host
     and the same PID namespace. Two containers on one node share its name but not their pids.
@@ -122,12 +157,27 @@ def same_slurm_task(theirs: dict[str, Any] | None, mine: dict[str, Any] | None) 
 
 
 def alive(pid: Any) -> bool:
+    """True if process ``pid`` (of this PID namespace) runs. A zombie (killed, not yet reaped by
+    its parent) does not: its pid exists until the parent waits for it, which a SLURM step or a
+    shell that is busy elsewhere may not do for a long time, but it will never beat again."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    except PermissionError:  # another user's process: it exists
+        pass
+    return not zombie(pid)
+
+
+def zombie(pid: int) -> bool:
+    """True if ``pid`` is a zombie: state ``Z`` in Linux's ``/proc/<pid>/stat``, the field after the
+    command name in parentheses (which may itself hold spaces and parentheses). False where there
+    is no such file (another system, or the process is gone): ``os.kill`` answers for those."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return False
+    return bool(fields) and fields[0] == b"Z"

@@ -28,7 +28,7 @@ from typing import Any
 from sweepkit.jobs.sweeps import lab_group
 from sweepkit.jobs.sweeps.definition import planned_runs, upgrade_legacy_command
 from sweepkit.jobs.sweeps.state import RunView, new_id
-from sweepkit.jobs.sweeps.store import claim_policy, folder
+from sweepkit.jobs.sweeps.store import claim_policy, folder, leases
 from sweepkit.jobs.sweeps.store.engine import Engine
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Outcomes
 from sweepkit.jobs.sweeps.store.journal import SweepLock, take_token
@@ -328,6 +328,8 @@ class LocalSweep:
         ]
         if records:
             self._state.append(records)
+        for run in expired:  # their end records are in: a holder still alive sees it lost its run
+            self.end_lease(run.run_id, run.k)
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records under the lock, as they are (tools that build a sweep's history, as
@@ -352,12 +354,19 @@ class LocalSweep:
             self._state.append(
                 [claim_policy.end_record(claim.run_id, claim.k, state, me, time.time(), **result)]
             )
-        self._lease_path(claim.run_id, claim.k).unlink(missing_ok=True)
+        self.end_lease(claim.run_id, claim.k)  # killed before this line: leases.remove_ended
         return True
 
     # ----- leases --------------------------------------------------------------------------
     def _lease_path(self, run_id: str, k: int) -> Path:
         return self.path / "leases" / f"{folder.attempt_file_name(run_id, k)}.json"
+
+    def end_lease(self, run_id: str, k: int) -> None:  # once the attempt's end record is in
+        self._lease_path(run_id, k).unlink(missing_ok=True)
+
+    def remove_ended_leases(self) -> int:
+        """Remove ended attempts' lease files that killed agents left (``leases.remove_ended``)."""
+        return leases.remove_ended(self.path / "leases", self._state)
 
     def heartbeat(self, claim: Claim, me: AgentIdentity, child_pid: int | None = None) -> None:
         path = self._lease_path(claim.run_id, claim.k)

@@ -73,13 +73,12 @@ def test_launch_matches_wandb_agent(tmp_path: Path) -> None:
     assert env["WANDB_SWEEP_PARAM_PATH"] == str(
         run_dir / "wandb" / f"sweep-{Path(sweep).name}" / f"config-{run['run_id']}.yaml"
     )
-    params = yaml.safe_load((tmp_path / env["WANDB_SWEEP_PARAM_PATH"]).read_text())
+    params = yaml.safe_load(info["handed"][env["WANDB_SWEEP_PARAM_PATH"]])
     assert params == {"wandb_version": 1, "lr": {"value": 0.25}, "wandb.mode": {"value": "offline"}}
     assert info["argv"][:2] == ["--lr=0.25", "--wandb.mode=offline"]
-    assert json.loads((tmp_path / info["argv"][2]).read_text()) == {
-        "lr": 0.25,
-        "wandb.mode": "offline",
-    }
+    assert json.loads(info["handed"][info["argv"][2]]) == {"lr": 0.25, "wandb.mode": "offline"}
+    # once the program ended the agent removed them, and their folder: nothing else was in it
+    assert not (tmp_path / run_dir / "wandb").exists()
     assert "fast program: run" in (tmp_path / run_dir / "output.log").read_text(), (
         "program output kept in the run folder"
     )
