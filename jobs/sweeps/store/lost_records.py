@@ -69,6 +69,31 @@ def claim_records(fold: Fold, found: Iterable[FoundRun]) -> list[dict[str, Any]]
     return records
 
 
+def gap_ends(fold: Fold, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """End records for the attempts of these runs (and of the open ones) that were handed out
+    again though the fold has no end of them. Such an attempt ended queued, preempted or crashed;
+    which one is lost, and it counts as crashed: the retries a sweep allows are never exceeded
+    (a preempted run may be given up early, a crashing one is never run once more)."""
+    records = []
+    for run_id in dict.fromkeys([*run_ids, *fold.open]):
+        run = fold.runs[run_id]
+        for k in range(run.k):
+            if k not in run.ends:
+                records.append(
+                    {
+                        "t": "end",
+                        "run": run_id,
+                        "k": k,
+                        "state": "crashed",
+                        "at": run.claims[k + 1].get("at"),
+                        "error": f"its end record was lost from the journal; attempt {k + 2} was "
+                        "handed out after it, so it ended preempted or crashed: counted as crashed",
+                        RECOVERED: True,
+                    }
+                )
+    return records
+
+
 def warning(sweep_dir: str, runs: int, recorded: bool) -> str:
     """The one line said when attempts were recovered: how many runs, where, and what to do."""
     then = (

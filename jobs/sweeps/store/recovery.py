@@ -7,8 +7,8 @@ Two kinds of evidence are read (lost_records.py says why they are evidence):
   record in the same hold of the lock that made the run's folder, so the two counts agree unless
   records were lost (or folders added or removed by hand); comparing them costs one listing of
   ``runs/`` and keeps a claim from reading 20,000 folders, or a snapshot's every run, each time;
-* the claim token of a queued run's next attempt (``claims/<run>.<k+1>``): one ``stat`` per
-  queued run, of which there are few.
+* the claim token of an open (running or queued) run's next attempt (``claims/<run>.<k+1>``):
+  one ``stat`` per open run, of which there are few.
 
 A folder with no parameter file started no program: when it holds no file at all and is older
 than the lock's lifetime (its claimer died between the folder and its record, or lost that
@@ -97,25 +97,29 @@ class DiskEvidence:
         # in the order of their first claim, as the fold keeps its runs
         return sorted(found, key=lambda run: (run.attempts[0], run.run_id))
 
-    def requeued(self, fold: Fold) -> list[FoundRun]:
-        """The queued runs whose next attempt was handed out and started (its claim token, and
-        the parameter file written after it), though the fold has no claim of it."""
+    def later_attempts(self, fold: Fold) -> list[FoundRun]:
+        """The open runs (running or queued) whose next attempts were handed out and started
+        (their claim tokens, and the parameter file written after them), though the fold has no
+        claim of them: one ``stat`` per open run, of its next attempt's token."""
         found = []
         for run in list(fold.open.values()):
-            if run.queued(fold.max_retries):
-                started = self.attempt_started(run.run_id, run.k + 1)
-                if started is not None:
-                    found.append(FoundRun(run.run_id, None, {run.k + 1: started}))
+            attempts: dict[int, float] = {}
+            k = run.k + 1
+            while (started := self.attempt_started(run.run_id, k)) is not None:
+                attempts[k] = started
+                k += 1
+            if attempts:
+                found.append(FoundRun(run.run_id, None, attempts))
         return found
 
     def attempt_started(self, run_id: str, k: int) -> float | None:
         """When attempt ``k`` (k >= 1) was handed out, if its claim token exists and the agent
         wrote the run's parameter file after it (so its program started); else None."""
         token = self._mtime(self.sweep_dir / "claims" / f"{run_id}.{k}")
-        written = self._mtime(self.param_file(run_id))
-        if token is None or written is None or written < token:
+        if token is None:
             return None
-        return token
+        written = self._mtime(self.param_file(run_id))
+        return None if written is None or written < token else token
 
     def ended_after(self, run_id: str, at: float) -> bool:
         """Whether the run's run.json was written since ``at`` (by the attempt handed out then)."""
@@ -213,17 +217,18 @@ class Recovery:
         due = self.due() if due is None else due
         locked = me is not None
         fold = self._state.fold
-        found = self.evidence.requeued(fold)
+        found = self.evidence.later_attempts(fold)
         if due:
             fold = self._state.read_all()
             found += self.evidence.unknown_runs(fold, may_remove=locked)
-        if not found and not (locked and self._pending):
+        gaps = lost_records.gap_ends(fold, [])  # the open runs: few
+        if not found and not gaps and not (locked and self._pending):
             return
         fold = self._state.read_all()  # records folded in memory must outlive a snapshot's read
         claims = lost_records.claim_records(fold, found)
         self._add(claims, locked)
-        ids = list(dict.fromkeys(str(r["run"]) for r in claims))
-        self._add(self._ends(ids, me), locked)
+        ids = list(dict.fromkeys(str(r["run"]) for r in claims + gaps))
+        self._add(lost_records.gap_ends(fold, ids) + self._ends(ids, me), locked)
         new = [run_id for run_id in ids if run_id not in self._warned]
         if new:
             self._warned.update(new)
