@@ -207,14 +207,15 @@ class Recovery:
         self._warned: set[str] = set()
 
     def due(self) -> bool:
-        """Whether runs/ may hold folders the fold has no run of (``DiskEvidence.due``)."""
-        return self.evidence.due(self._state.fold)
+        """Whether runs/ may hold folders the fold, read on, has no run of (``DiskEvidence.due``)."""
+        return self.evidence.due(self._state.catch_up())
 
     def check(self, me: AgentIdentity | None, due: bool | None = None) -> None:
-        """Recover the claims the fold (read on) lacks; ``due``: as ``due()`` says (now if None).
-        ``me``: the claiming agent, which holds the lock and appends them; None: a reader, which
-        folds them in memory."""
-        due = self.due() if due is None else due
+        """Recover the claims the fold (read on) lacks. ``due``: what ``due()`` said before the
+        lock, asked again if true (claims appended meanwhile made their folders too); None: ask
+        now. ``me``: the claiming agent, which holds the lock and appends them; None: a reader,
+        which folds them in memory."""
+        due = self.due() if due is None else due and self.due()
         locked = me is not None
         fold = self._state.fold
         found = self.evidence.later_attempts(fold)

@@ -224,7 +224,7 @@ class LocalSweep:
             seen_at = self._state.offset
             self.write_snapshot()  # outside the lock, rarely (after ~1 MB of journal)
             suspects = self._expired_leases(me)  # outside the lock: a lease read per running run
-            due = self._recovery.due()  # outside the lock: one listing of runs/
+            due = self._recovery.due()  # the journal read on, then one listing of runs/
             with self.lock() as lock:
                 self._state.catch_up()
                 self._recovery.check(me, due)  # the claims the journal lost, appended
