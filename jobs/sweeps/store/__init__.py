@@ -5,6 +5,8 @@ A pure core decides, a shell does the I/O:
 * fold.py      records -> runs and their states (``apply``), no I/O
 * claim_policy.py which run an agent gets next, no I/O
 * reconcile.py how a run ended by its own records, when its end record is missing, no I/O
+* lost_records.py the claims a journal lost, from what the folder shows, no I/O
+* recovery.py  the run folders and claim tokens read for them (recovered with one warning)
 * sweep.py     ``LocalSweep``: journal, lock, claim tokens, leases around the core
 * reader.py    the one reader of runs (``RunView``) for status, the report and the agent
 * engine.py    W&B's ``sweeps`` engine: the runs as it reads them, its proposals

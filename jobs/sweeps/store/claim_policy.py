@@ -154,6 +154,12 @@ def expired_end(
             "reconciled_from": outcome.source,
         }
     holder = run.claims[-1]
+    if holder.get("recovered"):  # a claim the journal lost, rebuilt from the folder: no holder
+        return {
+            **end,
+            "state": "crashed",
+            "error": "its claim was lost from the journal and its own records do not say it ended",
+        }
     error = f"lease expired: no heartbeat from agent {holder.get('agent')} on {holder.get('host')} (pid {holder.get('pid')}) for {lease_s:g} s"
     return {**end, "state": "crashed", "error": error}
 

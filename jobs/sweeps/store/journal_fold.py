@@ -28,6 +28,7 @@ class JournalFold:
         self._journal = Journal(path / "journal.jsonl")
         self._snapshot_at = 0  # the journal offset of the last snapshot read or written
         self._snapshot: snapshot.Snapshot | None = None  # read; the runs its head left unread
+        self._unrecorded = False  # records folded in that the journal does not hold
 
     @property
     def offset(self) -> int:
@@ -72,10 +73,19 @@ class JournalFold:
         reader was at the end of the journal."""
         apply(self.fold, self._journal.append_and_read(records))
 
+    def apply_unrecorded(self, records: list[dict[str, Any]]) -> None:
+        """Fold records in that are not in the journal (a reader's recovered claims, which it may
+        not append: recovery.py). A snapshot holds only what the journal holds: none is written
+        from this fold."""
+        apply(self.fold, records)
+        self._unrecorded = True
+
     def write_snapshot(self, force: bool = False) -> bool:
         """Write a snapshot of the fold as last read, when the journal has grown by
         ``snapshot.WRITE_AFTER_BYTES`` since the last one this reader saw (or ``force``)."""
-        if not force and self._journal.offset - self._snapshot_at < snapshot.WRITE_AFTER_BYTES:
+        if self._unrecorded or (
+            not force and self._journal.offset - self._snapshot_at < snapshot.WRITE_AFTER_BYTES
+        ):
             return False
         self.read_all()  # a snapshot holds every run
         offset = self._snapshot_at = self._journal.offset

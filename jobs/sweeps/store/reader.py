@@ -67,9 +67,12 @@ class RunReader:
                 out.append(view if view is not None else self.view(run, expired, now))
         return out
 
-    def reconciled(self, run: FoldedRun) -> tuple[Reconciled, dict[str, Any]] | None:
+    def reconciled(
+        self, run: FoldedRun, warn: bool = True
+    ) -> tuple[Reconciled, dict[str, Any]] | None:
         """How a running run whose lease is gone ended, by its own records, with what it logged;
-        None if they do not say it ended. Warns once per run."""
+        None if they do not say it ended. Warns once per run (``warn=False``: its caller warns
+        of it, as of a run recovered from its folder, recovery.py)."""
         run_dir = self.run_dir(run.run_id)
         logged = self.metrics.read(run_dir, final=True)
         outcome = reconcile(self.metrics.run_json(run_dir), logged.exit_code)
@@ -77,7 +80,8 @@ class RunReader:
             return None
         if run.run_id not in self._warned:
             self._warned.add(run.run_id)
-            print(reconcile_warning(run.run_id, outcome), file=sys.stderr)
+            if warn:
+                print(reconcile_warning(run.run_id, outcome), file=sys.stderr)
         return outcome, logged.as_end_record()
 
     def ended_view(self, run: FoldedRun) -> RunView | None:

@@ -2,9 +2,9 @@
 
 ``LocalSweep`` is the shell around a pure core: it has the journal (and its snapshot) read and
 handed to the fold (journal_fold.py, fold.py), asks the search engine for proposals (engine.py),
-reads leases (leases.py), takes the lock, and appends what the claim policy (claim_policy.py)
-decides. The folder's layout is in folder.py; the file primitives (lock, journal) in journal.py;
-the runs as readers see them in reader.py.
+reads leases (leases.py), takes the lock, appends what the claim policy (claim_policy.py) decides,
+and recovers the claims the journal lost from the folder (recovery.py). The layout: folder.py;
+lock and journal: journal.py; the runs as readers see them: reader.py.
 
 A claim reads the journal without the lock, asks the engine for proposals (pure: no I/O), then
 takes the lock, reads what was appended meanwhile, ends the attempts whose lease expired as their
@@ -35,6 +35,7 @@ from sweepkit.jobs.sweeps.store.journal import SweepLock, take_token
 from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
 from sweepkit.jobs.sweeps.store.reader import RunReader, counts
+from sweepkit.jobs.sweeps.store.recovery import DiskEvidence, Recovery
 from sweepkit.train.errors import UserError
 from sweepkit.train.write_errors import unwritable
 
@@ -100,11 +101,21 @@ class LocalSweep:
         self._engine = Engine(self.definition)
         self._lock: SweepLock | None = None
         self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
+        disk = DiskEvidence(path, self.sweep_id)  # what the folder shows of lost claims
+        self._recovery = Recovery(disk, self._state, self.reader, self._lease_expired, self.lease_s)
+        # the lease check of a reader (status, report): no agent of its own
+        self._reader_lease_check = lambda run, now: self._lease_expired(run, None, now)
         self.metrics = self.reader.metrics  # what runs logged, read incrementally
 
     # ----- reading -------------------------------------------------------------------------
     def planned_runs(self) -> int | None:
         return planned_runs(self.definition)
+
+    def _read_on(self) -> None:
+        """Read the journal on, and recover in memory the claims it lost (recovery.py): what
+        reads every run does (``runs``: status, the report, sync); a claim appends them."""
+        self._state.catch_up()
+        self._recovery.check(None)
 
     def refresh(self) -> dict[str, FoldedRun]:
         """Every run by id, in the order of their first claim, the journal read on."""
@@ -138,14 +149,15 @@ class LocalSweep:
         ``read_ended=False``: an ended run whose end record holds what its agent read of it
         (metric, epoch count, summary) is shown from that record, with no read of its folder
         (its ``epochs`` rows, ``config`` and ``record`` stay empty); only the others are read."""
+        self._read_on()
         runs = self.refresh().values()
-        return self.reader.views(runs, self._expired_now, time.time(), read_ended)
+        return self.reader.views(runs, self._reader_lease_check, time.time(), read_ended)
 
     def run_view(self, run_id: str) -> RunView:
         """One run (as in ``runs()``, its records read), from the journal as last read."""
         if run_id not in self.fold.runs:
             self._state.read_all()
-        return self.reader.view(self.fold.runs[run_id], self._expired_now, time.time())
+        return self.reader.view(self.fold.runs[run_id], self._reader_lease_check, time.time())
 
     def counts(self, views: list[RunView] | None = None) -> dict[str, int]:
         """Runs by state, every state present (0 where none); ``views``: already read runs()."""
@@ -224,8 +236,10 @@ class LocalSweep:
             seen_at = self._state.offset
             self.write_snapshot()  # outside the lock, rarely (after ~1 MB of journal)
             suspects = self._expired_leases(me)  # outside the lock: a lease read per running run
+            due = self._recovery.due()  # the journal read on, then one listing of runs/
             with self.lock() as lock:
                 self._state.catch_up()
+                self._recovery.check(me, due)  # the claims the journal lost, appended
                 self._end_expired(suspects, me)
                 # grid proposals made before claims appended meanwhile may be taken: made again
                 stale = self.definition.get("method") == "grid" and self._state.offset != seen_at
@@ -375,10 +389,6 @@ class LocalSweep:
     def _lease_expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
         path = self._lease_path(run.run_id, run.k)
         return run_lease_expired(run, path, self.lease_s, me, now)
-
-    def _expired_now(self, run: FoldedRun, now: float) -> bool:
-        """The lease check of a reader (status, report): no agent of its own."""
-        return self._lease_expired(run, None, now)
 
     def _expired_leases(self, me: AgentIdentity) -> list[str]:
         """The running runs whose lease looks expired now, by their claim and lease file (read

@@ -1,0 +1,110 @@
+"""Records lost from the journal's end (a node that died before its writes reached the disk, a
+journal restored from a backup) are recovered from the sweep folder: a run whose folder or claim
+token shows it was claimed counts as claimed, ends as its own records say, and is never run again.
+The cases of issue 28 by hand; the property over any cut or tear is in test_lost_records_property.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lost_journal import cut, end, grid, launch, record_boundaries
+
+from sweepkit.jobs.sweeps import store
+
+
+def _agent(n: int) -> store.AgentIdentity:
+    return store.AgentIdentity(host=f"node{n}", pid=10_000 + n)
+
+
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "warning" in line]
+
+
+def _run(sweep: store.LocalSweep, me: store.AgentIdentity, state: str) -> store.Claim:
+    claim = sweep.claim(me)
+    assert isinstance(claim, store.Claim)
+    launch(sweep, claim)
+    end(sweep, claim, me, state)
+    return claim
+
+
+def test_a_journal_cut_at_a_record_boundary_loses_no_finished_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = store.create_sweep(grid({"lr": [1, 2, 3, 4]}), tmp_path, "test")
+    done = [_run(sweep, _agent(1), "finished") for _ in range(3)]
+    journal = sweep.path / "journal.jsonl"
+    cut(journal, record_boundaries(journal)[-5])  # the last two runs' claims and ends
+    capsys.readouterr()
+
+    status = store.open_sweep(sweep.path)
+    views = status.runs()
+    assert [(v.run_id, v.state) for v in views] == [(c.run_id, "finished") for c in done]
+    assert status.remaining() == (4, 1) and not status.complete()
+    (warning,) = _warnings(capsys.readouterr().err)
+    assert "lacks the claims of 2 run(s)" in warning and str(sweep.path) in warning
+    assert "none is run again" in warning
+
+    agent = store.open_sweep(sweep.path)
+    claim = agent.claim(_agent(2))
+    assert isinstance(claim, store.Claim) and claim.params == {"lr": {"value": 4}}
+    (warning,) = _warnings(capsys.readouterr().err)
+    assert "written back to the journal now" in warning
+    # the journal is whole again: a fresh reader needs no recovery
+    again = store.open_sweep(sweep.path)
+    assert [v.state for v in again.runs()] == ["finished"] * 3 + ["running"]
+    assert _warnings(capsys.readouterr().err) == []
+
+
+def test_a_lost_resume_claim_leaves_the_resumed_run_finished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A preempted run handed out again (its claim token claims/<run>.1) and finished: the
+    journal loses that attempt's claim and end; the run is not handed out a third time."""
+    sweep = store.create_sweep(grid({"lr": [1]}), tmp_path, "test")
+    first = _run(sweep, _agent(1), "preempted")
+    journal = sweep.path / "journal.jsonl"
+    before = journal.stat().st_size
+    second = _run(sweep, _agent(2), "finished")
+    assert second.run_id == first.run_id and second.k == 1
+    cut(journal, before)
+    capsys.readouterr()
+
+    status = store.open_sweep(sweep.path)
+    (view,) = status.runs()
+    assert view.state == "finished" and view.attempts == 2
+    agent = store.open_sweep(sweep.path)
+    got = agent.claim(_agent(3))
+    assert isinstance(got, store.NoClaim) and got.complete, got
+    assert len(_warnings(capsys.readouterr().err)) == 2  # status's, then the agent's
+
+
+def test_a_run_folder_that_started_nothing_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A claimer that died between its run folder and its record (or lost the record before it
+    started the program) left an empty folder: a claim removes it once the lock's lifetime is
+    past; a folder of other files is named once and left alone."""
+    import os
+
+    from lost_journal import LONG_AGO
+
+    sweep = store.create_sweep(grid({"lr": [1, 2]}), tmp_path, "test")
+    empty = sweep.path / "runs" / "deadbeef"
+    (empty / "wandb").mkdir(parents=True)
+    os.utime(empty, (0, 0))
+    young = sweep.path / "runs" / "youngone"
+    young.mkdir()
+    foreign = sweep.path / "runs" / "notarun"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    old = __import__("time").time() - LONG_AGO
+    os.utime(empty, (old, old))
+    claim = sweep.claim(_agent(1))
+    assert isinstance(claim, store.Claim) and claim.params == {"lr": {"value": 1}}
+    assert not empty.exists() and young.exists() and (foreign / "notes.txt").exists()
+    (warning,) = _warnings(capsys.readouterr().err)
+    assert str(foreign) in warning and "no parameter file" in warning
+    assert isinstance(sweep.claim(_agent(2)), store.Claim)
+    assert _warnings(capsys.readouterr().err) == []  # named once
