@@ -97,49 +97,13 @@ def trainer_sweep(tmp_path: Path, epochs: int) -> str:
     )
 
 
-def test_array_tasks_run_on_both_nodes(slurm_nodes: Nodes, tmp_path: Path) -> None:
-    ref = fast_sweep(tmp_path, points=2, steps=6, step_s=0.3)
-    job = submit(slurm_nodes, ref, tmp_path)
-    slurm_nodes.wait_done(job, timeout=120)
-
-    infos = run_infos(ref)
-    assert sorted(str(i["state"]) for i in infos) == ["finished", "finished"], infos
-    assert sorted(str(i["host"]) for i in infos) == BOTH  # each task on its own node
-    claims = [r for r in journal(ref) if r["t"] == "claim"]
-    assert sorted(c["host"] for c in claims) == BOTH  # two hosts' agents, one sweep
-
-
-def test_one_run_over_two_nodes_leaves_one_run_one_wandb_run_one_result(
-    slurm_nodes: Nodes, tmp_path: Path
-) -> None:
-    ref = trainer_sweep(tmp_path, epochs=1)
-    job = submit(slurm_nodes, ref, tmp_path, nodes=2)
-    script = (Path(ref) / "slurm" / f"{job}.sbatch").read_text()
-    assert "#SBATCH --nodes=2\n#SBATCH --ntasks=2\n" in script
-    slurm_nodes.wait_done(job, timeout=300)
-
-    (info,) = run_infos(ref)  # one run folder, one record
-    assert info["state"] == "finished" and info["world_size"] == 2, info
-    ranks = info["ranks"]
-    assert [r["rank"] for r in ranks] == [0, 1] and sorted(r["host"] for r in ranks) == BOTH
-    run_dir = Path(ref) / "runs" / str(info["run_id"])
-    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # rank 0's alone
-    output = (run_dir / "output.log").read_text()
-    # the rendezvous is on the batch node's own name, which the other node resolves to its address
-    (launch,) = [line for line in output.splitlines() if line.startswith("sweepkit launch: srun")]
-    assert "--ntasks=2" in launch and "--rdzv-endpoint=sknode1:" in launch, launch
-    assert "2 data-parallel processes of batch 16" in output
-    assert output.count("finished: Validation Accuracy") == 1  # rank 0 alone reports
-    ends = [r for r in journal(ref) if r["t"] == "end"]
-    assert [e["state"] for e in ends] == ["finished"], ends  # one result
-    assert task_log(ref).count("launch:   ") == 1  # one agent for the task
-
-
-def test_the_lead_signal_reaches_ranks_on_both_nodes_and_the_run_resumes(
+def test_one_run_over_two_nodes_takes_the_lead_signal_on_both_and_resumes_as_one_run(
     slurm_nodes: Nodes, tmp_path: Path
 ) -> None:
     ref = trainer_sweep(tmp_path, epochs=2)
     job = submit(slurm_nodes, ref, tmp_path, nodes=2)
+    script = (Path(ref) / "slurm" / f"{job}.sbatch").read_text()
+    assert "#SBATCH --nodes=2\n#SBATCH --ntasks=2\n" in script
 
     def training() -> bool:
         return any("training resnet18" in p.read_text() for p in Path(ref).glob("runs/*/train.log"))
@@ -149,11 +113,17 @@ def test_the_lead_signal_reaches_ranks_on_both_nodes_and_the_run_resumes(
     slurm_nodes.run("scancel", "--batch", "--signal=USR1", job)
     slurm_nodes.wait_done(job, timeout=400)
 
-    (info,) = run_infos(ref)
+    (info,) = run_infos(ref)  # one run folder, one record
     assert info["state"] == "finished" and info["attempt"] == 2, info
     assert info["world_size"] == 2 and info["resumed_from"] is not None
-    assert sorted(r["host"] for r in info["ranks"]) == BOTH
-    output = (Path(ref) / "runs" / str(info["run_id"]) / "output.log").read_text()
+    ranks = info["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1] and sorted(r["host"] for r in ranks) == BOTH
+    run_dir = Path(ref) / "runs" / str(info["run_id"])
+    output = (run_dir / "output.log").read_text()
+    # the rendezvous is on the batch node's own name, which the other node resolves to its address
+    launches = [line for line in output.splitlines() if line.startswith("sweepkit launch: srun")]
+    assert len(launches) == 2 and all("--rdzv-endpoint=sknode1:" in x for x in launches), output
+    assert "2 data-parallel processes of batch 16" in output
     # each rank says the signal itself reached it, and where: both nodes
     hosts = [
         line.rsplit("on ", 1)[1].rstrip(")")
@@ -163,13 +133,19 @@ def test_the_lead_signal_reaches_ranks_on_both_nodes_and_the_run_resumes(
     assert sorted(hosts) == BOTH, output
     log = task_log(ref)
     assert "SIGUSR1" in log and "requeueing job" in log and "restart 1" in log, log
-    (run,) = open_sweep(ref).runs()
-    assert run.state == "finished" and run.attempts == 2
+    assert log.count("launch:   ") == 2  # one agent per attempt of the task
+    # one result, reported by rank 0 alone; one W&B run (resumed: a folder per attempt)
+    assert output.count("finished: Validation Accuracy") == 1
+    ends = [r["state"] for r in journal(ref) if r["t"] == "end"]
+    assert ends == ["preempted", "finished"], ends
+    wandb_runs = {p.name.rsplit("-", 1)[1] for p in (run_dir / "wandb").glob("offline-run-*")}
+    assert wandb_runs == {info["run_id"]}
 
 
-def test_a_lost_node_is_marked_down_and_its_run_resumes_on_the_other(
+def test_an_array_over_both_nodes_survives_losing_one_and_resumes_its_run_on_the_other(
     slurm_nodes: Nodes, tmp_path: Path
 ) -> None:
+    # two one-CPU array tasks: one per node; then sknode2 dies mid-run
     ref = fast_sweep(tmp_path, points=2, steps=24, step_s=0.25, save_every_step=1)
     job = submit(slurm_nodes, ref, tmp_path)
 
@@ -178,6 +154,7 @@ def test_a_lost_node_is_marked_down_and_its_run_resumes_on_the_other(
         return infos if len(infos) == 2 and all(step(i) >= 3 for i in infos) else []
 
     infos = wait_for(both_running, 120, "a run on each node to take three steps")
+    assert sorted(str(i["host"]) for i in infos) == BOTH  # type: ignore[union-attr]
     (lost,) = [i for i in infos if i["host"] == "sknode2"]  # type: ignore[union-attr]
     slurm_nodes.lose("sknode2")  # slurmd, the task's batch shell, agent and run: all killed
     wait_for(
