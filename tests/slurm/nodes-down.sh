@@ -42,7 +42,9 @@ stop_node() {
         sleep 0.2
     done
     mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null)
-    ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null || true
+    if ((${#pids[@]})); then
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+    fi
 }
 
 if command -v ip >/dev/null; then

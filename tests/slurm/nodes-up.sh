@@ -48,7 +48,9 @@ node_addr() { echo "$NET.$((10 + ${1#sknode}))"; }
 node_netns() { echo "sk-${1#sk}"; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, SlurmUser=root); run it with sudo"
-[[ $NODES =~ ^[1-9][0-9]?$ ]] && ((NODES <= 64)) || die "SWEEPKIT_NODES=$NODES: use 1 to 64"
+if ! [[ $NODES =~ ^[1-9][0-9]?$ ]] || ((NODES > 64)); then
+    die "SWEEPKIT_NODES=$NODES: use 1 to 64"
+fi
 [[ $NET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
     die "SWEEPKIT_NODES_NET=$NET: give the first three octets of a free /24, e.g. 10.213.37"
 
