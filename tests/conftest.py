@@ -51,6 +51,9 @@ sys.path[:0] = [str(REPO), str(TESTS / "support"), str(TESTS)]
 
 # The session's one-node SLURM, for every test module that asks for the `slurm` fixture.
 from slurm_fixture import slurm  # noqa: E402, F401
+
+# The session's SLURM of two separate nodes (network and UTS namespaces), for the multi-node tests.
+from slurm_nodes_fixture import slurm_nodes, slurm_nodes_session  # noqa: E402, F401
 from unit_tier import probe_once_before_the_tests, unit_tier_guard  # noqa: E402
 
 probe_once_before_the_tests()
@@ -60,9 +63,10 @@ SYSTEM_MARKERS = ("slow", "slurm", "browser", "container")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        # A test that asks for the SLURM fixture starts the one SLURM on its fixed ports, whatever
-        # its own marks say: `-m "not slurm"` must leave it out.
-        if "slurm" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slurm"):
+        # A test that asks for a SLURM fixture starts a SLURM on fixed ports, whatever its own
+        # marks say: `-m "not slurm"` must leave it out.
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & {"slurm", "slurm_nodes"} and not item.get_closest_marker("slurm"):
             item.add_marker(pytest.mark.slurm)
         if any(item.get_closest_marker(name) for name in SYSTEM_MARKERS):
             item.add_marker(pytest.mark.system)

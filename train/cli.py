@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
     from sweepkit.train.config import build_config
-    from sweepkit.train.runrecord import RunRecord, now_iso
+    from sweepkit.train.runrecord import RunRecord, node_name, now_iso
 
     run_dir, run_id = world.share(resolve_run_dir(args.run_dir))
     previous, refusal = world.share(_previous(run_dir, run_id, cfg) if world.is_main else None)
@@ -201,6 +201,10 @@ def _run(args: argparse.Namespace, cfg: Config, world: World) -> int:
     stop = StopSignal().install()
     record = RunRecord(run_dir, run_id, cfg.nested(), previous, persist=world.is_main)
     record.data["world_size"] = world.size
+    # where each rank of this attempt runs: on several nodes, the hosts the run really spanned
+    record.data["ranks"] = world.gather(
+        {"rank": world.rank, "host": node_name(), "pid": os.getpid()}
+    )
     tracker = None
     code = EXIT_FAILED
     try:

@@ -76,6 +76,14 @@ class World:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (a picklable object), in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        out: list[Any] = [None] * self.size
+        dist.all_gather_object(out, value)
+        return out
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

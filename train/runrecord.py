@@ -5,7 +5,8 @@ run_id, sweep_id, state (running | finished | failed | preempted), config (effec
 metric_names, epochs [{epoch, Train Loss, Validation Loss, Validation Accuracy, images_per_s, lr,
 epoch_s}], summary (last value of each metric, best Validation Accuracy, Test Accuracy/Loss),
 timings, host, pid, slurm ids, git_revision, image_digest, versions, resumed_from, attempt, exit_code, error,
-world_size (data-parallel processes; 1 outside torchrun).
+world_size (data-parallel processes; 1 outside torchrun), ranks [{rank, host, pid}] (this
+attempt's processes, in rank order: the nodes a multi-node run spans).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from sweepkit.train.metric_names import (
 )
 from sweepkit.train.parts import Parts, build_parts
 from sweepkit.train.progress import Progress
-from sweepkit.train.runrecord import RunRecord
+from sweepkit.train.runrecord import RunRecord, node_name
 from sweepkit.train.signals import StopSignal
 from sweepkit.train.step import evaluate
 from sweepkit.train.tracking import Tracker
@@ -106,12 +106,20 @@ def preempt(parts: Parts, run_dir: Path, at: Position, sums: EpochSums, stop: St
     checkpoint(parts, run_dir, at, sums)
     parts.world.barrier()  # no rank exits before rank 0's checkpoint is on disk
     if not parts.world.is_main:
-        log.warning("stopped with the other ranks at epoch %d step %d", at.epoch, at.step)
+        # whether the signal itself reached this rank (and on which node), or only the vote did
+        log.warning(
+            "stopped with the other ranks at epoch %d step %d (%s here, on %s)",
+            at.epoch,
+            at.step,
+            stop.name or "no signal",
+            node_name(),
+        )
     log.info(
-        "%s received: checkpointed at epoch %d step %d; exiting to be resumed",
+        "%s received: checkpointed at epoch %d step %d; exiting to be resumed (rank 0, on %s)",
         stop.name or "stop agreed by the ranks",
         at.epoch,
         at.step,
+        node_name(),
     )
     return "preempted"
 

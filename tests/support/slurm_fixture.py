@@ -101,8 +101,9 @@ def slurm() -> Iterator[Slurm]:
 # ----- a fast program that keeps the trainer's contract, for tests of sweep mechanics ---------
 # It reads --key=value arguments, works in steps of step_s seconds, writes RUN_DIR/run.json like
 # the trainer (running, then finished or preempted), checkpoints its step on SIGUSR1/SIGTERM and
-# exits 75, and resumes from that checkpoint when run again in the same folder. It appends one
-# line per event to RUN_DIR/events.jsonl so tests can see what each attempt did.
+# exits 75 (with --save_every_step=1 also after every step), and resumes from that checkpoint when
+# run again in the same folder. It appends one line per event (with its host) to
+# RUN_DIR/events.jsonl so tests can see what each attempt did, and where.
 # A minimal valid profile for the tests' one-node SLURM: runtime none, two tasks at a time.
 BASE: dict[str, Any] = {
     "partition": "debug",
@@ -143,7 +144,8 @@ started = now()
 
 def event(kind, **extra):
     with open(run_dir / "events.jsonl", "a") as f:
-        f.write(json.dumps({"event": kind, "at": time.time(), "pid": os.getpid(), **slurm, **extra}) + "\n")
+        f.write(json.dumps({"event": kind, "at": time.time(), "pid": os.getpid(),
+                            "host": socket.gethostname(), **slurm, **extra}) + "\n")
 
 def record(state, step, code=None):
     info = {"schema": 1, "run_id": os.environ.get("WANDB_RUN_ID"),
@@ -174,6 +176,9 @@ for step in range(start, steps):
         sys.exit(75)
     time.sleep(step_s)
     record("running", step + 1)
+    if args.get("save_every_step"):  # a checkpoint after each step: a killed run loses none
+        (run_dir / "ckpt.tmp").write_text(json.dumps({"step": step + 1}))
+        os.replace(run_dir / "ckpt.tmp", ckpt)
 event("finished", step=steps)
 record("finished", steps, 0)
 """
@@ -190,18 +195,27 @@ def sweepkit(
     )
 
 
-def make_sweep(root: Path, definition: dict[str, object]) -> str:
-    """A local sweep folder under ``root`` made by `sweepkit sweep create`; returns its path."""
+def make_sweep(root: Path, definition: dict[str, object], *options: str) -> str:
+    """A local sweep folder under ``root`` made by `sweepkit sweep create [options]`; returns its
+    path."""
     root.mkdir(parents=True, exist_ok=True)
     spec = root / "sweep.yaml"
     spec.write_text(yaml.safe_dump(definition))
-    result = sweepkit("sweep", "create", "--root", str(root / "sweeps"), str(spec))
+    result = sweepkit("sweep", "create", "--root", str(root / "sweeps"), *options, str(spec))
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()[0].strip()
 
 
-def fast_sweep(root: Path, points: int, steps: int, step_s: float) -> str:
-    """A grid sweep of ``points`` runs of the fast program, each ``steps`` x ``step_s`` long."""
+def fast_sweep(
+    root: Path,
+    points: int,
+    steps: int,
+    step_s: float,
+    options: tuple[str, ...] = (),
+    **fixed: object,
+) -> str:
+    """A grid sweep of ``points`` runs of the fast program, each ``steps`` x ``step_s`` long;
+    ``fixed``: more of its arguments; ``options``: of `sweep create` (--lease ...)."""
     program = root / "fast_program.py"
     program.write_text(FAST_PROGRAM)
     return make_sweep(
@@ -215,8 +229,10 @@ def fast_sweep(root: Path, points: int, steps: int, step_s: float) -> str:
                 "score": {"values": list(range(points))},
                 "steps": {"value": steps},
                 "step_s": {"value": step_s},
+                **{name: {"value": value} for name, value in fixed.items()},
             },
         },
+        *options,
     )
 
 
