@@ -63,8 +63,10 @@ trainer=(--config config/presets/cifar32.yaml --set dataset=synthetic --set num_
 if $quick; then
     small=(--model resnet18 --images 64 --steps 2 --warmup 1 --workers 1)
     smoke=(smoke --model resnet18 --image-size 32)
-    ablation=("${small[@]}" --out-dir "$out" --profile 1 --image-size 64 --batch-size 8
-        --batch-sizes 16 --no-compile)
+    # the ablation keeps its compile rows and the profile of the compile-default row (Inductor
+    # on the CPU, the longest step): the real check's path, at 32 px and batch 4
+    ablation=(--model resnet18 --images 16 --steps 1 --warmup 1 --workers 1 --out-dir "$out"
+        --profile 1 --image-size 32 --stem cifar --batch-size 4 --batch-sizes 4)
     fallback=("${small[@]}" --image-size 32 --stem imagenet --batch-size 8 --kit-batch-sizes 8
         --skip-baseline --no-compile)
     tp32cifar=("${small[@]}" --batch-size 8 --image-size 32 --stem cifar --kit-batch-sizes 8

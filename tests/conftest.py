@@ -49,6 +49,9 @@ REPO = TESTS.parent
 # from the project's editable install.
 sys.path[:0] = [str(REPO), str(TESTS / "support"), str(TESTS)]
 
+# The README's `make demo`, run once; the tests that check its sweep share it (only reading it).
+from demo_sweep import demo_sweep  # noqa: E402, F401
+
 # The session's one-node SLURM, for every test module that asks for the `slurm` fixture.
 from slurm_fixture import slurm  # noqa: E402, F401
 

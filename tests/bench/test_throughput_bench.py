@@ -1,8 +1,9 @@
 """bench/gpu_check.sh on the CPU: ``--quick`` runs every step of the one-call GPU check (smoke, the
-speed ablation with its profile, the compile-fallback step, the 32 px CIFAR-stem throughput, the
-trainer's SIGTERM and resume) with small settings, so that the script a session with a device runs
-has not rotted since the last one; its arguments, ``--dry-run`` and shellcheck are checked too.
-Figures are never asserted, only that they are there."""
+speed ablation with its compile rows and the profile of the compile-default row, the
+compile-fallback step, the 32 px CIFAR-stem throughput, the trainer's SIGTERM and resume) with
+small settings, so that the script a session with a device runs has not rotted since the last one;
+its arguments, ``--dry-run`` and shellcheck are checked too. Figures are never asserted, only that
+they are there."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def gpu_check(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.Comp
     )
 
 
-@pytest.mark.system  # starts processes
+@pytest.mark.slow  # starts processes; Inductor compiles ResNet-18 on the CPU
 def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
     proc = gpu_check(tmp_path, "--quick")
     out = tmp_path / "out"
@@ -44,20 +45,31 @@ def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
     # within what the device tool brings back: at most 8 files, none in a deeper folder
     assert len(list(out.iterdir())) <= 8 and all(p.is_file() for p in out.iterdir())
 
-    ablation = json.loads((out / "ablation-64.json").read_text())
+    # the ablation with its compile rows (Inductor compiles ResNet-18 on the CPU), and the
+    # profile of the row the trainer runs by default, written to a file
+    ablation = json.loads((out / "ablation-32.json").read_text())
     rows = {r["row"]: r for r in ablation["rows"]}
     assert list(rows) == [
-        "usual script bs8",
+        "usual script bs4",
         "device data (uint8, augmented on the device)",
         "+ channels_last",
         "+ bf16",
-        "full kit bs16",
+        "+ compile default",
+        "+ compile reduce-overhead (CUDA graphs)",
+        "full kit bs4, default",
     ]
-    assert all(r["images_per_s"] > 0 and r["ran_as"] == "eager" for r in rows.values())
+    assert [r["ran_as"] for r in rows.values()] == ["eager"] * 4 + [
+        "default",
+        "reduce-overhead",
+        "default",
+    ]
+    assert all(r["images_per_s"] > 0 for r in rows.values())
     assert rows["+ bf16"]["vs_usual"] > 0 and rows["+ bf16"]["vs_above"] > 0
-    table = (out / "ablation-64.md").read_text()
+    table = (out / "ablation-32.md").read_text()
     assert table.count("\n| ") == 2 + len(rows)  # the header, its rule and one line per row
     assert "| ran as | row s |" in table
+    profile = (out / "profile-32.txt").read_text()
+    assert "input pipeline" in profile and "train step" in profile
 
     fallback = json.loads((out / "fallback-32.json").read_text())
     assert fallback["ran_as"] == {"kit bs8": "eager"}
@@ -68,27 +80,6 @@ def test_gpu_check_quick_runs_every_step_on_cpu(tmp_path):
     run = json.loads((out / "train-run.json").read_text())
     assert run["state"] == "finished" and run["attempt"] == 2 and run["resumed_from"]["epoch"] >= 1
     assert len(run["epochs"]) == 6
-
-
-@pytest.mark.slow  # Inductor compiles ResNet-18 on the CPU
-def test_gpu_check_profiles_the_compile_default_row_to_a_file(tmp_path):
-    """The profile belongs to the row the trainer runs by default; with compile, on the CPU."""
-    proc = subprocess.run(
-        [sys.executable, "bench/speed_ablation.py", "--device", "cpu", "--model", "resnet18"]
-        + ["--image-size", "32", "--stem", "cifar", "--batch-size", "4", "--batch-sizes", "4"]
-        + ["--images", "16", "--steps", "1", "--warmup", "1", "--workers", "1", "--profile", "1"]
-        + ["--out-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")},
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    profile = (tmp_path / "profile-32.txt").read_text()
-    assert "input pipeline" in profile and "train step" in profile
-    rows = json.loads((tmp_path / "ablation-32.json").read_text())["rows"]
-    assert [r["ran_as"] for r in rows] == ["eager"] * 4 + ["default", "reduce-overhead", "default"]
 
 
 @pytest.mark.system  # starts processes

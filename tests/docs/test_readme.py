@@ -1,4 +1,5 @@
-"""The README's quick start: its two commands, and `make demo` run as shown (slow).
+"""The README's quick start: its two commands, and `make demo` run as shown (slow; once per
+session, shared with other tests: tests/support/demo_sweep.py).
 
 Every other command of README.md and docs/ is checked by tests/docs/test_commands.py, which says
 which test runs each block; the blocks are read with tests/support/docs_blocks.py.
@@ -6,13 +7,10 @@ which test runs each block; the blocks are read with tests/support/docs_blocks.p
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from demo_sweep import DemoSweep
 from docs_blocks import blocks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,31 +25,18 @@ def test_readme_starts_with_exactly_two_setup_commands():
     assert first.commands[-1] == "make test" == ci.strip().splitlines()[-1]  # CI runs only that
 
 
-def readme_env() -> dict[str, str]:
-    """The shell the README assumes: the pinned venv activated, no job or W&B variables."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_", "SWEEPKIT_"))
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
 @pytest.mark.slow
-def test_make_demo_runs_the_offline_sweep():
-    before = set((ROOT / "sweeps").glob("*")) if (ROOT / "sweeps").exists() else set()
-    env = readme_env()
-    try:
-        proc = subprocess.run(
-            ["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        out = proc.stdout + proc.stderr
-        assert "finished" in out and "Test Accuracy" in out, out
-        # the output the README shows: the lines that hold no id, number or timing
-        (shown,) = blocks(*QUICK_START, lang="text")
-        for line in shown.body.splitlines():
-            if line.startswith(("sweepkit agent: sweep complete", "run  ", "runs: ", "complete")):
-                assert line in out, line
-    finally:
-        for created in set((ROOT / "sweeps").glob("*")) - before:
-            shutil.rmtree(created, ignore_errors=True)
+def test_make_demo_runs_the_offline_sweep(demo_sweep: DemoSweep) -> None:
+    """`make demo` itself runs once for the session (tests/support/demo_sweep.py); other tests
+    check the sweep it leaves."""
+    assert demo_sweep.proc.returncode == 0, demo_sweep.output
+    out = demo_sweep.output
+    assert "finished" in out and "Test Accuracy" in out, out
+    # the output the README shows: the lines that hold no id, number or timing
+    (shown,) = blocks(*QUICK_START, lang="text")
+    for line in shown.body.splitlines():
+        if line.startswith(("sweepkit agent: sweep complete", "run  ", "runs: ", "complete")):
+            assert line in out, line
+    # ... and the lines that name the sweep, with this one's id
+    sweep = demo_sweep.sweep
+    assert f"(grid, {sweep})" in out and f"wrote {sweep}/report.html" in out, out

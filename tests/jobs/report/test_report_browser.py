@@ -1,19 +1,17 @@
 """The report's page opened in headless Chromium: no console errors, every plot drawn; on constructed
-runs and on a real digits sweep made with the store, the agent and the trainer.
+runs and on the real digits sweep of `make demo` (the store, the agent and the trainer).
 """
 
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from demo_sweep import DemoSweep
 from PIL import Image
 from report_runs import (
     drawn_fraction,
@@ -84,21 +82,6 @@ def assert_opens_cleanly(html: Path, screenshot: Path, expected: set[str]) -> No
         assert len(image.convert("RGB").getcolors(1 << 20) or []) > 20, f"{name} has no colours"
 
 
-DIGITS_SWEEP = """\
-program: train
-method: grid
-metric: {name: Validation Accuracy, goal: maximize}
-parameters:
-  learning_rate: {values: [0.01, 0.001, 0.0001]}
-  batch_size: {values: [32, 128]}
-  num_epochs: {value: 1}
-  # Kept small so that six real runs take about a minute on two CPU cores.
-  model_name: {value: resnet18}
-  limit_train_batches: {value: 3}
-command: ["${env}", "${interpreter}", "-m", "sweepkit.train", "--config", "config/presets/digits.yaml", "${args}"]
-"""
-
-
 @pytest.mark.browser
 def test_constructed_report_in_chromium(tmp_path: Path) -> None:
     runs, spec = driven_sweep(12)
@@ -111,33 +94,16 @@ def test_constructed_report_in_chromium(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_real_digits_sweep_report_in_chromium(tmp_path: Path) -> None:
-    """sweep create + agent + the trainer on digits (6 runs, 1 epoch), then the report in Chromium."""
+def test_real_digits_sweep_report_in_chromium(demo_sweep: DemoSweep, tmp_path: Path) -> None:
+    """The report `make demo` wrote for its sweep (sweep create + agent + the trainer on digits,
+    4 runs of 2 epochs; run once for the session by tests/support/demo_sweep.py), in Chromium."""
     need_chromium()
-    sweepkit = str(Path(sys.executable).parent / "sweepkit")
-    definition_file = tmp_path / "sweep.yaml"
-    definition_file.write_text(DIGITS_SWEEP)
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-
-    def run(*args: str, timeout: float) -> str:
-        done = subprocess.run(
-            [sweepkit, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        return done.stdout
-
-    created = run(
-        "sweep", "create", str(definition_file), "--root", str(tmp_path / "sweeps"), timeout=60
-    )
-    sweep = Path(created.splitlines()[0].strip())
-    assert (sweep / "sweep.json").is_file()
-    run("agent", str(sweep), timeout=600)
-    out = tmp_path / "report.html"
-    printed = run("report", str(sweep), "--out", str(out), "--png", timeout=120)
-    assert "6 runs (6 finished)" in printed
+    sweep = PROJECT / demo_sweep.sweep
+    assert "4 runs (4 finished)" in demo_sweep.output, demo_sweep.output
+    out = sweep / "report.html"
     page = out.read_text()
-    assert "<b>6</b> finished" in section(page, "counts")
-    assert section(page, "runs").count('class="state-finished"') == 6
+    assert "<b>4</b> finished" in section(page, "counts")
+    assert section(page, "runs").count('class="state-finished"') == 4
     assert_opens_cleanly(
         out, tmp_path / "screenshot.png", {"parallel-coordinates", "importance", "metric-per-epoch"}
     )

@@ -1,5 +1,6 @@
-"""The real trainer on digits through whole sweeps (the README's demo), marked slow: a grid with
-status and sync, and hyperband stopping the weak run.
+"""The real trainer on digits through whole sweeps, marked slow: the README demo's grid with
+status and sync, and hyperband stopping the weak run. (Two agents sharing a sweep are here in the
+hyperband test; with the fast program, in test_sweep_e2e.py.)
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from demo_sweep import DemoSweep
 from sweep_fixtures import (
     REPO,
     create,
-    run_agents,
     start_agent,
     status_json,
     sweepkit,
@@ -32,19 +33,15 @@ def _project_copy(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_digits_grid_end_to_end_with_status_and_sync(tmp_path: Path) -> None:
-    """The README demo: a 4-run digits grid through the real trainer, then status and sync --dry-run."""
-    work = _project_copy(tmp_path)
-    env = {"WANDB_SILENT": "true"}
-    created = sweepkit("sweep", "create", "config/sweeps/digits_grid.yaml", cwd=work, env=env)
-    assert created.returncode == 0, created.stderr
-    sweep = created.stdout.strip()
-    assert sweep.startswith("sweeps/") and "next: sweepkit agent" in created.stderr
-    logs = run_agents(
-        sweep, work, 2, timeout=900
-    )  # two agents share the sweep, as two array tasks would
-    assert any("sweep complete: 4 of 4 runs done (4 finished)" in log for log in logs), logs
-    assert all("starting run" in log for log in logs), "both agents trained"
+def test_digits_grid_end_to_end_with_status_and_sync(demo_sweep: DemoSweep) -> None:
+    """The README demo's sweep (`make demo`, run once for the session by
+    tests/support/demo_sweep.py): a 4-run digits grid through the real trainer; its status, run
+    folders and W&B records agree, and sync --dry-run plans its upload."""
+    work = REPO
+    sweep = demo_sweep.sweep
+    assert sweep.startswith("sweeps/") and "next: sweepkit agent" in demo_sweep.output
+    assert "sweep complete: 4 of 4 runs done (4 finished)" in demo_sweep.output
+    assert demo_sweep.output.count("starting run") == 4, demo_sweep.output
     status = status_json(sweep, work)
     assert status["counts"]["finished"] == 4 and status["complete"] and status["best"]
     for run in status["runs"]:
