@@ -52,7 +52,8 @@ def program_argv_env(
     param_dir = run_dir / "wandb" / f"sweep-{sweep_id}"
     param_path = param_dir / f"config-{run_id}.yaml"
     json_path = param_dir / f"config-{run_id}.json"
-    lab_group.make_dirs(param_dir, gid)
+    lab_group.make_dirs(param_dir, gid)  # the group's, in a shared sweep
+    param_dir.mkdir(parents=True, exist_ok=True)
     param_path.write_text(parameter_file_text(params), encoding="utf-8")
     lab_group.own_file(param_path, gid)
     env = dict(os.environ)
