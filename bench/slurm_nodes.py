@@ -62,6 +62,7 @@ def on_node(node: str, argv: list[str]) -> subprocess.Popen[str]:
 
 
 def make_sweep(root: Path, points: int, run_s: float) -> str:
+    root.mkdir(parents=True, exist_ok=True)
     program = root / "sleeper.py"
     program.write_text(SLEEPER)
     spec = root / "sweep.yaml"
@@ -185,7 +186,7 @@ def markdown(args: argparse.Namespace, array: dict[str, Any], rounds: dict[str, 
         share = ", ".join(f"{h} {n}" for h, n in r["per_host"].items())
         lines.append(
             f"| {name} | {r['claims']} | {r['runs']} of {r['ended']} | {r['wall_s']:.1f} "
-            f"| {r['per_s']:.0f} | {share} |"
+            f"| {r['per_s']:.1f} | {share} |"
         )
     return "\n".join(lines) + "\n"
 
