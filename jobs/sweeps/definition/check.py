@@ -87,8 +87,8 @@ def validate(
         # misspelt min_iter, say) is the likelier cause, and its message names the fix
         hyperband = [e for e in tolerated if e.args[0].startswith(f"{source}: early_terminate.")]
         if hyperband and err.args[0].startswith(f"{source}: early_terminate"):
-            raise hyperband[0] from None
-        raise
+            raise UserError(one_line(hyperband[0].args[0])) from None
+        raise UserError(one_line(err.args[0])) from None
     for error in tolerated if warn else []:
         print(
             f"sweepkit: warning: {error}; W&B's sweep engine ignores it (W&B accepts it with "
@@ -96,6 +96,11 @@ def validate(
             file=sys.stderr,
         )
     return definition
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters escaped (a parameter named ``"a\\rb"``): one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in message)
 
 
 def _validate_known(
