@@ -227,8 +227,8 @@ class LocalSweep:
             due = self._recovery.due()  # the journal read on, then one listing of runs/
             with self.lock() as lock:
                 self._state.catch_up()
-                self._recovery.check(me, due)  # the claims the journal lost, appended
                 self._end_expired(suspects, me)
+                self._recovery.check(me, due)  # the claims the journal lost, appended
                 # grid proposals made before claims appended meanwhile may be taken: made again
                 stale = self.definition.get("method") == "grid" and self._state.offset != seen_at
                 last_try = drawn_ahead or tries == OPTIMISTIC_TRIES
