@@ -241,6 +241,23 @@ class Recovery:
                 file=sys.stderr,
             )
 
+    def own_claim(
+        self, run_id: str, k: int, params: dict[str, Any], me: AgentIdentity
+    ) -> FoldedRun:
+        """The run of an agent's attempt as the fold has it (the caller holds the lock). When the
+        journal lost the attempt's claim (cut while the attempt ran), the agent writes its claims
+        back first, so that its end record is read."""
+        run = self._state.fold.runs.get(run_id)
+        have = 0 if run is None else len(run.claims)
+        now = time.time()
+        records = [
+            claim_policy.claim_record(run_id, j, params if j == 0 else None, me, now)
+            for j in range(have, k + 1)
+        ]
+        if records:
+            self._state.append(records)
+        return self._state.fold.runs[run_id]
+
     def _add(self, records: list[dict[str, Any]], locked: bool) -> None:
         if locked:
             records, self._pending = self._pending + records, []

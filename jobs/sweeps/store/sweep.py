@@ -178,8 +178,8 @@ class LocalSweep:
     def lost(self, claim: Claim) -> bool:
         """True if another agent has ended this attempt (after its lease expired: as the run's own
         records say it ended, else crashed)."""
-        self._state.catch_up()
-        return claim.k in self.fold.runs[claim.run_id].ends
+        run = self._state.catch_up().runs.get(claim.run_id)  # None: the journal lost its claim
+        return run is not None and claim.k in run.ends
 
     # ----- the search engine ---------------------------------------------------------------
     def engine_runs(self, live: bool = False) -> list[Any]:
@@ -349,11 +349,10 @@ class LocalSweep:
         lease was lost)."""
         with self.lock():
             self._state.catch_up()
-            if claim.k in self.fold.runs[claim.run_id].ends:
+            if claim.k in self._recovery.own_claim(claim.run_id, claim.k, claim.params, me).ends:
                 return False
-            self._state.append(
-                [claim_policy.end_record(claim.run_id, claim.k, state, me, time.time(), **result)]
-            )
+            end = claim_policy.end_record(claim.run_id, claim.k, state, me, time.time(), **result)
+            self._state.append([end])
         self._lease_path(claim.run_id, claim.k).unlink(missing_ok=True)
         return True
 
