@@ -167,11 +167,15 @@ class Journal:
     def __init__(self, path: Path):
         self.path = path
         self.offset = 0
+        self.shrunk = False  # the file was found shorter than what was read of it
 
     def read_new(self) -> list[dict[str, Any]]:
         """Records appended since the last call (complete lines only)."""
         try:
             with open(self.path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < self.offset:
+                    self.shrunk = True  # cut below what was read: the caller reads it afresh
+                    return []
                 f.seek(self.offset)
                 data = f.read()
         except FileNotFoundError:

@@ -10,6 +10,7 @@ the report, a bayes or grid proposal, a snapshot to write) has the rest read fir
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,15 @@ class JournalFold:
                 self.fold.target_hit = found.target_hit
                 self._journal.offset = self._snapshot_at = found.offset
         apply(self.fold, self._journal.read_new())
+        if self._journal.shrunk:  # records lost while this reader ran: read afresh, and recover
+            print(
+                f"sweepkit: warning: the journal {self._journal.path} was cut below what this "
+                "process had read of it (records lost); it is read again",
+                file=sys.stderr,
+            )
+            self.fold, self._journal = self._blank(), Journal(self._journal.path)
+            self._snapshot, self._snapshot_at, self._unrecorded = None, 0, False
+            return self.catch_up()
         return self.fold
 
     def read_all(self) -> Fold:

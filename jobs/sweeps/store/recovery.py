@@ -7,8 +7,8 @@ Two kinds of evidence are read (lost_records.py says why they are evidence):
   record in the same hold of the lock that made the run's folder, so the two counts agree unless
   records were lost (or folders added or removed by hand); comparing them costs one listing of
   ``runs/`` and keeps a claim from reading 20,000 folders, or a snapshot's every run, each time;
-* the claim token of an open (running or queued) run's next attempt (``claims/<run>.<k+1>``):
-  one ``stat`` per open run, of which there are few.
+* the claim token of a queued run's next attempt (``claims/<run>.<k+1>``): one ``stat`` per
+  queued run, of which there are few.
 
 A folder with no parameter file started no program: when it holds no file at all and is older
 than the lock's lifetime (its claimer died between the folder and its record, or lost that
@@ -98,11 +98,14 @@ class DiskEvidence:
         return sorted(found, key=lambda run: (run.attempts[0], run.run_id))
 
     def later_attempts(self, fold: Fold) -> list[FoundRun]:
-        """The open runs (running or queued) whose next attempts were handed out and started
-        (their claim tokens, and the parameter file written after them), though the fold has no
-        claim of them: one ``stat`` per open run, of its next attempt's token."""
+        """The queued runs whose next attempts were handed out and started (their claim tokens,
+        and the parameter file written after them), though the fold has no claim of them: one
+        ``stat`` per queued run, of its next attempt's token. (A running run whose end record was
+        lost too is queued once its lease is gone: the claim ends it before this is asked.)"""
         found = []
         for run in list(fold.open.values()):
+            if not run.queued(fold.max_retries):
+                continue
             attempts: dict[int, float] = {}
             k = run.k + 1
             while (started := self.attempt_started(run.run_id, k)) is not None:
@@ -237,6 +240,23 @@ class Recovery:
                 lost_records.warning(str(self.evidence.sweep_dir), len(new), locked),
                 file=sys.stderr,
             )
+
+    def own_claim(
+        self, run_id: str, k: int, params: dict[str, Any], me: AgentIdentity
+    ) -> FoldedRun:
+        """The run of an agent's attempt as the fold has it (the caller holds the lock). When the
+        journal lost the attempt's claim (cut while the attempt ran), the agent writes its claims
+        back first, so that its end record is read."""
+        run = self._state.fold.runs.get(run_id)
+        have = 0 if run is None else len(run.claims)
+        now = time.time()
+        records = [
+            claim_policy.claim_record(run_id, j, params if j == 0 else None, me, now)
+            for j in range(have, k + 1)
+        ]
+        if records:
+            self._state.append(records)
+        return self._state.fold.runs[run_id]
 
     def _add(self, records: list[dict[str, Any]], locked: bool) -> None:
         if locked:

@@ -190,8 +190,8 @@ class LocalSweep:
     def lost(self, claim: Claim) -> bool:
         """True if another agent has ended this attempt (after its lease expired: as the run's own
         records say it ended, else crashed)."""
-        self._state.catch_up()
-        return claim.k in self.fold.runs[claim.run_id].ends
+        run = self._state.catch_up().runs.get(claim.run_id)  # None: the journal lost its claim
+        return run is not None and claim.k in run.ends
 
     # ----- the search engine ---------------------------------------------------------------
     def engine_runs(self, live: bool = False) -> list[Any]:
@@ -239,8 +239,8 @@ class LocalSweep:
             due = self._recovery.due()  # the journal read on, then one listing of runs/
             with self.lock() as lock:
                 self._state.catch_up()
-                self._recovery.check(me, due)  # the claims the journal lost, appended
                 self._end_expired(suspects, me)
+                self._recovery.check(me, due)  # the claims the journal lost, appended
                 # grid proposals made before claims appended meanwhile may be taken: made again
                 stale = self.definition.get("method") == "grid" and self._state.offset != seen_at
                 last_try = drawn_ahead or tries == OPTIMISTIC_TRIES
@@ -363,11 +363,10 @@ class LocalSweep:
         lease was lost)."""
         with self.lock():
             self._state.catch_up()
-            if claim.k in self.fold.runs[claim.run_id].ends:
+            if claim.k in self._recovery.own_claim(claim.run_id, claim.k, claim.params, me).ends:
                 return False
-            self._state.append(
-                [claim_policy.end_record(claim.run_id, claim.k, state, me, time.time(), **result)]
-            )
+            end = claim_policy.end_record(claim.run_id, claim.k, state, me, time.time(), **result)
+            self._state.append([end])
         self.end_lease(claim.run_id, claim.k)  # killed before this line: leases.remove_ended
         return True
 

@@ -5,10 +5,12 @@ The cases of issue 28 by hand; the property over any cut or tear is in test_lost
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
-from lost_journal import cut, end, grid, launch, record_boundaries
+from lost_journal import LONG_AGO, cut, end, grid, launch, record_boundaries
 
 from sweepkit.jobs.sweeps import store
 
@@ -86,20 +88,15 @@ def test_a_run_folder_that_started_nothing_is_not_a_run(
     """A claimer that died between its run folder and its record (or lost the record before it
     started the program) left an empty folder: a claim removes it once the lock's lifetime is
     past; a folder of other files is named once and left alone."""
-    import os
-
-    from lost_journal import LONG_AGO
-
     sweep = store.create_sweep(grid({"lr": [1, 2]}), tmp_path, "test")
     empty = sweep.path / "runs" / "deadbeef"
     (empty / "wandb").mkdir(parents=True)
-    os.utime(empty, (0, 0))
     young = sweep.path / "runs" / "youngone"
     young.mkdir()
     foreign = sweep.path / "runs" / "notarun"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    old = __import__("time").time() - LONG_AGO
+    old = time.time() - LONG_AGO
     os.utime(empty, (old, old))
     claim = sweep.claim(_agent(1))
     assert isinstance(claim, store.Claim) and claim.params == {"lr": {"value": 1}}
@@ -108,3 +105,23 @@ def test_a_run_folder_that_started_nothing_is_not_a_run(
     assert str(foreign) in warning and "no parameter file" in warning
     assert isinstance(sweep.claim(_agent(2)), store.Claim)
     assert _warnings(capsys.readouterr().err) == []  # named once
+
+
+def test_an_agent_whose_claim_the_journal_lost_while_it_ran_records_its_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The journal is restored from a backup made before this agent's claim, while its run runs:
+    its heartbeat's reader does not fail, and its end record is read (its claim written back)."""
+    sweep = store.create_sweep(grid({"lr": [1, 2]}), tmp_path, "test")
+    me = _agent(1)
+    claim = sweep.claim(me)
+    assert isinstance(claim, store.Claim)
+    launch(sweep, claim)
+    cut(sweep.path / "journal.jsonl", 0)
+    assert not store.open_sweep(sweep.path).lost(claim)  # the heartbeat thread's own reader
+    end(sweep, claim, me, "finished", record=False)
+    assert sweep.finish(claim, me, "finished", exit_code=0)
+    runs = store.open_sweep(sweep.path).refresh()
+    assert [(run_id, run.state) for run_id, run in runs.items()] == [(claim.run_id, "finished")]
+    (warning,) = _warnings(capsys.readouterr().err)
+    assert "was cut below what this process had read" in warning
