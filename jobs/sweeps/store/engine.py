@@ -60,9 +60,8 @@ class Engine:
         self._grid: GridOrder | None = None
         self._grid_index: dict[str, int | None] = {}  # by run id: a run's values never change
         self._bayes_proposer: Any = None
-        self._random: list[tuple[str, random_draw.Sampler]] | None = None
-        if self.method == "random":
-            self._random = random_draw.samplers(definition)
+        # random's samplers, made at the first proposal (None: the engine draws; False: not yet)
+        self._random: list[tuple[str, random_draw.Sampler]] | None | bool = False
 
     def engine_runs(
         self,
@@ -128,7 +127,9 @@ class Engine:
         if self.method == "grid":
             grid = self._grid_order()
             return [grid.point(i) for i in grid.first_free(self._grid_taken(runs), n)]
-        if self._random is not None:
+        if self.method == "random" and self._random is False:
+            self._random = random_draw.samplers(self.definition)
+        if isinstance(self._random, list):
             return random_draw.draw(self._random, n)
         quiet_sweeps_import()
         if self.method == "random":
