@@ -171,16 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trainer", action="store_true", help="also the kit's trainer (torch)")
     parser.add_argument("--json", type=Path, help="write the counts as JSON here")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--dir", type=Path, help="make the sweeps here (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the sweeps (with --dir)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="inodes-") as tmp:
-        work = Path(tmp)
-        results = {
-            "plain W&B script (config/byo)": count_sweep(plain_script_sweep(args.python, work))
-        }
-        if args.trainer:
-            results["the kit's trainer (digits, 1 epoch)"] = count_sweep(
-                trainer_sweep(args.python, work)
-            )
+    work = args.dir or Path(tempfile.mkdtemp(prefix="inodes-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = {"plain W&B script (config/byo)": count_sweep(plain_script_sweep(args.python, work))}
+    if args.trainer:
+        trained = trainer_sweep(args.python, work)
+        results["the kit's trainer (digits, 1 epoch)"] = count_sweep(trained)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     text = markdown(results, args.python)
     print(text)
     if args.json:

@@ -9,7 +9,7 @@ Layout (the sweep reference is its path)::
     journal.snapshot  the journal's fold up to a byte offset, rewritten by agents (snapshot.py)
     lock              the flufl.lock taken for every append (claims, results)
     claims/           one token per attempt of a run: <run_id>.<k>, made O_EXCL
-    leases/           <run_id>.<k>.json heartbeats, rewritten by atomic rename (leases.py)
+    leases/           <run_id>.<k>.json heartbeats, rewritten by atomic rename; gone once ended
     runs/<run_id>/    run folders: run.json, checkpoints, logs, wandb/ (the trainer's)
     synced.json       what `sweepkit sync` uploaded;  slurm/  what `sweepkit submit` submitted
 """

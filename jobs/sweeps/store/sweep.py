@@ -239,14 +239,16 @@ class LocalSweep:
             due = self._recovery.due()  # the journal read on, then one listing of runs/
             with self.lock() as lock:
                 self._state.catch_up()
-                self._end_expired(suspects, me)
+                ended = self._end_expired(suspects, me)
                 self._recovery.check(me, due)  # the claims the journal lost, appended
                 # grid proposals made before claims appended meanwhile may be taken: made again
                 stale = self.definition.get("method") == "grid" and self._state.offset != seen_at
                 last_try = drawn_ahead or tries == OPTIMISTIC_TRIES
                 got = self._claim_locked(me, lock, None if stale else proposals or None, last_try)
-                if got is not None:
-                    return got
+            for run_id, k in ended:  # their end records are in; lease files go outside the lock
+                self.end_lease(run_id, k)
+            if got is not None:
+                return got
         raise AssertionError("unreachable: the last try proposes under the lock")
 
     def _claim_locked(
@@ -326,10 +328,9 @@ class LocalSweep:
     def _run_cap(self) -> int | None:
         return self.definition.get("run_cap")
 
-    def _end_expired(self, suspects: list[str], me: AgentIdentity) -> None:
-        """End the attempts of the suspects whose lease expired, read again under the lock (a
-        heartbeat may have come meanwhile): the hold does not grow with the number of running
-        runs; a lease that expires meanwhile is found by the next claim."""
+    def _end_expired(self, suspects: list[str], me: AgentIdentity) -> list[tuple[str, int]]:
+        """End the suspects' attempts whose lease expired, read again under the lock (a heartbeat
+        may have come meanwhile; the hold grows with the suspects only); returns them (run, k)."""
         now = time.time()
         expired = [
             r
@@ -342,8 +343,7 @@ class LocalSweep:
         ]
         if records:
             self._state.append(records)
-        for run in expired:  # their end records are in: a holder still alive sees it lost its run
-            self.end_lease(run.run_id, run.k)
+        return [(run.run_id, run.k) for run in expired]
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records under the lock, as they are (tools that build a sweep's history, as
