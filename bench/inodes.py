@@ -8,7 +8,8 @@ Each sweep is real: ``sweepkit sweep create`` and one ``sweepkit agent`` (from `
 environment, which is also the program's ``${interpreter}``), offline W&B. Then every inode under
 the sweep folder (files, links and folders, each counted once) is put in one class:
 
-* kit: the run folder itself, the agent's ``output.log``, its parameter files (``wandb/sweep-*``),
+* kit: the run folder itself, the agent's ``output.log``, its parameter files (``wandb/sweep-*``
+  while the run goes on, ``sweep-params.yaml`` once it is done),
   claim tokens and lease files of the run's attempts, and links the agent made to a W&B run the
   program wrote elsewhere;
 * W&B, once per WANDB_DIR: ``wandb/`` and W&B's links in it (``latest-run``, ``debug.log``,
@@ -37,6 +38,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sweepkit.jobs.sweeps.store.folder import KEPT_PARAM_FILE
+
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("kit", "W&B, once per WANDB_DIR", "W&B run", "program")
 WANDB_DIR_LINKS = ("latest-run", "debug.log", "debug-internal.log")
@@ -64,7 +67,7 @@ def kind(path: Path) -> str:
 def run_class(run_dir: Path, path: Path) -> str:
     """The class of an inode of the run folder ``run_dir`` (``path`` is in it, or it)."""
     parts = path.relative_to(run_dir).parts
-    if not parts or parts == ("output.log",):
+    if not parts or parts in (("output.log",), (KEPT_PARAM_FILE,)):
         return "kit"
     if parts[0] != "wandb":
         return "program"

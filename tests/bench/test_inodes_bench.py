@@ -33,6 +33,11 @@ def test_a_finished_plain_script_run_adds_at_most_three_kit_inodes(tmp_path: Pat
     assert found["lease_files_left"] == 0 and found["claim_tokens_left"] == 0
     assert sum(found["per_run"]["W&B run"].values()) > 0  # W&B's run was counted, as W&B's
     for run_dir in (tmp_path / "work" / "byo" / "sweeps").glob("*/runs/*"):
-        assert sorted(p.name for p in run_dir.iterdir()) == ["output.log", "wandb"]
+        # the parameter file is kept (the claim's evidence: store/recovery.py), out of wandb/
+        assert sorted(p.name for p in run_dir.iterdir()) == [
+            "output.log",
+            "sweep-params.yaml",
+            "wandb",
+        ]
         wandb_dir = sorted(p.name for p in (run_dir / "wandb").iterdir())
         assert not [name for name in wandb_dir if name.startswith("sweep-")], wandb_dir

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.sweeps import store
-from sweepkit.jobs.sweeps.agent.launch import program_argv_env
+from sweepkit.jobs.sweeps.agent.launch import keep_param_file, program_argv_env
 from sweepkit.jobs.sweeps.store.journal import LOCK_LIFETIME_S
 
 # what the trainer's run.json says when its program ended so (crashed: killed while running)
@@ -73,6 +73,19 @@ def end(
         os.utime(path, (at, at))
     if record:
         sweep.finish(claim, me, state, exit_code=code, metric=metric)
+        if state != "preempted":  # as the agent does once a run is done
+            keep_param_file(
+                {
+                    "WANDB_SWEEP_PARAM_PATH": str(param_path(sweep, claim)),
+                    "SWEEPKIT_RUN_DIR": str(claim.run_dir.absolute()),
+                }
+            )
+
+
+def param_path(sweep: store.LocalSweep, claim: store.Claim) -> Path:
+    """Where program_argv_env writes the run's parameter file."""
+    folder = claim.run_dir.absolute() / "wandb" / f"sweep-{sweep.sweep_id}"
+    return folder / f"config-{claim.run_id}.yaml"
 
 
 def cut(journal: Path, at: int, length: int | None = None) -> bytes:

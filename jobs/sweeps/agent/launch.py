@@ -9,7 +9,7 @@ run's values are written as ``{name: {value: v}}`` YAML to
 Every path is absolute, as ``wandb agent``'s are, so a program that changes its working folder
 still finds them. In addition ``WANDB_DIR`` and ``SWEEPKIT_RUN_DIR`` are the run folder in the
 sweep, and ``WANDB_MODE`` is ``offline`` unless the environment sets it. Once the run is done,
-its parameter files go (``remove_param_files``).
+its parameter file is kept in the run folder (``keep_param_file``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sweepkit.jobs.sweeps.definition.command import (
     command_chunks,
     parameter_file_text,
 )
+from sweepkit.jobs.sweeps.store.folder import KEPT_PARAM_FILE
 
 # wandb-core flushes a run's transaction log every 15 s by default: a reader would see epochs late
 FLUSH_INTERVAL_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"
@@ -78,18 +79,21 @@ def program_argv_env(
     return argv, env
 
 
-def remove_param_files(env: dict[str, str]) -> None:
-    """Once a run is done: remove the parameter files ``program_argv_env`` wrote for it, and their
-    folder ``wandb/sweep-<sweep>/`` (and ``wandb/``) if nothing else is in it. ``wandb agent``
-    keeps them, in one folder that the runs of its WANDB_DIR share; here each run has a WANDB_DIR
-    of its own, so they would cost every run a file (two with ``${args_json_file}``) and a folder
-    (filesystems of clusters cap a project's files). Nothing reads them later: the journal holds the run's values,
-    its W&B run their config. Only once the run is done (its end record written, not preempted):
-    two attempts of a run share these files (an attempt whose lease expired may still be starting
-    when the next one does), so removed sooner they could go under the newer attempt's program."""
+def keep_param_file(env: dict[str, str]) -> None:
+    """Once a run is done: move its parameter file to ``KEPT_PARAM_FILE`` in the run folder,
+    remove the ``${args_json_file}`` copy, and remove their folder ``wandb/sweep-<sweep>/`` (and
+    ``wandb/``) if nothing else is in it. ``wandb agent`` keeps them in one folder that the runs of
+    its WANDB_DIR share; here each run has a WANDB_DIR of its own, so they would cost every run a
+    folder and a file or two (filesystems of clusters cap a project's files). The YAML stays, in
+    one inode: it is what shows the run was claimed, with its values, should the journal lose
+    that record (store/recovery.py). Only once the run is done (its end record written, not
+    preempted): two attempts of a run share these files (an attempt whose lease expired may still
+    be starting when the next one does), so moved sooner they could go under the newer attempt's
+    program; a later attempt (a crashed run retried) writes them again."""
     param_path = Path(env["WANDB_SWEEP_PARAM_PATH"])
-    for path in (param_path, param_path.with_suffix(".json")):
-        path.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):  # a program may remove it: nothing to keep
+        os.replace(param_path, Path(env["SWEEPKIT_RUN_DIR"]) / KEPT_PARAM_FILE)
+    param_path.with_suffix(".json").unlink(missing_ok=True)
     for folder in (param_path.parent, param_path.parent.parent):
         with contextlib.suppress(OSError):  # not empty: W&B's run is there, or the program's files
             folder.rmdir()

@@ -21,8 +21,8 @@ from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.agent import hyperband, messages, rules
 from sweepkit.jobs.sweeps.agent.launch import (
     FLUSH_INTERVAL_ENV,
+    keep_param_file,
     program_argv_env,
-    remove_param_files,
 )
 from sweepkit.jobs.sweeps.agent.messages import say
 from sweepkit.jobs.sweeps.agent.process import ProcessRunner
@@ -316,8 +316,8 @@ class LocalAgent:
             say(messages.lease_ran_out(claim.run_id, self.sweep.lease_s, "its end is not recorded"))
             self.sweep.end_lease(claim.run_id, claim.k)  # that agent wrote its end record
             return state
-        if state != "preempted":  # done: no later attempt reads them (see remove_param_files)
-            remove_param_files(env)
+        if state != "preempted":  # done: out of W&B's folder, kept as evidence (keep_param_file)
+            keep_param_file(env)
         value = (
             f", {shown(self.sweep.metric_name)}={metric:g}"
             if isinstance(metric, int | float)

@@ -36,6 +36,9 @@ from sweepkit.train.write_errors import as_user_error, unwritable
 SCHEMA = 1
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
+# A done run's parameter file, moved out of W&B's ``wandb/sweep-<sweep>/`` (agent/launch.py): the
+# evidence of its claim if the journal loses that record (recovery.py), one inode in the run folder
+KEPT_PARAM_FILE = "sweep-params.yaml"
 
 
 def attempt_file_name(run_id: str, k: int) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from sweepkit.jobs.sweeps.store import claim_policy, lost_records
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
+from sweepkit.jobs.sweeps.store.folder import KEPT_PARAM_FILE
 from sweepkit.jobs.sweeps.store.journal import LOCK_LIFETIME_S
 from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity
@@ -50,15 +51,12 @@ class DiskEvidence:
         self._named: set[str] = set()  # folders without a parameter file, named once
 
     def param_file(self, run_id: str) -> Path:
-        """The run's parameter file, where the agent writes it (agent/launch.py)."""
-        return (
-            self.sweep_dir
-            / "runs"
-            / run_id
-            / "wandb"
-            / f"sweep-{self.sweep_id}"
-            / f"config-{run_id}.yaml"
-        )
+        """The run's parameter file: where the agent writes it for the program, or once the run
+        is done, where the agent keeps it (agent/launch.py, keep_param_file). A move keeps the
+        file's time, which tells the attempts apart (attempt_started)."""
+        run_dir = self.sweep_dir / "runs" / run_id
+        live = run_dir / "wandb" / f"sweep-{self.sweep_id}" / f"config-{run_id}.yaml"
+        return live if live.exists() else run_dir / KEPT_PARAM_FILE
 
     def _run_folders(self) -> list[str]:
         try:
