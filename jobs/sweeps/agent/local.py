@@ -160,7 +160,11 @@ class LocalAgent:
         claim.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.sweep.heartbeat(claim, self.me)
         argv, env = self._launch(claim)
-        if self.sweep.lost(claim):  # its lease expired while the agent got ready (a slow start)
+        # renewed before the lost check, so the program starts with a whole lease ahead of it
+        # (the heartbeat thread starts only with the program); a lease that expired while the
+        # agent got ready (a slow start on a loaded node) was taken over: then nothing starts
+        self.sweep.heartbeat(claim, self.me)
+        if self.sweep.lost(claim):
             say(f"run {claim.run_id}: lease lost before its program started; not starting it")
             self.sweep.end_lease(claim.run_id, claim.k)
             return "crashed", EXIT_OK  # as the agent that took it over recorded
