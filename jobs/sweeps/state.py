@@ -1,5 +1,5 @@
-"""A run as every reader sees it (``RunView``: status, the report, submit, sync), and the small
-helpers its readers share: ids, timestamps, plain values, a run's run.json.
+"""A run as every reader sees it (``RunView``: status, the report, submit, sync), a run handed to
+an agent (``Claim``), and the small helpers its readers share: ids, timestamps, plain values, a run's run.json.
 
 How the journal's records fold into run states is in jobs/sweeps/store/fold.py.
 """
@@ -60,6 +60,22 @@ class RunView:
     # shown from its end record alone (reader.py): its ``epochs`` rows, ``config`` and ``record``
     # were not read (empty here), and ``summary`` holds the numbers its agent recorded
     from_end_record: bool = False
+
+
+@dataclass
+class Claim:
+    """A run handed to this agent: attempt ``attempt`` of ``run_id``."""
+
+    run_id: str
+    k: int  # the attempt's 0-based index, as the journal holds it (jobs/sweeps/vocabulary.py)
+    params: dict[str, Any]  # {name: {value: v}}, as wandb agent holds a run's parameters
+    run_dir: Path
+    resumed: bool
+
+    @property
+    def attempt(self) -> int:
+        """The attempt, counted from 1: what messages and ``SWEEPKIT_ATTEMPT`` say."""
+        return self.k + 1
 
 
 def plain(value: Any) -> Any:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from sweepkit.jobs.sweeps.definition import quiet_sweeps_import
 from sweepkit.jobs.sweeps.ref import DEFAULT_ROOT, no_sweep_at
-from sweepkit.jobs.sweeps.state import RunView, iso, plain
+from sweepkit.jobs.sweeps.state import Claim, RunView, iso, plain
 from sweepkit.jobs.sweeps.store.claim_policy import NoClaim, claim_record
 from sweepkit.jobs.sweeps.store.fold import Failure, Fold, FoldedRun, Outcomes, apply, outcomes
 from sweepkit.jobs.sweeps.store.folder import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, lease_expired
-from sweepkit.jobs.sweeps.store.sweep import Claim, LocalSweep, create_sweep, open_sweep
+from sweepkit.jobs.sweeps.store.opening import create_sweep, open_sweep
+from sweepkit.jobs.sweeps.store.sweep import LocalSweep
 from sweepkit.jobs.sweeps.wandb_run.metrics import read_run_json
 
 __all__ = [

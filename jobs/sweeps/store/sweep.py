@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.sweeps import lab_group
 from sweepkit.jobs.sweeps.definition import planned_runs, upgrade_legacy_command
-from sweepkit.jobs.sweeps.state import RunView, new_id
+from sweepkit.jobs.sweeps.state import Claim, RunView, new_id
 from sweepkit.jobs.sweeps.store import claim_policy, folder, leases
 from sweepkit.jobs.sweeps.store.engine import Engine
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Outcomes
@@ -46,22 +45,6 @@ OPTIMISTIC_TRIES = 3
 # New run ids tried before a claim gives up: one of 36^8 ids is taken by chance only by a folder
 # crowded far beyond any sweep (a run folder is made by an exclusive create, so none is reused).
 RUN_ID_TRIES = 10
-
-
-@dataclass
-class Claim:
-    """A run handed to this agent: attempt ``attempt`` of ``run_id``."""
-
-    run_id: str
-    k: int  # the attempt's 0-based index, as the journal holds it (jobs/sweeps/vocabulary.py)
-    params: dict[str, Any]  # {name: {value: v}}, as wandb agent holds a run's parameters
-    run_dir: Path
-    resumed: bool
-
-    @property
-    def attempt(self) -> int:
-        """The attempt, counted from 1: what messages and ``SWEEPKIT_ATTEMPT`` say."""
-        return self.k + 1
 
 
 class LocalSweep:
@@ -146,12 +129,16 @@ class LocalSweep:
 
     def runs(self, read_ended: bool = True) -> list[RunView]:
         """Every run with its state, swept values, metric and what its run.json says.
-        ``read_ended=False``: an ended run whose end record holds what its agent read of it
-        (metric, epoch count, summary) is shown from that record, with no read of its folder
-        (its ``epochs`` rows, ``config`` and ``record`` stay empty); only the others are read."""
+        ``read_ended=False``: an ended run whose end record says enough is shown from it
+        (``RunReader.ended_view``); only the others' folders are read."""
         self._read_on()
         runs = self.refresh().values()
         return self.reader.views(runs, self._reader_lease_check, time.time(), read_ended)
+
+    def json_rows(self) -> list[dict[str, Any]]:
+        """``runs(read_ended=False)`` as ``status --json`` writes them (``RunReader.json_rows``)."""
+        self._read_on()
+        return self.reader.json_rows(self.refresh().values(), self._reader_lease_check, time.time())
 
     def run_view(self, run_id: str) -> RunView:
         """One run (as in ``runs()``, its records read), from the journal as last read."""
@@ -398,23 +385,3 @@ class LocalSweep:
             for r in list(self.fold.open.values())
             if r.state == "running" and self._lease_expired(r, me, now)
         ]
-
-
-def open_sweep(ref: str | Path) -> LocalSweep:
-    """The local sweep at ``ref`` (its folder), checked to exist and to be safe to run."""
-    return LocalSweep(folder.checked_folder(ref))
-
-
-def create_sweep(
-    definition: dict[str, Any],
-    root: Path,
-    source: str,
-    lease_s: float = folder.DEFAULT_LEASE_S,
-    max_retries: int = folder.DEFAULT_MAX_RETRIES,
-    extra: dict[str, Any] | None = None,
-    group: str | None = None,
-) -> LocalSweep:
-    """Make a new sweep folder under ``root`` (built in a temp folder and renamed into place);
-    ``group``: shared with that Unix group (jobs/sweeps/lab_group.py)."""
-    path = folder.make_sweep_folder(definition, root, source, lease_s, max_retries, extra, group)
-    return LocalSweep(path)
