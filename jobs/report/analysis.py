@@ -183,6 +183,9 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     n = len(xs)
     if n < 2:
         return None
+    # scaled into [-1, 1] first (a correlation does not change with scale): a metric or value
+    # near float's limit (1e154 and more) would overflow the sums of squares below
+    xs, ys = _unit_scaled(xs), _unit_scaled(ys)
     mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
     syy = sum((y - my) ** 2 for y in ys)
@@ -190,6 +193,11 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
         return None
     sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
     return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+
+
+def _unit_scaled(values: Sequence[float]) -> list[float]:
+    top = max(abs(v) for v in values)
+    return [v / top for v in values] if top > 0 else list(values)
 
 
 @dataclass
