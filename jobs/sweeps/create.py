@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         extra={"project": project, "entity": entity},
         group=args.group,
     )
+    if definition["method"] == "bayes":  # the first agents claim it without the engine
+        sweep.put_ahead(by="sweep create", load=True)
     planned = sweep.planned_runs()
     size = (
         plural(planned, "run")

@@ -9,6 +9,7 @@ as ``wandb.agent``). See the package docstring (``jobs/sweeps/agent/__init__.py`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -197,6 +198,7 @@ class LocalAgent:
             target=self._beat, args=(claim, pid, lost, stop_beating), daemon=True
         )
         beat.start()
+        self._put_ahead()  # while the program runs
         try:
             rc, stopped, lost_lease = self._watch(claim, lost, locator)
         finally:
@@ -208,7 +210,15 @@ class LocalAgent:
         state = self._record(
             claim, rc, stopped, lost_lease, log_path, log_start, time.time() - started, env
         )
+        self._put_ahead()  # its result in: the next fresh agent's proposal, if none is pending
         return state, rc
+
+    def _put_ahead(self) -> None:
+        """A bayes proposal made ahead for a fresh agent, when this one has the engine loaded
+        (store/ahead.py). Best effort: a sweep it cannot append to now gets none."""
+        if self.sweep.definition.get("method") == "bayes":
+            with contextlib.suppress(UserError):
+                self.sweep.put_ahead(self.me.agent)
 
     def _beat(
         self, claim: store_mod.Claim, child_pid: int, lost: threading.Event, stop: threading.Event

@@ -63,6 +63,11 @@ class Engine:
         # random's samplers, made at the first proposal (None: the engine draws; False: not yet)
         self._random: list[tuple[str, random_draw.Sampler]] | None | bool = False
 
+    @property
+    def bayes_loaded(self) -> bool:
+        """Whether this agent has made a bayes proposal (the engine and scikit-learn imported)."""
+        return self._bayes_proposer is not None
+
     def engine_runs(
         self,
         runs: Iterable[FoldedRun],

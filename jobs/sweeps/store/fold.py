@@ -9,6 +9,12 @@ preempted or crashed. A run's state is that of its last attempt: ``running`` unt
 ends it. Preempted runs, and crashed runs with retries left, are *queued*: handed out again under
 the same run id and folder, before any new run. The others that ended are *done*.
 
+A third record, ``propose`` {id, params, ended, at, by}, is a bayes proposal made ahead by an agent
+that had the search engine loaded, from the fold when ``ended`` attempts had ended (ahead.py). It
+stays *pending* until a claim of a new run names it (``proposal``: its id) or until more than
+``STALE_AFTER_ENDS`` attempts ended after it was made; then it is dropped. Records of any other
+kind (a later sweepkit's) are ignored: they change nothing that this version reads.
+
 No file or OS access here (an import-linter contract holds it to that): the store's shell reads
 the journal and the snapshot and hands the fold what they hold (``apply``'s records; a snapshot's
 runs and the counts of those it left unread, ``Unread``).
@@ -61,6 +67,32 @@ class FoldedRun:
 
     def done(self, max_retries: int) -> bool:
         return self.state in DONE_STATES and not self.queued(max_retries)
+
+
+# A pending proposal is stale, and dropped, once more than this many attempts ended after it was
+# made: the next claim then proposes from the results as they are (docs/sweeps.md).
+STALE_AFTER_ENDS = 2
+
+
+@dataclass
+class Ahead:
+    """The proposals made ahead that are still pending, by id in the order made, and how many
+    attempts have ended (each attempt's first end record counted once)."""
+
+    ended: int = 0
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, record: dict[str, Any]) -> None:
+        made_at = record.get("ended")
+        well_formed = isinstance(record.get("id"), str) and isinstance(record.get("params"), dict)
+        if well_formed and isinstance(made_at, int) and self.ended - made_at <= STALE_AFTER_ENDS:
+            self.pending[record["id"]] = record
+
+    def one_more_ended(self) -> None:
+        self.ended += 1
+        stale = [i for i, r in self.pending.items() if self.ended - r["ended"] > STALE_AFTER_ENDS]
+        for proposal_id in stale:
+            del self.pending[proposal_id]
 
 
 class _Ended(Protocol):
@@ -161,6 +193,7 @@ class Fold:
     target_hit: bool = False
     # done runs of a snapshot that are not in ``runs`` (None: every run is)
     unread: Unread | None = None
+    ahead: Ahead = field(default_factory=Ahead)  # bayes proposals made ahead, still pending
 
     @property
     def run_count(self) -> int:
@@ -255,19 +288,26 @@ def apply(fold: Fold, records: list[dict[str, Any]]) -> Fold:
 
 
 def _apply_one(fold: Fold, record: dict[str, Any]) -> None:
-    run_id = record.get("run")
-    if not isinstance(run_id, str):
+    kind = record.get("t")
+    if kind == "propose":
+        fold.ahead.add(record)
         return
+    run_id = record.get("run")
+    if not isinstance(run_id, str) or kind not in ("claim", "end"):
+        return  # a record of no kind this version knows: ignored on purpose (module docstring)
     run = fold.runs.get(run_id)
-    if record["t"] == "claim":
+    if kind == "claim":
         if run is None:
             if not isinstance(record.get("params"), dict):
                 return
             run = fold.runs[run_id] = FoldedRun(run_id, record["params"])
+            fold.ahead.pending.pop(str(record.get("proposal")), None)
         if record.get("k") == len(run.claims):
             run.claims.append(record)
             run.engine_run = run.bayes_run = run.bayes_facts = None
-    elif record["t"] == "end" and run is not None and isinstance(record.get("k"), int):
+    elif run is not None and isinstance(record.get("k"), int):
+        if record["k"] not in run.ends:
+            fold.ahead.one_more_ended()
         run.ends.setdefault(record["k"], record)
         run.engine_run = run.bayes_run = run.bayes_facts = None
         fold.target_hit |= fold.reaches_target(record)

@@ -33,6 +33,10 @@ from sweepkit.train.atomic import write_atomic
 from sweepkit.train.errors import UserError
 from sweepkit.train.write_errors import as_user_error, unwritable
 
+# New run ids tried before a claim gives up: one of 36^8 ids is taken by chance only by a folder
+# crowded far beyond any sweep (a run folder is made by an exclusive create, so none is reused).
+RUN_ID_TRIES = 10
+
 SCHEMA = 1
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_RETRIES = 2
@@ -178,3 +182,19 @@ def undone_on_failure(undo: Callable[[], None]) -> Iterator[None]:
         with contextlib.suppress(OSError):
             undo()
         raise
+
+
+def make_run_dir(runs: Path, group_id: int | None) -> str:
+    """A new run's id, its folder under ``runs`` made by an exclusive create (ids never collide)."""
+    for _ in range(RUN_ID_TRIES):
+        run_id = new_id()
+        try:
+            lab_group.make_dir(runs / run_id, group_id)
+            return run_id
+        except FileExistsError:
+            continue
+    raise UserError(
+        f"could not make a new run folder in {runs}: {RUN_ID_TRIES} new run ids in a row were "
+        "taken; the folder holds folders that are not this sweep's runs, move them away and rerun "
+        "the agent"
+    )

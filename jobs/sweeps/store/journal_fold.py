@@ -50,6 +50,7 @@ class JournalFold:
                 self.fold.open = dict(self.fold.runs)
                 self.fold.unread = found.unread
                 self.fold.target_hit = found.target_hit
+                self.fold.ahead = found.ahead
                 self._journal.offset = self._snapshot_at = found.offset
         apply(self.fold, self._journal.read_new())
         if self._journal.shrunk:  # records lost while this reader ran: read afresh, and recover

@@ -37,12 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Unread, apply
+from sweepkit.jobs.sweeps.store.fold import Ahead, Fold, FoldedRun, Unread, apply
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
 from sweepkit.jobs.sweeps.store.leases import HOST
 from sweepkit.jobs.sweeps.store.snapshot_format import (
     VERSION,
     dump,
+    head_ahead,
     head_unread,
     load_body,
     load_head,
@@ -74,6 +75,7 @@ class Snapshot:
     target_hit: bool
     open: list[tuple[int, FoldedRun]]  # the running and queued runs, with their place in order
     unread: Unread  # the others, counted
+    ahead: Ahead  # the proposals made ahead still pending (fold.py)
     header_line: bytes  # to tell, when the body is read, that the file is still this one
     header: dict[str, Any]
     head: bytes
@@ -180,6 +182,7 @@ def _load(fd: int) -> Snapshot | str | None:
         bool(header["target_hit"]),
         open_runs(doc),
         unread,
+        head_ahead(doc),
         first[:newline],
         header,
         head,
@@ -216,6 +219,7 @@ def read_all(sweep_dir: Path, found: Snapshot, journal: Path, blank: Callable[[]
     runs = sorted(done + open_runs(json.loads(found.head)), key=lambda placed: placed[0])
     fold.runs = {run.run_id: run for _, run in runs}
     fold.target_hit = found.target_hit
+    fold.ahead = head_ahead(json.loads(found.head))
     fold.reopen()
     return fold
 
@@ -256,7 +260,9 @@ def write(
         finally:
             os.close(fd)
         crcs = check_crcs(head, tail)
-        data = dump(fold.runs, list(fold.open), offset, crcs, fold.target_hit, fold.max_retries)
+        data = dump(
+            fold.runs, list(fold.open), offset, crcs, fold.target_hit, fold.max_retries, fold.ahead
+        )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
             view = memoryview(data)

@@ -1,19 +1,22 @@
 """The bytes of a journal snapshot (snapshot.py does the I/O): pure (de)serialisation.
 
-Version 4, the only one read (a file of another version is not used: the journal is replayed):
+Version 5, the only one read (a file of another version is not used: the journal is replayed):
 a head that a claim reads, and a body that only readers of every run read (status, the report,
 a bayes or grid proposal)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
      "crc"}\\n                                                              (the header)
     {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states",
-     "outcomes": [scored, failed, failed_trained, [run_id, end] or null]}\\n    (the head)
+     "outcomes": [scored, failed, failed_trained, [run_id, end] or null],
+     "ahead": [ended, [propose record, ...]]}\\n                               (the head)
     [[run_id, state, k, crashes, start, length, order], ...]\\n <records>  (the body)
 
 The head holds the open runs (running and queued) whole, and of the others (ended, not queued)
 only their number by state, how many are done, and what the broken-sweep rule reads of them
 (``fold.Outcomes``: how many worked, failed, failed after an epoch, and the last failed run's id
-and end record; version 3 had no ``outcomes``, and the rule read every run before each claim). ``crc`` covers the header and the head;
+and end record; version 3 had no ``outcomes``, and the rule read every run before each claim),
+and the bayes proposals made ahead still pending with the count of ended attempts they are judged
+by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposal without a replay). ``crc`` covers the header and the head;
 ``body_crc`` the body, which is checked when it is read. ``order`` is each run's place in the fold
 (first claim first), so that the fold read in two parts keeps the journal's order.
 
@@ -34,10 +37,10 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sweepkit.jobs.sweeps.store.fold import Failure, FoldedRun, Outcomes, Unread, outcomes
+from sweepkit.jobs.sweeps.store.fold import Ahead, Failure, FoldedRun, Outcomes, Unread, outcomes
 from sweepkit.train import json_values
 
-VERSION = 4
+VERSION = 5
 
 
 def _records(run: FoldedRun) -> bytes:
@@ -58,6 +61,7 @@ def dump(
     journal_crcs: tuple[int, int],
     target_hit: bool,
     max_retries: int,
+    ahead: Ahead,
 ) -> bytes:
     """The snapshot file's bytes: ``runs`` (in the fold's order), of which ``open_ids`` are
     running or queued, folded from the journal's first ``offset`` bytes."""
@@ -89,6 +93,7 @@ def dump(
         "done": done,
         "states": dict(states),
         "outcomes": _outcomes_doc(outcomes(ended)),
+        "ahead": [ahead.ended, list(ahead.pending.values())],
     }
     head = json_values.dumps(head_doc, separators=(",", ":")).encode() + b"\n"
     header: dict[str, Any] = {
@@ -125,6 +130,12 @@ def head_unread(doc: dict[str, Any]) -> Unread:
         {str(k): int(n) for k, n in doc["states"].items()},
         Outcomes(int(scored), int(failed), int(trained), failure),
     )
+
+
+def head_ahead(doc: dict[str, Any]) -> Ahead:
+    """The head's pending proposals made ahead, and the count of ended attempts (a fresh copy)."""
+    ended, pending = doc["ahead"]
+    return Ahead(int(ended), {str(r["id"]): dict(r) for r in pending})
 
 
 def load_head(header: dict[str, Any], head: bytes) -> dict[str, Any] | str:

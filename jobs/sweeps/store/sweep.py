@@ -26,8 +26,8 @@ from typing import Any
 
 from sweepkit.jobs.sweeps import lab_group
 from sweepkit.jobs.sweeps.definition import planned_runs, upgrade_legacy_command
-from sweepkit.jobs.sweeps.state import Claim, RunView, new_id
-from sweepkit.jobs.sweeps.store import claim_policy, folder, leases
+from sweepkit.jobs.sweeps.state import Claim, RunView
+from sweepkit.jobs.sweeps.store import ahead, claim_policy, folder, leases
 from sweepkit.jobs.sweeps.store.engine import Engine
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Outcomes
 from sweepkit.jobs.sweeps.store.journal import SweepLock, take_token
@@ -42,9 +42,6 @@ from sweepkit.train.write_errors import unwritable
 # claim planned to resume a queued run and another agent took it first, it lets the lock go and
 # proposes outside it; only its last try proposes under the lock.
 OPTIMISTIC_TRIES = 3
-# New run ids tried before a claim gives up: one of 36^8 ids is taken by chance only by a folder
-# crowded far beyond any sweep (a run folder is made by an exclusive create, so none is reused).
-RUN_ID_TRIES = 10
 
 
 class LocalSweep:
@@ -81,7 +78,7 @@ class LocalSweep:
         self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
         self.file_mode = lab_group.file_mode(self.group_id)  # of what the kit writes in it
         self._state = JournalFold(path, blank, self.file_mode)
-        self._engine = Engine(self.definition)
+        self._engine, self._taker = Engine(self.definition), ahead.Taker()
         self._lock: SweepLock | None = None
         self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
         disk = DiskEvidence(path, self.sweep_id)  # what the folder shows of lost claims
@@ -196,7 +193,12 @@ class LocalSweep:
         return self._engine.bayes_runs(self.fold.runs.values())
 
     def _propose(self, n: int) -> list[dict[str, Any]]:
-        """``n`` proposals from the engine, on the runs as last read (random search reads none)."""
+        """``n`` proposals from the engine, on the runs as last read (random search reads none); a
+        fresh bayes agent's: a pending proposal made ahead, if any (ahead.py)."""
+        if self.definition.get("method") == "bayes" and (
+            made := self._taker.take(self.fold, self._engine)
+        ):
+            return [made]
         if self.definition.get("method") != "random":
             self._state.read_all()
         return self._engine.propose(n, self.fold.runs.values())
@@ -230,6 +232,7 @@ class LocalSweep:
                 self._recovery.check(me, due)  # the claims the journal lost, appended
                 # grid proposals made before claims appended meanwhile may be taken: made again
                 stale = self.definition.get("method") == "grid" and self._state.offset != seen_at
+                stale = stale or self._taker.gone(self.fold)  # a proposal made ahead, taken since
                 last_try = drawn_ahead or tries == OPTIMISTIC_TRIES
                 got = self._claim_locked(me, lock, None if stale else proposals or None, last_try)
             for run_id, k in ended:  # their end records are in; lease files go outside the lock
@@ -289,27 +292,20 @@ class LocalSweep:
     def _add(self, params: dict[str, Any], me: AgentIdentity, lock: SweepLock) -> Claim:
         """A new run with ``params``: its folder made exclusively (ids never collide), then its
         claim appended."""
-        for _ in range(RUN_ID_TRIES):
-            run_id = new_id()
-            try:
-                lab_group.make_dir(self.run_dir(run_id), self.group_id)
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise UserError(
-                f"could not make a new run folder in {self.path / 'runs'}: {RUN_ID_TRIES} new run "
-                "ids in a row were taken; the folder holds folders that are not this sweep's runs, "
-                "move them away and rerun the agent"
-            )
+        run_id = folder.make_run_dir(self.path / "runs", self.group_id)
         if not lock.still_held():
             raise UserError(
                 f"the sweep lock {self.path / 'lock'} was broken while this agent held it (a stalled filesystem?); rerun the agent"
             )
         with folder.undone_on_failure(self.run_dir(run_id).rmdir):
-            self._state.append([claim_policy.claim_record(run_id, 0, params, me, time.time())])
+            record = claim_policy.claim_record(run_id, 0, params, me, time.time())
+            self._state.append([self._taker.tag(record, params)])
         self._engine.used(params)
         return Claim(run_id, 0, params, self.run_dir(run_id), resumed=False)
+
+    def put_ahead(self, by: str, load: bool = False) -> bool:
+        """Append a bayes proposal made ahead for a fresh agent, if none is pending (ahead.py)."""
+        return ahead.put_ahead(self._state, self._engine, self.lock(), self._run_cap, by, load)
 
     @property
     def _run_cap(self) -> int | None:

@@ -79,3 +79,36 @@ def test_a_random_agent_imports_the_engine_only_for_what_it_cannot_draw(tmp_path
     normal = make_sweep(tmp_path, "random", {"lr": {"distribution": "normal", "mu": 0, "sigma": 1}})
     held = heavy_imports(tmp_path, "agent", "--count", "1", normal)
     assert "sweeps" in held and "wandb" not in held
+
+
+@pytest.mark.system  # starts agents and their programs
+def test_a_fresh_bayes_agent_claims_a_proposal_made_ahead_without_the_engine(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "prog.py").write_text("print('ran')\n")
+    definition = {
+        "program": "prog.py",
+        "method": "bayes",
+        "metric": {"name": "acc", "goal": "maximize"},
+        "parameters": {"lr": {"min": 0.001, "max": 0.1}},
+    }
+    (tmp_path / "bayes.yaml").write_text(yaml.safe_dump(definition))
+    made = subprocess.run(
+        [Path(sys.executable).parent / "sweepkit", "sweep", "create", "bayes.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    sweep = made.stdout.strip()
+    # sweep create put the first proposal ahead: the first agent takes it
+    assert heavy_imports(tmp_path, "agent", "--count", "1", sweep) == []
+    # none pending now: the next agent proposes (the engine loaded), and puts one ahead
+    held = heavy_imports(tmp_path, "agent", "--count", "1", sweep)
+    assert "sweeps" in held and "sklearn" in held
+    assert heavy_imports(tmp_path, "agent", "--count", "1", sweep) == []
+    journal = (tmp_path / sweep / "journal.jsonl").read_text().splitlines()
+    records = [json.loads(line.split(" ", 1)[1]) for line in journal]
+    taken = [r["proposal"] for r in records if r["t"] == "claim" and "proposal" in r]
+    proposed = [r["id"] for r in records if r["t"] == "propose"]
+    assert len(taken) == 2 and len(set(taken)) == 2 and set(taken) <= set(proposed)

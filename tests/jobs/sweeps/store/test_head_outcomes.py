@@ -1,5 +1,6 @@
-"""The broken-sweep rule's counts (``fold.Outcomes``) from a snapshot's head and the journal after
-it equal those of a full replay, for any journal agents write and any place the snapshot was
+"""The broken-sweep rule's counts (``fold.Outcomes``) and the bayes proposals made ahead still
+pending (``fold.Ahead``) from a snapshot's head and the journal after it equal those of a full
+replay, for any journal agents write and any place the snapshot was
 taken (pure: the snapshot's bytes made and read in memory, snapshot_format.py); and a fresh agent
 reads them with none of the runs the head left unread."""
 
@@ -16,7 +17,7 @@ from snapshot_sweeps import DEFINITION, work
 
 from sweepkit.jobs.sweeps import store
 from sweepkit.jobs.sweeps.store import snapshot_format
-from sweepkit.jobs.sweeps.store.fold import Fold, Outcomes, apply
+from sweepkit.jobs.sweeps.store.fold import STALE_AFTER_ENDS, Fold, Outcomes, apply
 
 END_STATES = ("finished", "failed", "stopped", "crashed", "preempted", "lost")  # lost: foreign
 TIMES = (1.0, 2.0, 3.0, 2.5)  # few, so that end times tie
@@ -33,6 +34,10 @@ steps = st.one_of(
         st.one_of(st.none(), st.text(max_size=5)),
     ),
     st.tuples(st.just("resume"), st.integers(0, 50)),
+    # a proposal made ahead (made from the fold as it is, or from up to 4 ends earlier), and a
+    # new run that takes a pending one
+    st.tuples(st.just("propose"), st.integers(0, 4)),
+    st.tuples(st.just("take"), st.integers(0, 50)),
 )
 
 
@@ -53,6 +58,13 @@ def journal(actions: list[tuple[Any, ...]], max_retries: int) -> list[dict[str, 
         elif action[0] == "resume" and queued:
             run = queued[action[1] % len(queued)]
             record = {"t": "claim", "run": run.run_id, "k": run.k + 1, "at": 0.5}
+        elif action[0] == "propose":
+            ended = max(0, fold.ahead.ended - action[1])
+            record = {"t": "propose", "id": f"p{i:03d}", "params": {"x": -i}, "ended": ended}
+        elif action[0] == "take" and fold.ahead.pending:
+            pending = list(fold.ahead.pending.values())[action[1] % len(fold.ahead.pending)]
+            record = {"t": "claim", "run": f"r{i:03d}", "k": 0, "params": pending["params"]}
+            record |= {"at": 0.5, "proposal": pending["id"]}
         else:
             continue
         apply(fold, [record])
@@ -63,7 +75,13 @@ def journal(actions: list[tuple[Any, ...]], max_retries: int) -> list[dict[str, 
 def from_head(prefix: Fold) -> Fold:
     """A fresh reader's fold: the head of a snapshot of ``prefix``, its other runs unread."""
     data = snapshot_format.dump(
-        prefix.runs, list(prefix.open), 0, (0, 0), prefix.target_hit, prefix.max_retries
+        prefix.runs,
+        list(prefix.open),
+        0,
+        (0, 0),
+        prefix.target_hit,
+        prefix.max_retries,
+        prefix.ahead,
     )
     line, rest = data.split(b"\n", 1)
     header = json.loads(line)
@@ -73,6 +91,7 @@ def from_head(prefix: Fold) -> Fold:
     fold.runs = {run.run_id: run for _, run in snapshot_format.open_runs(doc)}
     fold.open = dict(fold.runs)
     fold.unread = snapshot_format.head_unread(doc)
+    fold.ahead = snapshot_format.head_ahead(json.loads(json.dumps(doc)))
     return fold
 
 
@@ -95,6 +114,13 @@ def test_the_head_and_the_tail_give_a_full_replays_outcomes(
     fresh = apply(from_head(apply(Fold(max_retries=max_retries), records[:at])), records[at:])
     assert comparable(fresh.outcomes()) == comparable(full.outcomes())
     assert fresh.tally() == full.tally()
+    assert fresh.ahead == full.ahead, "the same proposals pending, judged by the same count"
+    taken = [r["proposal"] for r in records if "proposal" in r]
+    assert len(taken) == len(set(taken)), "each proposal taken by one run"
+    assert not set(taken) & set(full.ahead.pending), "a taken proposal is no longer pending"
+    assert all(
+        full.ahead.ended - p["ended"] <= STALE_AFTER_ENDS for p in full.ahead.pending.values()
+    )
 
 
 def test_a_fresh_agent_reads_the_outcomes_from_the_head_alone(tmp_path: Path) -> None:

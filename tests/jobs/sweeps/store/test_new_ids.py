@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sweepkit.jobs.sweeps import store
-from sweepkit.jobs.sweeps.store import folder, sweep
+from sweepkit.jobs.sweeps.store import folder
 from sweepkit.train.errors import UserError
 
 DEFINITION = {
@@ -29,13 +29,13 @@ def test_a_claim_whose_new_run_ids_are_all_taken_says_so_and_writes_nothing(
     local = store.create_sweep(DEFINITION, tmp_path, source="test")
     (local.path / "runs" / "taken000").mkdir()  # not a run of this sweep: no claim names it
     tries = []
-    monkeypatch.setattr(sweep, "new_id", lambda: tries.append(1) or "taken000")
+    monkeypatch.setattr(folder, "new_id", lambda: tries.append(1) or "taken000")
     with pytest.raises(UserError) as err:
         local.claim(store.AgentIdentity())
     assert str(err.value).count("\n") == 0
-    assert f"{sweep.RUN_ID_TRIES} new run ids in a row were taken" in str(err.value)
+    assert f"{folder.RUN_ID_TRIES} new run ids in a row were taken" in str(err.value)
     assert str(local.path / "runs") in str(err.value)
-    assert len(tries) == sweep.RUN_ID_TRIES
+    assert len(tries) == folder.RUN_ID_TRIES
     assert (local.path / "journal.jsonl").read_bytes() == b"", "no claim of a folder not its own"
     assert not (local.path / "lock").exists(), "the lock was let go"
 
