@@ -75,7 +75,8 @@ def test_readme_byo_commands_run_on_the_shipped_example(tmp_path: Path) -> None:
     sweep = folder / out.rsplit("SWEEP=", 1)[1].strip()
     assert "runs: 2 finished (of 2 planned)" in out and "best: " in out
     status = subprocess.run(
-        [sys.executable, "-m", "sweepkit.jobs.cli", "status", str(sweep), "--json"],
+        # --records: each run's epochs and config from its W&B records (plain --json: end records)
+        [sys.executable, "-m", "sweepkit.jobs.cli", "status", str(sweep), "--json", "--records"],
         cwd=folder,
         env=env,
         capture_output=True,

@@ -399,6 +399,8 @@ def test_readme_slurm_commands_run_render_or_parse(tmp_path: Path) -> None:
         "sweepkit",
         "eval",
         "tests/slurm/slurm-down.sh",
+        "tests/slurm/nodes-down.sh",
+        "python -m pytest tests/jobs/slurm/",
     )
     blocks = readme_slurm_blocks()
     assert blocks, "no code blocks in docs/slurm.md"
@@ -412,8 +414,11 @@ def test_readme_slurm_commands_run_render_or_parse(tmp_path: Path) -> None:
         for line in body.strip().splitlines():
             assert line.startswith(known), line
             words = line.split()
-            if words[0] == "eval":
-                assert (REPO / "tests" / "slurm" / "slurm-up.sh").is_file()
+            if words[0] == "eval":  # eval "$(tests/slurm/NAME-up.sh)": the script is there
+                assert (REPO / words[1].strip('"$()')).is_file(), line
+                continue
+            if words[0] == "python":  # the separate nodes' tests: run by the suite itself
+                assert (REPO / words[-1]).is_file(), line
                 continue
             if words[0] != "sweepkit":
                 continue
