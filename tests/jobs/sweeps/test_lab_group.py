@@ -256,7 +256,8 @@ def test_a_member_at_umask_022_resumes_another_members_preempted_run(
     # mode (0644, whatever the umask); their folders are the group's all the same
     gid = grp.getgrnam(GROUP).gr_gid
     made_there = [p for p in sweep.rglob("*") if p.name not in ("sweep.yaml", "sweep.json")]
-    assert any(p.name.startswith("config-") for p in made_there)
+    # the run's parameter file, written by both members' attempts, kept once the run was done
+    assert any(p.name == "sweep-params.yaml" for p in made_there)
     for path in made_there:
         info = path.lstat()
         in_a_wandb_run = any(part.startswith("offline-run-") for part in path.parent.parts)
