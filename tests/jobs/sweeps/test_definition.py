@@ -37,7 +37,7 @@ def test_the_next_hint_is_shell_quoted_so_pasting_it_runs_only_sweepkit(tmp_path
     assert result.returncode == 0, result.stderr
     path = result.stdout.strip()
     hint = next(line for line in result.stderr.splitlines() if line.startswith("next: "))
-    pasted = hint.removeprefix("next: ").split("    (or: ")[0]
+    pasted = hint.removeprefix("next: ").split("    (or on SLURM: ")[0]
     # what a user's shell does with the pasted line, with sweepkit standing in as a printer
     shell = subprocess.run(
         ["bash", "-c", 'sweepkit() { printf "%s\\n" "$@"; }\n' + pasted],
