@@ -351,6 +351,11 @@ def test_paths_that_cannot_go_in_a_directive_are_refused(tmp_path: Path) -> None
 @pytest.mark.system
 def test_slurm_scripts_pass_shellcheck() -> None:
     scripts = sorted((REPO / "tests" / "slurm").glob("*.sh"))
-    assert [p.name for p in scripts] == ["slurm-down.sh", "slurm-up.sh"]
+    assert [p.name for p in scripts] == [
+        "nodes-down.sh",
+        "nodes-up.sh",
+        "slurm-down.sh",
+        "slurm-up.sh",
+    ]
     result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
