@@ -48,33 +48,15 @@ sys.path.insert(0, str(REPO))
 # Beside this file (the script's folder is on sys.path when it runs): building the sweeps, and
 # --check's comparison of the fast paths with a full replay.
 from scale_check import check_answers  # noqa: E402
-from scale_ratios import found_sweeps, label, measure_all, table, write_snapshots  # noqa: E402
+from scale_ratios import found_sweeps, label, launched, measure_all, table, write_snapshots  # noqa: E402
 from scale_sweeps import SWEEPKIT, TEMPLATE_LRS, build, make_templates, setup_optuna  # noqa: E402
-
-# A small launcher runs each measured command: a child forked from this (large) process would count
-# this process's pages in its peak RSS.
-LAUNCHER = """
-import json, resource, subprocess, sys, time
-start = time.perf_counter()
-rc = subprocess.call(sys.argv[1:])
-wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"rc": rc, "wall": wall, "rss_kb": peak}), file=sys.stderr)
-"""
 
 
 def timed_process(
     argv: list[str], cwd: Path, stdout: Any = subprocess.DEVNULL
 ) -> tuple[float, float]:
     """(wall s, peak RSS MB) of a fresh process."""
-    proc = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, *argv], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    lines = proc.stderr.strip().splitlines()
-    result = json.loads(lines[-1]) if lines else {"rc": proc.returncode}
-    if result["rc"] != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({result['rc']}):\n{proc.stderr}")
+    result = launched(argv, cwd, stdout)
     return result["wall"], result["rss_kb"] / 1024
 
 

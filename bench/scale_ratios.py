@@ -38,21 +38,23 @@ from sweepkit.jobs.sweeps import store
 got = store.open_sweep(sys.argv[1]).claim(store.AgentIdentity())
 print(json.dumps({"run": getattr(got, "run_id", None)}))
 """
-# runs a command and says its wall time and its CPU time (user + system, its children included):
-# on a machine shared at a load of many times its cores, the CPU time is the steadier figure
+# runs a command and says its wall time, its CPU time (user + system, its children included: on a
+# machine shared at a load of many times its cores, the steadier figure) and its peak RSS; a
+# launcher, as a child forked from a (large) bench process would count that process's pages
 LAUNCHER = """
 import json, resource, subprocess, sys, time
 start = time.perf_counter()
 rc = subprocess.call(sys.argv[1:])
 wall = time.perf_counter() - start
 use = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"rc": rc, "wall": wall, "cpu": use.ru_utime + use.ru_stime}), file=sys.stderr)
+cpu = use.ru_utime + use.ru_stime
+print(json.dumps({"rc": rc, "wall": wall, "cpu": cpu, "rss_kb": use.ru_maxrss}), file=sys.stderr)
 """
 Times = tuple[float, float]  # (wall s, CPU s)
 
 
-def timed(argv: list[str], cwd: Path, stdout: Any = subprocess.DEVNULL) -> Times:
-    """(wall s, CPU s) of a fresh process."""
+def launched(argv: list[str], cwd: Path, stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
+    """What LAUNCHER says of ``argv`` run in a fresh process (rc, wall, cpu, rss_kb)."""
     proc = subprocess.run(
         [sys.executable, "-c", LAUNCHER, *argv], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE,
         text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -61,6 +63,12 @@ def timed(argv: list[str], cwd: Path, stdout: Any = subprocess.DEVNULL) -> Times
     result = json.loads(lines[-1]) if lines else {"rc": proc.returncode}
     if result["rc"] != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({result['rc']}):\n{proc.stderr}")
+    return dict(result)
+
+
+def timed(argv: list[str], cwd: Path, stdout: Any = subprocess.DEVNULL) -> Times:
+    """(wall s, CPU s) of a fresh process."""
+    result = launched(argv, cwd, stdout)
     return result["wall"], result["cpu"]
 
 

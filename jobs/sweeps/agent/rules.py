@@ -8,11 +8,12 @@ and acts on the answer, and ``tests/jobs/sweeps/agent/test_rules.py`` checks eac
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from sweepkit.jobs.sweeps.agent.hyperband import BandValues, says_stop, valid
 from sweepkit.jobs.sweeps.failure import failure_text
 from sweepkit.jobs.sweeps.store import Failure, Outcomes
+from sweepkit.jobs.sweeps.store.fold import EndedRun as RunLike
 from sweepkit.train.errors import EXIT_PREEMPTED, EXIT_USAGE, UserError
 
 # A sweep whose first runs all failed is broken (a bad command, data missing on the nodes): agents
@@ -21,19 +22,6 @@ from sweepkit.train.errors import EXIT_PREEMPTED, EXIT_USAGE, UserError
 # (WANDB_AGENT_MAX_INITIAL_FAILURES); ours counts the whole sweep, as its agents start together.
 MAX_INITIAL_FAILURES_ENV = "SWEEPKIT_MAX_INITIAL_FAILURES"
 DEFAULT_MAX_INITIAL_FAILURES = 3
-
-
-class RunLike(Protocol):
-    """What the rules read of a run in the journal (``sweepkit.jobs.sweeps.state.FoldedRun``)."""
-
-    @property
-    def run_id(self) -> str: ...
-
-    @property
-    def state(self) -> str: ...
-
-    @property
-    def last_end(self) -> dict[str, Any] | None: ...
 
 
 def outcome(rc: int, stopped: bool, signalled: bool) -> str:

@@ -95,7 +95,9 @@ class Ahead:
             del self.pending[proposal_id]
 
 
-class _Ended(Protocol):
+class EndedRun(Protocol):
+    """What the broken-sweep counts read of a run (a FoldedRun; the agent's rules take the same)."""
+
     @property
     def run_id(self) -> str: ...
     @property
@@ -142,7 +144,7 @@ class Outcomes:
         )
 
 
-def outcomes(runs: Iterable[_Ended]) -> Outcomes:
+def outcomes(runs: Iterable[EndedRun]) -> Outcomes:
     """The ``Outcomes`` of ``runs`` (pure: the runs' states and last end records)."""
     scored = failed = trained = 0
     last: Failure | None = None
