@@ -25,6 +25,7 @@ from sweepkit.train.distributed import (
     GlobalBatchNorm2d,
     World,
     join_world,
+    leave_world,
     world_from_env,
     wrap_model,
 )
@@ -120,3 +121,6 @@ if __name__ == "__main__":
     world = world_from_env()
     for name, case in CASES.items():
         torch.save(case(world), out / f"{name}-rank{world.rank}.pt")
+    # as the trainer does: wait for each other and tear the group down before the interpreter
+    # exits; left to exit, gloo's threads once aborted rank 1 (SIGABRT) after its work was done
+    leave_world(meet=True)
