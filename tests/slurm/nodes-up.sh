@@ -42,7 +42,8 @@ die() {
     log "error: $*"
     exit 1
 }
-pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 node_names() { seq -f 'sknode%g' 1 "$NODES"; }
 node_addr() { echo "$NET.$((10 + ${1#sknode}))"; }
 node_netns() { echo "sk-${1#sk}"; }
@@ -109,17 +110,6 @@ write_hosts() {
     mv "$STATE/hosts.tmp" "$STATE/hosts"
 }
 
-start_munge() {
-    mkdir -p "$STATE/munge"
-    chmod 0700 "$STATE/munge"
-    pid_alive "$STATE/munge/munged.pid" && [[ -S $MUNGE_SOCKET ]] && return 0
-    [[ -s $STATE/munge/munge.key ]] || (umask 077 && head -c 1024 /dev/urandom >"$STATE/munge/munge.key")
-    log "starting munged"
-    munged --force --socket="$MUNGE_SOCKET" --key-file="$STATE/munge/munge.key" \
-        --pid-file="$STATE/munge/munged.pid" --log-file="$STATE/munge/munged.log" \
-        --seed-file="$STATE/munge/munged.seed"
-}
-
 write_conf() {
     local node
     mkdir -p "$STATE/ctld" "$STATE/log"
@@ -129,41 +119,11 @@ write_conf() {
     {
         cat <<EOF
 # Written by tests/slurm/nodes-up.sh: $NODES nodes, each in its own network and UTS namespace.
-ClusterName=sweepkitnodes
-SlurmctldHost=$(hostname -s)($NET.1)
-SlurmctldPort=$CTLD_PORT
-SlurmdPort=$SLURMD_PORT
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-# cred_expire is also how long a requeued job waits before it may start again (default 120 s).
-AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
-StateSaveLocation=$STATE/ctld
+$(common_conf sweepkitnodes "$NET.1")
 # %n: each node's own spool, pid file and log (a node's local disk on a real cluster).
 SlurmdSpoolDir=$STATE/nodes/%n/spool
 SlurmdPidFile=$STATE/nodes/%n/slurmd.pid
 SlurmdLogFile=$STATE/nodes/%n/slurmd.log
-SlurmctldPidFile=$STATE/slurmctld.pid
-SlurmctldLogFile=$STATE/log/slurmctld.log
-SlurmctldDebug=info
-SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/builtin
-SchedulerParameters=sched_interval=2
-MpiDefault=none
-JobCompType=jobcomp/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-# A node that died and whose slurmd registers again is back in service at once.
-ReturnToService=2
-JobRequeue=1
-KillWait=20
-MinJobAge=600
-InactiveLimit=0
 # A node whose slurmd stops answering is DOWN after 10 s (default 300 s), and its jobs requeued.
 SlurmdTimeout=10
 # One CPU per node: two single-CPU tasks land on two nodes, and a two-node job fills both.

@@ -26,7 +26,8 @@ die() {
     exit 1
 }
 
-pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 node_state() { SLURM_CONF=$CONF timeout 5 sinfo -h -N -o %t 2>/dev/null | head -n1 || true; }
 
@@ -49,22 +50,6 @@ install_packages() {
     apt-get install -y -q --no-install-recommends slurm-wlm munge >&2
 }
 
-start_munge() {
-    mkdir -p "$STATE/munge"
-    chmod 0700 "$STATE" "$STATE/munge"
-    if pid_alive "$STATE/munge/munged.pid" && [[ -S $MUNGE_SOCKET ]]; then
-        return 0
-    fi
-    if [[ ! -s $STATE/munge/munge.key ]]; then
-        # 1024 random bytes, as mungekey --create makes; root-owned 0600 as munged demands.
-        (umask 077 && head -c 1024 /dev/urandom >"$STATE/munge/munge.key")
-    fi
-    log "starting munged"
-    munged --force --socket="$MUNGE_SOCKET" --key-file="$STATE/munge/munge.key" \
-        --pid-file="$STATE/munge/munged.pid" --log-file="$STATE/munge/munged.log" \
-        --seed-file="$STATE/munge/munged.seed"
-}
-
 write_conf() {
     local node cpus_line mem
     node=$(hostname -s)
@@ -76,41 +61,10 @@ write_conf() {
     mkdir -p "$STATE/ctld" "$STATE/spool" "$STATE/log"
     cat >"$CONF.tmp" <<EOF
 # Written by tests/slurm/slurm-up.sh: a one-node SLURM for sweepkit's tests.
-ClusterName=sweepkit
-SlurmctldHost=$node(127.0.0.1)
-SlurmctldPort=$CTLD_PORT
-SlurmdPort=$SLURMD_PORT
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-# cred_expire is also how long a requeued job waits before it may start again (default 120 s).
-AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
-StateSaveLocation=$STATE/ctld
+$(common_conf sweepkit 127.0.0.1)
 SlurmdSpoolDir=$STATE/spool
-SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
-SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/builtin
-# Look at pending jobs every 2 s (default 60 s) so requeued tasks restart promptly in tests.
-SchedulerParameters=sched_interval=2
-MpiDefault=none
-JobCompType=jobcomp/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-ReturnToService=2
-JobRequeue=1
-# scancel sends SIGTERM, then SIGKILL after KillWait: time for the trainer to checkpoint.
-KillWait=20
-MinJobAge=600
-InactiveLimit=0
 SlurmdTimeout=60
 # Two fake GPUs (character devices every Linux has), so that SLURM itself sets
 # CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS for --gres=gpu:N jobs (packing tests).
@@ -162,6 +116,7 @@ if [[ -s $CONF ]] && pid_alive "$STATE/slurmctld.pid" && pid_alive "$STATE/slurm
     log "already up (node $state)"
 else
     install_packages
+    mkdir -p "$STATE" && chmod 0700 "$STATE"
     start_munge
     write_conf
     start_slurm

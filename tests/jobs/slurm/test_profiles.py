@@ -352,10 +352,14 @@ def test_paths_that_cannot_go_in_a_directive_are_refused(tmp_path: Path) -> None
 def test_slurm_scripts_pass_shellcheck() -> None:
     scripts = sorted((REPO / "tests" / "slurm").glob("*.sh"))
     assert [p.name for p in scripts] == [
+        "common.sh",
         "nodes-down.sh",
         "nodes-up.sh",
         "slurm-down.sh",
         "slurm-up.sh",
     ]
-    result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
+    # -x: follow the up scripts' `source common.sh`
+    result = subprocess.run(
+        ["shellcheck", "-x", *map(str, scripts)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout
