@@ -38,25 +38,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from sweepkit.jobs.sweeps.store.folder import KEPT_PARAM_FILE
+from sweepkit.train.config.shipped import SWEEPS
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("kit", "W&B, once per WANDB_DIR", "W&B run", "program")
 WANDB_DIR_LINKS = ("latest-run", "debug.log", "debug-internal.log")
-TRAINER_SWEEP = {
-    "method": "grid",
-    "metric": {"name": "Validation Accuracy", "goal": "maximize"},
-    "command": [
-        "${env}",
-        "${interpreter}",
-        "-m",
-        "sweepkit.train",
-        "--config",
-        "digits",
-        "${args}",
-    ],
-    "parameters": {"learning_rate": {"value": 0.003}, "num_epochs": {"value": 1}},
-}
+# The kit's demo sweep (config/sweeps/digits_grid.yaml) narrowed to one run of one epoch.
+TRAINER_PARAMETERS = {"learning_rate": {"value": 0.003}, "num_epochs": {"value": 1}}
 
 
 def kind(path: Path) -> str:
@@ -137,7 +128,9 @@ def trainer_sweep(python: Path, work: Path) -> Path:
     """The kit's trainer on digits, one run of one epoch."""
     folder = work / "trainer"
     folder.mkdir()
-    (folder / "sweep.yaml").write_text(json.dumps(TRAINER_SWEEP))  # JSON is YAML
+    demo = yaml.safe_load((SWEEPS / "digits_grid.yaml").read_text())
+    sweep = {**demo, "parameters": TRAINER_PARAMETERS}
+    (folder / "sweep.yaml").write_text(json.dumps(sweep))  # JSON is YAML
     return run_sweep(python, folder, folder / "sweep.yaml")
 
 

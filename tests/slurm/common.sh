@@ -1,9 +1,30 @@
 # shellcheck shell=bash
 # What the test SLURMs share (sourced by tests/slurm/slurm-up.sh and nodes-up.sh): the liveness
 # check, munged's start, and the slurm.conf settings both clusters use. The caller sets STATE
-# (its state folder), MUNGE_SOCKET, CTLD_PORT, SLURMD_PORT and defines log().
+# (its state folder), MUNGE_SOCKET, CTLD_PORT, SLURMD_PORT and defines log(); the down scripts
+# use stop_pidfile alone.
 
 pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pidfile NAME PIDFILE: TERM the daemon, KILL it after 10 s, remove its pid file.
+stop_pidfile() {
+    local name=$1 pidfile=$2 pid i
+    [[ -s $pidfile ]] || return 0
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+        log "stopping $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for i in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$name did not stop after $i tries; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$pidfile"
+}
 
 start_munge() {
     mkdir -p "$STATE/munge"

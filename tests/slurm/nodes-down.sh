@@ -11,24 +11,8 @@ BRIDGE=skbr0
 
 log() { printf 'nodes-down: %s\n' "$*" >&2; }
 
-stop_pidfile() {
-    local name=$1 pidfile=$2 pid i
-    [[ -s $pidfile ]] || return 0
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-        log "stopping $name (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "$name did not stop after $i tries; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    rm -f "$pidfile"
-}
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Everything that runs on a node runs in its network namespace: TERM, then KILL what is left.
 stop_node() {

@@ -6,24 +6,10 @@ set -euo pipefail
 
 STATE=${SWEEPKIT_SLURM_DIR:-/tmp/sweepkit-slurm}
 
-stop_pidfile() {
-    local name=$1 pidfile=$2 pid i
-    [[ -s $pidfile ]] || return 0
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-        printf 'slurm-down: stopping %s (pid %s)\n' "$name" "$pid" >&2
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            printf 'slurm-down: %s did not stop after %s tries; sending SIGKILL\n' "$name" "$i" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    rm -f "$pidfile"
-}
+log() { printf 'slurm-down: %s\n' "$*" >&2; }
+
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 stop_pidfile slurmd "$STATE/slurmd.pid"
 stop_pidfile slurmctld "$STATE/slurmctld.pid"

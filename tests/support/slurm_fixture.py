@@ -78,6 +78,19 @@ def _up_already(conf: str) -> bool:
     return out.returncode == 0 and out.stdout.strip() in ("idle", "mix", "alloc")
 
 
+def bring_up(script: Path, what: str) -> str:
+    """Run a tests/slurm up script; its SLURM_CONF, or skip the test with the script's last lines
+    (a machine where the daemons cannot start)."""
+    try:
+        result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"{what} cannot start: {script.name} took over 600 s")
+    if result.returncode != 0:
+        tail = " | ".join(result.stderr.strip().splitlines()[-4:])
+        pytest.skip(f"{what} cannot start on this machine: {tail}")
+    return result.stdout.strip().split("=", 1)[1]
+
+
 @pytest.fixture(scope="session")
 def slurm() -> Iterator[Slurm]:
     if os.geteuid() != 0:
@@ -85,15 +98,7 @@ def slurm() -> Iterator[Slurm]:
     state = os.environ.get("SWEEPKIT_SLURM_DIR", "/tmp/sweepkit-slurm")
     conf = f"{state}/slurm.conf"
     was_up = _up_already(conf)
-    try:
-        result = subprocess.run(["bash", str(UP)], capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        pytest.skip("SLURM cannot start: slurm-up.sh took over 600 s")
-    if result.returncode != 0:
-        tail = " | ".join(result.stderr.strip().splitlines()[-4:])
-        pytest.skip(f"SLURM cannot start on this machine: {tail}")
-    conf = result.stdout.strip().split("=", 1)[1]
-    yield Slurm(conf=conf)
+    yield Slurm(conf=bring_up(UP, "SLURM"))
     if not was_up:
         subprocess.run(["bash", str(DOWN)], capture_output=True, timeout=120)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slurm_fixture import REPO, Slurm
+from slurm_fixture import REPO, Slurm, bring_up
 
 UP = REPO / "tests" / "slurm" / "nodes-up.sh"
 DOWN = REPO / "tests" / "slurm" / "nodes-down.sh"
@@ -75,14 +75,7 @@ class Nodes(Slurm):
 def _start() -> Nodes:
     if os.geteuid() != 0:
         pytest.skip("the SLURM nodes cannot start: tests/slurm/nodes-up.sh needs root")
-    try:
-        result = subprocess.run(["bash", str(UP)], capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        pytest.skip("the SLURM nodes cannot start: nodes-up.sh took over 600 s")
-    if result.returncode != 0:
-        tail = " | ".join(result.stderr.strip().splitlines()[-4:])
-        pytest.skip(f"the SLURM nodes cannot start on this machine: {tail}")
-    return Nodes(conf=result.stdout.strip().split("=", 1)[1])
+    return Nodes(conf=bring_up(UP, "the SLURM nodes"))
 
 
 @pytest.fixture(scope="session")

@@ -27,26 +27,30 @@ from sweepkit.jobs.cli import main as sweepkit_main
 from sweepkit.jobs.sweeps.definition.check import quiet_sweeps_import
 from sweepkit.train.config import dump_yaml
 
-DISTRIBUTIONS = [
-    "constant",
-    "categorical",
-    "int_uniform",
-    "uniform",
-    "q_uniform",
-    "log_uniform",
-    "log_uniform_values",
-    "q_log_uniform",
-    "q_log_uniform_values",
-    "inv_log_uniform",
-    "inv_log_uniform_values",
-    "normal",
-    "q_normal",
-    "log_normal",
-    "q_log_normal",
-    "beta",
-    "q_beta",
-    "gaussian",
-]
+
+def engine_distributions() -> list[str]:
+    """Every distribution name the engine's schema knows (the oracle's list, not ours)."""
+    quiet_sweeps_import()
+    from sweeps.config.schema import sweep_config_jsonschema
+
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            enum = node.get("properties", {}).get("distribution", {}).get("enum", [])
+            found.update(enum)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(sweep_config_jsonschema)
+    return sorted(found)
+
+
+# and one name the engine does not know, which it refuses
+DISTRIBUTIONS = [*engine_distributions(), "gaussian"]
 finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
 numbers = st.one_of(st.integers(-5, 20), finite, st.sampled_from([0.0, 1e-5, 0.5, 1.0, 1e3]))
 scalars = st.one_of(numbers, st.booleans(), st.text(max_size=6), st.none())
