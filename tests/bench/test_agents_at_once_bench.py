@@ -5,11 +5,11 @@ journal and, apart from it, the run folders' W&B runs say. Figures (times) are n
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from bench_runs import run_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,15 +17,20 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.system  # starts agents and their programs
 def test_every_point_runs_exactly_once_with_agents_killed_on_the_way(tmp_path: Path) -> None:
     out = tmp_path / "agents.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/agents_at_once.py", "--agents", "4", "--points", "12"]
-        + ["--kills", "2", "--dir", str(tmp_path / "work"), "--json", str(out), "--no-record"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
+    proc = run_bench(
+        "agents_at_once.py",
+        "--agents",
+        "4",
+        "--points",
+        "12",
+        "--kills",
+        "2",
+        "--dir",
+        str(tmp_path / "work"),
+        "--json",
+        str(out),
+        "--no-record",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "exactly once: yes" in proc.stdout
     facts = json.loads(out.read_text())
     assert facts["problems"] == []

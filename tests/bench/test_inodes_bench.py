@@ -5,27 +5,18 @@ also looked at directly, apart from the bench's classes."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from bench_runs import run_bench
 
 
 @pytest.mark.system  # starts an agent and the script
 def test_a_finished_plain_script_run_adds_at_most_three_kit_inodes(tmp_path: Path) -> None:
     out = tmp_path / "inodes.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/inodes.py", "--json", str(out), "--no-record", "--keep"]
-        + ["--dir", str(tmp_path / "work")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
+    run_bench(
+        "inodes.py", "--json", str(out), "--no-record", "--keep", "--dir", str(tmp_path / "work")
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     found = json.loads(out.read_text())["plain W&B script (config/byo)"]
     assert found["runs"] == 2
     kit = found["per_run"]["kit"]

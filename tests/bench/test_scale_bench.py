@@ -6,49 +6,38 @@ and the per-size table, and status shows a big sweep readably. Figures are never
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_runs import run_bench
 from sweep_fixtures import sweepkit
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.system  # starts processes
 def test_scale_benchmark_fast_paths_agree_with_a_full_replay(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/scale.py",
-            "--sizes",
-            "45",
-            "--running",
-            "4",
-            "--epochs",
-            "3",
-            "--fresh",
-            "1",
-            "--repeats",
-            "1",
-            "--claims",
-            "2",
-            "--checks",
-            "2",
-            "--check",
-            "--detail",
-            "--keep",
-            "--dir",
-            str(tmp_path),
-            "--no-record",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
+    proc = run_bench(
+        "scale.py",
+        "--sizes",
+        "45",
+        "--running",
+        "4",
+        "--epochs",
+        "3",
+        "--fresh",
+        "1",
+        "--repeats",
+        "1",
+        "--claims",
+        "2",
+        "--checks",
+        "2",
+        "--check",
+        "--detail",
+        "--keep",
+        "--dir",
+        str(tmp_path),
+        "--no-record",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     for runs in (45, 49):  # the plain sweep, and the one with 4 running runs
         assert re.search(
             rf"fast paths agree with a full replay: {runs} runs .*, best run r\d{{7}}, "

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_runs import run_bench
 
 pytestmark = pytest.mark.system  # starts processes
 
@@ -17,15 +18,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_stop_check_bench_times_each_mode_on_two_ranks(tmp_path):
     out = tmp_path / "stop.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/stop_check.py", "--sizes", "tiny", "--modes", "blocking,vote"]
-        + ["--steps", "3", "--warmup", "1", "--repeats", "1", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    proc = run_bench(
+        "stop_check.py",
+        "--sizes",
+        "tiny",
+        "--modes",
+        "blocking,vote",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(out.read_text())
     assert set(summary["median_step_ms"]["tiny"]) == {"blocking", "vote"}
     assert all(ms > 0 for ms in summary["median_step_ms"]["tiny"].values())

@@ -3,45 +3,35 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from bench_runs import run_bench
 
 
 @pytest.mark.system  # starts processes
 def test_sweep_overhead_benchmark_measures_both_stores_for_every_method(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/sweep_overhead.py",
-            "--finished",
-            "12",
-            "--fresh",
-            "1",
-            "--agents",
-            "2",
-            "--claims",
-            "2",
-            "--repeats",
-            "2",
-            "--gp-claims",
-            "1",
-            "--agent-repeats",
-            "1",
-            "--dir",
-            str(tmp_path),
-            "--no-record",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    proc = run_bench(
+        "sweep_overhead.py",
+        "--finished",
+        "12",
+        "--fresh",
+        "1",
+        "--agents",
+        "2",
+        "--claims",
+        "2",
+        "--repeats",
+        "2",
+        "--gp-claims",
+        "1",
+        "--agent-repeats",
+        "1",
+        "--dir",
+        str(tmp_path),
+        "--no-record",
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = {
         m.group(1): m.group(0)
         for m in re.finditer(r"^\| (grid|random|bayes|bayes-gp) \|.*\|$", proc.stdout, re.M)

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from bench_runs import run_bench
 
 
 @pytest.mark.system  # starts processes
 def test_reader_and_agent_polling_benchmark_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/wandb_records.py",
-            "--rows",
-            "60",
-            "--agent-s",
-            "9",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_bench("wandb_records.py", "--rows", "60", "--agent-s", "9", "--out", str(out), timeout=600)
     result = json.loads(out.read_text())
     reader = result["reader"]
     assert reader["rows"] == 60 and reader["log_bytes"] > 0
