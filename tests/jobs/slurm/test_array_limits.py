@@ -107,28 +107,81 @@ def test_without_scontrol_slurms_default_stands_in_and_says_so(tmp_path, monkeyp
     assert "no scontrol" in limit.source
 
 
-def test_auto_array_and_spec_ranges_are_never_listed():
-    assert array.auto_array(10**7, 1, 1, 4, max_tasks=1000) == "1-1000%4"
-    assert array.auto_array(3, 1, 1, 4, max_tasks=1000) == "1-3%3"
+def test_auto_arrays_split_within_max_array_size_and_ranges_are_never_listed():
+    # 2,500 tasks under MaxArraySize 1001 (ids 1-1000): two full arrays and the rest
+    assert array.auto_arrays(2500, 1, 1, 4, max_tasks=1000) == ["1-1000%4", "1-1000%4", "1-500%4"]
+    assert array.auto_arrays(2000, 1, 1, 4, max_tasks=1000) == ["1-1000%4"] * 2  # no empty one
+    assert array.auto_arrays(3, 1, 1, 4, max_tasks=1000) == ["1-3%3"]
+    assert array.auto_arrays(9, 1, 1, 4, max_tasks=2) == ["1-2%2"] * 4 + ["1-1%1"]
+    assert array.auto_arrays(7, 2, 2, 4, max_tasks=1) == ["1-1%1"] * 2  # 4 runs a task
+    # a sweep far above the arrays one submit chains: never listed past MAX_ARRAYS + 1
+    assert len(array.auto_arrays(10**12, 1, 1, 4, max_tasks=1000)) == array.MAX_ARRAYS + 1
     ranges = array._parts("1-10000000:3,2,5")
     assert array._compact(array._first_ids(ranges, 4)) == "1-2,4-5"
     assert array._compact([1, 2, 3, 7, 9, 10]) == "1-3,7,9-10"
 
 
 @pytest.mark.system  # submit runs git for the script's revision
-def test_dry_run_of_ten_million_points_stays_within_max_array_size(
+def test_ten_million_points_are_refused_in_one_line_that_names_the_runs_per_task_that_fits(
     tmp_path, ten_million, capsys, monkeypatch
 ):
     monkeypatch.chdir(ten_million.parent.parent)  # where the sweep's program is
     limit = read_array_limit()  # this machine's: its scontrol, else SLURM's default
-    assert dry_run(tmp_path, ten_million) == 0
+    assert dry_run(tmp_path, ten_million) == 2
     out, err = capsys.readouterr()
-    assert f"#SBATCH --array=1-{limit.highest_index}%4\n" in out, err
+    assert out == "" and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    fits = -(-(10**7) // (array.MAX_ARRAYS * limit.highest_index))
+    assert "10000000 runs left need 10000000 array tasks" in err
+    assert f"MaxArraySize {limit.max_array_size}" in err and f"--runs-per-task {fits} " in err
+    assert dry_run(tmp_path, ten_million, "--runs-per-task", str(fits)) == 0  # and it does fit
+    out = capsys.readouterr().out
+    assert out.count("# sbatch command ") <= array.MAX_ARRAYS
     assert "--array=1-10000000" not in out
-    notes = [line for line in err.splitlines() if line.startswith("note:")]
-    assert len(notes) == 1 and "10000000 runs left" in notes[0], err
-    assert f"MaxArraySize {limit.max_array_size}" in notes[0]
-    assert f"--runs-per-task {-(-(10**7) // limit.highest_index)}" in notes[0]
+
+
+def fake_scontrol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_array_size: int) -> None:
+    """A cluster whose MaxArraySize is ``max_array_size``: an ``scontrol`` first on PATH that
+    prints the golden ``scontrol show config`` with that value. (The tests' real SLURM keeps
+    SLURM's default, which the other tests read: lowering it there would change theirs.)"""
+    folder = tmp_path / "bin"
+    folder.mkdir(parents=True)
+    text = GOLDEN.read_text().replace("= 1001", f"= {max_array_size}")
+    (folder / "config.txt").write_text(text)
+    scontrol = folder / "scontrol"
+    scontrol.write_text(f"#!/bin/sh\ncat {folder / 'config.txt'}\n")
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+
+
+@pytest.mark.system  # submit runs git for the script's revision, and scontrol
+def test_a_sweep_above_max_array_size_is_split_into_chained_arrays(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_scontrol(tmp_path, monkeypatch, 4)  # ids 1-3
+    folder, _ = create(tmp_path, grid(tmp_path, 8, 1), capsys)  # 8 runs: 3 + 3 + 2 tasks
+    assert dry_run(tmp_path, folder) == 0
+    out, err = capsys.readouterr()
+    assert "note:" not in err and "warning:" not in err, err
+    script = [line for line in out.splitlines() if line.startswith("#SBATCH --array=")]
+    assert script == ["#SBATCH --array=1-3%3"]  # the first array's script
+    commands = [line for line in out.splitlines() if line.startswith("# sbatch command ")]
+    assert commands == [
+        "# sbatch command 1/3: sbatch --parsable SCRIPT_1  (#SBATCH --array=1-3%3; JOBID_1 from it)",
+        "# sbatch command 2/3: sbatch --parsable --dependency=afterany:JOBID_1 SCRIPT_2  "
+        "(#SBATCH --array=1-3%3; JOBID_2 from it)",
+        "# sbatch command 3/3: sbatch --parsable --dependency=afterany:JOBID_2 SCRIPT_3  "
+        "(#SBATCH --array=1-2%2; JOBID_3 from it)",
+    ]
+    assert "MaxArraySize 4 (scontrol show config) allows at most 3 tasks an array" in out
+    # each array's %N bounds it, and the chain keeps one array at a time
+    assert "at most 3 tasks run at once" in out
+    # an explicit --array above the limit: refused in one line, not split
+    assert dry_run(tmp_path, folder, "--array", "1-8") == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "index 8 is above this cluster's MaxArraySize 4" in err
+    assert "use indices up to 3, or --array auto" in err
+    fake_scontrol(tmp_path / "none", monkeypatch, 0)  # a cluster that takes no arrays
+    assert dry_run(tmp_path, folder) == 2
+    assert "MaxArraySize is 0" in capsys.readouterr().err
 
 
 @pytest.mark.system  # submit runs git for the script's revision

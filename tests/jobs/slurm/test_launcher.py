@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from sweepkit.jobs.slurm import submit
-from sweepkit.jobs.slurm.array import auto_array
+from sweepkit.jobs.slurm.array import auto_arrays
 from sweepkit.jobs.slurm.launcher import LAUNCHERS, Job, launcher_for
 from sweepkit.jobs.slurm.launcher.directives import (
     expand_array,
@@ -170,7 +170,7 @@ def test_gres_and_signal_options() -> None:
 
 
 def test_auto_array_covers_the_remaining_runs_with_a_limit_never_above_the_task_count() -> None:
-    assert auto_array(4, 1, 1, 2) == "1-4%2"
-    assert auto_array(5, 3, 1, 2) == "1-2%2"
-    assert auto_array(5, 1, 1, 8) == "1-5%5"
-    assert auto_array(7, 1, 2, 4) == "1-4%4"  # two agents per task take two runs at once
+    assert auto_arrays(4, 1, 1, 2) == ["1-4%2"]
+    assert auto_arrays(5, 3, 1, 2) == ["1-2%2"]
+    assert auto_arrays(5, 1, 1, 8) == ["1-5%5"]
+    assert auto_arrays(7, 1, 2, 4) == ["1-4%4"]  # two agents per task take two runs at once
