@@ -9,12 +9,23 @@ live output still reads the same way.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from slurm_fixture import BASE, Slurm
+from slurm_fixture import (
+    BASE,
+    FAST_PROGRAM,
+    Slurm,
+    cluster,
+    make_sweep,
+    submitted_job,
+    sweepkit,
+)
 
 from sweepkit.jobs.cli import main as sweepkit_main
 from sweepkit.jobs.slurm import array
@@ -24,6 +35,7 @@ from sweepkit.jobs.slurm.cluster_limits import (
     read_array_limit,
 )
 from sweepkit.jobs.sweeps.create import LARGE_GRID
+from sweepkit.jobs.sweeps.store import open_sweep
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "scontrol_show_config.txt"
 
@@ -219,3 +231,71 @@ def test_max_array_size_comes_from_the_live_clusters_scontrol(slurm: Slurm, monk
     assert limit.source == "scontrol show config"
     assert limit.max_array_size == parse_max_array_size(live) == 1001  # slurm-up.sh sets none
     assert os.environ["SLURM_CONF"] == slurm.conf
+
+
+def task_times(slurm: Slurm, job_id: str) -> list[tuple[datetime, datetime]]:
+    """(StartTime, EndTime) of every task of an ended array (`scontrol -o show job`)."""
+    out = slurm.run("scontrol", "-o", "show", "job", job_id).stdout
+    times = []
+    for line in out.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        assert fields["JobState"] == "COMPLETED", line
+        times.append(
+            (datetime.fromisoformat(fields["StartTime"]), datetime.fromisoformat(fields["EndTime"]))
+        )
+    return times
+
+
+@pytest.mark.slurm
+def test_a_split_sweep_runs_its_arrays_one_after_another_on_real_slurm(
+    slurm: Slurm, tmp_path: Path
+) -> None:
+    """Real sbatch takes the chain, and afterany on an array's job id holds the next array until
+    every task of it has ended: the first array's runs are 4 s and 0.25 s long, and the second
+    starts after the longer. Only MaxArraySize is a stand-in: an scontrol first on PATH that
+    prints the live cluster's config with MaxArraySize = 3 (ids 1-2)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    real = shutil.which("scontrol", path=os.environ["PATH"])
+    fake = folder / "scontrol"
+    fake.write_text(f"#!/bin/sh\n{real} \"$@\" | sed 's/^MaxArraySize *=.*/MaxArraySize = 3/'\n")
+    fake.chmod(0o755)
+    program = tmp_path / "fast_program.py"
+    program.write_text(FAST_PROGRAM)
+    ref = make_sweep(
+        tmp_path,
+        {
+            "program": str(program),
+            "command": ["${env}", "${interpreter}", "${program}", "${args}"],
+            "method": "grid",
+            "metric": {"name": "Validation Accuracy", "goal": "maximize"},
+            "parameters": {"steps": {"values": [16, 1, 2, 3, 4]}, "step_s": {"value": 0.25}},
+        },
+    )
+    env = {**slurm.env(), "PATH": f"{folder}:{os.environ['PATH']}"}
+    config = cluster(tmp_path, t=BASE)
+    result = sweepkit("submit", ref, "--profile", "t", "--cluster-config", config, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = (Path(ref) / "slurm" / "submissions.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    ids = [str(entry["job_id"]) for entry in entries]
+    assert [entry["array"] for entry in entries] == ["1-2%2", "1-2%2", "1-1%1"]
+    assert (
+        result.stdout.startswith("Submitted 3 array jobs ")
+        and f"scancel {' '.join(ids)}" in result.stdout
+    )
+    assert "--dependency" not in " ".join(entries[0]["sbatch_command"])
+    for before, entry in zip(ids, entries[1:], strict=False):
+        assert f"--dependency=afterany:{before}" in entry["sbatch_command"]
+    assert submitted_job(ref)["job_id"] == ids[-1]
+    for job in ids:
+        slurm.wait_done(job, timeout=180)
+    spans = [task_times(slurm, job) for job in ids]
+    assert [len(tasks) for tasks in spans] == [2, 2, 1]
+    for earlier, later in zip(spans, spans[1:], strict=False):
+        assert min(start for start, _ in later) >= max(end for _, end in earlier), spans
+    runs = open_sweep(Path(ref)).runs()
+    assert sorted(r.state for r in runs) == ["finished"] * 5
+    assert sorted(r.slurm["array_job_id"] for r in runs) == sorted(
+        [ids[0]] * 2 + [ids[1]] * 2 + [ids[2]]
+    )
