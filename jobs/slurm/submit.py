@@ -199,12 +199,12 @@ def print_dry_run(
         print(f"# sbatch command: sbatch --parsable SCRIPT  (SCRIPT kept as {kept})")
     else:
         limit = contexts[0]["array_limit"]
+        at_once = most_at_once([context["array"] for context in contexts])
         print(
             f"# {len(scripts)} arrays: this cluster's MaxArraySize {limit.max_array_size} "
             f"({limit.source}) allows at most {limit.highest_index} tasks an array; each waits for "
-            f"the one before, so at most {most_at_once([c['array'] for c in contexts])} tasks run "
-            "at once. The script "
-            "above is the first's; each differs only in its #SBATCH --array line."
+            f"the one before, so at most {at_once} tasks run at once. The script above is the "
+            "first's; each differs only in its #SBATCH --array line."
         )
         for n, context in enumerate(contexts, start=1):
             after = f"{dependency_option(f'JOBID_{n - 1}')} " if n > 1 else ""

@@ -1,6 +1,7 @@
 """Huge grids and arrays (issue 28): ``sweep create`` warns above a size it states, ``submit``
-keeps ``--array`` within the cluster's ``MaxArraySize`` (``scontrol show config``), and an
-``--array`` with more tasks than a sweep has runs left is trimmed with one note.
+keeps ``--array`` within the cluster's ``MaxArraySize`` (``scontrol show config``): ``auto`` is
+split into arrays chained with ``--dependency=afterany``, an explicit spec above it is refused in
+one line; and an ``--array`` with more tasks than a sweep has runs left is trimmed with one note.
 
 golden/scontrol_show_config.txt is the real output of ``scontrol show config`` of the tests'
 one-node SLURM (SLURM 23, Debian's slurm-wlm, December 2026); the SLURM test below checks that the
