@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from slurm_fixture import (
     BASE,
     FAST_PROGRAM,
@@ -132,6 +135,33 @@ def test_auto_arrays_split_within_max_array_size_and_ranges_are_never_listed():
     ranges = array._parts("1-10000000:3,2,5")
     assert array._compact(array._first_ids(ranges, 4)) == "1-2,4-5"
     assert array._compact([1, 2, 3, 7, 9, 10]) == "1-3,7,9-10"
+
+
+@given(
+    remaining=st.integers(1, 10**9),
+    runs_per_task=st.integers(1, 50),
+    agents_per_task=st.integers(1, 8),
+    concurrency=st.integers(1, 64),
+    max_array_size=st.integers(2, 4_000_001),  # SLURM's own bounds on MaxArraySize
+)
+def test_split_arrays_cover_every_run_within_the_limit_and_the_throttle(
+    remaining, runs_per_task, agents_per_task, concurrency, max_array_size
+):
+    highest = max_array_size - 1
+    arrays = array.auto_arrays(remaining, runs_per_task, agents_per_task, concurrency, highest)
+    tasks = -(-remaining // (runs_per_task * agents_per_task))
+    if len(arrays) > array.MAX_ARRAYS:  # refused by submit: never listed past one more
+        assert len(arrays) == array.MAX_ARRAYS + 1 and tasks > array.MAX_ARRAYS * highest
+        return
+    sizes = []
+    for spec in arrays:  # read as sbatch reads it, without listing up to 4 million ids
+        match = re.fullmatch(r"1-(\d+)%(\d+)", spec)
+        assert match, spec
+        size, limit = int(match.group(1)), int(match.group(2))
+        assert 1 <= size < max_array_size and limit == min(concurrency, size)
+        sizes.append(size)
+    assert sum(sizes) == tasks  # every run has a task, and no task is one too many
+    assert all(size == highest for size in sizes[:-1])  # only the last is short
 
 
 @pytest.mark.system  # submit runs git for the script's revision
