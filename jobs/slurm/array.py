@@ -2,10 +2,13 @@
 own spec checked and given the profile's ``%N`` concurrency limit.
 
 Sizing from the sweep means no task starts an agent for an exhausted sweep. The cluster's
-``MaxArraySize`` (``cluster_limits.py``) bounds both: ``auto`` is cut to the largest array the
-cluster takes, with one note (the tasks take runs from the sweep, so the rest wait for another
-submit, or a larger ``--runs-per-task``); a spec with an index above it is refused in one line. A
-spec with more tasks than a local sweep has runs left is trimmed to them, with one note.
+``MaxArraySize`` (``cluster_limits.py``) bounds both: ``auto`` needing more tasks than one array
+may hold is split into several arrays of at most ``MaxArraySize - 1`` tasks each, which submit
+chains (each later one waits for the one before: ``--dependency=afterany``), so that the ``%N``
+limit still bounds the tasks running at once; above ``MAX_ARRAYS`` arrays it is refused in one
+line that names the ``--runs-per-task`` that fits. A spec with an index above the limit is refused
+in one line. A spec with more tasks than a local sweep has runs left is trimmed to them, with one
+note.
 """
 
 from __future__ import annotations
@@ -25,15 +28,21 @@ from sweepkit.train.errors import UserError
 _ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
 
 
-def array_spec(
+# The most arrays one submit chains: each is a job record of its own (SLURM's MaxJobCount is 10,000
+# by default, for every user), and a sweep that needs more is better cut by --runs-per-task.
+MAX_ARRAYS = 100
+
+
+def array_specs(
     spec: str,
     profile: Profile,
     target: SweepTarget,
     runs_per_task: int,
     limit: ArrayLimit | None = None,
-) -> str:
-    """The --array value: auto-sized from the sweep, or the user's spec with the profile's %N;
-    within ``limit`` (the cluster's MaxArraySize; None: unbounded)."""
+) -> list[str]:
+    """The --array value of each array to submit, in order: auto-sized from the sweep (split
+    within ``limit``, the cluster's MaxArraySize; None: unbounded), or the user's one spec with
+    the profile's %N."""
     per_task = runs_per_task * profile.agents_per_task
     if spec != "auto":
         if not _ARRAY.match(spec):
@@ -45,7 +54,7 @@ def array_spec(
         ids, _, percent = spec.partition("%")
         ids = _trim_to_runs_left(ids, target, per_task)
         _check_highest_index(ids, limit)
-        return f"{ids}%{percent or profile.concurrency}"
+        return [f"{ids}%{percent or profile.concurrency}"]
     planned, remaining = remaining_runs(target)
     if planned is None or remaining is None:
         raise UserError(
@@ -57,44 +66,49 @@ def array_spec(
             f"sweep {target.name} has no runs left ({planned} planned, all taken or done); see "
             "`sweepkit status`; nothing submitted"
         )
-    tasks = math.ceil(remaining / per_task)
-    if limit is not None and tasks > limit.highest_index:
-        note = _capped_note(remaining, tasks, profile.agents_per_task, per_task, limit)
-        print(note, file=sys.stderr)
-    return auto_array(
-        remaining,
-        runs_per_task,
-        profile.agents_per_task,
-        profile.concurrency,
-        None if limit is None else limit.highest_index,
+    if limit is not None and limit.highest_index < 1:
+        raise UserError(
+            f"this cluster's MaxArraySize is {limit.max_array_size} ({limit.source}): it takes no "
+            "array jobs, and sweepkit submit submits one; ask its admins, or use --launcher local"
+        )
+    max_tasks = None if limit is None else limit.highest_index
+    arrays = auto_arrays(
+        remaining, runs_per_task, profile.agents_per_task, profile.concurrency, max_tasks
     )
+    if limit is not None and len(arrays) > MAX_ARRAYS:
+        raise _too_many_arrays(target, remaining, per_task, profile.agents_per_task, limit)
+    return arrays
 
 
-def auto_array(
+def auto_arrays(
     remaining: int,
     runs_per_task: int,
     agents_per_task: int,
     concurrency: int,
     max_tasks: int | None = None,
-) -> str:
-    """One task per ``runs_per_task * agents_per_task`` remaining runs, at most ``max_tasks``, and
-    a ``%N`` limit never above the task count."""
+) -> list[str]:
+    """One task per ``runs_per_task * agents_per_task`` remaining runs, in arrays of at most
+    ``max_tasks`` tasks (ids 1..n), each with a ``%N`` limit never above its task count. Above
+    ``MAX_ARRAYS`` arrays, only ``MAX_ARRAYS + 1`` are listed (the caller refuses them)."""
     tasks = math.ceil(remaining / (runs_per_task * agents_per_task))
-    if max_tasks is not None:
-        tasks = min(tasks, max_tasks)
-    return f"1-{tasks}%{min(concurrency, tasks)}"
+    size = tasks if max_tasks is None else min(tasks, max_tasks)
+    full, rest = divmod(tasks, size)
+    sizes = [size] * min(full, MAX_ARRAYS + 1) + ([rest] if rest and full <= MAX_ARRAYS else [])
+    return [f"1-{n}%{min(concurrency, n)}" for n in sizes]
 
 
-def _capped_note(
-    remaining: int, tasks: int, agents_per_task: int, per_task: int, limit: ArrayLimit
-) -> str:
+def _too_many_arrays(
+    target: SweepTarget, remaining: int, per_task: int, agents_per_task: int, limit: ArrayLimit
+) -> UserError:
     most = limit.highest_index
-    cover = math.ceil(remaining / (most * agents_per_task))
-    return (
-        f"note: {remaining} runs left need {tasks} array tasks, above this cluster's "
-        f"MaxArraySize {limit.max_array_size} ({limit.source}; the highest index is {most}): "
-        f"submitting 1-{most}, which takes {most * per_task} runs; submit again for the rest "
-        f"(no run is taken twice), or pass --runs-per-task {cover} to cover them in one array"
+    tasks = math.ceil(remaining / per_task)
+    fits = math.ceil(remaining / (MAX_ARRAYS * most * agents_per_task))
+    return UserError(
+        f"sweep {target.name}: {remaining} runs left need {tasks} array tasks at "
+        f"{per_task} run(s) a task, {math.ceil(tasks / most)} arrays under this cluster's "
+        f"MaxArraySize {limit.max_array_size} ({limit.source}; at most {most} tasks an array), "
+        f"above the {MAX_ARRAYS} one submit chains; pass --runs-per-task {fits} (or more), or "
+        "--array 1-N%C for part of them; nothing submitted"
     )
 
 
@@ -152,7 +166,8 @@ def _check_highest_index(ids: str, limit: ArrayLimit | None) -> None:
         raise UserError(
             f"--array {ids}: index {highest} is above this cluster's MaxArraySize "
             f"{limit.max_array_size} ({limit.source}; the highest index is "
-            f"{limit.highest_index}); use --array auto, or indices up to {limit.highest_index}"
+            f"{limit.highest_index}); use indices up to {limit.highest_index}, or --array auto, "
+            "which splits a larger sweep into arrays that run one after another"
         )
 
 

@@ -2,7 +2,9 @@
 
 The script is ``jobs/slurm/sweep_array.sbatch`` rendered with Jinja2 in strict mode (an undefined value
 is an error, never an empty string) from a cluster profile (``jobs/slurm/profiles/``) and the sweep.
-``--array auto`` sizes the array to the runs the sweep still has to make (``jobs/slurm/array.py``).
+``--array auto`` sizes the array to the runs the sweep still has to make (``jobs/slurm/array.py``);
+a sweep that needs more tasks than the cluster's ``MaxArraySize`` allows one array is submitted as
+several arrays, each waiting for the one before (``--dependency=afterany``).
 The rendered copy is kept beside the sweep, with one line per submission in
 ``SWEEP/slurm/submissions.jsonl`` (``jobs/slurm/submission_log.py``).
 
@@ -19,9 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sweepkit.jobs.slurm.array import array_spec
+from sweepkit.jobs.slurm.array import array_specs
 from sweepkit.jobs.slurm.cluster_limits import ArrayLimit, read_array_limit
 from sweepkit.jobs.slurm.launcher import LAUNCHERS, Job, Launcher, launcher_for
+from sweepkit.jobs.slurm.launcher.directives import most_at_once
+from sweepkit.jobs.slurm.launcher.sbatch import dependency_option
 from sweepkit.jobs.slurm.profiles import Profile, load_profile
 from sweepkit.jobs.slurm.script import git_revision, profile_image_digest, render, render_context
 from sweepkit.jobs.slurm.submission_log import record, share_with_lab
@@ -69,18 +73,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     launcher = launcher_for(args.launcher)  # picked once: every step below goes through it
-    profile, target, context = prepare(args)
-    script = render(context)
+    profile, target, contexts = prepare(args)
+    scripts = [render(context) for context in contexts]
     if args.dry_run:
-        print_dry_run(script, profile, target, context)
+        print_dry_run(scripts, profile, target, contexts)
         return 0
-    job = queue(launcher, script, target, context)
-    return launcher.follow(job, context)
+    jobs = queue_chain(launcher, scripts, target, contexts)
+    if len(jobs) == 1:
+        return launcher.follow(jobs[0], contexts[0])
+    return launcher.follow_chain(jobs, contexts)
 
 
-def prepare(args: argparse.Namespace) -> tuple[Profile, SweepTarget, dict[str, Any]]:
-    """The profile, the sweep and the template's values, each checked before anything is
-    written, in the order a user fixes them: profile, sweep, runs per task, array, image, key."""
+def prepare(args: argparse.Namespace) -> tuple[Profile, SweepTarget, list[dict[str, Any]]]:
+    """The profile, the sweep and the template's values of each array to submit (one, or several
+    under the cluster's MaxArraySize), each checked before anything is written, in the order a
+    user fixes them: profile, sweep, runs per task, array, image, key."""
     profile = load_profile(args.profile, args.cluster_config)
     target = resolve_sweep(args.sweep)
     if not target.sweep.is_local:
@@ -90,7 +97,8 @@ def prepare(args: argparse.Namespace) -> tuple[Profile, SweepTarget, dict[str, A
         raise UserError(f"--runs-per-task {runs_per_task}: use 1 or more")
     if target.sweep.is_local:
         warn_shape(profile, target)
-    array = array_spec(args.array, profile, target, runs_per_task, array_limit(args.launcher))
+    limit = array_limit(args.launcher)
+    arrays = array_specs(args.array, profile, target, runs_per_task, limit)
     workdir = Path.cwd()
     log_dir = workdir / (profile.log_dir or target.record_dir / "logs")  # absolute either way
     image_digest = profile_image_digest(profile)
@@ -101,7 +109,7 @@ def prepare(args: argparse.Namespace) -> tuple[Profile, SweepTarget, dict[str, A
     context = render_context(
         profile=profile,
         target=target,
-        array=array,
+        array=arrays[0],
         runs_per_task=runs_per_task,
         workdir=workdir,
         log_dir=log_dir,
@@ -109,7 +117,31 @@ def prepare(args: argparse.Namespace) -> tuple[Profile, SweepTarget, dict[str, A
         image_digest=image_digest,
         git_revision=git_revision(workdir),
     )
-    return profile, target, context
+    # "after": the job id of the array this one waits for, known once that one is queued
+    context.update(array_limit=limit, after=None)
+    return profile, target, [{**context, "array": spec} for spec in arrays]
+
+
+def queue_chain(
+    launcher: Launcher, scripts: list[str], target: SweepTarget, contexts: list[dict[str, Any]]
+) -> list[Job]:
+    """Queue the arrays in order, each after the one before; when a later one fails, say which
+    are queued already (they run)."""
+    jobs: list[Job] = []
+    for script, context in zip(scripts, contexts, strict=True):
+        context["after"] = jobs[-1].job_id if jobs else None
+        try:
+            jobs.append(queue(launcher, script, target, context))
+        except UserError as err:
+            if not jobs:
+                raise
+            ids = " ".join(job.job_id for job in jobs)
+            raise UserError(
+                f"{err}; array {len(jobs) + 1} of {len(contexts)} was not submitted, but job(s) "
+                f"{ids} are queued and recorded: let them run and submit again for the runs they "
+                f"leave, or scancel {ids}"
+            ) from None
+    return jobs
 
 
 def queue(launcher: Launcher, script: str, target: SweepTarget, context: dict[str, Any]) -> Job:
@@ -157,12 +189,31 @@ def _remove_new(made: list[Path]) -> None:
 
 
 def print_dry_run(
-    script: str, profile: Profile, target: SweepTarget, context: dict[str, Any]
+    scripts: list[str], profile: Profile, target: SweepTarget, contexts: list[dict[str, Any]]
 ) -> None:
-    print(script, end="")
+    """The first array's script and the sbatch command of every array (the others' scripts
+    differ from the first only in their #SBATCH --array line)."""
+    print(scripts[0], end="")
     kept = target.record_dir / "JOBID.sbatch"
-    print(f"# sbatch command: sbatch --parsable SCRIPT  (SCRIPT kept as {kept})")
-    if profile.image is not None and not context["image_digest"]:
+    if len(scripts) == 1:
+        print(f"# sbatch command: sbatch --parsable SCRIPT  (SCRIPT kept as {kept})")
+    else:
+        limit = contexts[0]["array_limit"]
+        at_once = most_at_once([context["array"] for context in contexts])
+        print(
+            f"# {len(scripts)} arrays: this cluster's MaxArraySize {limit.max_array_size} "
+            f"({limit.source}) allows at most {limit.highest_index} tasks an array; each waits for "
+            f"the one before, so at most {at_once} tasks run at once. The script above is the "
+            "first's; each differs only in its #SBATCH --array line."
+        )
+        for n, context in enumerate(contexts, start=1):
+            after = f"{dependency_option(f'JOBID_{n - 1}')} " if n > 1 else ""
+            print(
+                f"# sbatch command {n}/{len(scripts)}: sbatch --parsable {after}SCRIPT_{n}  "
+                f"(#SBATCH --array={context['array']}; JOBID_{n} from it)"
+            )
+        print(f"# (each SCRIPT_N kept as {kept})")
+    if profile.image is not None and not contexts[0]["image_digest"]:
         print(f"# note: image {profile.image} not found here", file=sys.stderr)
 
 

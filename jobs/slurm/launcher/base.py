@@ -47,6 +47,12 @@ class Launcher(ABC):
         """After the record is written: tell the user where the job runs, or run it; the exit
         status of ``sweepkit submit``."""
 
+    def follow_chain(self, jobs: list[Job], contexts: list[dict[str, Any]]) -> int:
+        """Several arrays of one submission (a sweep split under the cluster's MaxArraySize),
+        each waiting for the one before: each followed in turn; the first failure's status."""
+        codes = [self.follow(job, context) for job, context in zip(jobs, contexts, strict=True)]
+        return next((code for code in codes if code), 0)
+
 
 def job_environment() -> dict[str, str]:
     """What sbatch passes on to the job (--export=ALL): this environment without the W&B key,

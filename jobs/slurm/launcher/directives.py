@@ -62,6 +62,12 @@ def expand_array(spec: str) -> tuple[list[int], int | None]:
     return sorted(set(ids)), limit
 
 
+def most_at_once(arrays: list[str]) -> int:
+    """The most tasks of a chain of arrays (each waiting for the one before) that run at once:
+    the largest ``%N`` of their specs (each with one)."""
+    return max(int(spec.partition("%")[2]) for spec in arrays)
+
+
 def expand_output(pattern: str, values: dict[str, str]) -> str:
     """SLURM's filename pattern: %x %A %a %j %N %u %% (with optional zero padding, %4a), each
     letter looked up in ``values``; a letter without a value stays as written."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.slurm.launcher.base import Job, Launcher, job_environment
+from sweepkit.jobs.slurm.launcher.directives import most_at_once
 from sweepkit.train.errors import UserError
 
 SBATCH_TIMEOUT_S = 120
@@ -31,6 +32,8 @@ class SbatchLauncher(Launcher):
             raise UserError(
                 "sbatch not found: run sweepkit submit on a SLURM login node, or use --launcher local"
             )
+        after = context.get("after")  # the array this one waits for (a chain: array.py)
+        options = [] if after is None else [dependency_option(after)]
         fd, tmp_name = tempfile.mkstemp(prefix=".submit-", suffix=".sbatch", dir=record_dir)
         tmp = Path(tmp_name)
         try:
@@ -39,10 +42,10 @@ class SbatchLauncher(Launcher):
                 handle.flush()
                 os.fsync(handle.fileno())
             tmp.chmod(0o644)
-            job_id = _sbatch(script, f"profile {profile.name!r}", f"({profile.source})")
+            job_id = _sbatch(script, options, f"profile {profile.name!r}", f"({profile.source})")
             final = record_dir / f"{job_id}.sbatch"
             os.replace(tmp, final)
-            return Job(job_id, final, ["sbatch", "--parsable", str(final)])
+            return Job(job_id, final, ["sbatch", "--parsable", *options, str(final)])
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -65,12 +68,44 @@ class SbatchLauncher(Launcher):
         )
         return 0
 
+    def follow_chain(self, jobs: list[Job], contexts: list[dict[str, Any]]) -> int:
+        """Arrays that wait for each other: one line each, then where the logs go and how to watch
+        and cancel them all."""
+        first = contexts[0]
+        ids = [job.job_id for job in jobs]
+        sweep = first["sweep"]["ref"]
+        limit = most_at_once([context["array"] for context in contexts])
+        lines = [
+            f"Submitted {len(jobs)} array jobs for sweep {sweep} with profile "
+            f"{first['profile'].name!r}, {first['runs_per_task']} run(s) a task; each waits for "
+            f"the one before (--dependency=afterany), so at most {limit} tasks run at once:"
+        ]
+        for job, context, before in zip(jobs, contexts, [None, *ids], strict=False):
+            after = f", after {before}" if before else ""
+            lines.append(f"  array job {job.job_id}: tasks {context['array']}{after}")
+        log = first["log_path"].replace("%x", first["job_name"]).replace("%A", "*")
+        lines += [
+            f"  scripts: {jobs[0].script.parent}/<job id>.sbatch",
+            f"  logs:    {log.replace('%a', '*').replace('%j', '*')}",
+            f"  watch:   squeue -j {','.join(ids)}    sweepkit status {shlex.quote(sweep)}",
+            f"  cancel:  scancel {' '.join(ids)}",
+        ]
+        print("\n".join(lines))
+        return 0
 
-def _sbatch(script: str, profile: str, source: str) -> str:
+
+def dependency_option(job_id: str) -> str:
+    """The sbatch option that holds an array until every task of array ``job_id`` has ended, however
+    it ended (afterany on an array's job id waits for all its tasks): a chain of arrays runs one
+    array at a time, so their %N limits bound the tasks running at once."""
+    return f"--dependency=afterany:{job_id}"
+
+
+def _sbatch(script: str, options: list[str], profile: str, source: str) -> str:
     """The job id sbatch gives ``script`` (on stdin); sbatch's own error, verbatim, otherwise."""
     try:
         result = subprocess.run(
-            ["sbatch", "--parsable"],
+            ["sbatch", "--parsable", *options],
             input=script,
             env=job_environment(),
             capture_output=True,

@@ -150,11 +150,12 @@ class LocalSweep:
     def remaining(self) -> tuple[int | None, int | None]:
         """(planned, remaining): the runs the sweep makes in all, and those that still need a
         task: not yet made, queued, or running with their agent gone. From the journal and the
-        leases: no run.json read, nor the runs a snapshot's head left unread (none of them open)."""
+        leases, and the claims the journal lost recovered from the folder (recovery.py), as status
+        sees them: no run.json read, nor the runs a snapshot's head left unread (none open)."""
         planned = self.planned_runs()
         if planned is None:
             return None, None
-        self._state.catch_up()
+        self._read_on()
         now = time.time()
         taken = (self.fold.unread.count if self.fold.unread else 0) + sum(
             1

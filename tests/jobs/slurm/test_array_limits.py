@@ -1,6 +1,7 @@
 """Huge grids and arrays (issue 28): ``sweep create`` warns above a size it states, ``submit``
-keeps ``--array`` within the cluster's ``MaxArraySize`` (``scontrol show config``), and an
-``--array`` with more tasks than a sweep has runs left is trimmed with one note.
+keeps ``--array`` within the cluster's ``MaxArraySize`` (``scontrol show config``): ``auto`` is
+split into arrays chained with ``--dependency=afterany``, an explicit spec above it is refused in
+one line; and an ``--array`` with more tasks than a sweep has runs left is trimmed with one note.
 
 golden/scontrol_show_config.txt is the real output of ``scontrol show config`` of the tests'
 one-node SLURM (SLURM 23, Debian's slurm-wlm, December 2026); the SLURM test below checks that the
@@ -9,12 +10,26 @@ live output still reads the same way.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from slurm_fixture import BASE, Slurm
+from hypothesis import given
+from hypothesis import strategies as st
+from slurm_fixture import (
+    BASE,
+    FAST_PROGRAM,
+    Slurm,
+    cluster,
+    make_sweep,
+    submitted_job,
+    sweepkit,
+)
 
 from sweepkit.jobs.cli import main as sweepkit_main
 from sweepkit.jobs.slurm import array
@@ -24,6 +39,7 @@ from sweepkit.jobs.slurm.cluster_limits import (
     read_array_limit,
 )
 from sweepkit.jobs.sweeps.create import LARGE_GRID
+from sweepkit.jobs.sweeps.store import open_sweep
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "scontrol_show_config.txt"
 
@@ -107,28 +123,108 @@ def test_without_scontrol_slurms_default_stands_in_and_says_so(tmp_path, monkeyp
     assert "no scontrol" in limit.source
 
 
-def test_auto_array_and_spec_ranges_are_never_listed():
-    assert array.auto_array(10**7, 1, 1, 4, max_tasks=1000) == "1-1000%4"
-    assert array.auto_array(3, 1, 1, 4, max_tasks=1000) == "1-3%3"
+def test_auto_arrays_split_within_max_array_size_and_ranges_are_never_listed():
+    # 2,500 tasks under MaxArraySize 1001 (ids 1-1000): two full arrays and the rest
+    assert array.auto_arrays(2500, 1, 1, 4, max_tasks=1000) == ["1-1000%4", "1-1000%4", "1-500%4"]
+    assert array.auto_arrays(2000, 1, 1, 4, max_tasks=1000) == ["1-1000%4"] * 2  # no empty one
+    assert array.auto_arrays(3, 1, 1, 4, max_tasks=1000) == ["1-3%3"]
+    assert array.auto_arrays(9, 1, 1, 4, max_tasks=2) == ["1-2%2"] * 4 + ["1-1%1"]
+    assert array.auto_arrays(7, 2, 2, 4, max_tasks=1) == ["1-1%1"] * 2  # 4 runs a task
+    # a sweep far above the arrays one submit chains: never listed past MAX_ARRAYS + 1
+    assert len(array.auto_arrays(10**12, 1, 1, 4, max_tasks=1000)) == array.MAX_ARRAYS + 1
     ranges = array._parts("1-10000000:3,2,5")
     assert array._compact(array._first_ids(ranges, 4)) == "1-2,4-5"
     assert array._compact([1, 2, 3, 7, 9, 10]) == "1-3,7,9-10"
 
 
+@given(
+    remaining=st.integers(1, 10**9),
+    runs_per_task=st.integers(1, 50),
+    agents_per_task=st.integers(1, 8),
+    concurrency=st.integers(1, 64),
+    max_array_size=st.integers(2, 4_000_001),  # SLURM's own bounds on MaxArraySize
+)
+def test_split_arrays_cover_every_run_within_the_limit_and_the_throttle(
+    remaining, runs_per_task, agents_per_task, concurrency, max_array_size
+):
+    highest = max_array_size - 1
+    arrays = array.auto_arrays(remaining, runs_per_task, agents_per_task, concurrency, highest)
+    tasks = -(-remaining // (runs_per_task * agents_per_task))
+    if len(arrays) > array.MAX_ARRAYS:  # refused by submit: never listed past one more
+        assert len(arrays) == array.MAX_ARRAYS + 1 and tasks > array.MAX_ARRAYS * highest
+        return
+    sizes = []
+    for spec in arrays:  # read as sbatch reads it, without listing up to 4 million ids
+        match = re.fullmatch(r"1-(\d+)%(\d+)", spec)
+        assert match, spec
+        size, limit = int(match.group(1)), int(match.group(2))
+        assert 1 <= size < max_array_size and limit == min(concurrency, size)
+        sizes.append(size)
+    assert sum(sizes) == tasks  # every run has a task, and no task is one too many
+    assert all(size == highest for size in sizes[:-1])  # only the last is short
+
+
 @pytest.mark.system  # submit runs git for the script's revision
-def test_dry_run_of_ten_million_points_stays_within_max_array_size(
+def test_ten_million_points_are_refused_in_one_line_that_names_the_runs_per_task_that_fits(
     tmp_path, ten_million, capsys, monkeypatch
 ):
     monkeypatch.chdir(ten_million.parent.parent)  # where the sweep's program is
     limit = read_array_limit()  # this machine's: its scontrol, else SLURM's default
-    assert dry_run(tmp_path, ten_million) == 0
+    assert dry_run(tmp_path, ten_million) == 2
     out, err = capsys.readouterr()
-    assert f"#SBATCH --array=1-{limit.highest_index}%4\n" in out, err
+    assert out == "" and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    fits = -(-(10**7) // (array.MAX_ARRAYS * limit.highest_index))
+    assert "10000000 runs left need 10000000 array tasks" in err
+    assert f"MaxArraySize {limit.max_array_size}" in err and f"--runs-per-task {fits} " in err
+    assert dry_run(tmp_path, ten_million, "--runs-per-task", str(fits)) == 0  # and it does fit
+    out = capsys.readouterr().out
+    assert out.count("# sbatch command ") <= array.MAX_ARRAYS
     assert "--array=1-10000000" not in out
-    notes = [line for line in err.splitlines() if line.startswith("note:")]
-    assert len(notes) == 1 and "10000000 runs left" in notes[0], err
-    assert f"MaxArraySize {limit.max_array_size}" in notes[0]
-    assert f"--runs-per-task {-(-(10**7) // limit.highest_index)}" in notes[0]
+
+
+def fake_scontrol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_array_size: int) -> None:
+    """A cluster whose MaxArraySize is ``max_array_size``: an ``scontrol`` first on PATH that
+    prints the golden ``scontrol show config`` with that value. (The tests' real SLURM keeps
+    SLURM's default, which the other tests read: lowering it there would change theirs.)"""
+    folder = tmp_path / "bin"
+    folder.mkdir(parents=True)
+    text = GOLDEN.read_text().replace("= 1001", f"= {max_array_size}")
+    (folder / "config.txt").write_text(text)
+    scontrol = folder / "scontrol"
+    scontrol.write_text(f"#!/bin/sh\ncat {folder / 'config.txt'}\n")
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+
+
+@pytest.mark.system  # submit runs git for the script's revision, and scontrol
+def test_a_sweep_above_max_array_size_is_split_into_chained_arrays(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_scontrol(tmp_path, monkeypatch, 4)  # ids 1-3
+    folder, _ = create(tmp_path, grid(tmp_path, 8, 1), capsys)  # 8 runs: 3 + 3 + 2 tasks
+    assert dry_run(tmp_path, folder) == 0
+    out, err = capsys.readouterr()
+    assert "note:" not in err and "warning:" not in err, err
+    script = [line for line in out.splitlines() if line.startswith("#SBATCH --array=")]
+    assert script == ["#SBATCH --array=1-3%3"]  # the first array's script
+    commands = [line for line in out.splitlines() if line.startswith("# sbatch command ")]
+    assert commands == [
+        "# sbatch command 1/3: sbatch --parsable SCRIPT_1  (#SBATCH --array=1-3%3; JOBID_1 from it)",
+        "# sbatch command 2/3: sbatch --parsable --dependency=afterany:JOBID_1 SCRIPT_2  "
+        "(#SBATCH --array=1-3%3; JOBID_2 from it)",
+        "# sbatch command 3/3: sbatch --parsable --dependency=afterany:JOBID_2 SCRIPT_3  "
+        "(#SBATCH --array=1-2%2; JOBID_3 from it)",
+    ]
+    assert "MaxArraySize 4 (scontrol show config) allows at most 3 tasks an array" in out
+    # each array's %N bounds it, and the chain keeps one array at a time
+    assert "at most 3 tasks run at once" in out
+    # an explicit --array above the limit: refused in one line, not split
+    assert dry_run(tmp_path, folder, "--array", "1-8") == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "index 8 is above this cluster's MaxArraySize 4" in err
+    assert "use indices up to 3, or --array auto" in err
+    fake_scontrol(tmp_path / "none", monkeypatch, 0)  # a cluster that takes no arrays
+    assert dry_run(tmp_path, folder) == 2
+    assert "MaxArraySize is 0" in capsys.readouterr().err
 
 
 @pytest.mark.system  # submit runs git for the script's revision
@@ -166,3 +262,71 @@ def test_max_array_size_comes_from_the_live_clusters_scontrol(slurm: Slurm, monk
     assert limit.source == "scontrol show config"
     assert limit.max_array_size == parse_max_array_size(live) == 1001  # slurm-up.sh sets none
     assert os.environ["SLURM_CONF"] == slurm.conf
+
+
+def task_times(slurm: Slurm, job_id: str) -> list[tuple[datetime, datetime]]:
+    """(StartTime, EndTime) of every task of an ended array (`scontrol -o show job`)."""
+    out = slurm.run("scontrol", "-o", "show", "job", job_id).stdout
+    times = []
+    for line in out.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        assert fields["JobState"] == "COMPLETED", line
+        times.append(
+            (datetime.fromisoformat(fields["StartTime"]), datetime.fromisoformat(fields["EndTime"]))
+        )
+    return times
+
+
+@pytest.mark.slurm
+def test_a_split_sweep_runs_its_arrays_one_after_another_on_real_slurm(
+    slurm: Slurm, tmp_path: Path
+) -> None:
+    """Real sbatch takes the chain, and afterany on an array's job id holds the next array until
+    every task of it has ended: the first array's runs are 4 s and 0.25 s long, and the second
+    starts after the longer. Only MaxArraySize is a stand-in: an scontrol first on PATH that
+    prints the live cluster's config with MaxArraySize = 3 (ids 1-2)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    real = shutil.which("scontrol", path=os.environ["PATH"])
+    fake = folder / "scontrol"
+    fake.write_text(f"#!/bin/sh\n{real} \"$@\" | sed 's/^MaxArraySize *=.*/MaxArraySize = 3/'\n")
+    fake.chmod(0o755)
+    program = tmp_path / "fast_program.py"
+    program.write_text(FAST_PROGRAM)
+    ref = make_sweep(
+        tmp_path,
+        {
+            "program": str(program),
+            "command": ["${env}", "${interpreter}", "${program}", "${args}"],
+            "method": "grid",
+            "metric": {"name": "Validation Accuracy", "goal": "maximize"},
+            "parameters": {"steps": {"values": [16, 1, 2, 3, 4]}, "step_s": {"value": 0.25}},
+        },
+    )
+    env = {**slurm.env(), "PATH": f"{folder}:{os.environ['PATH']}"}
+    config = cluster(tmp_path, t=BASE)
+    result = sweepkit("submit", ref, "--profile", "t", "--cluster-config", config, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = (Path(ref) / "slurm" / "submissions.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    ids = [str(entry["job_id"]) for entry in entries]
+    assert [entry["array"] for entry in entries] == ["1-2%2", "1-2%2", "1-1%1"]
+    assert (
+        result.stdout.startswith("Submitted 3 array jobs ")
+        and f"scancel {' '.join(ids)}" in result.stdout
+    )
+    assert "--dependency" not in " ".join(entries[0]["sbatch_command"])
+    for before, entry in zip(ids, entries[1:], strict=False):
+        assert f"--dependency=afterany:{before}" in entry["sbatch_command"]
+    assert submitted_job(ref)["job_id"] == ids[-1]
+    for job in ids:
+        slurm.wait_done(job, timeout=180)
+    spans = [task_times(slurm, job) for job in ids]
+    assert [len(tasks) for tasks in spans] == [2, 2, 1]
+    for earlier, later in zip(spans, spans[1:], strict=False):
+        assert min(start for start, _ in later) >= max(end for _, end in earlier), spans
+    runs = open_sweep(Path(ref)).runs()
+    assert sorted(r.state for r in runs) == ["finished"] * 5
+    assert sorted(r.slurm["array_job_id"] for r in runs) == sorted(
+        [ids[0]] * 2 + [ids[1]] * 2 + [ids[2]]
+    )

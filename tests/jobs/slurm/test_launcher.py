@@ -12,12 +12,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from sweepkit.jobs.slurm import submit
-from sweepkit.jobs.slurm.array import auto_array
+from sweepkit.jobs.slurm.array import auto_arrays
 from sweepkit.jobs.slurm.launcher import LAUNCHERS, Job, launcher_for
 from sweepkit.jobs.slurm.launcher.directives import (
     expand_array,
@@ -122,6 +123,52 @@ def test_sbatch_cannot_take_a_queued_job_back_and_says_where_it_is(
     assert "squeue -j 4242" in out and "scancel 4242" in out
 
 
+def test_a_chain_of_arrays_is_shown_in_one_block_with_every_job_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = local_target(tmp_path)
+    context = context_for(tmp_path, target)
+    contexts = [{**context, "array": spec} for spec in ("1-3%2", "1-3%2", "1-1%1")]
+    jobs = [Job(n, tmp_path / f"{n}.sbatch", ["sbatch"]) for n in ("41", "42", "43")]
+    assert SbatchLauncher().follow_chain(jobs, contexts) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Submitted 3 array jobs for sweep ")
+    assert out[0].endswith("(--dependency=afterany), so at most 2 tasks run at once:")
+    assert out[1:4] == [
+        "  array job 41: tasks 1-3%2",
+        "  array job 42: tasks 1-3%2, after 41",
+        "  array job 43: tasks 1-1%1, after 42",
+    ]
+    assert "  watch:   squeue -j 41,42,43" in out[6] and out[7] == "  cancel:  scancel 41 42 43"
+
+
+class RejectsSecond(LocalLauncher):
+    """A scheduler that takes the first array and rejects the next (as sbatch may: a QOS's job
+    limit); stands in for a cluster's refusal, which the tests' SLURM cannot be made to give."""
+
+    def submit(self, script: str, record_dir: Path, context: dict[str, Any]) -> Job:
+        if context["after"] is not None:
+            raise UserError("sbatch rejected the job: QOSMaxSubmitJobPerUserLimit")
+        return super().submit(script, record_dir, context)
+
+
+def test_a_chain_that_fails_part_way_says_which_arrays_are_queued(tmp_path: Path) -> None:
+    target = local_target(tmp_path)
+    context = context_for(tmp_path, target)
+    contexts = [{**context, "array": "1-3%2", "after": None} for _ in range(3)]
+    scripts = [render(c) for c in contexts]
+    with pytest.raises(UserError) as caught:
+        submit.queue_chain(RejectsSecond(), scripts, target, contexts)
+    (entry,) = [json.loads(line) for line in (target.record_dir / "submissions.jsonl").open()]
+    first = entry["job_id"]
+    assert str(caught.value) == (
+        "sbatch rejected the job: QOSMaxSubmitJobPerUserLimit; array 2 of 3 was not submitted, "
+        f"but job(s) {first} are queued and recorded: let them run and submit again for the runs "
+        f"they leave, or scancel {first}"
+    )
+    assert contexts[1]["after"] == first  # the second waited for the first
+
+
 # ----- the sweep a job runs ----------------------------------------------------------------------
 def test_a_wandb_sweep_records_under_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -170,7 +217,7 @@ def test_gres_and_signal_options() -> None:
 
 
 def test_auto_array_covers_the_remaining_runs_with_a_limit_never_above_the_task_count() -> None:
-    assert auto_array(4, 1, 1, 2) == "1-4%2"
-    assert auto_array(5, 3, 1, 2) == "1-2%2"
-    assert auto_array(5, 1, 1, 8) == "1-5%5"
-    assert auto_array(7, 1, 2, 4) == "1-4%4"  # two agents per task take two runs at once
+    assert auto_arrays(4, 1, 1, 2) == ["1-4%2"]
+    assert auto_arrays(5, 3, 1, 2) == ["1-2%2"]
+    assert auto_arrays(5, 1, 1, 8) == ["1-5%5"]
+    assert auto_arrays(7, 1, 2, 4) == ["1-4%4"]  # two agents per task take two runs at once

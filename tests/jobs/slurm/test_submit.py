@@ -134,8 +134,8 @@ def test_array_auto_for_a_wandb_sweep_counts_its_runs(
     profile = load_profile("t", cluster(tmp_path, t=BASE))
     wandb_target = target.resolve_sweep("lab/cifar/abc123")
     assert not wandb_target.sweep.is_local
-    assert array.array_spec("auto", profile, wandb_target, 1) == "1-3%2"
-    assert array.array_spec("auto", profile, wandb_target, 2) == "1-2%2"
+    assert array.array_specs("auto", profile, wandb_target, 1) == ["1-3%2"]
+    assert array.array_specs("auto", profile, wandb_target, 2) == ["1-2%2"]
 
 
 @pytest.mark.system  # starts processes

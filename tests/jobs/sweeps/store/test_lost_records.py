@@ -125,3 +125,28 @@ def test_an_agent_whose_claim_the_journal_lost_while_it_ran_records_its_end(
     assert [(run_id, run.state) for run_id, run in runs.items()] == [(claim.run_id, "finished")]
     (warning,) = _warnings(capsys.readouterr().err)
     assert "was cut below what this process had read" in warning
+
+
+def test_runs_left_count_the_runs_the_journal_lost_before_anything_else_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `submit --array auto` sizes its array from (``remaining``), asked first on a fresh
+    open: the runs recovered from their folders and claim tokens are taken, not left to run."""
+    sweep = store.create_sweep(grid({"lr": [1, 2, 3, 4]}), tmp_path, "test")
+    for _ in range(3):
+        _run(sweep, _agent(1), "finished")
+    journal = sweep.path / "journal.jsonl"
+    cut(journal, record_boundaries(journal)[-5])  # the last two runs' claims and ends
+    capsys.readouterr()
+    assert store.open_sweep(sweep.path).remaining() == (4, 1)
+    (warning,) = _warnings(capsys.readouterr().err)
+    assert "lacks the claims of 2 run(s)" in warning
+
+    resumed = store.create_sweep(grid({"lr": [1]}), tmp_path, "test")
+    _run(resumed, _agent(1), "preempted")
+    journal = resumed.path / "journal.jsonl"
+    before = journal.stat().st_size
+    _run(resumed, _agent(2), "finished")
+    cut(journal, before)  # the finished retry's claim and end
+    capsys.readouterr()
+    assert store.open_sweep(resumed.path).remaining() == (1, 0)
