@@ -223,14 +223,7 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
         seen = shown_of(placed, sweep.fold)
         if show_all or len(views) <= TABLE_RUNS:
             listed = sorted(views, key=lambda v: v.started_at or "")
-    # the definition's swept parameters in its order (columns even before the first run), then
-    # any others the runs carry, in the order of the first run with each; not the ones pinned
-    # with value: (the same in every row)
-    params = param_names(sweep.definition, [])
-    fixed = fixed_params(sweep.definition)
-    for name, _ in sorted(seen.names.items(), key=lambda item: item[1]):
-        if name not in params and name not in fixed:
-            params.append(name)
+    params = _params(sweep, seen)
     header = [
         "run",
         "state",
@@ -266,14 +259,7 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
         for title, chosen in _sections(seen):
             lines.append(title)
             lines += ["  " + line for line in _table(header, [row(v) for v in chosen])]
-    planned = sweep.planned_runs()
-    counts = dict.fromkeys(RUN_STATES, 0)
-    for state, n in seen.states.items():
-        counts[state] += n
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no runs yet"
-    lines.append(f"runs: {summary}" + (f" (of {planned} planned)" if planned is not None else ""))
-    lines += _best_line(sweep, seen.best_run(), metric_name)
-    lines += _error_lines(seen)
+    lines += _summary(sweep, seen, metric_name)
     if listed is None:
         lines.append(f"(--all lists all {seen.count} runs)")
     complete = sweep.complete()
@@ -282,6 +268,29 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
         ("complete" if complete else "in progress") + (f": {escaped(reached)}" if reached else "")
     )
     return "\n".join(lines)
+
+
+def _params(sweep: store_mod.LocalSweep, seen: Shown) -> list[str]:
+    """The definition's swept parameters in its order (columns even before the first run), then
+    any others the runs carry, in the order of the first run with each; not the ones pinned with
+    value: (the same in every row)."""
+    params = param_names(sweep.definition, [])
+    fixed = fixed_params(sweep.definition)
+    for name, _ in sorted(seen.names.items(), key=lambda item: item[1]):
+        if name not in params and name not in fixed:
+            params.append(name)
+    return params
+
+
+def _summary(sweep: store_mod.LocalSweep, seen: Shown, metric_name: str) -> list[str]:
+    """The counts by state, the best run and the errors."""
+    planned = sweep.planned_runs()
+    counts = dict.fromkeys(RUN_STATES, 0)
+    for state, n in seen.states.items():
+        counts[state] += n
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no runs yet"
+    lines = [f"runs: {summary}" + (f" (of {planned} planned)" if planned is not None else "")]
+    return lines + _best_line(sweep, seen.best_run(), metric_name) + _error_lines(seen)
 
 
 def head_shown(sweep: store_mod.LocalSweep) -> Shown | None:

@@ -104,7 +104,11 @@ def tables(records: list[dict[str, Any]], cut: int, max_retries: int) -> tuple[s
             from_replay = status.render(store.open_sweep(full))
         found = snapshot.read(sweep.path, sweep.path / "journal.jsonl")
         assert found is not None
-        return from_head.replace(str(sweep.path), "S"), from_replay.replace(str(full), "S"), found.table
+        return (
+            from_head.replace(str(sweep.path), "S"),
+            from_replay.replace(str(full), "S"),
+            found.table,
+        )
 
 
 @given(
@@ -130,7 +134,9 @@ def big_sweep(tmp_path: Path, runs: int) -> store.LocalSweep:
     for i in range(runs - 45):
         actions.append(("new", TIMES[i % 4], i % 3))
     for i in range(runs):
-        actions.append(("end", 0, STATES[i % 5], METRICS[i % 5], ERRORS[i % 4], TIMES[i % 4], True))
+        actions.append(
+            ("end", 0, STATES[i % 5], METRICS[i // 5 % 5], ERRORS[i % 4], TIMES[i % 4], True)
+        )
     records = history(actions, 0)
     sweep = store.create_sweep(DEFINITION, tmp_path / f"s{runs}", source="test", max_retries=0)
     sweep.append(records[:-10])
