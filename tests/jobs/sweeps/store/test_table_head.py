@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sweepkit.jobs.sweeps import status, store
-from sweepkit.jobs.sweeps.store import snapshot, table_head
+from sweepkit.jobs.sweeps.store import snapshot, snapshot_format, table_head
 
 DEFINITION = {
     "method": "random",
@@ -171,3 +171,38 @@ def test_the_heads_table_part_does_not_grow_with_the_runs(tmp_path: Path) -> Non
         assert found.table["count"] > runs // 2
         sizes.append(len(json.dumps(found.table)))
     assert sizes[1] <= sizes[0] * 1.1, sizes
+
+
+def as_version_5(path: Path) -> None:
+    """Rewrite the sweep's snapshot as version 5 wrote it: the same head without ``table``."""
+    file = path / snapshot.SNAPSHOT_NAME
+    line, rest = file.read_bytes().split(b"\n", 1)
+    header = json.loads(line)
+    doc = json.loads(rest[: header["head_len"]])
+    del doc["table"]
+    head = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    header |= {"v": 5, "head_len": len(head)}
+    header["crc"] = snapshot_format.header_check(header, head)
+    file.write_bytes(
+        json.dumps(header, separators=(",", ":")).encode()
+        + b"\n"
+        + head
+        + rest[len(rest) - header["body_len"] :]
+    )
+
+
+def test_a_version_5_snapshot_is_still_read_and_its_table_is_a_full_replays(
+    tmp_path: Path,
+) -> None:
+    """An older sweepkit's snapshot: a claim still reads its head alone; status, with no table in
+    it, reads every run, and prints what it prints from a version 6 snapshot."""
+    sweep = big_sweep(tmp_path, 120)
+    expected = status.render(store.open_sweep(sweep.path))
+    as_version_5(sweep.path)
+    found = snapshot.read(sweep.path, sweep.path / "journal.jsonl")
+    assert found is not None and found.header["v"] == 5 and found.table is None
+    fresh = store.open_sweep(sweep.path)
+    fresh.outcomes()
+    assert fresh.fold.unread is not None, "the head alone, as before"
+    assert status.render(fresh) == expected
+    assert fresh.fold.unread is None, "every run read"
