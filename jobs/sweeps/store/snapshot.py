@@ -267,7 +267,7 @@ def write(
         unread = [
             (i, run) for i, (run_id, run) in enumerate(fold.runs.items()) if run_id not in fold.open
         ]
-        table = head_doc(fold, unread)
+        table = _table_part(fold, unread)
         data = dump(
             fold.runs,
             list(fold.open),
@@ -294,6 +294,16 @@ def write(
         with contextlib.suppress(OSError):
             tmp.unlink()
         return False
+
+
+def _table_part(fold: Fold, unread: list[tuple[int, FoldedRun]]) -> dict[str, Any] | None:
+    """``table_head.head_doc``, or None (status then reads every run) where an end record of a
+    journal edited by hand cannot be shown (a time that is not a number): writing the snapshot,
+    which a claim does, must not fail on it."""
+    try:
+        return head_doc(fold, unread)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
 
 
 def _remove_stale_tmp(sweep_dir: Path) -> None:

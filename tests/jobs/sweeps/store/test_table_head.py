@@ -206,3 +206,22 @@ def test_a_version_5_snapshot_is_still_read_and_its_table_is_a_full_replays(
     assert fresh.fold.unread is not None, "the head alone, as before"
     assert status.render(fresh) == expected
     assert fresh.fold.unread is None, "every run read"
+
+
+def test_an_end_record_the_table_cannot_show_leaves_the_head_without_a_table(
+    tmp_path: Path,
+) -> None:
+    """A journal edited by hand (an end time that is not a number): the snapshot, which a claim
+    writes, is still written; its head keeps no table (status reads every run)."""
+    sweep = store.create_sweep(DEFINITION, tmp_path / "s", source="test")
+    records = []
+    for i in range(45):
+        records.append({"t": "claim", "run": f"r{i}", "k": 0, "params": {}, "at": 1.0})
+        end = {"t": "end", "run": f"r{i}", "k": 0, "state": "finished", "metric": 0.5}
+        records.append(
+            end | {"at": "noon" if i == 3 else 2.0, "epochs": 1, "metric_source": "wandb"}
+        )
+    sweep.append(records)
+    assert sweep.write_snapshot(force=True)
+    found = snapshot.read(sweep.path, sweep.path / "journal.jsonl")
+    assert found is not None and found.unread.count == 45 and found.table is None
