@@ -19,24 +19,30 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import sys
 import time
 from typing import Any, TextIO
 
 from sweepkit.jobs.sweeps import store as store_mod
-from sweepkit.jobs.sweeps.definition.parameters import param_names
-from sweepkit.jobs.sweeps.display import LINE_CHARS, escaped, param_label, shown
-from sweepkit.jobs.sweeps.failure import error_line
+from sweepkit.jobs.sweeps.definition.parameters import fixed_params, param_names
+from sweepkit.jobs.sweeps.display import escaped, param_label, shown
 from sweepkit.jobs.sweeps.ref import parse_local
 from sweepkit.jobs.sweeps.store.reader import view_json
-from sweepkit.jobs.sweeps.vocabulary import RUN_STATES, SCORED_STATES, best_of, rank_key
+from sweepkit.jobs.sweeps.store.table_head import (
+    BEST_SHOWN,
+    TABLE_RUNS,
+    Shown,
+    from_head_doc,
+    merged,
+    shown_of,
+)
+from sweepkit.jobs.sweeps.vocabulary import RUN_STATES, SCORED_STATES, best_of
 from sweepkit.train import json_values
 from sweepkit.train.errors import UserError
 
 DEFAULT_WATCH_S = 5.0
-TABLE_RUNS = 40  # above this, the table lists the runs worth seeing (--all: every run)
-BEST_SHOWN = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -208,11 +214,16 @@ def param_header(name: str, metric_name: str) -> str:
 
 
 def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
-    views = sweep.runs(read_ended=False)
     metric_name = sweep.metric_name or "metric"
-    # the definition's swept parameters in its order (columns even before the first run), not
-    # the ones pinned with value: (the same in every row)
-    params = param_names(sweep.definition, views)
+    listed = None  # every run, by start: a small sweep's table, or --all
+    seen = None if show_all else head_shown(sweep)
+    if seen is None:
+        views = sweep.runs(read_ended=False)
+        placed = zip(itertools.count(), sweep.fold.runs.values(), views, strict=False)
+        seen = shown_of(placed, sweep.fold)
+        if show_all or len(views) <= TABLE_RUNS:
+            listed = sorted(views, key=lambda v: v.started_at or "")
+    params = _params(sweep, seen)
     header = [
         "run",
         "state",
@@ -239,37 +250,75 @@ def render(sweep: store_mod.LocalSweep, show_all: bool = False) -> str:
             str(v.attempts),
         ]
 
-    by_start = sorted(views, key=lambda v: v.started_at or "")
     lines = [
         f"sweep {sweep.sweep_id} ({sweep.definition.get('method')}, {escaped(str(sweep.path))})"
     ]
-    if show_all or len(views) <= TABLE_RUNS:
-        lines += _table(header, [row(v) for v in by_start])
+    if listed is not None:
+        lines += _table(header, [row(v) for v in listed])
     else:
-        for title, chosen in _sections(sweep, views, by_start):
+        for title, chosen in _sections(seen):
             lines.append(title)
             lines += ["  " + line for line in _table(header, [row(v) for v in chosen])]
-    planned = sweep.planned_runs()
-    summary = ", ".join(f"{n} {s}" for s, n in sweep.counts(views).items() if n) or "no runs yet"
-    lines.append(f"runs: {summary}" + (f" (of {planned} planned)" if planned is not None else ""))
-    lines += _best_line(sweep, views, metric_name)
-    lines += _error_lines(views)
-    if not show_all and len(views) > TABLE_RUNS:
-        lines.append(f"(--all lists all {len(views)} runs)")
-    complete = sweep.complete()  # brings the fold up to date, which names the run at the target
-    reached = sweep.fold.target_line()
+    lines += _summary(sweep, seen, metric_name)
+    if listed is None:
+        lines.append(f"(--all lists all {seen.count} runs)")
+    complete = sweep.complete()
+    reached = None if seen.target is None else sweep.fold.target_words(*seen.target[1:])
     lines.append(
         ("complete" if complete else "in progress") + (f": {escaped(reached)}" if reached else "")
     )
     return "\n".join(lines)
 
 
+def _params(sweep: store_mod.LocalSweep, seen: Shown) -> list[str]:
+    """The definition's swept parameters in its order (columns even before the first run), then
+    any others the runs carry, in the order of the first run with each; not the ones pinned with
+    value: (the same in every row)."""
+    params = param_names(sweep.definition, [])
+    fixed = fixed_params(sweep.definition)
+    for name, _ in sorted(seen.names.items(), key=lambda item: item[1]):
+        if name not in params and name not in fixed:
+            params.append(name)
+    return params
+
+
+def _summary(sweep: store_mod.LocalSweep, seen: Shown, metric_name: str) -> list[str]:
+    """The counts by state, the best run and the errors."""
+    planned = sweep.planned_runs()
+    counts = dict.fromkeys(RUN_STATES, 0)
+    for state, n in seen.states.items():
+        counts[state] += n
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no runs yet"
+    lines = [f"runs: {summary}" + (f" (of {planned} planned)" if planned is not None else "")]
+    return lines + _best_line(sweep, seen.best_run(), metric_name) + _error_lines(seen)
+
+
+def head_shown(sweep: store_mod.LocalSweep) -> Shown | None:
+    """What the table of a big sweep shows, from its snapshot's head (table_head.py) and the runs
+    read after it, none of those the head left unread; None where the head does not keep it (a
+    small sweep, no snapshot, or one without: every run is read)."""
+    found = sweep.unread_head()
+    if found is None or found.table is None or sweep.fold.run_count <= TABLE_RUNS:
+        return None
+    head = from_head_doc(found.table, sweep.reader.ended_view)
+    if head is None or not set(head.states) <= set(RUN_STATES):
+        return None
+    base = found.unread.count + len(found.open)  # runs after the snapshot come after all of its
+    orders = {run.run_id: order for order, run in found.open}
+    runs = list(sweep.fold.runs.values())
+    views = sweep.views_of(runs)
+    placed = [
+        (orders.get(r.run_id, base + i), r, v)
+        for i, (r, v) in enumerate(zip(runs, views, strict=True))
+    ]
+    return merged(head, shown_of(placed, sweep.fold), sweep.goal)
+
+
 def _best_line(
-    sweep: store_mod.LocalSweep, views: list[store_mod.RunView], metric_name: str
+    sweep: store_mod.LocalSweep, best: store_mod.RunView | None, metric_name: str
 ) -> list[str]:
     """``best: RUN METRIC=V (GOAL) PARAM=V ...``, if a run ranks; a parameter named like the
     metric is told apart as in the table's header: ``param:NAME``."""
-    best = best_run(sweep, views)
     if best is None:
         return []
     values = " ".join(
@@ -278,20 +327,12 @@ def _best_line(
     return [f"best: {best.run_id} {shown(metric_name)}={_fmt(best.metric)} ({sweep.goal}) {values}"]
 
 
-def _error_lines(views: list[store_mod.RunView]) -> list[str]:
+def _error_lines(seen: Shown) -> list[str]:
     """One line per distinct error: a broken sweep's runs all fail the same way."""
-    errors: dict[tuple[str, str], list[str]] = {}
-    for v in views:
-        if v.state in ("failed", "crashed") and v.error:
-            last = shown(error_line(v.error), LINE_CHARS)
-            errors.setdefault((v.state, last), []).append(v.run_id)
     lines = []
-    for (state, last), ids in errors.items():
-        who = (
-            ids[0]
-            if len(ids) == 1
-            else f"{len(ids)} runs ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
-        )
+    for (state, last), (n, first) in seen.errors.items():
+        ids = [run_id for _, run_id in first]
+        who = ids[0] if n == 1 else f"{n} runs ({', '.join(ids[:3])}{', ...' if n > 3 else ''})"
         lines.append(f"{state} {who}: {last}")
     return lines
 
@@ -304,26 +345,16 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _sections(
-    sweep: store_mod.LocalSweep, views: list[store_mod.RunView], by_start: list[store_mod.RunView]
-) -> list[tuple[str, list[store_mod.RunView]]]:
+def _sections(seen: Shown) -> list[tuple[str, list[store_mod.RunView]]]:
     """The runs worth seeing in a big sweep: its best, those running or queued, those that failed
     (the last ones of each, newest last)."""
-    scored = [v for v in views if v.metric is not None and v.state in SCORED_STATES]
-    scored.sort(key=lambda v: rank_key(v.metric, sweep.goal))  # NaN and inf last
-    out = [
-        (f"best {min(BEST_SHOWN, len(scored))} of {len(scored)} scored runs:", scored[:BEST_SHOWN])
-    ]
-    for title, states in (
-        ("running or queued", None),
-        ("failed or crashed", ("failed", "crashed")),
+    best = [v for _, v in seen.best]
+    out = [(f"best {min(BEST_SHOWN, seen.scored)} of {seen.scored} scored runs:", best)]
+    for title, count, chosen in (
+        ("running or queued", len(seen.open), seen.open[-TABLE_RUNS:]),
+        ("failed or crashed", seen.failed, seen.last_failed),
     ):
-        if states is None:
-            chosen = [v for v in by_start if v.state == "running" or v.queued]
-        else:
-            chosen = [v for v in by_start if v.state in states and not v.queued]
-        if chosen:
-            shown = chosen[-TABLE_RUNS:]
-            more = f", the last {len(shown)} shown" if len(shown) < len(chosen) else ""
-            out.append((f"{title}: {len(chosen)}{more}", shown))
+        if count:
+            more = f", the last {len(chosen)} shown" if len(chosen) < count else ""
+            out.append((f"{title}: {count}{more}", [v for _, v in chosen]))
     return out

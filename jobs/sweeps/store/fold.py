@@ -231,9 +231,10 @@ class Fold:
     def target_line(self) -> str | None:
         """``run R reached the target: NAME=V (target >= T)``, or None while no run has."""
         reached = self.target_reached()
-        if reached is None:
-            return None
-        run_id, value = reached
+        return None if reached is None else self.target_words(*reached)
+
+    def target_words(self, run_id: str, value: float) -> str:
+        """``target_line``'s words for run ``run_id`` at ``value``."""
         sign = ">=" if self.goal == "maximize" else "<="
         return (
             f"run {run_id} reached the target: {self.metric_name or 'metric'}={value:g} "

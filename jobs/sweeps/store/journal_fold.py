@@ -64,6 +64,12 @@ class JournalFold:
             return self.catch_up()
         return self.fold
 
+    @property
+    def unread_snapshot(self) -> snapshot.Snapshot | None:
+        """The snapshot whose head the fold stands on while the runs it left unread are unread
+        (their counts and what status's table shows of them are in it); None once all are read."""
+        return self._snapshot if self.fold.unread is not None else None
+
     def read_all(self) -> Fold:
         """The fold with every run read: if a snapshot's head left runs unread, the fold of the
         whole snapshot, then the journal after it replayed again (so that records after the

@@ -41,6 +41,7 @@ from sweepkit.jobs.sweeps.store.fold import Ahead, Fold, FoldedRun, Unread, appl
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
 from sweepkit.jobs.sweeps.store.leases import HOST
 from sweepkit.jobs.sweeps.store.snapshot_format import (
+    READABLE,
     VERSION,
     dump,
     head_ahead,
@@ -49,6 +50,7 @@ from sweepkit.jobs.sweeps.store.snapshot_format import (
     load_head,
     open_runs,
 )
+from sweepkit.jobs.sweeps.store.table_head import head_doc
 from sweepkit.train.errors import UserError
 
 __all__ = ["VERSION", "Snapshot", "read", "read_all", "write"]
@@ -76,6 +78,7 @@ class Snapshot:
     open: list[tuple[int, FoldedRun]]  # the running and queued runs, with their place in order
     unread: Unread  # the others, counted
     ahead: Ahead  # the proposals made ahead still pending (fold.py)
+    table: dict[str, Any] | None  # what status's table shows of the unread runs (table_head.py)
     header_line: bytes  # to tell, when the body is read, that the file is still this one
     header: dict[str, Any]
     head: bytes
@@ -161,9 +164,9 @@ def _load(fd: int) -> Snapshot | str | None:
     newline = first.index(b"\n")
     header = json.loads(first[:newline])
     version = header.get("v") if isinstance(header, dict) else None
-    if isinstance(version, int) and version < VERSION:
+    if isinstance(version, int) and version < min(READABLE):
         return None
-    if version != VERSION:
+    if version not in READABLE:
         return f"version {version if version is not None else '?'} is not {VERSION}"
     body_at = newline + 1 + int(header["head_len"])
     if size != body_at + int(header["body_len"]):
@@ -183,6 +186,7 @@ def _load(fd: int) -> Snapshot | str | None:
         open_runs(doc),
         unread,
         head_ahead(doc),
+        doc.get("table"),
         first[:newline],
         header,
         head,
@@ -260,8 +264,19 @@ def write(
         finally:
             os.close(fd)
         crcs = check_crcs(head, tail)
+        unread = [
+            (i, run) for i, (run_id, run) in enumerate(fold.runs.items()) if run_id not in fold.open
+        ]
+        table = _table_part(fold, unread)
         data = dump(
-            fold.runs, list(fold.open), offset, crcs, fold.target_hit, fold.max_retries, fold.ahead
+            fold.runs,
+            list(fold.open),
+            offset,
+            crcs,
+            fold.target_hit,
+            fold.max_retries,
+            fold.ahead,
+            table,
         )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
@@ -279,6 +294,16 @@ def write(
         with contextlib.suppress(OSError):
             tmp.unlink()
         return False
+
+
+def _table_part(fold: Fold, unread: list[tuple[int, FoldedRun]]) -> dict[str, Any] | None:
+    """``table_head.head_doc``, or None (status then reads every run) where an end record of a
+    journal edited by hand cannot be shown (a time that is not a number): writing the snapshot,
+    which a claim does, must not fail on it."""
+    try:
+        return head_doc(fold, unread)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
 
 
 def _remove_stale_tmp(sweep_dir: Path) -> None:

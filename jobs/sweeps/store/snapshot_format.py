@@ -1,14 +1,14 @@
 """The bytes of a journal snapshot (snapshot.py does the I/O): pure (de)serialisation.
 
-Version 5, the only one read (a file of another version is not used: the journal is replayed):
-a head that a claim reads, and a body that only readers of every run read (status, the report,
+Version 6 (and 5, whose head has no ``table``; a file of another version is not used: the
+journal is replayed): a head that a claim reads, and a body that only readers of every run read (status, the report,
 a bayes or grid proposal)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
      "crc"}\\n                                                              (the header)
     {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states",
      "outcomes": [scored, failed, failed_trained, [run_id, end] or null],
-     "ahead": [ended, [propose record, ...]]}\\n                               (the head)
+     "ahead": [ended, [propose record, ...]], "table": {...} or null}\\n       (the head)
     [[run_id, state, k, crashes, start, length, order], ...]\\n <records>  (the body)
 
 The head holds the open runs (running and queued) whole, and of the others (ended, not queued)
@@ -16,7 +16,9 @@ only their number by state, how many are done, and what the broken-sweep rule re
 (``fold.Outcomes``: how many worked, failed, failed after an epoch, and the last failed run's id
 and end record; version 3 had no ``outcomes``, and the rule read every run before each claim),
 and the bayes proposals made ahead still pending with the count of ended attempts they are judged
-by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposal without a replay). ``crc`` covers the header and the head;
+by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposal without a replay),
+and what ``status``'s table shows of the runs it leaves unread (``table``, table_head.py; version
+5 had none, and status read every run). ``crc`` covers the header and the head;
 ``body_crc`` the body, which is checked when it is read. ``order`` is each run's place in the fold
 (first claim first), so that the fold read in two parts keeps the journal's order.
 
@@ -40,7 +42,8 @@ from typing import Any
 from sweepkit.jobs.sweeps.store.fold import Ahead, Failure, FoldedRun, Outcomes, Unread, outcomes
 from sweepkit.train import json_values
 
-VERSION = 5
+VERSION = 6
+READABLE = (5, 6)  # version 5: no ``table`` in the head (status then reads every run)
 
 
 def _records(run: FoldedRun) -> bytes:
@@ -62,9 +65,11 @@ def dump(
     target_hit: bool,
     max_retries: int,
     ahead: Ahead,
+    table: dict[str, Any] | None = None,
 ) -> bytes:
     """The snapshot file's bytes: ``runs`` (in the fold's order), of which ``open_ids`` are
-    running or queued, folded from the journal's first ``offset`` bytes."""
+    running or queued, folded from the journal's first ``offset`` bytes; ``table``: what status's
+    table shows of the others (table_head.py), None where the head cannot keep it."""
     order = {run_id: i for i, run_id in enumerate(runs)}
     opened = set(open_ids)
     index, blobs, start, states, done = [], [], 0, Counter[str](), 0
@@ -94,6 +99,7 @@ def dump(
         "states": dict(states),
         "outcomes": _outcomes_doc(outcomes(ended)),
         "ahead": [ahead.ended, list(ahead.pending.values())],
+        "table": table,
     }
     head = json_values.dumps(head_doc, separators=(",", ":")).encode() + b"\n"
     header: dict[str, Any] = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
 from sweepkit.jobs.sweeps.store.reader import RunReader, counts
 from sweepkit.jobs.sweeps.store.recovery import DiskEvidence, Recovery
+from sweepkit.jobs.sweeps.store.snapshot import Snapshot
 from sweepkit.train.errors import UserError
 from sweepkit.train.write_errors import unwritable
 
@@ -129,8 +131,17 @@ class LocalSweep:
         ``read_ended=False``: an ended run whose end record says enough is shown from it
         (``RunReader.ended_view``); only the others' folders are read."""
         self._read_on()
-        runs = self.refresh().values()
+        return self.views_of(self.refresh().values(), read_ended)
+
+    def views_of(self, runs: Iterable[FoldedRun], read_ended: bool = False) -> list[RunView]:
+        """``runs``' views as ``runs`` makes them."""
         return self.reader.views(runs, self._reader_lease_check, time.time(), read_ended)
+
+    def unread_head(self) -> Snapshot | None:
+        """The snapshot whose head the fold stands on, the journal read on, while the runs it
+        left unread are (``JournalFold.unread_snapshot``); None once every run is read."""
+        self._read_on()
+        return self._state.unread_snapshot
 
     def json_rows(self) -> list[dict[str, Any]]:
         """``runs(read_ended=False)`` as ``status --json`` writes them (``RunReader.json_rows``)."""
