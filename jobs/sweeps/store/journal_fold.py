@@ -16,15 +16,23 @@ from typing import Any
 
 from sweepkit.jobs.sweeps.store import snapshot
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
+from sweepkit.jobs.sweeps.store.grid_taken import GridIndex
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, Journal
 
 
 class JournalFold:
     """The fold of the journal of the sweep folder ``path``, as far as it was read."""
 
-    def __init__(self, path: Path, blank: Fold, file_mode: int = SHARED_FILE_MODE):
+    def __init__(
+        self,
+        path: Path,
+        blank: Fold,
+        file_mode: int = SHARED_FILE_MODE,
+        grid: GridIndex | None = None,
+    ):
         self.path = path
         self.file_mode = file_mode  # of the snapshot it writes (lab_group.file_mode)
+        self.grid = grid  # a grid sweep's order: its snapshot's head keeps the points taken
         self.fold = blank
         self._journal = Journal(path / "journal.jsonl")
         self._snapshot_at = 0  # the journal offset of the last snapshot read or written
@@ -100,4 +108,6 @@ class JournalFold:
             return False
         self.read_all()  # a snapshot holds every run
         offset = self._snapshot_at = self._journal.offset
-        return snapshot.write(self.path, self._journal.path, self.fold, offset, self.file_mode)
+        return snapshot.write(
+            self.path, self._journal.path, self.fold, offset, self.file_mode, self.grid
+        )

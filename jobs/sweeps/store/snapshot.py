@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.sweeps.store.fold import Ahead, Fold, FoldedRun, Unread, apply
+from sweepkit.jobs.sweeps.store.grid_taken import GridIndex
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
 from sweepkit.jobs.sweeps.store.leases import HOST
 from sweepkit.jobs.sweeps.store.snapshot_format import (
@@ -247,10 +248,16 @@ def _ignored(path: Path, why: str) -> Snapshot | None:
 
 
 def write(
-    sweep_dir: Path, journal: Path, fold: Fold, offset: int, mode: int = SHARED_FILE_MODE
+    sweep_dir: Path,
+    journal: Path,
+    fold: Fold,
+    offset: int,
+    mode: int = SHARED_FILE_MODE,
+    grid: GridIndex | None = None,
 ) -> bool:
-    """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes. Best
-    effort: False (and nothing left behind) if it cannot be written, as on a read-only folder."""
+    """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes (``grid``:
+    a grid sweep's order, grid_taken.py). Best effort: False (and nothing left behind) if it
+    cannot be written, as on a read-only folder."""
     path = sweep_dir / SNAPSHOT_NAME
     tmp = sweep_dir / f".{SNAPSHOT_NAME}.{HOST}.{os.getpid()}.tmp"
     try:
@@ -261,7 +268,14 @@ def write(
             os.close(fd)
         crcs = check_crcs(head, tail)
         data = dump(
-            fold.runs, list(fold.open), offset, crcs, fold.target_hit, fold.max_retries, fold.ahead
+            fold.runs,
+            list(fold.open),
+            offset,
+            crcs,
+            fold.target_hit,
+            fold.max_retries,
+            fold.ahead,
+            grid,
         )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:

@@ -1,14 +1,15 @@
 """The bytes of a journal snapshot (snapshot.py does the I/O): pure (de)serialisation.
 
-Version 5, the only one read (a file of another version is not used: the journal is replayed):
+Version 6, the only one read (a file of another version is not used: the journal is replayed):
 a head that a claim reads, and a body that only readers of every run read (status, the report,
-a bayes or grid proposal)::
+a bayes proposal)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
      "crc"}\\n                                                              (the header)
     {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states",
      "outcomes": [scored, failed, failed_trained, [run_id, end] or null],
-     "ahead": [ended, [propose record, ...]]}\\n                               (the head)
+     "ahead": [ended, [propose record, ...]],
+     "grid": [fingerprint, [start, end, ...]] or null}\\n                     (the head)
     [[run_id, state, k, crashes, start, length, order], ...]\\n <records>  (the body)
 
 The head holds the open runs (running and queued) whole, and of the others (ended, not queued)
@@ -16,7 +17,9 @@ only their number by state, how many are done, and what the broken-sweep rule re
 (``fold.Outcomes``: how many worked, failed, failed after an epoch, and the last failed run's id
 and end record; version 3 had no ``outcomes``, and the rule read every run before each claim),
 and the bayes proposals made ahead still pending with the count of ended attempts they are judged
-by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposal without a replay). ``crc`` covers the header and the head;
+by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposal without a replay),
+and in a grid sweep the grid points those runs hold (grid_taken.py; version 5 had no ``grid``: a
+grid claim read every run to find the points taken). ``crc`` covers the header and the head;
 ``body_crc`` the body, which is checked when it is read. ``order`` is each run's place in the fold
 (first claim first), so that the fold read in two parts keeps the journal's order.
 
@@ -37,10 +40,11 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from sweepkit.jobs.sweeps.store import grid_taken
 from sweepkit.jobs.sweeps.store.fold import Ahead, Failure, FoldedRun, Outcomes, Unread, outcomes
 from sweepkit.train import json_values
 
-VERSION = 5
+VERSION = 6
 
 
 def _records(run: FoldedRun) -> bytes:
@@ -62,9 +66,11 @@ def dump(
     target_hit: bool,
     max_retries: int,
     ahead: Ahead,
+    grid: grid_taken.GridIndex | None = None,
 ) -> bytes:
     """The snapshot file's bytes: ``runs`` (in the fold's order), of which ``open_ids`` are
-    running or queued, folded from the journal's first ``offset`` bytes."""
+    running or queued, folded from the journal's first ``offset`` bytes. ``grid``: a grid sweep's
+    order, in which the head keeps the points of the runs it leaves unread."""
     order = {run_id: i for i, run_id in enumerate(runs)}
     opened = set(open_ids)
     index, blobs, start, states, done = [], [], 0, Counter[str](), 0
@@ -94,6 +100,7 @@ def dump(
         "states": dict(states),
         "outcomes": _outcomes_doc(outcomes(ended)),
         "ahead": [ahead.ended, list(ahead.pending.values())],
+        "grid": grid_taken.head_doc(ended, grid),
     }
     head = json_values.dumps(head_doc, separators=(",", ":")).encode() + b"\n"
     header: dict[str, Any] = {
@@ -129,6 +136,7 @@ def head_unread(doc: dict[str, Any]) -> Unread:
         int(doc["done"]),
         {str(k): int(n) for k, n in doc["states"].items()},
         Outcomes(int(scored), int(failed), int(trained), failure),
+        grid_taken.from_head_doc(doc["grid"]),
     )
 
 
