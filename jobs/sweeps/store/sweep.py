@@ -50,14 +50,15 @@ class LocalSweep:
     def __init__(self, path: Path):
         import yaml
 
-        from sweepkit.train.config import DuplicateKeyError, load_yaml
+        from sweepkit.train.config import DuplicateKeyError, load_kit_yaml
 
         self.path = path
         folder.check_permissions(path)
         try:
             meta = json.loads((path / "sweep.json").read_text())
             self.definition_text = (path / "sweep.yaml").read_text()
-            self.definition: dict[str, Any] = load_yaml(self.definition_text)
+            # written by the kit: libyaml's parser (a large grid's values are thousands of lines)
+            self.definition: dict[str, Any] = load_kit_yaml(self.definition_text)
         except DuplicateKeyError as err:
             raise UserError(f"sweep {path}: sweep.yaml: {err}") from None
         except (OSError, ValueError, yaml.YAMLError) as err:
