@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -84,7 +84,13 @@ class DuplicateKeyError(ConstructorError):
         return str(self.problem)
 
 
-class _KitReading:
+if TYPE_CHECKING:  # what a _KitReading is mixed into (at run time: SafeLoader or CSafeLoader)
+    _Loader = yaml.SafeLoader
+else:
+    _Loader = object
+
+
+class _KitReading(_Loader):
     """Numbers as W&B reads them and duplicate keys refused (the module's docstring), over
     PyYAML's safe loader, pure Python or libyaml's."""
 
@@ -131,7 +137,7 @@ def _kit_c_loader() -> Any:
     base = getattr(yaml, "CSafeLoader", None)
     if base is None:
         return KitLoader
-    loader = type("KitCLoader", (_KitReading, base), {})
+    loader: type[yaml.SafeLoader] = type("KitCLoader", (_KitReading, base), {})
     loader.add_constructor(YAML12_NUMBER_TAG, _yaml12_number)
     return loader
 

@@ -17,7 +17,7 @@ from typing import Any
 from sweepkit.jobs.sweeps.definition import quiet_sweeps_import, random_draw
 from sweepkit.jobs.sweeps.definition.grid import GridOrder
 from sweepkit.jobs.sweeps.state import plain
-from sweepkit.jobs.sweeps.store import end_values
+from sweepkit.jobs.sweeps.store import end_values, grid_taken
 from sweepkit.jobs.sweeps.store.bayes import (
     ENGINE_STATE,
     BayesProposer,
@@ -25,7 +25,6 @@ from sweepkit.jobs.sweeps.store.bayes import (
     bayes_run_class,
     end_summary,
 )
-from sweepkit.jobs.sweeps.store import grid_taken
 from sweepkit.jobs.sweeps.store.fold import FoldedRun, Unread
 from sweepkit.jobs.sweeps.store.grid_taken import GridIndex, GridTaken
 

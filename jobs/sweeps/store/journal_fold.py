@@ -20,7 +20,6 @@ from sweepkit.jobs.sweeps.store.fold import Fold, apply
 from sweepkit.jobs.sweeps.store.grid_taken import GridIndex
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, Journal
 
-
 # A body of this many runs or more is frozen out of the cyclic garbage collector's sight once read
 # (``gc.freeze``): its runs are long-lived and acyclic (reference counting frees them), and the
 # collector would rescan their million objects at every full collection and once more at exit,

@@ -21,7 +21,9 @@ plain = st.from_regex(
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text() | plain
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 
