@@ -4,8 +4,8 @@ stopped, and at first its snapshot.
 The shell between the files (journal.py, snapshot.py) and the pure fold (fold.py): it reads, and
 hands the fold what it read. A claim needs only the open runs and the counts of the others, so a
 fresh reader starts from the snapshot's head (``catch_up``); whatever needs every run (status,
-the report, a bayes or grid proposal, a snapshot to write) has the rest read first
-(``read_all``).
+the report, a bayes proposal, a grid proposal from a head without its points, a snapshot to
+write) has the rest read first (``read_all``).
 """
 
 from __future__ import annotations

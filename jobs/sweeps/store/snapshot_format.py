@@ -176,7 +176,7 @@ def load_body(body: bytes, body_crc: int) -> list[tuple[int, FoldedRun]] | str:
     blob = memoryview(body)[index_len:]
     entries = json.loads(body[:index_len])
     # Parsed in one ``json.loads``, not run by run: the body is read when the runs it holds are
-    # wanted (status, the report, a bayes or grid proposal: all of them), and 20,000 separate
+    # wanted (status, the report, a bayes proposal: all of them), and 20,000 separate
     # parses cost a third of a status at 20,000 runs.
     joined = b",".join(blob[entry[4] : entry[4] + entry[5]] for entry in entries)
     with paused_gc():  # thousands of new objects, none cyclic: the collector would rescan them
