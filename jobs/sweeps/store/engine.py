@@ -17,7 +17,7 @@ from typing import Any
 from sweepkit.jobs.sweeps.definition import quiet_sweeps_import, random_draw
 from sweepkit.jobs.sweeps.definition.grid import GridOrder
 from sweepkit.jobs.sweeps.state import plain
-from sweepkit.jobs.sweeps.store import end_values
+from sweepkit.jobs.sweeps.store import end_values, grid_taken
 from sweepkit.jobs.sweeps.store.bayes import (
     ENGINE_STATE,
     BayesProposer,
@@ -25,7 +25,8 @@ from sweepkit.jobs.sweeps.store.bayes import (
     bayes_run_class,
     end_summary,
 )
-from sweepkit.jobs.sweeps.store.fold import FoldedRun
+from sweepkit.jobs.sweeps.store.fold import FoldedRun, Unread
+from sweepkit.jobs.sweeps.store.grid_taken import GridIndex, GridTaken
 
 # Proposals drawn ahead, outside the lock, for the methods whose proposals do not depend on results
 # (grid: the next points in order; random: i.i.d. draws). An agent uses them one claim after
@@ -59,6 +60,7 @@ class Engine:
         self._draw = GRID_DRAWN_AHEAD if self.method == "grid" else RANDOM_FIRST_DRAW
         self._grid: GridOrder | None = None
         self._grid_index: dict[str, int | None] = {}  # by run id: a run's values never change
+        self._fingerprint: str | None = None  # the grid's, as its snapshot heads name it
         self._bayes_proposer: Any = None
         # random's samplers, made at the first proposal (None: the engine draws; False: not yet)
         self._random: list[tuple[str, random_draw.Sampler]] | None | bool = False
@@ -126,12 +128,16 @@ class Engine:
         name = self.metric_name
         return end_summary(name, end) if name else {}
 
-    def propose(self, n: int, runs: Iterable[FoldedRun]) -> list[dict[str, Any]]:
+    def propose(
+        self, n: int, runs: Iterable[FoldedRun], unread: Unread | None = None
+    ) -> list[dict[str, Any]]:
         """``n`` proposals: what ``sweeps.run.next_runs`` dispatches to, called directly, so that a
-        grid or random agent does not import scikit-learn (bayes only, ~0.15 s)."""
+        grid or random agent does not import scikit-learn (bayes only, ~0.15 s). ``unread``: the
+        runs a snapshot's head left unread (a grid's only: ``reads_grid_head``)."""
         if self.method == "grid":
             grid = self._grid_order()
-            return [grid.point(i) for i in grid.first_free(self._grid_taken(runs), n)]
+            taken = self._grid_taken(runs, unread)
+            return [grid.point(i) for i in taken.first_free(n, grid.size)]
         if self.method == "random" and self._random is False:
             self._random = random_draw.samplers(self.definition)
         if isinstance(self._random, list):
@@ -153,13 +159,16 @@ class Engine:
         return self._bayes_proposer
 
     def candidates(
-        self, runs: Iterable[FoldedRun], propose: Callable[[int], list[dict[str, Any]]]
+        self,
+        runs: Iterable[FoldedRun],
+        propose: Callable[[int], list[dict[str, Any]]],
+        unread: Unread | None = None,
     ) -> list[dict[str, Any]]:
         """Proposals drawn ahead (``propose``, DRAWN_AHEAD at a time) that are still free, in the
         engine's order."""
         grid = self.method == "grid"
         if grid:
-            taken = self._grid_taken(runs)
+            taken = self._grid_taken(runs, unread)
             self.ahead = [(key, p) for key, p in self.ahead if key not in taken]
         if not self.ahead:
             order = self._grid_order() if grid else None
@@ -176,12 +185,35 @@ class Engine:
             self._grid = GridOrder(self.definition)
         return self._grid
 
-    def _grid_taken(self, runs: Iterable[FoldedRun]) -> set[int]:
+    def grid_index(self) -> GridIndex | None:
+        """A grid sweep's order, in which a snapshot's head keeps the points its unread runs hold
+        (grid_taken.py); None for the other methods."""
+        if self.method != "grid":
+            return None
+        return self._grid_fingerprint(), self._index_of
+
+    def _grid_fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = grid_taken.fingerprint(self.definition)
+        return self._fingerprint
+
+    def reads_grid_head(self, unread: Unread | None) -> bool:
+        """Whether the grid points taken are known from the runs read and ``unread``, the head's
+        account of the others: False when the head keeps none, or those of another grid."""
+        if unread is None:
+            return True
+        head = unread.grid
+        return head is not None and head.fingerprint == self._grid_fingerprint()
+
+    def _index_of(self, run: FoldedRun) -> int | None:
+        """The grid point ``run`` holds, looked up once per run: a run's values never change."""
+        if run.run_id not in self._grid_index:
+            self._grid_index[run.run_id] = self._grid_order().index_of(run.params)
+        return self._grid_index[run.run_id]
+
+    def _grid_taken(self, runs: Iterable[FoldedRun], unread: Unread | None) -> GridTaken:
         """The grid points the runs hold (every run holds its point, whatever its state, as in
-        the engine's grid search), each run's looked up once."""
-        order = self._grid_order()
-        memo = self._grid_index
-        for run in runs:
-            if run.run_id not in memo:
-                memo[run.run_id] = order.index_of(run.params)
-        return {i for i in memo.values() if i is not None}
+        the engine's grid search), with those the head says its ``unread`` runs hold (the caller
+        read every run unless ``reads_grid_head``)."""
+        base = unread.grid.taken if unread is not None and unread.grid is not None else None
+        return GridTaken.of((i for run in runs if (i := self._index_of(run)) is not None), base)

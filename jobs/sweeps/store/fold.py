@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sweepkit.jobs.sweeps.store.grid_taken import GridHead
 from sweepkit.jobs.sweeps.vocabulary import DONE_STATES, SCORED_STATES, is_rankable
 from sweepkit.train.json_values import number
 
@@ -168,13 +169,14 @@ def outcomes(runs: Iterable[EndedRun]) -> Outcomes:
 class Unread:
     """The runs of a snapshot that ended and are not queued, left unread (snapshot.py reads them
     when something asks for every run): their number, how many are in each state, how many are
-    done (all, unless an end record named a state of no known kind), and their ``Outcomes``.
-    A claim needs no more."""
+    done (all, unless an end record named a state of no known kind), their ``Outcomes``, and in
+    a grid sweep the grid points they hold (grid_taken.py). A claim needs no more."""
 
     count: int
     done: int
     states: dict[str, int]
     outcomes: Outcomes = Outcomes()
+    grid: GridHead | None = None
 
 
 @dataclass

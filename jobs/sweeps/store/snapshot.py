@@ -5,7 +5,7 @@ The journal is append-only: the fold of its first ``offset`` bytes never changes
 loads it and replays only the journal's bytes after ``offset``. Its bytes are in
 snapshot_format.py: a small head with the open (running and queued) runs and the counts of the
 others, which is all a claim reads, and a body with the others, read only when something asks
-for every run (``read_all``: status, the report, a bayes or grid proposal, a view of such a run).
+for every run (``read_all``: status, the report, a bayes proposal, a view of such a run).
 This module does the I/O; the fold (fold.py) gets what it reads.
 
 The header keeps checksums of the journal's first and last ``CHECK_BYTES`` bytes before
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.jobs.sweeps.store.fold import Ahead, Fold, FoldedRun, Unread, apply
+from sweepkit.jobs.sweeps.store.grid_taken import GridIndex
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
 from sweepkit.jobs.sweeps.store.leases import HOST
 from sweepkit.jobs.sweeps.store.snapshot_format import (
@@ -251,10 +252,16 @@ def _ignored(path: Path, why: str) -> Snapshot | None:
 
 
 def write(
-    sweep_dir: Path, journal: Path, fold: Fold, offset: int, mode: int = SHARED_FILE_MODE
+    sweep_dir: Path,
+    journal: Path,
+    fold: Fold,
+    offset: int,
+    mode: int = SHARED_FILE_MODE,
+    grid: GridIndex | None = None,
 ) -> bool:
-    """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes. Best
-    effort: False (and nothing left behind) if it cannot be written, as on a read-only folder."""
+    """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes (``grid``:
+    a grid sweep's order, grid_taken.py). Best effort: False (and nothing left behind) if it
+    cannot be written, as on a read-only folder."""
     path = sweep_dir / SNAPSHOT_NAME
     tmp = sweep_dir / f".{SNAPSHOT_NAME}.{HOST}.{os.getpid()}.tmp"
     try:
@@ -277,6 +284,7 @@ def write(
             fold.max_retries,
             fold.ahead,
             table,
+            grid,
         )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:

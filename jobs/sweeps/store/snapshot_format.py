@@ -1,14 +1,15 @@
 """The bytes of a journal snapshot (snapshot.py does the I/O): pure (de)serialisation.
 
-Version 6 (and 5, whose head has no ``table``; a file of another version is not used: the
-journal is replayed): a head that a claim reads, and a body that only readers of every run read (status, the report,
-a bayes or grid proposal)::
+Version 6 (and 5, whose head has no ``table`` and no ``grid``; a file of another version is not
+used: the journal is replayed): a head that a claim reads, and a body that only readers of every
+run read (status, the report, a bayes proposal)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
      "crc"}\\n                                                              (the header)
     {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states",
      "outcomes": [scored, failed, failed_trained, [run_id, end] or null],
-     "ahead": [ended, [propose record, ...]], "table": {...} or null}\\n       (the head)
+     "ahead": [ended, [propose record, ...]], "table": {...} or null,
+     "grid": [fingerprint, [start, end, ...]] or null}\\n                     (the head)
     [[run_id, state, k, crashes, start, length, order], ...]\\n <records>  (the body)
 
 The head holds the open runs (running and queued) whole, and of the others (ended, not queued)
@@ -17,8 +18,9 @@ only their number by state, how many are done, and what the broken-sweep rule re
 and end record; version 3 had no ``outcomes``, and the rule read every run before each claim),
 and the bayes proposals made ahead still pending with the count of ended attempts they are judged
 by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposal without a replay),
-and what ``status``'s table shows of the runs it leaves unread (``table``, table_head.py; version
-5 had none, and status read every run). ``crc`` covers the header and the head;
+what ``status``'s table shows of the runs it leaves unread (``table``, table_head.py), and in a
+grid sweep the grid points those runs hold (``grid``, grid_taken.py); version 5 had neither: status
+and a grid claim read every run. ``crc`` covers the header and the head;
 ``body_crc`` the body, which is checked when it is read. ``order`` is each run's place in the fold
 (first claim first), so that the fold read in two parts keeps the journal's order.
 
@@ -39,11 +41,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from sweepkit.jobs.sweeps.store import grid_taken
 from sweepkit.jobs.sweeps.store.fold import Ahead, Failure, FoldedRun, Outcomes, Unread, outcomes
 from sweepkit.train import json_values
 
 VERSION = 6
-READABLE = (5, 6)  # version 5: no ``table`` in the head (status then reads every run)
+# version 5: no ``table`` nor ``grid`` in the head (their readers read every run)
+READABLE = (5, 6)
 
 
 def _records(run: FoldedRun) -> bytes:
@@ -66,10 +70,12 @@ def dump(
     max_retries: int,
     ahead: Ahead,
     table: dict[str, Any] | None = None,
+    grid: grid_taken.GridIndex | None = None,
 ) -> bytes:
     """The snapshot file's bytes: ``runs`` (in the fold's order), of which ``open_ids`` are
     running or queued, folded from the journal's first ``offset`` bytes; ``table``: what status's
-    table shows of the others (table_head.py), None where the head cannot keep it."""
+    table shows of the others (table_head.py), None where the head cannot keep it; ``grid``: a
+    grid sweep's order, in which the head keeps the points of the runs it leaves unread."""
     order = {run_id: i for i, run_id in enumerate(runs)}
     opened = set(open_ids)
     index, blobs, start, states, done = [], [], 0, Counter[str](), 0
@@ -100,6 +106,7 @@ def dump(
         "outcomes": _outcomes_doc(outcomes(ended)),
         "ahead": [ahead.ended, list(ahead.pending.values())],
         "table": table,
+        "grid": grid_taken.head_doc(ended, grid),
     }
     head = json_values.dumps(head_doc, separators=(",", ":")).encode() + b"\n"
     header: dict[str, Any] = {
@@ -135,6 +142,7 @@ def head_unread(doc: dict[str, Any]) -> Unread:
         int(doc["done"]),
         {str(k): int(n) for k, n in doc["states"].items()},
         Outcomes(int(scored), int(failed), int(trained), failure),
+        grid_taken.from_head_doc(doc.get("grid")),  # version 5 has none
     )
 
 
@@ -174,7 +182,7 @@ def load_body(body: bytes, body_crc: int) -> list[tuple[int, FoldedRun]] | str:
     blob = memoryview(body)[index_len:]
     entries = json.loads(body[:index_len])
     # Parsed in one ``json.loads``, not run by run: the body is read when the runs it holds are
-    # wanted (status, the report, a bayes or grid proposal: all of them), and 20,000 separate
+    # wanted (status, the report, a bayes proposal: all of them), and 20,000 separate
     # parses cost a third of a status at 20,000 runs.
     joined = b",".join(blob[entry[4] : entry[4] + entry[5]] for entry in entries)
     with paused_gc():  # thousands of new objects, none cyclic: the collector would rescan them

@@ -52,14 +52,15 @@ class LocalSweep:
     def __init__(self, path: Path):
         import yaml
 
-        from sweepkit.train.config import DuplicateKeyError, load_yaml
+        from sweepkit.train.config import DuplicateKeyError, load_kit_yaml
 
         self.path = path
         folder.check_permissions(path)
         try:
             meta = json.loads((path / "sweep.json").read_text())
             self.definition_text = (path / "sweep.yaml").read_text()
-            self.definition: dict[str, Any] = load_yaml(self.definition_text)
+            # written by the kit: libyaml's parser (a large grid's values are thousands of lines)
+            self.definition: dict[str, Any] = load_kit_yaml(self.definition_text)
         except DuplicateKeyError as err:
             raise UserError(f"sweep {path}: sweep.yaml: {err}") from None
         except (OSError, ValueError, yaml.YAMLError) as err:
@@ -79,8 +80,8 @@ class LocalSweep:
         )
         self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
         self.file_mode = lab_group.file_mode(self.group_id)  # of what the kit writes in it
-        self._state = JournalFold(path, blank, self.file_mode)
         self._engine, self._taker = Engine(self.definition), ahead.Taker()
+        self._state = JournalFold(path, blank, self.file_mode, self._engine.grid_index())
         self._lock: SweepLock | None = None
         self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
         disk = DiskEvidence(path, self.sweep_id)  # what the folder shows of lost claims
@@ -211,15 +212,23 @@ class LocalSweep:
             made := self._taker.take(self.fold, self._engine)
         ):
             return [made]
-        if self.definition.get("method") != "random":
+        self._read_for_grid()
+        if self.definition.get("method") not in ("random", "grid"):
             self._state.read_all()
-        return self._engine.propose(n, self.fold.runs.values())
+        return self._engine.propose(n, self.fold.runs.values(), self.fold.unread)
 
     def _candidates(self) -> list[dict[str, Any]]:
         """Proposals drawn ahead that are still free, in the engine's order."""
-        if self.definition.get("method") == "grid":
+        self._read_for_grid()
+        return self._engine.candidates(self.fold.runs.values(), self._propose, self.fold.unread)
+
+    def _read_for_grid(self) -> None:
+        """A grid sweep's runs read, unless the snapshot's head says which points the runs it
+        left unread hold (grid_taken.py): then a claim reads none of them."""
+        if self.definition.get("method") == "grid" and not self._engine.reads_grid_head(
+            self.fold.unread
+        ):
             self._state.read_all()
-        return self._engine.candidates(self.fold.runs.values(), self._propose)
 
     # ----- handing out runs ----------------------------------------------------------------
     def claim(self, me: AgentIdentity) -> Claim | claim_policy.NoClaim:

@@ -116,6 +116,16 @@ def test_yaml_hash_is_the_engines(value: Any) -> None:
     assert yaml_hash(value) == engine_yaml_hash(value)
 
 
+@given(value=st.booleans() | st.integers() | st.floats())
+def test_a_numbers_hash_is_the_engines_without_its_emitter(value: Any) -> None:
+    """Numbers (every int, every float: NaN, the infinities, exponents) are hashed from
+    PyYAML's representer's text, not dumped (``_dumped_number``): the same hash."""
+    quiet_sweeps_import()
+    from sweeps.grid_search import yaml_hash as engine_yaml_hash
+
+    assert yaml_hash(value) == engine_yaml_hash(value)
+
+
 def test_a_ten_million_point_grid_in_kilobytes() -> None:
     definition = {
         "method": "grid",
