@@ -283,8 +283,8 @@ def write(
             fold.target_hit,
             fold.max_retries,
             fold.ahead,
-            table,
-            grid,
+            table=table,
+            grid=grid,
         )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:

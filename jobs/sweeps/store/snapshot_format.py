@@ -69,6 +69,7 @@ def dump(
     target_hit: bool,
     max_retries: int,
     ahead: Ahead,
+    *,
     table: dict[str, Any] | None = None,
     grid: grid_taken.GridIndex | None = None,
 ) -> bytes:

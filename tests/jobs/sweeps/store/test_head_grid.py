@@ -71,7 +71,7 @@ def from_head(prefix: Fold, engine: Engine) -> Fold:
         prefix.target_hit,
         prefix.max_retries,
         prefix.ahead,
-        engine.grid_index(),
+        grid=engine.grid_index(),
     )
     line, rest = data.split(b"\n", 1)
     header = json.loads(line)
