@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import time
 from typing import Any, TextIO
@@ -29,6 +28,7 @@ from sweepkit.jobs.sweeps.definition.parameters import param_names
 from sweepkit.jobs.sweeps.display import LINE_CHARS, escaped, param_label, shown
 from sweepkit.jobs.sweeps.failure import error_line
 from sweepkit.jobs.sweeps.ref import parse_local
+from sweepkit.jobs.sweeps.store.json_rows import encoded
 from sweepkit.jobs.sweeps.store.reader import view_json
 from sweepkit.jobs.sweeps.vocabulary import RUN_STATES, SCORED_STATES, best_of, rank_key
 from sweepkit.train import json_values
@@ -137,39 +137,48 @@ def snapshot(sweep: store_mod.LocalSweep) -> dict[str, Any]:
 
 def write_json(sweep: store_mod.LocalSweep, out: TextIO, records: bool = False) -> None:
     """The JSON document, one run per line. An ended run is written from its end record where
-    that says enough (a plain dict, no view built: ``LocalSweep.json_rows``); the others (and
+    that says enough (a plain dict, no view built: ``LocalSweep.json_rows``), a done one copied
+    as encoded when the snapshot was written (``LocalSweep.encoded_rows``); the others (and
     every run, with ``records``: ``snapshot``'s document) from their own records."""
-    rows = sweep.json_rows()
-    scored = [r for r in rows if r["state"] in SCORED_STATES]
-    best = best_of(scored, lambda r: r["metric"], sweep.goal)
-    text = json_values.dumps(
-        header(sweep, [r["state"] for r in rows], best["run_id"] if best else None), indent=2
-    )
-    out.write(text[: text.rindex("}")].rstrip() + ',\n  "runs": [')
+    if records:
+        _write_records(sweep, out)
+        return
+    # a done run's row as the snapshot's rows file holds it, encoded once (store/json_rows.py)
+    rows = sweep.encoded_rows()
+    scored = [r for r in rows if r.state in SCORED_STATES]
+    best = best_of(scored, lambda r: r.metric, sweep.goal)
+    _write_head(out, header(sweep, [r.state for r in rows], best.run_id if best else None))
     for start in range(0, len(rows), WRITE_ROWS):  # a few large writes, not one per run
-        lines = []
-        for row in rows[start : start + WRITE_ROWS]:
-            if records and row["epochs"] is None:  # shown from its end record: read it
-                row = view_json(sweep.run_view(row["run_id"]))
-                sweep.metrics.forget(sweep.run_dir(row["run_id"]))
-            lines.append(_encoded(row))
+        lines = [row.text for row in rows[start : start + WRITE_ROWS]]
         out.write(("," if start else "") + "\n    " + ",\n    ".join(lines))
     out.write("\n  ]\n}\n")
     out.flush()
 
 
+def _write_records(sweep: store_mod.LocalSweep, out: TextIO) -> None:
+    """``write_json`` with ``records``: every run's own records read."""
+    rows = sweep.json_rows()
+    scored = [r for r in rows if r["state"] in SCORED_STATES]
+    best = best_of(scored, lambda r: r["metric"], sweep.goal)
+    _write_head(out, header(sweep, [r["state"] for r in rows], best["run_id"] if best else None))
+    for start in range(0, len(rows), WRITE_ROWS):
+        lines = []
+        for row in rows[start : start + WRITE_ROWS]:
+            if row["epochs"] is None:  # shown from its end record: read it
+                row = view_json(sweep.run_view(row["run_id"]))
+                sweep.metrics.forget(sweep.run_dir(row["run_id"]))
+            lines.append(encoded(row))
+        out.write(("," if start else "") + "\n    " + ",\n    ".join(lines))
+    out.write("\n  ]\n}\n")
+    out.flush()
+
+
+def _write_head(out: TextIO, head: dict[str, Any]) -> None:
+    text = json_values.dumps(head, indent=2)
+    out.write(text[: text.rindex("}")].rstrip() + ',\n  "runs": [')
+
+
 WRITE_ROWS = 1000
-
-
-def _encoded(row: dict[str, Any]) -> str:
-    try:
-        return _strict.encode(row)
-    except ValueError:  # NaN or inf: W&B's strings (json_values)
-        return json_values.dumps(row)
-
-
-# one encoder for every run (json.dumps makes one per call when given options)
-_strict = json.JSONEncoder(allow_nan=False)
 
 
 def _fmt_duration(seconds: float | None) -> str:

@@ -11,6 +11,7 @@ the report, a bayes or grid proposal, a snapshot to write) has the rest read fir
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,21 @@ from sweepkit.jobs.sweeps.store import snapshot
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, Journal
 
+# (fold, base) -> the snapshot header's ``rows`` field, the rows file written (json_rows.py):
+# ``base``, the field of the snapshot last read or written
+RowsWriter = Callable[[Fold, "dict[str, Any] | None"], "dict[str, Any] | None"]
+
 
 class JournalFold:
     """The fold of the journal of the sweep folder ``path``, as far as it was read."""
 
-    def __init__(self, path: Path, blank: Fold, file_mode: int = SHARED_FILE_MODE):
+    def __init__(
+        self,
+        path: Path,
+        blank: Fold,
+        file_mode: int = SHARED_FILE_MODE,
+        rows_writer: RowsWriter | None = None,
+    ):
         self.path = path
         self.file_mode = file_mode  # of the snapshot it writes (lab_group.file_mode)
         self.fold = blank
@@ -30,6 +41,10 @@ class JournalFold:
         self._snapshot_at = 0  # the journal offset of the last snapshot read or written
         self._snapshot: snapshot.Snapshot | None = None  # read; the runs its head left unread
         self._unrecorded = False  # records folded in that the journal does not hold
+        self._rows_writer = rows_writer
+        self._rows_base: dict[str, Any] | None = None  # the rows field of the last snapshot
+        # the run ids that records folded in after the snapshot's head name (json_rows.py)
+        self.named_after_snapshot: set[str] = set()
 
     @property
     def offset(self) -> int:
@@ -39,6 +54,15 @@ class JournalFold:
     def _blank(self) -> Fold:
         fold = self.fold
         return Fold(fold.goal, fold.target, fold.max_retries, metric_name=fold.metric_name)
+
+    @property
+    def head_snapshot(self) -> snapshot.Snapshot | None:
+        """The snapshot whose head the fold started from, while the runs it left are unread."""
+        return self._snapshot
+
+    def _apply(self, records: list[dict[str, Any]]) -> None:
+        apply(self.fold, records)
+        self.named_after_snapshot.update(r["run"] for r in records if isinstance(r.get("run"), str))
 
     def catch_up(self) -> Fold:
         """Read the journal on; the first time, from its snapshot's head if it has a sound one
@@ -52,7 +76,8 @@ class JournalFold:
                 self.fold.target_hit = found.target_hit
                 self.fold.ahead = found.ahead
                 self._journal.offset = self._snapshot_at = found.offset
-        apply(self.fold, self._journal.read_new())
+                self._rows_base = found.header.get("rows")
+        self._apply(self._journal.read_new())
         if self._journal.shrunk:  # records lost while this reader ran: read afresh, and recover
             print(
                 f"sweepkit: warning: the journal {self._journal.path} was cut below what this "
@@ -61,6 +86,7 @@ class JournalFold:
             )
             self.fold, self._journal = self._blank(), Journal(self._journal.path)
             self._snapshot, self._snapshot_at, self._unrecorded = None, 0, False
+            self._rows_base, self.named_after_snapshot = None, set()
             return self.catch_up()
         return self.fold
 
@@ -82,13 +108,13 @@ class JournalFold:
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records (the caller holds the lock) and fold them in, with no re-read when this
         reader was at the end of the journal."""
-        apply(self.fold, self._journal.append_and_read(records))
+        self._apply(self._journal.append_and_read(records))
 
     def apply_unrecorded(self, records: list[dict[str, Any]]) -> None:
         """Fold records in that are not in the journal (a reader's recovered claims, which it may
         not append: recovery.py). A snapshot holds only what the journal holds: none is written
         from this fold."""
-        apply(self.fold, records)
+        self._apply(records)
         self._unrecorded = True
 
     def write_snapshot(self, force: bool = False) -> bool:
@@ -100,4 +126,10 @@ class JournalFold:
             return False
         self.read_all()  # a snapshot holds every run
         offset = self._snapshot_at = self._journal.offset
-        return snapshot.write(self.path, self._journal.path, self.fold, offset, self.file_mode)
+        rows = None if self._rows_writer is None else self._rows_writer(self.fold, self._rows_base)
+        extra = None if rows is None else {"rows": rows}
+        written = snapshot.write(
+            self.path, self._journal.path, self.fold, offset, self.file_mode, extra
+        )
+        self._rows_base = rows if written else self._rows_base
+        return written

@@ -247,10 +247,16 @@ def _ignored(path: Path, why: str) -> Snapshot | None:
 
 
 def write(
-    sweep_dir: Path, journal: Path, fold: Fold, offset: int, mode: int = SHARED_FILE_MODE
+    sweep_dir: Path,
+    journal: Path,
+    fold: Fold,
+    offset: int,
+    mode: int = SHARED_FILE_MODE,
+    extra: dict[str, Any] | None = None,
 ) -> bool:
-    """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes. Best
-    effort: False (and nothing left behind) if it cannot be written, as on a read-only folder."""
+    """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes (``extra``:
+    more header fields, json_rows.py's). Best effort: False (and nothing left behind) if it
+    cannot be written, as on a read-only folder."""
     path = sweep_dir / SNAPSHOT_NAME
     tmp = sweep_dir / f".{SNAPSHOT_NAME}.{HOST}.{os.getpid()}.tmp"
     try:
@@ -261,7 +267,14 @@ def write(
             os.close(fd)
         crcs = check_crcs(head, tail)
         data = dump(
-            fold.runs, list(fold.open), offset, crcs, fold.target_hit, fold.max_retries, fold.ahead
+            fold.runs,
+            list(fold.open),
+            offset,
+            crcs,
+            fold.target_hit,
+            fold.max_retries,
+            fold.ahead,
+            extra,
         )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:

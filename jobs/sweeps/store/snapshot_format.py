@@ -5,7 +5,7 @@ a head that a claim reads, and a body that only readers of every run read (statu
 a bayes or grid proposal)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
-     "crc"}\\n                                                              (the header)
+     ["rows",] "crc"}\\n                                                     (the header)
     {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states",
      "outcomes": [scored, failed, failed_trained, [run_id, end] or null],
      "ahead": [ended, [propose record, ...]]}\\n                               (the head)
@@ -17,7 +17,8 @@ only their number by state, how many are done, and what the broken-sweep rule re
 and end record; version 3 had no ``outcomes``, and the rule read every run before each claim),
 and the bayes proposals made ahead still pending with the count of ended attempts they are judged
 by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposal without a replay). ``crc`` covers the header and the head;
-``body_crc`` the body, which is checked when it is read. ``order`` is each run's place in the fold
+``body_crc`` the body, which is checked when it is read. ``rows`` (optional) says which prefix of
+the file ``journal.rows`` holds the body's runs as ``status --json`` writes them (json_rows.py). ``order`` is each run's place in the fold
 (first claim first), so that the fold read in two parts keeps the journal's order.
 
 No filter of the body's run ids: a claim after the snapshot names a new run (run ids are made by
@@ -62,9 +63,11 @@ def dump(
     target_hit: bool,
     max_retries: int,
     ahead: Ahead,
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The snapshot file's bytes: ``runs`` (in the fold's order), of which ``open_ids`` are
-    running or queued, folded from the journal's first ``offset`` bytes."""
+    running or queued, folded from the journal's first ``offset`` bytes. ``extra``: more header
+    fields (``rows``: which prefix of the rows file holds the body's runs, json_rows.py)."""
     order = {run_id: i for i, run_id in enumerate(runs)}
     opened = set(open_ids)
     index, blobs, start, states, done = [], [], 0, Counter[str](), 0
@@ -105,6 +108,7 @@ def dump(
         "head_len": len(head),
         "body_len": len(body),
         "body_crc": zlib.crc32(body),
+        **(extra or {}),
     }
     header["crc"] = header_check(header, head)
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + head + body

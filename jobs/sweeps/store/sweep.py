@@ -27,11 +27,12 @@ from typing import Any
 from sweepkit.jobs.sweeps import lab_group
 from sweepkit.jobs.sweeps.definition import planned_runs, upgrade_legacy_command
 from sweepkit.jobs.sweeps.state import Claim, RunView
-from sweepkit.jobs.sweeps.store import ahead, claim_policy, folder, leases
+from sweepkit.jobs.sweeps.store import ahead, claim_policy, folder, json_rows, leases
 from sweepkit.jobs.sweeps.store.engine import Engine
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Outcomes
 from sweepkit.jobs.sweeps.store.journal import SweepLock, take_token
 from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
+from sweepkit.jobs.sweeps.store.json_rows import EncodedRow
 from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
 from sweepkit.jobs.sweeps.store.reader import RunReader, counts
 from sweepkit.jobs.sweeps.store.recovery import DiskEvidence, Recovery
@@ -77,10 +78,10 @@ class LocalSweep:
         )
         self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
         self.file_mode = lab_group.file_mode(self.group_id)  # of what the kit writes in it
-        self._state = JournalFold(path, blank, self.file_mode)
+        self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
+        self._state = JournalFold(path, blank, self.file_mode, self._write_rows)
         self._engine, self._taker = Engine(self.definition), ahead.Taker()
         self._lock: SweepLock | None = None
-        self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
         disk = DiskEvidence(path, self.sweep_id)  # what the folder shows of lost claims
         self._recovery = Recovery(disk, self._state, self.reader, self._lease_expired, self.lease_s)
         # the lease check of a reader (status, report): no agent of its own
@@ -136,6 +137,18 @@ class LocalSweep:
         """``runs(read_ended=False)`` as ``status --json`` writes them (``RunReader.json_rows``)."""
         self._read_on()
         return self.reader.json_rows(self.refresh().values(), self._reader_lease_check, time.time())
+
+    def encoded_rows(self) -> list[EncodedRow]:
+        """``json_rows`` encoded: the snapshot's done runs copied from its rows file where it
+        has one that holds (``json_rows.stored_rows``), the others made now."""
+        self._read_on()
+        now = time.time()
+        stored = json_rows.stored_rows(self._state, self.reader, self._reader_lease_check, now)
+        return [json_rows.encode(r) for r in self.json_rows()] if stored is None else stored
+
+    def _write_rows(self, fold: Fold, base: dict[str, Any] | None) -> dict[str, Any] | None:
+        done = [run for run_id, run in fold.runs.items() if run_id not in fold.open]
+        return json_rows.write(self.path, fold.runs, done, base, self.reader, self.file_mode)
 
     def run_view(self, run_id: str) -> RunView:
         """One run (as in ``runs()``, its records read), from the journal as last read."""
