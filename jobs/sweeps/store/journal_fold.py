@@ -19,9 +19,10 @@ from sweepkit.jobs.sweeps.store import snapshot
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, Journal
 
-# (fold, base) -> the snapshot header's ``rows`` field, the rows file written (json_rows.py):
-# ``base``, the field of the snapshot last read or written
-RowsWriter = Callable[[Fold, "dict[str, Any] | None"], "dict[str, Any] | None"]
+# (fold, base, named) -> the snapshot header's ``rows`` field, the rows file written
+# (json_rows.py): ``base``, the field of the snapshot last read or written; ``named``, the runs
+# that records folded in since then name (a done run's row in ``base`` stays only if none does)
+RowsWriter = Callable[[Fold, "dict[str, Any] | None", "set[str]"], "dict[str, Any] | None"]
 
 
 class JournalFold:
@@ -43,7 +44,7 @@ class JournalFold:
         self._unrecorded = False  # records folded in that the journal does not hold
         self._rows_writer = rows_writer
         self._rows_base: dict[str, Any] | None = None  # the rows field of the last snapshot
-        # the run ids that records folded in after the snapshot's head name (json_rows.py)
+        # the run ids that records folded in after the snapshot read or written last name
         self.named_after_snapshot: set[str] = set()
 
     @property
@@ -126,10 +127,13 @@ class JournalFold:
             return False
         self.read_all()  # a snapshot holds every run
         offset = self._snapshot_at = self._journal.offset
-        rows = None if self._rows_writer is None else self._rows_writer(self.fold, self._rows_base)
+        rows = None
+        if self._rows_writer is not None:
+            rows = self._rows_writer(self.fold, self._rows_base, self.named_after_snapshot)
         extra = None if rows is None else {"rows": rows}
         written = snapshot.write(
             self.path, self._journal.path, self.fold, offset, self.file_mode, extra
         )
-        self._rows_base = rows if written else self._rows_base
+        if written:  # the next snapshot's rows start from this one's
+            self._rows_base, self.named_after_snapshot = rows, set()
         return written

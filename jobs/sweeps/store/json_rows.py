@@ -83,18 +83,21 @@ def write(
     sweep_dir: Path,
     runs: dict[str, FoldedRun],
     done: Iterable[FoldedRun],
-    base: dict[str, Any] | None,
+    base: tuple[dict[str, Any] | None, set[str]],
     reader: RunReader,
     mode: int,
 ) -> dict[str, Any] | None:
     """Have the rows file hold the rows of ``done`` (the snapshot's body; ``runs``: every run, in
     the fold's order) and return the snapshot header's ``rows`` field; None (best effort) if
     it cannot be written or a done run's end record does not say enough for its row. ``base``:
-    the ``rows`` field of the snapshot this process read or wrote last, whose prefix is kept
-    where it still holds (its checksum matches, its runs are done here in the same places)."""
+    the ``rows`` field of the snapshot this process read or wrote last, and the runs named by
+    records folded in since; its prefix is kept where it still holds (its checksum matches, its
+    runs are done here in the same places and no record since names them: a journal edited by
+    hand can hand a done run out again)."""
     order = {run_id: i for i, run_id in enumerate(runs)}
     key = _key(reader)
     done_ids = {run.run_id for run in done}
+    field, named = base
     try:
         fd = os.open(sweep_dir / ROWS_NAME, os.O_RDWR | os.O_CREAT, mode)
     except OSError:
@@ -102,7 +105,7 @@ def write(
     try:
         with contextlib.suppress(OSError):
             os.fchmod(fd, mode)  # another user's file in a lab group's sweep: left as it is
-        kept, kept_ids, crc = _kept(fd, base, key, done_ids, order)
+        kept, kept_ids, crc = _kept(fd, field, key, done_ids - named, order)
         lines = []
         for run in done:
             if run.run_id in kept_ids:
@@ -134,7 +137,7 @@ def _kept(
     order: dict[str, int],
 ) -> tuple[int, set[str], int]:
     """(bytes, run ids, CRC-32) of the file's prefix that stays: ``base``'s rows, up to the
-    first that is not a done run here in the same place; nothing if ``base`` does not hold."""
+    first that is not one of ``done_ids`` in the same place; nothing if ``base`` does not hold."""
     data = _valid(fd, base, key)
     if data is None:
         return 0, set(), 0

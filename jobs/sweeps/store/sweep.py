@@ -146,9 +146,13 @@ class LocalSweep:
         stored = json_rows.stored_rows(self._state, self.reader, self._reader_lease_check, now)
         return [json_rows.encode(r) for r in self.json_rows()] if stored is None else stored
 
-    def _write_rows(self, fold: Fold, base: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _write_rows(
+        self, fold: Fold, base: dict[str, Any] | None, named: set[str]
+    ) -> dict[str, Any] | None:
         done = [run for run_id, run in fold.runs.items() if run_id not in fold.open]
-        return json_rows.write(self.path, fold.runs, done, base, self.reader, self.file_mode)
+        return json_rows.write(
+            self.path, fold.runs, done, (base, named), self.reader, self.file_mode
+        )
 
     def run_view(self, run_id: str) -> RunView:
         """One run (as in ``runs()``, its records read), from the journal as last read."""
