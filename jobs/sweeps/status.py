@@ -9,7 +9,9 @@ complete (or Ctrl-C).
 
 An ended run is shown from what its agent recorded when it ended (its end record: state, metric,
 its history, epoch count, the summary's numbers, exit code, error), so the table and ``--json``
-cost a read of the journal plus the running runs' own records, whatever the number of ended runs.
+cost a read of the journal plus the running runs' own records, whatever the number of ended runs
+(``--json`` copies the done runs' rows from ``journal.rows``, kept beside the snapshot as encoded:
+store/json_rows.py).
 What only a run's own W&B records hold (its per-epoch rows, its config, the summary's values that
 are not numbers) is null in ``--json`` for such a run; ``--json --records`` reads every run's
 records for them (2 ms or so of CPU per run: 40 s at 20,000 runs).
