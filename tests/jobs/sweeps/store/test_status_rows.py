@@ -8,12 +8,16 @@ bytes; the next snapshot's writer mends the file."""
 from __future__ import annotations
 
 import io
+import multiprocessing
+import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from snapshot_sweeps import work
@@ -262,3 +266,37 @@ def test_racing_snapshot_writers_never_give_a_wrong_row(tmp_path: Path) -> None:
     rows[base + 1] ^= 1  # the second writer's first row differs from the first one's
     (path / ROWS_NAME).write_bytes(rows)
     assert not as_replayed(path, tmp_path)
+
+
+def _claim_and_end(path: str, seed: int) -> None:
+    work(store.open_sweep(Path(path)), 8, seed=seed, leave_running=1)
+
+
+def _snapshot_often(path: str) -> None:
+    while True:
+        write_snapshot(Path(path))
+
+
+@pytest.mark.system
+def test_concurrent_agents_and_snapshot_writers_leave_rows_a_full_replay_agrees_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Agents that write snapshots as they go (every 3,000 journal bytes here) and two writers
+    in a loop, all appending to one rows file, one writer killed mid-way."""
+    monkeypatch.setattr(snapshot, "WRITE_AFTER_BYTES", 3000)
+    sweep = store.create_sweep(DEFINITION, tmp_path / "s", source="test", max_retries=1)
+    ctx = multiprocessing.get_context("fork")
+    writers = [ctx.Process(target=_snapshot_often, args=(str(sweep.path),)) for _ in range(2)]
+    agents = [ctx.Process(target=_claim_and_end, args=(str(sweep.path), s)) for s in range(4)]
+    for p in writers + agents:
+        p.start()
+    for p in agents:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    for p in writers:
+        assert p.pid is not None
+        os.kill(p.pid, signal.SIGKILL)
+        p.join()
+    as_replayed(sweep.path, tmp_path)
+    write_snapshot(sweep.path)
+    assert as_replayed(sweep.path, tmp_path)
