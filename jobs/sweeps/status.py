@@ -9,7 +9,9 @@ complete (or Ctrl-C).
 
 An ended run is shown from what its agent recorded when it ended (its end record: state, metric,
 its history, epoch count, the summary's numbers, exit code, error), so the table and ``--json``
-cost a read of the journal plus the running runs' own records, whatever the number of ended runs.
+cost a read of the journal plus the running runs' own records, whatever the number of ended runs
+(``--json`` copies the done runs' rows from ``journal.rows``, kept beside the snapshot as encoded:
+store/json_rows.py).
 What only a run's own W&B records hold (its per-epoch rows, its config, the summary's values that
 are not numbers) is null in ``--json`` for such a run; ``--json --records`` reads every run's
 records for them (2 ms or so of CPU per run: 40 s at 20,000 runs).
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import json
 import sys
 import time
 from typing import Any, TextIO
@@ -29,6 +30,7 @@ from sweepkit.jobs.sweeps import store as store_mod
 from sweepkit.jobs.sweeps.definition.parameters import fixed_params, param_names
 from sweepkit.jobs.sweeps.display import escaped, param_label, shown
 from sweepkit.jobs.sweeps.ref import parse_local
+from sweepkit.jobs.sweeps.store.json_rows import encoded
 from sweepkit.jobs.sweeps.store.reader import view_json
 from sweepkit.jobs.sweeps.store.table_head import (
     BEST_SHOWN,
@@ -143,39 +145,48 @@ def snapshot(sweep: store_mod.LocalSweep) -> dict[str, Any]:
 
 def write_json(sweep: store_mod.LocalSweep, out: TextIO, records: bool = False) -> None:
     """The JSON document, one run per line. An ended run is written from its end record where
-    that says enough (a plain dict, no view built: ``LocalSweep.json_rows``); the others (and
+    that says enough (a plain dict, no view built: ``LocalSweep.json_rows``), a done one copied
+    as encoded when the snapshot was written (``LocalSweep.encoded_rows``); the others (and
     every run, with ``records``: ``snapshot``'s document) from their own records."""
-    rows = sweep.json_rows()
-    scored = [r for r in rows if r["state"] in SCORED_STATES]
-    best = best_of(scored, lambda r: r["metric"], sweep.goal)
-    text = json_values.dumps(
-        header(sweep, [r["state"] for r in rows], best["run_id"] if best else None), indent=2
-    )
-    out.write(text[: text.rindex("}")].rstrip() + ',\n  "runs": [')
+    if records:
+        _write_records(sweep, out)
+        return
+    # a done run's row as the snapshot's rows file holds it, encoded once (store/json_rows.py)
+    rows = sweep.encoded_rows()
+    scored = [r for r in rows if r.state in SCORED_STATES]
+    best = best_of(scored, lambda r: r.metric, sweep.goal)
+    _write_head(out, header(sweep, [r.state for r in rows], best.run_id if best else None))
     for start in range(0, len(rows), WRITE_ROWS):  # a few large writes, not one per run
-        lines = []
-        for row in rows[start : start + WRITE_ROWS]:
-            if records and row["epochs"] is None:  # shown from its end record: read it
-                row = view_json(sweep.run_view(row["run_id"]))
-                sweep.metrics.forget(sweep.run_dir(row["run_id"]))
-            lines.append(_encoded(row))
+        lines = [row.text for row in rows[start : start + WRITE_ROWS]]
         out.write(("," if start else "") + "\n    " + ",\n    ".join(lines))
     out.write("\n  ]\n}\n")
     out.flush()
 
 
+def _write_records(sweep: store_mod.LocalSweep, out: TextIO) -> None:
+    """``write_json`` with ``records``: every run's own records read."""
+    rows = sweep.json_rows()
+    scored = [r for r in rows if r["state"] in SCORED_STATES]
+    best = best_of(scored, lambda r: r["metric"], sweep.goal)
+    _write_head(out, header(sweep, [r["state"] for r in rows], best["run_id"] if best else None))
+    for start in range(0, len(rows), WRITE_ROWS):
+        lines = []
+        for row in rows[start : start + WRITE_ROWS]:
+            if row["epochs"] is None:  # shown from its end record: read it
+                row = view_json(sweep.run_view(row["run_id"]))
+                sweep.metrics.forget(sweep.run_dir(row["run_id"]))
+            lines.append(encoded(row))
+        out.write(("," if start else "") + "\n    " + ",\n    ".join(lines))
+    out.write("\n  ]\n}\n")
+    out.flush()
+
+
+def _write_head(out: TextIO, head: dict[str, Any]) -> None:
+    text = json_values.dumps(head, indent=2)
+    out.write(text[: text.rindex("}")].rstrip() + ',\n  "runs": [')
+
+
 WRITE_ROWS = 1000
-
-
-def _encoded(row: dict[str, Any]) -> str:
-    try:
-        return _strict.encode(row)
-    except ValueError:  # NaN or inf: W&B's strings (json_values)
-        return json_values.dumps(row)
-
-
-# one encoder for every run (json.dumps makes one per call when given options)
-_strict = json.JSONEncoder(allow_nan=False)
 
 
 def _fmt_duration(seconds: float | None) -> str:

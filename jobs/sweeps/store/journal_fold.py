@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, Journal
 # is imported). Not below: a frozen object that became cyclic garbage would never be freed, and a
 # small body costs the collector little.
 FREEZE_AFTER_RUNS = 1000
+# (fold, base, named) -> the snapshot header's ``rows`` field, the rows file written
+# (json_rows.py): ``base``, the field of the snapshot last read or written; ``named``, the runs
+# that records folded in since then name (a done run's row in ``base`` stays only if none does)
+RowsWriter = Callable[[Fold, "dict[str, Any] | None", "set[str]"], "dict[str, Any] | None"]
 
 
 class JournalFold:
@@ -38,6 +43,7 @@ class JournalFold:
         blank: Fold,
         file_mode: int = SHARED_FILE_MODE,
         grid: GridIndex | None = None,
+        rows_writer: RowsWriter | None = None,
     ):
         self.path = path
         self.file_mode = file_mode  # of the snapshot it writes (lab_group.file_mode)
@@ -47,6 +53,10 @@ class JournalFold:
         self._snapshot_at = 0  # the journal offset of the last snapshot read or written
         self._snapshot: snapshot.Snapshot | None = None  # read; the runs its head left unread
         self._unrecorded = False  # records folded in that the journal does not hold
+        self._rows_writer = rows_writer
+        self._rows_base: dict[str, Any] | None = None  # the rows field of the last snapshot
+        # the run ids that records folded in after the snapshot read or written last name
+        self.named_after_snapshot: set[str] = set()
 
     @property
     def offset(self) -> int:
@@ -56,6 +66,15 @@ class JournalFold:
     def _blank(self) -> Fold:
         fold = self.fold
         return Fold(fold.goal, fold.target, fold.max_retries, metric_name=fold.metric_name)
+
+    @property
+    def head_snapshot(self) -> snapshot.Snapshot | None:
+        """The snapshot whose head the fold started from, while the runs it left are unread."""
+        return self._snapshot
+
+    def _apply(self, records: list[dict[str, Any]]) -> None:
+        apply(self.fold, records)
+        self.named_after_snapshot.update(r["run"] for r in records if isinstance(r.get("run"), str))
 
     def catch_up(self) -> Fold:
         """Read the journal on; the first time, from its snapshot's head if it has a sound one
@@ -69,7 +88,8 @@ class JournalFold:
                 self.fold.target_hit = found.target_hit
                 self.fold.ahead = found.ahead
                 self._journal.offset = self._snapshot_at = found.offset
-        apply(self.fold, self._journal.read_new())
+                self._rows_base = found.header.get("rows")
+        self._apply(self._journal.read_new())
         if self._journal.shrunk:  # records lost while this reader ran: read afresh, and recover
             print(
                 f"sweepkit: warning: the journal {self._journal.path} was cut below what this "
@@ -78,6 +98,7 @@ class JournalFold:
             )
             self.fold, self._journal = self._blank(), Journal(self._journal.path)
             self._snapshot, self._snapshot_at, self._unrecorded = None, 0, False
+            self._rows_base, self.named_after_snapshot = None, set()
             return self.catch_up()
         return self.fold
 
@@ -107,13 +128,13 @@ class JournalFold:
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records (the caller holds the lock) and fold them in, with no re-read when this
         reader was at the end of the journal."""
-        apply(self.fold, self._journal.append_and_read(records))
+        self._apply(self._journal.append_and_read(records))
 
     def apply_unrecorded(self, records: list[dict[str, Any]]) -> None:
         """Fold records in that are not in the journal (a reader's recovered claims, which it may
         not append: recovery.py). A snapshot holds only what the journal holds: none is written
         from this fold."""
-        apply(self.fold, records)
+        self._apply(records)
         self._unrecorded = True
 
     def write_snapshot(self, force: bool = False) -> bool:
@@ -125,6 +146,19 @@ class JournalFold:
             return False
         self.read_all()  # a snapshot holds every run
         offset = self._snapshot_at = self._journal.offset
-        return snapshot.write(
-            self.path, self._journal.path, self.fold, offset, self.file_mode, self.grid
+        rows = None
+        if self._rows_writer is not None:
+            rows = self._rows_writer(self.fold, self._rows_base, self.named_after_snapshot)
+        extra = None if rows is None else {"rows": rows}
+        written = snapshot.write(
+            self.path,
+            self._journal.path,
+            self.fold,
+            offset,
+            self.file_mode,
+            grid=self.grid,
+            extra=extra,
         )
+        if written:  # the next snapshot's rows start from this one's
+            self._rows_base, self.named_after_snapshot = rows, set()
+        return written

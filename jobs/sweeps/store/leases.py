@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from sweepkit.jobs.sweeps.state import new_id
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
+from sweepkit.jobs.sweeps.store.folder import attempt_file_name
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE
 from sweepkit.train.atomic import write_atomic
 from sweepkit.train.runrecord import node_name, pid_namespace, slurm_ids
@@ -181,3 +183,28 @@ def zombie(pid: int) -> bool:
     except OSError:
         return False
     return bool(fields) and fields[0] == b"Z"
+
+
+class LeaseFiles:
+    """A sweep's lease files, ``leases/<run_id>.<k>.json``: one per running attempt."""
+
+    def __init__(self, folder: Path, lease_s: float, mode: int = SHARED_FILE_MODE):
+        self.folder, self.lease_s, self.mode = folder, lease_s, mode
+
+    def path(self, run_id: str, k: int) -> Path:
+        return self.folder / f"{attempt_file_name(run_id, k)}.json"
+
+    def beat(self, run_id: str, k: int, me: AgentIdentity, child_pid: int | None = None) -> None:
+        write_heartbeat(self.path(run_id, k), run_id, k, self.lease_s, me, child_pid, self.mode)
+
+    def end(self, run_id: str, k: int) -> None:  # once the attempt's end record is in
+        self.path(run_id, k).unlink(missing_ok=True)
+
+    def expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
+        return run_lease_expired(run, self.path(run.run_id, run.k), self.lease_s, me, now)
+
+    def expired_running(self, runs: Iterable[FoldedRun], me: AgentIdentity) -> list[str]:
+        """The running runs whose lease looks expired now, by their claim and lease file (read
+        without the lock)."""
+        now = time.time()
+        return [r.run_id for r in runs if r.state == "running" and self.expired(r, me, now)]

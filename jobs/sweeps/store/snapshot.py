@@ -257,11 +257,13 @@ def write(
     fold: Fold,
     offset: int,
     mode: int = SHARED_FILE_MODE,
+    *,
     grid: GridIndex | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> bool:
     """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes (``grid``:
-    a grid sweep's order, grid_taken.py). Best effort: False (and nothing left behind) if it
-    cannot be written, as on a read-only folder."""
+    a grid sweep's order, grid_taken.py; ``extra``: more header fields, json_rows.py's). Best
+    effort: False (and nothing left behind) if it cannot be written, as on a read-only folder."""
     path = sweep_dir / SNAPSHOT_NAME
     tmp = sweep_dir / f".{SNAPSHOT_NAME}.{HOST}.{os.getpid()}.tmp"
     try:
@@ -285,6 +287,7 @@ def write(
             fold.ahead,
             table=table,
             grid=grid,
+            extra=extra,
         )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:

@@ -5,7 +5,7 @@ used: the journal is replayed): a head that a claim reads, and a body that only 
 run read (status, the report, a bayes proposal)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
-     "crc"}\\n                                                              (the header)
+     ["rows",] "crc"}\\n                                                     (the header)
     {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states",
      "outcomes": [scored, failed, failed_trained, [run_id, end] or null],
      "ahead": [ended, [propose record, ...]], "table": {...} or null,
@@ -21,7 +21,9 @@ by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposa
 what ``status``'s table shows of the runs it leaves unread (``table``, table_head.py), and in a
 grid sweep the grid points those runs hold (``grid``, grid_taken.py); version 5 had neither: status
 and a grid claim read every run. ``crc`` covers the header and the head;
-``body_crc`` the body, which is checked when it is read. ``order`` is each run's place in the fold
+``body_crc`` the body, which is checked when it is read. ``rows`` (optional) says which prefix of
+the file ``journal.rows`` holds the body's runs as ``status --json`` writes them (json_rows.py).
+``order`` is each run's place in the fold
 (first claim first), so that the fold read in two parts keeps the journal's order.
 
 No filter of the body's run ids: a claim after the snapshot names a new run (run ids are made by
@@ -72,11 +74,14 @@ def dump(
     *,
     table: dict[str, Any] | None = None,
     grid: grid_taken.GridIndex | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The snapshot file's bytes: ``runs`` (in the fold's order), of which ``open_ids`` are
     running or queued, folded from the journal's first ``offset`` bytes; ``table``: what status's
     table shows of the others (table_head.py), None where the head cannot keep it; ``grid``: a
-    grid sweep's order, in which the head keeps the points of the runs it leaves unread."""
+    grid sweep's order, in which the head keeps the points of the runs it leaves unread;
+    ``extra``: more header fields (``rows``: which prefix of the rows file holds the body's runs,
+    json_rows.py)."""
     order = {run_id: i for i, run_id in enumerate(runs)}
     opened = set(open_ids)
     index, blobs, start, states, done = [], [], 0, Counter[str](), 0
@@ -119,6 +124,7 @@ def dump(
         "head_len": len(head),
         "body_len": len(body),
         "body_crc": zlib.crc32(body),
+        **(extra or {}),
     }
     header["crc"] = header_check(header, head)
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + head + body

@@ -28,12 +28,13 @@ from typing import Any
 from sweepkit.jobs.sweeps import lab_group
 from sweepkit.jobs.sweeps.definition import planned_runs, upgrade_legacy_command
 from sweepkit.jobs.sweeps.state import Claim, RunView
-from sweepkit.jobs.sweeps.store import ahead, claim_policy, folder, leases
+from sweepkit.jobs.sweeps.store import ahead, claim_policy, folder, json_rows, leases
 from sweepkit.jobs.sweeps.store.engine import Engine
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, Outcomes
 from sweepkit.jobs.sweeps.store.journal import SweepLock, take_token
 from sweepkit.jobs.sweeps.store.journal_fold import JournalFold
-from sweepkit.jobs.sweeps.store.leases import AgentIdentity, run_lease_expired, write_heartbeat
+from sweepkit.jobs.sweeps.store.json_rows import EncodedRow
+from sweepkit.jobs.sweeps.store.leases import AgentIdentity
 from sweepkit.jobs.sweeps.store.reader import RunReader, counts
 from sweepkit.jobs.sweeps.store.recovery import DiskEvidence, Recovery
 from sweepkit.jobs.sweeps.store.snapshot import Snapshot
@@ -80,14 +81,16 @@ class LocalSweep:
         )
         self.group_id = lab_group.sweep_group(path)  # shared with a lab group (or None)
         self.file_mode = lab_group.file_mode(self.group_id)  # of what the kit writes in it
-        self._engine, self._taker = Engine(self.definition), ahead.Taker()
-        self._state = JournalFold(path, blank, self.file_mode, self._engine.grid_index())
-        self._lock: SweepLock | None = None
+        self.leases = leases.LeaseFiles(path / "leases", self.lease_s, self.file_mode)
         self.reader = RunReader(path / "runs", self.metric_name, self.goal, self.max_retries)
+        self._engine, self._taker = Engine(self.definition), ahead.Taker()
+        rows = json_rows.writer(path, self.reader, self.file_mode)
+        self._state = JournalFold(path, blank, self.file_mode, self._engine.grid_index(), rows)
+        self._lock: SweepLock | None = None
         disk = DiskEvidence(path, self.sweep_id)  # what the folder shows of lost claims
-        self._recovery = Recovery(disk, self._state, self.reader, self._lease_expired, self.lease_s)
+        self._recovery = Recovery(disk, self._state, self.reader, self.leases.expired, self.lease_s)
         # the lease check of a reader (status, report): no agent of its own
-        self._reader_lease_check = lambda run, now: self._lease_expired(run, None, now)
+        self._reader_lease_check = lambda run, now: self.leases.expired(run, None, now)
         self.metrics = self.reader.metrics  # what runs logged, read incrementally
 
     # ----- reading -------------------------------------------------------------------------
@@ -149,6 +152,14 @@ class LocalSweep:
         self._read_on()
         return self.reader.json_rows(self.refresh().values(), self._reader_lease_check, time.time())
 
+    def encoded_rows(self) -> list[EncodedRow]:
+        """``json_rows`` encoded: the snapshot's done runs copied from its rows file where it
+        has one that holds (``json_rows.stored_rows``), the others made now."""
+        self._read_on()
+        now = time.time()
+        stored = json_rows.stored_rows(self._state, self.reader, self._reader_lease_check, now)
+        return [json_rows.encode(r) for r in self.json_rows()] if stored is None else stored
+
     def run_view(self, run_id: str) -> RunView:
         """One run (as in ``runs()``, its records read), from the journal as last read."""
         if run_id not in self.fold.runs:
@@ -175,7 +186,7 @@ class LocalSweep:
             if not r.queued(self.max_retries)
             # the next claim ends a run whose agent is gone, and hands it out again unless its
             # own records say it ended (reconcile.py): it may need a task
-            and not (r.state == "running" and self._lease_expired(r, None, now))
+            and not (r.state == "running" and self.leases.expired(r, None, now))
         )
         return planned, max(0, planned - taken)
 
@@ -245,7 +256,8 @@ class LocalSweep:
                 proposals = self._candidates() if drawn_ahead else self._propose(1)
             seen_at = self._state.offset
             self.write_snapshot()  # outside the lock, rarely (after ~1 MB of journal)
-            suspects = self._expired_leases(me)  # outside the lock: a lease read per running run
+            # outside the lock: a lease read per running run
+            suspects = self.leases.expired_running(list(self.fold.open.values()), me)
             due = self._recovery.due()  # the journal read on, then one listing of runs/
             with self.lock() as lock:
                 self._state.catch_up()
@@ -339,7 +351,7 @@ class LocalSweep:
         expired = [
             r
             for r in (self.fold.runs[run_id] for run_id in suspects)
-            if r.state == "running" and self._lease_expired(r, me, now)
+            if r.state == "running" and self.leases.expired(r, me, now)
         ]
         records = [
             claim_policy.expired_end(run, self.reader.reconciled(run), me, now, self.lease_s)
@@ -374,31 +386,13 @@ class LocalSweep:
         self.end_lease(claim.run_id, claim.k)  # killed before this line: leases.remove_ended
         return True
 
-    # ----- leases --------------------------------------------------------------------------
-    def _lease_path(self, run_id: str, k: int) -> Path:
-        return self.path / "leases" / f"{folder.attempt_file_name(run_id, k)}.json"
-
+    # ----- leases (leases.LeaseFiles) -------------------------------------------------------
     def end_lease(self, run_id: str, k: int) -> None:  # once the attempt's end record is in
-        self._lease_path(run_id, k).unlink(missing_ok=True)
+        self.leases.end(run_id, k)
 
     def remove_ended_leases(self) -> int:
         """Remove ended attempts' lease files that killed agents left (``leases.remove_ended``)."""
-        return leases.remove_ended(self.path / "leases", self._state)
+        return leases.remove_ended(self.leases.folder, self._state)
 
     def heartbeat(self, claim: Claim, me: AgentIdentity, child_pid: int | None = None) -> None:
-        path = self._lease_path(claim.run_id, claim.k)
-        write_heartbeat(path, claim.run_id, claim.k, self.lease_s, me, child_pid, self.file_mode)
-
-    def _lease_expired(self, run: FoldedRun, me: AgentIdentity | None, now: float) -> bool:
-        path = self._lease_path(run.run_id, run.k)
-        return run_lease_expired(run, path, self.lease_s, me, now)
-
-    def _expired_leases(self, me: AgentIdentity) -> list[str]:
-        """The running runs whose lease looks expired now, by their claim and lease file (read
-        without the lock)."""
-        now = time.time()
-        return [
-            r.run_id
-            for r in list(self.fold.open.values())
-            if r.state == "running" and self._lease_expired(r, me, now)
-        ]
+        self.leases.beat(claim.run_id, claim.k, me, child_pid)

@@ -47,14 +47,14 @@ def reads_under_the_lock(sweep: store.LocalSweep) -> list[str]:
             leave(self, *exc)
 
     lock.__class__ = Watched
-    lease_path = sweep._lease_path
+    lease_path = sweep.leases.path
 
     def watched_lease_path(run_id: str, k: int) -> Path:
         if held["now"]:
             reads.append(run_id)
         return lease_path(run_id, k)
 
-    sweep._lease_path = watched_lease_path  # type: ignore[method-assign]
+    sweep.leases.path = watched_lease_path  # type: ignore[method-assign]
     return reads
 
 
