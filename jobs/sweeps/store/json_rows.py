@@ -110,7 +110,10 @@ def write(
         for run in done:
             if run.run_id in kept_ids:
                 continue
-            row = reader.ended_json(run)
+            try:
+                row = reader.ended_json(run)
+            except (TypeError, ValueError, KeyError, AttributeError):
+                row = None  # a hand-edited end record (a time that is no number): no rows kept
             if row is None:
                 return None
             lines.append(_line(order[run.run_id], encode(row)))

@@ -96,16 +96,7 @@ def dump(
         done += run.done(max_retries)
     body = json.dumps(index, separators=(",", ":")).encode() + b"\n" + b"".join(blobs)
     head_doc = {
-        "open": [
-            [
-                i,
-                order[i],
-                runs[i].params,
-                runs[i].claims,
-                [runs[i].ends[k] for k in sorted(runs[i].ends)],
-            ]
-            for i in open_ids
-        ],
+        "open": [_open_doc(runs[i], order[i]) for i in open_ids],
         "count": len(index),
         "done": done,
         "states": dict(states),
@@ -128,6 +119,11 @@ def dump(
     }
     header["crc"] = header_check(header, head)
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + head + body
+
+
+def _open_doc(run: FoldedRun, order: int) -> list[Any]:
+    """An open run as the head keeps it whole: id, place in the fold, params, claims and ends."""
+    return [run.run_id, order, run.params, run.claims, [run.ends[k] for k in sorted(run.ends)]]
 
 
 def _outcomes_doc(seen: Outcomes) -> list[Any]:
