@@ -264,6 +264,12 @@ def _check_local(definition: dict[str, Any], source: str) -> None:
             hyperband_stop_runs([], definition)
         except ValueError as err:
             raise UserError(f"{source}: early_terminate: {err}") from None
+        except KeyError as err:  # the engine's rule reads a key it needs without a default
+            raise UserError(
+                f"{source}: early_terminate: W&B's hyperband needs {err.args[0]!r} here as well; "
+                f"add early_terminate.{err.args[0]} (with max_iter, s is the number of brackets), "
+                "or give min_iter without max_iter"
+            ) from None
 
 
 def missing_goal_warning(definition: dict[str, Any], source: str) -> str | None:

@@ -198,6 +198,16 @@ def test_the_generators_reach_both_sides_of_the_oracle():
 @given(definition=definitions)
 # found by the long profile: a control character in a parameter's name broke the line in two
 @example(definition={"method": "grid", "parameters": {"\r": 0}, "program": "train.py"})
+# and hyperband's max_iter without s: the engine's stop rule fails on the missing key
+@example(
+    definition={
+        "method": "grid",
+        "parameters": {"_": {"value": None}},
+        "program": "train.py",
+        "metric": {"name": "_", "goal": "minimize"},
+        "early_terminate": {"type": "hyperband", "min_iter": 1, "max_iter": 0},
+    }
+)
 def test_what_the_engine_accepts_is_created_and_the_rest_is_one_line(
     definition, tmp_path_factory, capsys
 ):
