@@ -109,6 +109,11 @@ def check_grid_head(path: Path) -> int:
     after it, against those of every run read; how many are taken."""
     from sweepkit.jobs.sweeps import store
 
+    # agents write a snapshot every WRITE_AFTER_BYTES of journal: a small sweep has none yet
+    writer = store.open_sweep(path)
+    writer.refresh()
+    if not writer.write_snapshot(force=True):
+        raise SystemExit(f"grid: could not write the journal snapshot in {path}")
     fast, full = store.open_sweep(path), store.open_sweep(path)
     fold = fast._state.catch_up()
     if fold.unread is None or not fast._engine.reads_grid_head(fold.unread):
