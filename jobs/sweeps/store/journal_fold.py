@@ -67,11 +67,6 @@ class JournalFold:
         fold = self.fold
         return Fold(fold.goal, fold.target, fold.max_retries, metric_name=fold.metric_name)
 
-    @property
-    def head_snapshot(self) -> snapshot.Snapshot | None:
-        """The snapshot whose head the fold started from, while the runs it left are unread."""
-        return self._snapshot
-
     def _apply(self, records: list[dict[str, Any]]) -> None:
         apply(self.fold, records)
         self.named_after_snapshot.update(r["run"] for r in records if isinstance(r.get("run"), str))

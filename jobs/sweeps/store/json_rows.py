@@ -251,7 +251,7 @@ def stored_rows(
 ) -> list[EncodedRow] | None:
     """Every run's row in the fold's order, the snapshot body's runs from the rows file and the
     others made now; None where that would not be a full replay's answer (module docstring)."""
-    fold, found = state.fold, state.head_snapshot
+    fold, found = state.fold, state.unread_snapshot
     if fold.unread is None or found is None or fold.target_hit:
         return None
     stored = read(state.path, found.header.get(HEADER_FIELD), reader, fold.unread.count)
