@@ -4,9 +4,13 @@ state, and the facts a reader knows, to compare a reader from the snapshot with 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sweepkit.jobs.sweeps import status, store
+from sweepkit.jobs.sweeps.store import snapshot_format
+from sweepkit.jobs.sweeps.store.fold import Fold
+from sweepkit.jobs.sweeps.store.grid_taken import GridIndex
 
 DEFINITION = {
     "method": "random",
@@ -65,3 +69,28 @@ def facts(sweep: store.LocalSweep) -> dict[str, Any]:
         "complete": sweep.complete(),
         "best": best.run_id if best else None,
     }
+
+
+def from_head(prefix: Fold, grid: GridIndex | None = None) -> Fold:
+    """A fresh reader's fold: the head of a snapshot of ``prefix`` (made and read in memory), its
+    other runs unread; ``grid``: a grid sweep's order, whose points taken the head keeps."""
+    data = snapshot_format.dump(
+        prefix.runs,
+        list(prefix.open),
+        0,
+        (0, 0),
+        prefix.target_hit,
+        prefix.max_retries,
+        prefix.ahead,
+        grid=grid,
+    )
+    line, rest = data.split(b"\n", 1)
+    header = json.loads(line)
+    doc = snapshot_format.load_head(header, rest[: header["head_len"]])
+    assert isinstance(doc, dict)
+    fold = Fold(max_retries=prefix.max_retries)
+    fold.runs = {run.run_id: run for _, run in snapshot_format.open_runs(doc)}
+    fold.open = dict(fold.runs)
+    fold.unread = snapshot_format.head_unread(doc)
+    fold.ahead = snapshot_format.head_ahead(json.loads(json.dumps(doc)))
+    return fold

@@ -13,10 +13,11 @@ from typing import Any
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from snapshot_sweeps import from_head
 
 from sweepkit.jobs.sweeps import store
 from sweepkit.jobs.sweeps.definition.grid import GridOrder
-from sweepkit.jobs.sweeps.store import snapshot, snapshot_format
+from sweepkit.jobs.sweeps.store import snapshot
 from sweepkit.jobs.sweeps.store.engine import Engine
 from sweepkit.jobs.sweeps.store.fold import Fold, apply
 from sweepkit.jobs.sweeps.store.grid_taken import GridTaken
@@ -61,29 +62,6 @@ def journal(actions: list[tuple[Any, ...]], max_retries: int) -> list[dict[str, 
     return records
 
 
-def from_head(prefix: Fold, engine: Engine) -> Fold:
-    """A fresh reader's fold: the head of a snapshot of ``prefix``, its other runs unread."""
-    data = snapshot_format.dump(
-        prefix.runs,
-        list(prefix.open),
-        0,
-        (0, 0),
-        prefix.target_hit,
-        prefix.max_retries,
-        prefix.ahead,
-        grid=engine.grid_index(),
-    )
-    line, rest = data.split(b"\n", 1)
-    header = json.loads(line)
-    doc = snapshot_format.load_head(header, rest[: header["head_len"]])
-    assert isinstance(doc, dict)
-    fold = Fold(max_retries=prefix.max_retries)
-    fold.runs = {run.run_id: run for _, run in snapshot_format.open_runs(doc)}
-    fold.open = dict(fold.runs)
-    fold.unread = snapshot_format.head_unread(doc)
-    return fold
-
-
 @given(actions=st.lists(steps, max_size=40), cut=st.floats(0, 1), max_retries=st.integers(0, 1))
 def test_the_head_and_the_tail_give_a_full_replays_grid_points(
     actions: list[tuple[Any, ...]], cut: float, max_retries: int
@@ -93,7 +71,7 @@ def test_the_head_and_the_tail_give_a_full_replays_grid_points(
     full = apply(Fold(max_retries=max_retries), records)
     writer, fresh_engine, full_engine = Engine(GRID), Engine(GRID), Engine(GRID)
     prefix = apply(Fold(max_retries=max_retries), records[:at])
-    fresh = apply(from_head(prefix, writer), records[at:])
+    fresh = apply(from_head(prefix, writer.grid_index()), records[at:])
     assert fresh_engine.reads_grid_head(fresh.unread)
     seen = fresh_engine._grid_taken(fresh.runs.values(), fresh.unread)
     assert seen == full_engine._grid_taken(full.runs.values(), None)

@@ -7,16 +7,14 @@ reads them with none of the runs the head left unread."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from snapshot_sweeps import DEFINITION, work
+from snapshot_sweeps import DEFINITION, from_head, work
 
 from sweepkit.jobs.sweeps import store
-from sweepkit.jobs.sweeps.store import snapshot_format
 from sweepkit.jobs.sweeps.store.fold import STALE_AFTER_ENDS, Fold, Outcomes, apply
 
 END_STATES = ("finished", "failed", "stopped", "crashed", "preempted", "lost")  # lost: foreign
@@ -70,29 +68,6 @@ def journal(actions: list[tuple[Any, ...]], max_retries: int) -> list[dict[str, 
         apply(fold, [record])
         records.append(record)
     return records
-
-
-def from_head(prefix: Fold) -> Fold:
-    """A fresh reader's fold: the head of a snapshot of ``prefix``, its other runs unread."""
-    data = snapshot_format.dump(
-        prefix.runs,
-        list(prefix.open),
-        0,
-        (0, 0),
-        prefix.target_hit,
-        prefix.max_retries,
-        prefix.ahead,
-    )
-    line, rest = data.split(b"\n", 1)
-    header = json.loads(line)
-    doc = snapshot_format.load_head(header, rest[: header["head_len"]])
-    assert isinstance(doc, dict)
-    fold = Fold(max_retries=prefix.max_retries)
-    fold.runs = {run.run_id: run for _, run in snapshot_format.open_runs(doc)}
-    fold.open = dict(fold.runs)
-    fold.unread = snapshot_format.head_unread(doc)
-    fold.ahead = snapshot_format.head_ahead(json.loads(json.dumps(doc)))
-    return fold
 
 
 def comparable(seen: Outcomes) -> Outcomes:
