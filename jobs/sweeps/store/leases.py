@@ -24,6 +24,7 @@ from sweepkit.jobs.sweeps.state import new_id
 from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun
 from sweepkit.jobs.sweeps.store.folder import attempt_file_name
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE
+from sweepkit.jobs.sweeps.store.lost_records import RECOVERED
 from sweepkit.train.atomic import write_atomic
 from sweepkit.train.runrecord import node_name, pid_namespace, slurm_ids
 
@@ -70,10 +71,15 @@ def run_lease_expired(
     run: FoldedRun, lease_file: Path, lease_s: float, me: AgentIdentity | None, now: float
 ) -> bool:
     """True if the lease of ``run``'s current attempt (its file ``lease_file``) expired. A claim
-    younger than the lease, whose holder is alive, cannot have expired: its file is not read."""
+    younger than the lease, whose holder is alive, cannot have expired: its file is not read. A
+    claim recovered from the folder (lost_records.py) has no holder and a file's time, which
+    says nothing of one: only its lease file can hold it, as an agent beats before it writes
+    the parameter file the claim was recovered from."""
     claim = run.claims[-1]
+    recovered = bool(claim.get(RECOVERED))
     if (
-        now - claim.get("at", 0) < lease_s
+        not recovered
+        and now - claim.get("at", 0) < lease_s
         and not same_slurm_task(claim.get("slurm"), me.slurm if me else None)
         and (not pids_comparable(claim) or alive(claim.get("pid")))
     ):
@@ -81,6 +87,8 @@ def run_lease_expired(
     try:
         lease = json.loads(lease_file.read_text())
     except (OSError, ValueError):  # no heartbeat yet: the claim record stands for one
+        if recovered:  # no heartbeat ever came, or its attempt ended: nobody holds it
+            return True
         lease = {
             "beat_at": claim.get("at", 0),
             "host": claim.get("host"),

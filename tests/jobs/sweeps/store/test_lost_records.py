@@ -150,3 +150,65 @@ def test_runs_left_count_the_runs_the_journal_lost_before_anything_else_reads(
     cut(journal, before)  # the finished retry's claim and end
     capsys.readouterr()
     assert store.open_sweep(resumed.path).remaining() == (1, 0)
+
+
+def _lost_running_run(
+    root: Path, lease_s: float, at: float | None, beat: bool
+) -> tuple[store.LocalSweep, store.Claim]:
+    """A sweep of two grid points whose first run was claimed and started (its parameter file
+    stamped ``at``; ``beat``: its agent wrote a heartbeat first, as agents do) and still runs as
+    far as its files say, and whose journal then lost that claim."""
+    sweep = store.create_sweep(grid({"lr": [1, 2]}), root, "test", lease_s=lease_s)
+    me = _agent(1)
+    claim = sweep.claim(me)
+    assert isinstance(claim, store.Claim)
+    if beat:
+        sweep.heartbeat(claim, me)
+    launch(sweep, claim, at=at)
+    cut(sweep.path / "journal.jsonl", 0)
+    return sweep, claim
+
+
+@pytest.mark.parametrize(
+    ("lease_s", "ahead_s"),
+    [
+        (3600.0, None),  # its holder died right after it started the program
+        (0.001, 600.0),  # the file server's clock is ahead of ours (or ours was stepped back)
+    ],
+)
+def test_a_recovered_running_run_without_a_heartbeat_is_ended_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lease_s: float, ahead_s: float | None
+) -> None:
+    """A recovered claim has no holder, and its time is a file's: when no lease file beats for
+    it (an agent beats before it writes the parameter file), its holder is gone however young
+    that time looks. The next claim ends it as crashed and hands it out again, before any new
+    run; it never counts as running on another agent (issue 28's long profile: a journal cut
+    while a run's file time was within the millisecond lease of the next claim's clock)."""
+    at = None if ahead_s is None else time.time() + ahead_s
+    sweep, lost = _lost_running_run(tmp_path, lease_s, at, beat=False)
+    agent = store.open_sweep(sweep.path)
+    claim = agent.claim(_agent(2))
+    assert isinstance(claim, store.Claim), claim
+    assert (claim.run_id, claim.k, claim.resumed) == (lost.run_id, 1, True)
+    first = store.open_sweep(sweep.path).refresh()[lost.run_id].ends[0]
+    assert first["state"] == "crashed" and "its claim was lost" in first["error"]
+    end(agent, claim, _agent(2), "finished")
+    _run(agent, _agent(2), "finished")
+    done = agent.claim(_agent(3))
+    assert isinstance(done, store.NoClaim) and done.complete, done
+    capsys.readouterr()
+
+
+def test_a_recovered_running_run_whose_agent_beats_stays_its_agents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same lost claim, but its agent lives and beats: its lease file holds the run, and the
+    next claim takes the other grid point."""
+    sweep, lost = _lost_running_run(tmp_path, 3600.0, None, beat=True)
+    claim = store.open_sweep(sweep.path).claim(_agent(2))
+    assert isinstance(claim, store.Claim) and claim.params == {"lr": {"value": 2}}
+    runs = store.open_sweep(sweep.path).refresh()
+    assert runs[lost.run_id].state == "running"
+    waiting = store.open_sweep(sweep.path).claim(_agent(3))
+    assert isinstance(waiting, store.NoClaim) and not waiting.complete
+    capsys.readouterr()
