@@ -5,7 +5,8 @@ The journal is append-only: the fold of its first ``offset`` bytes never changes
 loads it and replays only the journal's bytes after ``offset``. Its bytes are in
 snapshot_format.py: a small head with the open (running and queued) runs and the counts of the
 others, which is all a claim reads, and a body with the others, read only when something asks
-for every run (``read_all``: status, the report, a bayes proposal, a view of such a run).
+for every run (``read_all``: the report, a view of such a run, a bayes proposal where the
+snapshot keeps no facts of them: bayes_head.py).
 This module does the I/O; the fold (fold.py) gets what it reads.
 
 The header keeps checksums of the journal's first and last ``CHECK_BYTES`` bytes before
