@@ -92,15 +92,23 @@ def load(data: bytes, header: Mapping[str, Any], name: str) -> Placed | str:
         ]
 
 
-def ordered(
-    unread: Placed, head_open: Iterable[tuple[int, FoldedRun]], runs: Iterable[FoldedRun]
-) -> list[FoldedRun | BayesFacts]:
-    """Every run in the order of a full replay's fold: the snapshot's runs (the unread ones as
-    their facts, the head's open ones) by their place, then the runs claimed after it."""
-    placed: list[tuple[int, FoldedRun | BayesFacts]] = [(p, facts) for p, _, facts in unread]
-    opened = set()
-    for place, run in head_open:
-        placed.append((place, run))
-        opened.add(run.run_id)
-    placed.sort(key=lambda item: item[0])
-    return [item for _, item in placed] + [run for run in runs if run.run_id not in opened]
+class KeptFacts:
+    """A snapshot's runs as bayes reads them, in the fold's order: the unread ones as their facts,
+    the head's open ones (changed in place by later records) by their place; made once per
+    snapshot read, so that an agent's later claims do not read the facts again."""
+
+    def __init__(self, unread: Placed, head_open: Iterable[tuple[int, FoldedRun]]):
+        placed: list[tuple[int, FoldedRun | BayesFacts]] = [(p, facts) for p, _, facts in unread]
+        self.ids = frozenset(run_id for _, run_id, _ in unread)  # the unread runs'
+        opened = []
+        for place, run in head_open:
+            placed.append((place, run))
+            opened.append(run.run_id)
+        self.opened = frozenset(opened)
+        placed.sort(key=lambda item: item[0])
+        self.snapshot_runs = [item for _, item in placed]
+
+    def every(self, runs: Iterable[FoldedRun]) -> list[FoldedRun | BayesFacts]:
+        """Every run in the order of a full replay's fold: the snapshot's, then ``runs`` (the
+        fold's) claimed after it."""
+        return self.snapshot_runs + [run for run in runs if run.run_id not in self.opened]

@@ -51,6 +51,7 @@ class JournalFold:
         self.file_mode = file_mode  # of the snapshot it writes (lab_group.file_mode)
         self.grid = grid  # a grid sweep's order: its snapshot's head keeps the points taken
         self.bayes = bayes  # a bayes sweep's facts of a run: its snapshot keeps the unread runs'
+        self._bayes_kept: tuple[snapshot.Snapshot, bayes_head.KeptFacts | None] | None = None
         self.fold = blank
         self._journal = Journal(path / "journal.jsonl")
         self._snapshot_at = 0  # the journal offset of the last snapshot read or written
@@ -135,21 +136,22 @@ class JournalFold:
         found = self.unread_snapshot
         if found is None or self.bayes is None:
             return None
+        if self._bayes_kept is None or self._bayes_kept[0] is not found:
+            self._bayes_kept = found, self._kept_facts(found, self.bayes[0])
+        kept = self._bayes_kept[1]
+        if kept is None or not kept.ids.isdisjoint(self.named_after_snapshot):
+            return None  # (named: a journal edited by hand, whose full replay's answer differs)
+        return kept.every(self.fold.runs.values())
+
+    def _kept_facts(self, found: snapshot.Snapshot, name: str) -> bayes_head.KeptFacts | None:
         data = snapshot.read_facts(self.path, found)
         try:
-            placed = (
-                data
-                if isinstance(data, str)
-                else bayes_head.load(data, found.header, self.bayes[0])
-            )
+            placed = data if isinstance(data, str) else bayes_head.load(data, found.header, name)
         except (ValueError, KeyError, TypeError, IndexError):
-            placed = "not facts this version can read"
-        if isinstance(placed, str) or found.unread is None or len(placed) != found.unread.count:
             return None
-        named = self.named_after_snapshot | self.fold.runs.keys()
-        if any(run_id in named for _, run_id, _ in placed):
-            return None  # a journal edited by hand: a full replay's answer differs
-        return bayes_head.ordered(placed, found.open, self.fold.runs.values())
+        if isinstance(placed, str) or len(placed) != found.unread.count:
+            return None
+        return bayes_head.KeptFacts(placed, found.open)
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records (the caller holds the lock) and fold them in, with no re-read when this

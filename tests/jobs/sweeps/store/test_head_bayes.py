@@ -104,7 +104,7 @@ def fresh_facts(prefix: Fold, tail: list[dict[str, Any]], writer: Engine) -> lis
     fold.runs = {run.run_id: run for _, run in head_open}
     fold.open = dict(fold.runs)
     apply(fold, tail)
-    return bayes_head.ordered(placed, head_open, fold.runs.values())
+    return bayes_head.KeptFacts(placed, head_open).every(fold.runs.values())
 
 
 @given(
@@ -171,8 +171,20 @@ def test_a_fresh_bayes_agent_claims_without_reading_the_body(tmp_path: Path) -> 
     sweep = made(tmp_path)
     header = json.loads((sweep.path / snapshot.SNAPSHOT_NAME).read_bytes().split(b"\n", 1)[0])
     assert header["facts_len"] > 0
-    _, _, fresh = fresh_and_full_claims(sweep, tmp_path)
+    got, want, fresh = fresh_and_full_claims(sweep, tmp_path)
     assert fresh.fold.unread is not None and fresh.fold.unread.count == 6, "no body read"
+    # the same agent's next claim, after its run ended, from the facts kept: the full reader's
+    full = store.open_sweep(tmp_path / "replay")
+    for agent, claim in ((fresh, got), (full, want)):
+        me = store.AgentIdentity(host="fresh", pid=1)
+        agent.finish(claim, me, "finished", metric=0.7, history=[0.3, 0.7])
+    np.random.seed(6)
+    again = fresh.claim(store.AgentIdentity(host="fresh", pid=1))
+    np.random.seed(6)
+    expected = full.claim(store.AgentIdentity(host="fresh", pid=1))
+    assert isinstance(again, store.Claim) and isinstance(expected, store.Claim)
+    assert again.params == expected.params
+    assert fresh.fold.unread is not None, "still no body read"
 
 
 def test_torn_facts_are_not_used(tmp_path: Path) -> None:
