@@ -158,8 +158,11 @@ class BayesProposer:
         # with each allowed value in turn, 20,000 times a claim at 20,000 runs, for a few values
         self._index_memo: dict[tuple[str, type, Any], int] = {}
 
-    def facts(self, run: FoldedRun) -> BayesFacts:
-        """What bayes reads of ``run``, kept on it until a record changes it."""
+    def facts(self, run: FoldedRun | BayesFacts) -> BayesFacts:
+        """What bayes reads of ``run``, kept on it until a record changes it (facts as they are:
+        a snapshot's for a run it left unread, bayes_head.py)."""
+        if isinstance(run, BayesFacts):
+            return run
         if run.bayes_facts is None:
             end = run.last_end or {}
             history = bayes_history(end_values.history(end))
@@ -217,7 +220,7 @@ class BayesProposer:
             hit = self._index_memo[key] = int(param.value_to_idx(value))
         return hit
 
-    def propose(self, runs: Iterable[FoldedRun], n: int) -> list[dict[str, Any]]:
+    def propose(self, runs: Iterable[FoldedRun | BayesFacts], n: int) -> list[dict[str, Any]]:
         """``n`` proposals, as ``bayes_search_next_runs(runs, definition, n)`` makes them: each
         later one counts the earlier ones as pending runs."""
         facts = [self.facts(run) for run in runs]

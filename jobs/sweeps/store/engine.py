@@ -17,9 +17,10 @@ from typing import Any
 from sweepkit.jobs.sweeps.definition import quiet_sweeps_import, random_draw
 from sweepkit.jobs.sweeps.definition.grid import GridOrder
 from sweepkit.jobs.sweeps.state import plain
-from sweepkit.jobs.sweeps.store import end_values, grid_taken
+from sweepkit.jobs.sweeps.store import bayes_head, end_values, grid_taken
 from sweepkit.jobs.sweeps.store.bayes import (
     ENGINE_STATE,
+    BayesFacts,
     BayesProposer,
     bayes_history,
     bayes_run_class,
@@ -149,8 +150,14 @@ class Engine:
             # random search takes no runs: spare building 1,000 SweepRun objects for nothing
             proposals = random_search_next_runs(self.definition, n=n)
             return [plain(p.config) for p in proposals if p is not None]
+        return self.propose_bayes(n, runs)
+
+    def propose_bayes(self, n: int, runs: Iterable[FoldedRun | BayesFacts]) -> list[dict[str, Any]]:
+        """``n`` bayes proposals from every run, or its facts where a snapshot kept them for a run
+        it left unread (bayes_head.py), in the fold's order."""
+        quiet_sweeps_import()
         with limited_threads():
-            return self._bayes().propose(runs, n)
+            return self._bayes().propose(runs, n)  # type: ignore[no-any-return]
 
     def _bayes(self) -> Any:
         """The bayes proposer (bayes.py: the engine's bayes search, its per-run loops kept)."""
@@ -184,6 +191,17 @@ class Engine:
         if self._grid is None:
             self._grid = GridOrder(self.definition)
         return self._grid
+
+    def bayes_index(self) -> bayes_head.FactsIndex | None:
+        """A bayes sweep's fingerprint and what bayes reads of a run, which a snapshot keeps for
+        the runs its head leaves unread (bayes_head.py); None for the other methods."""
+        if self.method != "bayes":
+            return None
+        return bayes_head.fingerprint(self.definition), self._bayes_facts
+
+    def _bayes_facts(self, run: FoldedRun) -> BayesFacts:
+        quiet_sweeps_import()
+        return self._bayes().facts(run)  # type: ignore[no-any-return]
 
     def grid_index(self) -> GridIndex | None:
         """A grid sweep's order, in which a snapshot's head keeps the points its unread runs hold

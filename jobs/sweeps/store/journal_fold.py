@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sweepkit.jobs.sweeps.store import snapshot
-from sweepkit.jobs.sweeps.store.fold import Fold, apply
+from sweepkit.jobs.sweeps.store import bayes_head, snapshot
+from sweepkit.jobs.sweeps.store.bayes import BayesFacts
+from sweepkit.jobs.sweeps.store.fold import Fold, FoldedRun, apply
 from sweepkit.jobs.sweeps.store.grid_taken import GridIndex
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, Journal
 
@@ -44,10 +45,13 @@ class JournalFold:
         file_mode: int = SHARED_FILE_MODE,
         grid: GridIndex | None = None,
         rows_writer: RowsWriter | None = None,
+        bayes: bayes_head.FactsIndex | None = None,
     ):
         self.path = path
         self.file_mode = file_mode  # of the snapshot it writes (lab_group.file_mode)
         self.grid = grid  # a grid sweep's order: its snapshot's head keeps the points taken
+        self.bayes = bayes  # a bayes sweep's facts of a run: its snapshot keeps the unread runs'
+        self._bayes_kept: tuple[snapshot.Snapshot, bayes_head.KeptFacts | None] | None = None
         self.fold = blank
         self._journal = Journal(path / "journal.jsonl")
         self._snapshot_at = 0  # the journal offset of the last snapshot read or written
@@ -120,6 +124,30 @@ class JournalFold:
             gc.freeze()
         return fold
 
+    def bayes_runs(self) -> list[FoldedRun | BayesFacts] | None:
+        """Every run in the fold's order, those the snapshot's head left unread as the facts it
+        keeps of them (bayes_head.py); None (read every run) where it keeps none that hold: none
+        kept, of another definition, torn, or named by a record after the snapshot."""
+        found = self.unread_snapshot
+        if found is None or self.bayes is None:
+            return None
+        if self._bayes_kept is None or self._bayes_kept[0] is not found:
+            self._bayes_kept = found, self._kept_facts(found, self.bayes[0])
+        kept = self._bayes_kept[1]
+        if kept is None or not kept.ids.isdisjoint(self.named_after_snapshot):
+            return None  # (named: a journal edited by hand, whose full replay's answer differs)
+        return kept.every(self.fold.runs.values())
+
+    def _kept_facts(self, found: snapshot.Snapshot, name: str) -> bayes_head.KeptFacts | None:
+        data = snapshot.read_facts(self.path, found)
+        try:
+            placed = data if isinstance(data, str) else bayes_head.load(data, found.header, name)
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+        if isinstance(placed, str) or len(placed) != found.unread.count:
+            return None
+        return bayes_head.KeptFacts(placed, found.open)
+
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records (the caller holds the lock) and fold them in, with no re-read when this
         reader was at the end of the journal."""
@@ -153,6 +181,7 @@ class JournalFold:
             self.file_mode,
             grid=self.grid,
             extra=extra,
+            bayes=self.bayes,
         )
         if written:  # the next snapshot's rows start from this one's
             self._rows_base, self.named_after_snapshot = rows, set()

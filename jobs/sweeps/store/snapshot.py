@@ -5,7 +5,8 @@ The journal is append-only: the fold of its first ``offset`` bytes never changes
 loads it and replays only the journal's bytes after ``offset``. Its bytes are in
 snapshot_format.py: a small head with the open (running and queued) runs and the counts of the
 others, which is all a claim reads, and a body with the others, read only when something asks
-for every run (``read_all``: status, the report, a bayes proposal, a view of such a run).
+for every run (``read_all``: the report, a view of such a run, a bayes proposal where the
+snapshot keeps no facts of them: bayes_head.py).
 This module does the I/O; the fold (fold.py) gets what it reads.
 
 The header keeps checksums of the journal's first and last ``CHECK_BYTES`` bytes before
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweepkit.jobs.sweeps.store import bayes_head
 from sweepkit.jobs.sweeps.store.fold import Ahead, Fold, FoldedRun, Unread, apply
 from sweepkit.jobs.sweeps.store.grid_taken import GridIndex
 from sweepkit.jobs.sweeps.store.journal import SHARED_FILE_MODE, checked_body, parse_bodies
@@ -170,8 +172,10 @@ def _load(fd: int) -> Snapshot | str | None:
     if version not in READABLE:
         return f"version {version if version is not None else '?'} is not {VERSION}"
     body_at = newline + 1 + int(header["head_len"])
-    if size != body_at + int(header["body_len"]):
-        return f"it has {size} bytes, its header says {body_at + int(header['body_len'])} (a torn file)"
+    # a bayes sweep's facts after the body (bayes_head.py; none in version 5)
+    end = body_at + int(header["body_len"]) + int(header.get("facts_len", 0))
+    if size != end:
+        return f"it has {size} bytes, its header says {end} (a torn file)"
     head = first[newline + 1 : body_at]
     if len(first) < body_at:
         head += _pread(fd, body_at - len(first), len(first))
@@ -229,6 +233,24 @@ def read_all(sweep_dir: Path, found: Snapshot, journal: Path, blank: Callable[[]
     return fold
 
 
+def read_facts(sweep_dir: Path, found: Snapshot) -> bytes | str:
+    """The bytes of ``found``'s bayes facts (bayes_head.py), if the file is still the one whose
+    head was read; or why not (none kept, replaced, unreadable)."""
+    length = int(found.header.get("facts_len", 0))
+    if length <= 0:
+        return "it keeps no bayes facts"
+    at = len(found.header_line) + 1 + int(found.header["head_len"]) + int(found.header["body_len"])
+    try:
+        with open(sweep_dir / SNAPSHOT_NAME, "rb") as f:
+            if f.readline().rstrip(b"\n") != found.header_line:
+                return "it was replaced meanwhile"
+            f.seek(at)
+            data = f.read(length)
+    except OSError as err:
+        return f"it cannot be read ({err.strerror})"
+    return data if len(data) == length else "it was cut short"
+
+
 def _fold_prefix(journal: Path, offset: int, blank: Callable[[], Fold]) -> Fold:
     """The fold of the journal's first ``offset`` bytes."""
     try:
@@ -260,9 +282,11 @@ def write(
     *,
     grid: GridIndex | None = None,
     extra: dict[str, Any] | None = None,
+    bayes: bayes_head.FactsIndex | None = None,
 ) -> bool:
     """Write the snapshot of ``fold``, the fold of the journal's first ``offset`` bytes (``grid``:
-    a grid sweep's order, grid_taken.py; ``extra``: more header fields, json_rows.py's). Best
+    a grid sweep's order, grid_taken.py; ``extra``: more header fields, json_rows.py's; ``bayes``:
+    a bayes sweep's facts of a run, kept after the body for the unread runs, bayes_head.py). Best
     effort: False (and nothing left behind) if it cannot be written, as on a read-only folder."""
     path = sweep_dir / SNAPSHOT_NAME
     tmp = sweep_dir / f".{SNAPSHOT_NAME}.{HOST}.{os.getpid()}.tmp"
@@ -277,6 +301,7 @@ def write(
             (i, run) for i, (run_id, run) in enumerate(fold.runs.items()) if run_id not in fold.open
         ]
         table = _table_part(fold, unread)
+        facts = bayes_head.section(unread, bayes)
         data = dump(
             fold.runs,
             list(fold.open),
@@ -287,8 +312,9 @@ def write(
             fold.ahead,
             table=table,
             grid=grid,
-            extra=extra,
+            extra={**(extra or {}), **bayes_head.header_fields(facts)},
         )
+        data += facts
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
             view = memoryview(data)

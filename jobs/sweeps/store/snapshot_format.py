@@ -2,15 +2,16 @@
 
 Version 6 (and 5, whose head has no ``table`` and no ``grid``; a file of another version is not
 used: the journal is replayed): a head that a claim reads, and a body that only readers of every
-run read (status, the report, a bayes proposal)::
+run read (the report, a bayes proposal where no facts are kept)::
 
     {"v", "offset", "head_crc", "tail_crc", "target_hit", "head_len", "body_len", "body_crc",
-     ["rows",] "crc"}\\n                                                     (the header)
+     ["rows",] ["facts_len", "facts_crc",] "crc"}\\n                                                     (the header)
     {"open": [[run_id, order, params, claims, ends], ...], "count", "done", "states",
      "outcomes": [scored, failed, failed_trained, [run_id, end] or null],
      "ahead": [ended, [propose record, ...]], "table": {...} or null,
      "grid": [fingerprint, [start, end, ...]] or null}\\n                     (the head)
     [[run_id, state, k, crashes, start, length, order], ...]\\n <records>  (the body)
+    {"fp", "finite", "ids", "order", "facts"}\\n   (a bayes sweep's facts, bayes_head.py)
 
 The head holds the open runs (running and queued) whole, and of the others (ended, not queued)
 only their number by state, how many are done, and what the broken-sweep rule reads of them
@@ -21,7 +22,9 @@ by (``fold.Ahead``; version 4 had no ``ahead``: a claim could not take a proposa
 what ``status``'s table shows of the runs it leaves unread (``table``, table_head.py), and in a
 grid sweep the grid points those runs hold (``grid``, grid_taken.py); version 5 had neither: status
 and a grid claim read every run. ``crc`` covers the header and the head;
-``body_crc`` the body, which is checked when it is read. ``rows`` (optional) says which prefix of
+``body_crc`` the body, which is checked when it is read. A bayes sweep's snapshot (version 6) ends
+with what a bayes proposal reads of the body's runs, ``facts_len`` bytes checked by ``facts_crc``
+(both in the header only where it has them), so that a bayes claim reads no body. ``rows`` (optional) says which prefix of
 the file ``journal.rows`` holds the body's runs as ``status --json`` writes them (json_rows.py).
 ``order`` is each run's place in the fold
 (first claim first), so that the fold read in two parts keeps the journal's order.

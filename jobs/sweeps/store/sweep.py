@@ -86,6 +86,7 @@ class LocalSweep:
         self._engine, self._taker = Engine(self.definition), ahead.Taker()
         rows = json_rows.writer(path, self.reader, self.file_mode)
         self._state = JournalFold(path, blank, self.file_mode, self._engine.grid_index(), rows)
+        self._state.bayes = self._engine.bayes_index()
         self._lock: SweepLock | None = None
         disk = DiskEvidence(path, self.sweep_id)  # what the folder shows of lost claims
         self._recovery = Recovery(disk, self._state, self.reader, self.leases.expired, self.lease_s)
@@ -219,10 +220,11 @@ class LocalSweep:
     def _propose(self, n: int) -> list[dict[str, Any]]:
         """``n`` proposals from the engine, on the runs as last read (random search reads none); a
         fresh bayes agent's: a pending proposal made ahead, if any (ahead.py)."""
-        if self.definition.get("method") == "bayes" and (
-            made := self._taker.take(self.fold, self._engine)
-        ):
-            return [made]
+        if self.definition.get("method") == "bayes":
+            if made := self._taker.take(self.fold, self._engine):
+                return [made]
+            if every := self._state.bayes_runs():  # the snapshot's facts of its unread runs
+                return self._engine.propose_bayes(n, every)
         self._read_for_grid()
         if self.definition.get("method") not in ("random", "grid"):
             self._state.read_all()
