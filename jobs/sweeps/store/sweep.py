@@ -68,6 +68,7 @@ class LocalSweep:
             raise UserError(f"cannot read sweep {path}: {err}; the folder is damaged") from None
         # said once by whoever runs the sweep's program (the agent); sweep.yaml stays as written
         self.legacy_command_warning = upgrade_legacy_command(self.definition)
+        self._run_cap: int | None = self.definition.get("run_cap")
         self.meta = meta
         self.sweep_id: str = meta["sweep_id"]
         self.created_at: str = meta["created_at"]
@@ -260,11 +261,12 @@ class LocalSweep:
             self.write_snapshot()  # outside the lock, rarely (after ~1 MB of journal)
             # outside the lock: a lease read per running run
             suspects = self.leases.expired_running(list(self.fold.open.values()), me)
+            seen_open = set(self.fold.open)
             due = self._recovery.due()  # the journal read on, then one listing of runs/
             with self.lock() as lock:
                 self._state.catch_up()
-                ended = self._end_expired(suspects, me)
                 self._recovery.check(me, due)  # the claims the journal lost, appended
+                ended = self._end_expired(suspects, seen_open, me)
                 # grid proposals made before claims appended meanwhile may be taken: made again
                 stale = self.definition.get("method") == "grid" and self._state.offset != seen_at
                 stale = stale or self._taker.gone(self.fold)  # a proposal made ahead, taken since
@@ -342,22 +344,18 @@ class LocalSweep:
         """Append a bayes proposal made ahead for a fresh agent, if none is pending (ahead.py)."""
         return ahead.put_ahead(self._state, self._engine, self.lock(), self._run_cap, by, load)
 
-    @property
-    def _run_cap(self) -> int | None:
-        return self.definition.get("run_cap")
-
-    def _end_expired(self, suspects: list[str], me: AgentIdentity) -> list[tuple[str, int]]:
-        """End the suspects' attempts whose lease expired, read again under the lock (a heartbeat
-        may have come meanwhile; the hold grows with the suspects only); returns them (run, k)."""
-        now = time.time()
-        expired = [
-            r
-            for r in (self.fold.runs[run_id] for run_id in suspects)
-            if r.state == "running" and self.leases.expired(r, me, now)
-        ]
+    def _end_expired(
+        self, suspects: list[str], seen_open: set[str], me: AgentIdentity
+    ) -> list[tuple[str, int]]:
+        """End the attempts whose lease expired, read again under the lock, of the suspects and of
+        the runs opened since ``seen_open`` (claims appended meanwhile, or recovered from the
+        folder: their holder may be gone); returns them (run, k). The hold grows with these only."""
+        suspects = suspects + [run_id for run_id in self.fold.open if run_id not in seen_open]
+        found = self.leases.expired_running([self.fold.runs[run_id] for run_id in suspects], me)
+        expired, now = [self.fold.runs[run_id] for run_id in found], time.time()
         records = [
-            claim_policy.expired_end(run, self.reader.reconciled(run), me, now, self.lease_s)
-            for run in expired
+            claim_policy.expired_end(r, self.reader.reconciled(r), me, now, self.lease_s)
+            for r in expired
         ]
         if records:
             self._state.append(records)

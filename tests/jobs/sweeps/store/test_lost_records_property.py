@@ -157,3 +157,24 @@ def test_a_cut_or_torn_journal_loses_no_run(
         _check(sweep.path, truth)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_first_record_cut_before_its_newline_with_a_snapshot_loses_no_run(
+    roots: Path,
+) -> None:
+    """Found by the long profile: the journal cut just before its first record's newline, a
+    snapshot written after the seventh op. The run left running (its agent gone) is recovered
+    from its folder under the lock; the expiry pass ran before that recovery, so the claim said
+    "1 running on other agents" instead of ending it. Now the runs opened under the lock are
+    suspects too."""
+    ops = [("failed", 0), ("finished", 0), ("stopped", 0), ("running", 2), ("finished", 1)]
+    ops += [("crashed", 0), ("finished", 0), ("finished", 1), ("failed", 0)]
+    root = Path(tempfile.mkdtemp(dir=roots))
+    try:
+        sweep = _make(root, ops, 6)
+        truth = _truth(sweep.path)
+        journal = sweep.path / "journal.jsonl"
+        cut(journal, len(journal.read_bytes().splitlines(keepends=True)[0]) - 1)
+        _check(sweep.path, truth)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
