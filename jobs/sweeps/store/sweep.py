@@ -357,8 +357,9 @@ class LocalSweep:
             claim_policy.expired_end(r, self.reader.reconciled(r), me, now, self.lease_s)
             for r in expired
         ]
-        if records:
+        if records:  # queued now: the claims of their next attempts may be lost, as theirs were
             self._state.append(records)
+            self._recovery.check(me, due=False)
         return [(run.run_id, run.k) for run in expired]
 
     def append(self, records: list[dict[str, Any]]) -> None:

@@ -212,4 +212,3 @@ def test_a_recovered_running_run_whose_agent_beats_stays_its_agents(
     waiting = store.open_sweep(sweep.path).claim(_agent(3))
     assert isinstance(waiting, store.NoClaim) and not waiting.complete
     capsys.readouterr()
-
