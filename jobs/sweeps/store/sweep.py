@@ -349,8 +349,8 @@ class LocalSweep:
     ) -> list[tuple[str, int]]:
         """End the attempts whose lease expired, read again under the lock, of the suspects and of
         the runs opened since ``seen_open`` (claims appended meanwhile, or recovered from the
-        folder: their holder may be gone), and recover the later attempts of those runs that the
-        journal lost (recovery.py); returns them (run, k). The hold grows with these only."""
+        folder: their holder may be gone), then the lost later attempts of runs queued under the
+        lock (recovery.py): these, or by a torn record read; returns (run, k) of the ended."""
         suspects = suspects + [run_id for run_id in self.fold.open if run_id not in seen_open]
         found = self.leases.expired_running([self.fold.runs[run_id] for run_id in suspects], me)
         expired, now = [self.fold.runs[run_id] for run_id in found], time.time()
@@ -358,9 +358,9 @@ class LocalSweep:
             claim_policy.expired_end(r, self.reader.reconciled(r), me, now, self.lease_s)
             for r in expired
         ]
-        if records:  # queued now: the claims of their next attempts may be lost too
+        if records:
             self._state.append(records)
-            self._recovery.check(me, due=False)
+        self._recovery.check(me, due=False)  # one stat per queued run
         return [(run.run_id, run.k) for run in expired]
 
     def append(self, records: list[dict[str, Any]]) -> None:
