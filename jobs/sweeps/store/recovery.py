@@ -99,7 +99,7 @@ class DiskEvidence:
         """The queued runs whose next attempts were handed out and started (their claim tokens,
         and the parameter file written after them), though the fold has no claim of them: one
         ``stat`` per queued run, of its next attempt's token. (A running run whose end record was
-        lost too is queued once its lease is gone: the claim ends it before this is asked.)"""
+        lost too is queued once its lease is gone: the claim that ends it asks again.)"""
         found = []
         for run in list(fold.open.values()):
             if not run.queued(fold.max_retries):

@@ -349,7 +349,8 @@ class LocalSweep:
     ) -> list[tuple[str, int]]:
         """End the attempts whose lease expired, read again under the lock, of the suspects and of
         the runs opened since ``seen_open`` (claims appended meanwhile, or recovered from the
-        folder: their holder may be gone); returns them (run, k). The hold grows with these only."""
+        folder: their holder may be gone), then the lost later attempts of runs queued under the
+        lock (recovery.py): these, or by a torn record read; returns (run, k) of the ended."""
         suspects = suspects + [run_id for run_id in self.fold.open if run_id not in seen_open]
         found = self.leases.expired_running([self.fold.runs[run_id] for run_id in suspects], me)
         expired, now = [self.fold.runs[run_id] for run_id in found], time.time()
@@ -359,6 +360,7 @@ class LocalSweep:
         ]
         if records:
             self._state.append(records)
+        self._recovery.check(me, due=False)  # one stat per queued run
         return [(run.run_id, run.k) for run in expired]
 
     def append(self, records: list[dict[str, Any]]) -> None:

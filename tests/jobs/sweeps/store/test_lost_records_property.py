@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,5 +177,78 @@ def test_a_first_record_cut_before_its_newline_with_a_snapshot_loses_no_run(
         journal = sweep.path / "journal.jsonl"
         cut(journal, len(journal.read_bytes().splitlines(keepends=True)[0]) - 1)
         _check(sweep.path, truth)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_lost_later_attempt_of_a_run_whose_lease_the_claim_ends_is_recovered(
+    roots: Path,
+) -> None:
+    """Found by the long profile: the journal cut after a run's first claim, losing the end of
+    that attempt (its lease expired) and the claim of its next attempt, which started (its token,
+    and the parameter file written after it) and whose agent died. The claim ends the first
+    attempt as its lease expired, which queues the run; the recovery of later attempts had run
+    before that, so the next attempt's token looked taken by a live claim and the claim said
+    "nothing to claim" with the sweep not complete. Now the attempts ended under the lock have
+    their later attempts recovered too, and the claim goes on."""
+    root = Path(tempfile.mkdtemp(dir=roots))
+    try:
+        sweep = store.create_sweep(grid({"a": [1]}), root, "test", lease_s=0.001)
+        first = sweep.claim(_agent(0))
+        assert isinstance(first, store.Claim)
+        launch(sweep, first)  # its agent dies while it runs
+        journal = sweep.path / "journal.jsonl"
+        kept = journal.stat().st_size  # the first claim only
+        time.sleep(0.01)  # its lease (a millisecond) expired
+        second = sweep.claim(_agent(1))  # ends the first attempt (lease expired), resumes the run
+        assert isinstance(second, store.Claim) and second.resumed, second
+        launch(sweep, second)  # its agent dies while it runs
+        cut(journal, kept)
+        time.sleep(0.01)
+
+        claim = store.open_sweep(sweep.path).claim(_agent(2))
+        if isinstance(claim, store.NoClaim):
+            assert claim.complete, claim.message  # the run used up its retries: crashed
+        else:
+            assert (claim.run_id, claim.k) == (first.run_id, second.k + 1), claim
+        after = store.open_sweep(sweep.path).refresh()[first.run_id]
+        assert after.claims[second.k].get("recovered"), after.claims
+        assert after.ends[first.k]["state"] == after.ends[second.k]["state"] == "crashed"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_lost_later_attempt_of_a_run_queued_by_a_torn_last_record_is_recovered(
+    roots: Path,
+) -> None:
+    """Found by the long profile: the journal cut just before the newline of a run's lease-expired
+    end, losing its next attempt's claim and end (it finished). The torn last record is read only
+    once the claim appends after it, under the lock, after the recovery of later attempts had
+    looked at the run while it was still running: its next attempt's token looked taken by a live
+    claim and the claim said "nothing to claim" with the sweep not complete. (Another run's lost
+    claim makes the claim append its recovery first, which ends the torn record.)"""
+    root = Path(tempfile.mkdtemp(dir=roots))
+    try:
+        sweep = store.create_sweep(grid({"a": [1, 2]}), root, "test", lease_s=0.001)
+        first = sweep.claim(_agent(0))
+        assert isinstance(first, store.Claim)
+        launch(sweep, first)  # its agent dies while it runs
+        time.sleep(0.01)  # its lease (a millisecond) expired
+        second = sweep.claim(_agent(1))  # ends the first attempt, resumes the run
+        assert isinstance(second, store.Claim) and second.resumed, second
+        launch(sweep, second)
+        end(sweep, second, _agent(1), "finished")
+        other = sweep.claim(_agent(2))
+        assert isinstance(other, store.Claim) and not other.resumed, other
+        launch(sweep, other)
+        end(sweep, other, _agent(2), "failed")
+        journal = sweep.path / "journal.jsonl"
+        lines = journal.read_bytes().splitlines(keepends=True)
+        cut(journal, len(lines[0]) + len(lines[1]) - 1)  # the first attempt's end, torn
+
+        claim = store.open_sweep(sweep.path).claim(_agent(3))
+        assert isinstance(claim, store.NoClaim) and claim.complete, claim
+        after = store.open_sweep(sweep.path).refresh()[first.run_id]
+        assert after.state == "finished" and after.claims[second.k].get("recovered"), after
     finally:
         shutil.rmtree(root, ignore_errors=True)
