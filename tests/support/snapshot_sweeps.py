@@ -47,7 +47,7 @@ def work(sweep: store.LocalSweep, n: int, seed: int, leave_running: int = 2) -> 
 
 def facts(sweep: store.LocalSweep) -> dict[str, Any]:
     """What a reader knows: every folded run, the views status shows, counts, best run."""
-    runs = sweep.refresh()
+    runs = dict(sweep.refresh())  # a copy: the views below read on, and other agents append
     # first what the snapshot's index says (state, attempt, crashes), then the records parsed
     folded = {rid: (r.state, r.k, r.crashes) for rid, r in runs.items()}
     folded_open = sorted(sweep.open_runs())
